@@ -1,0 +1,302 @@
+"""The one Alibaba Cloud SMS (Dysmsapi 2017-05-25) client of the package.
+
+It wraps ``aliyun-python-sdk-core`` and defuses its traps (see the README's notes):
+HTTPS is set with the SDK's own constant, business errors that arrive as HTTP 200 become
+exceptions, the SDK's own log lines (which carry the AccessKeyId, the phone numbers and
+the template parameters) are dropped, retries are off, timeouts are short, and no
+exception text ever contains a secret, a code or a provider message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from .config import get_setting
+from .errors import ConfigurationError
+
+API_VERSION = "2017-05-25"
+MAX_PHONES_PER_CALL = 1000  # SendSms accepts at most 1000 comma-separated numbers
+
+# Error codes of the client, as the low-code SMS element defined them.
+PARAM_MISSING = 46001      # a parameter missing or the phone list empty
+PROVIDER_ERROR = 46002     # Alibaba Cloud answered with an error
+REQUEST_FAILED = 46003     # the request itself failed (network, timeout, unreadable answer)
+
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+# Substrings of the SDK's SDK.HttpError text that mean "no request reached the server".
+_NOT_SENT_MARKERS = ("Connection refused", "NewConnectionError", "ConnectTimeout",
+                     "connect timeout", "NameResolutionError", "Name or service not known",
+                     "nodename nor servname", "getaddrinfo", "SSLError",
+                     "CERTIFICATE_VERIFY_FAILED")
+
+
+class AliyunSmsError(Exception):
+    """A failed Dysmsapi call.
+
+    ``code`` is 46001 (bad arguments, nothing sent), 46002 (Alibaba Cloud answered with an
+    error: ``provider_code`` and ``request_id`` say which) or 46003 (the request failed;
+    ``delivery_unknown`` is true when it may have reached Alibaba Cloud — a read timeout
+    after the request left — in which case it must not be retried blindly).
+    """
+
+    def __init__(self, code: int, message: str, *, provider_code: str | None = None,
+                 request_id: str | None = None, http_status: int | None = None,
+                 delivery_unknown: bool = False, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.provider_code = provider_code
+        self.request_id = request_id
+        self.http_status = http_status
+        self.delivery_unknown = delivery_unknown
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        parts = [f"[{self.code}] {self.message}"]
+        if self.provider_code:
+            parts.append(f"provider code {self.provider_code}")
+        if self.request_id:
+            parts.append(f"request id {self.request_id}")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class SendSmsResponse:
+    """Alibaba Cloud's answer to one SendSms call."""
+
+    code: str
+    message: str
+    biz_id: str | None
+    request_id: str | None
+    out_id: str | None = None
+    phone_numbers: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.code == "OK"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The provider's field names: Code, Message, BizId, RequestId (plus OutId)."""
+        return {"Code": self.code, "Message": self.message, "BizId": self.biz_id,
+                "RequestId": self.request_id, "OutId": self.out_id}
+
+
+class _DropRecords(logging.Filter):
+    """The SDK logs whole URLs and server string-to-sign texts (AccessKeyId, phone numbers,
+    TemplateParam with the code) at ERROR and DEBUG; raising its level does not stop them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+_SDK_LOGGERS = ("aliyunsdkcore", "aliyunsdkcore.client", "aliyunsdkcore.http.http_response",
+                "aliyunsdkcore.retry.retry_condition",
+                "aliyunsdkcore.auth.signers.access_key_signer")
+
+
+def silence_sdk_logs() -> None:
+    """Drop every record of the SDK's own loggers (idempotent)."""
+    for name in _SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropRecords) for f in logger.filters):
+            logger.addFilter(_DropRecords())
+
+
+silence_sdk_logs()
+
+
+def _is_loopback(endpoint: str) -> bool:
+    host = urlsplit(f"//{endpoint}").hostname or ""
+    return host in _LOOPBACK_HOSTS or host.startswith("127.")
+
+
+class AliyunSms:
+    """A thread-safe Dysmsapi client: one instance per app or process is enough.
+
+    Credentials fall back to ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``_SECRET`` from the
+    environment, the convention of Alibaba's own tools.
+    """
+
+    def __init__(self, access_key_id: str | None = None, access_key_secret: str | None = None,
+                 sign_name: str | None = None, *, region: str = "cn-hangzhou",
+                 endpoint: str = "dysmsapi.aliyuncs.com", protocol: str = "https",
+                 timeout: float = 5.0, connect_timeout: float | None = None,
+                 max_concurrency: int = 4) -> None:
+        access_key_id = access_key_id or os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        access_key_secret = access_key_secret or os.environ.get(
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        if not access_key_id:
+            raise ConfigurationError("SMSCODE_ALIYUN_ACCESS_KEY_ID (or the environment "
+                                     "variable ALIBABA_CLOUD_ACCESS_KEY_ID) is not set.")
+        if not access_key_secret:
+            raise ConfigurationError("SMSCODE_ALIYUN_ACCESS_KEY_SECRET (or the environment "
+                                     "variable ALIBABA_CLOUD_ACCESS_KEY_SECRET) is not set.")
+        protocol = str(protocol).lower()
+        if protocol not in ("https", "http"):
+            raise ConfigurationError("SMSCODE_ALIYUN_PROTOCOL must be 'https' or 'http'.")
+        if protocol == "http" and not _is_loopback(endpoint):
+            raise ConfigurationError(
+                "SMSCODE_ALIYUN_PROTOCOL 'http' is only allowed for a loopback "
+                "SMSCODE_ALIYUN_ENDPOINT: plain HTTP puts the AccessKeyId and the code on "
+                "the wire in clear.")
+        if not isinstance(timeout, (int, float)) or not 0 < timeout <= 60:
+            raise ConfigurationError("SMSCODE_ALIYUN_TIMEOUT_SECONDS must be in (0, 60].")
+        self._access_key_id = access_key_id
+        self._access_key_secret = access_key_secret
+        self.sign_name = sign_name
+        self.region = region
+        self.endpoint = endpoint
+        self.protocol = protocol
+        self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout or min(timeout, 3.0))
+        self.max_concurrency = max(1, int(max_concurrency))
+        self._acs: Any = None
+        self._acs_lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never show the secret
+        return (f"<AliyunSms endpoint={self.endpoint!r} region={self.region!r} "
+                f"sign_name={self.sign_name!r}>")
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> AliyunSms:
+        """Build from the ``SMSCODE_ALIYUN_*`` keys of a Flask config (or any mapping)."""
+
+        def get(key: str) -> Any:
+            return get_setting(config, key)
+
+        return cls(get("SMSCODE_ALIYUN_ACCESS_KEY_ID"), get("SMSCODE_ALIYUN_ACCESS_KEY_SECRET"),
+                   get("SMSCODE_ALIYUN_SIGN_NAME"), region=get("SMSCODE_ALIYUN_REGION"),
+                   endpoint=get("SMSCODE_ALIYUN_ENDPOINT"),
+                   protocol=get("SMSCODE_ALIYUN_PROTOCOL"),
+                   timeout=get("SMSCODE_ALIYUN_TIMEOUT_SECONDS"))
+
+    # -- the SDK -------------------------------------------------------------------------
+    def _client(self) -> Any:
+        """The shared AcsClient, built on first use (importing the SDK costs ~0.1 s)."""
+        if self._acs is None:
+            with self._acs_lock:
+                if self._acs is None:
+                    from aliyunsdkcore.client import AcsClient
+
+                    self._acs = AcsClient(
+                        self._access_key_id, self._access_key_secret, self.region,
+                        auto_retry=False, max_retry_time=0, timeout=self.timeout,
+                        connect_timeout=self.connect_timeout,
+                        # the SDK honours HTTP_PROXY but ignores NO_PROXY
+                        proxy={"http": None, "https": None},
+                        pool_size=max(10, self.max_concurrency))
+        return self._acs
+
+    def call(self, action: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """Make one Dysmsapi RPC call and return the decoded JSON answer.
+
+        Raises :class:`AliyunSmsError` 46002 for an HTTP error answer and 46003 when the
+        request failed; a ``Code`` other than ``OK`` in a 200 answer is left to the caller.
+        """
+        from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
+        from aliyunsdkcore.http import protocol_type
+        from aliyunsdkcore.request import CommonRequest
+
+        request = CommonRequest(domain=self.endpoint, version=API_VERSION, action_name=action)
+        request.set_method("POST")
+        # The SDK compares with `is`: only its own constants select HTTPS reliably.
+        request.set_protocol_type(protocol_type.HTTPS if self.protocol == "https"
+                                  else protocol_type.HTTP)
+        request.set_accept_format("json")
+        for key, value in params.items():
+            if value is not None:  # add_query_param(k, None) would send "None"
+                request.add_query_param(key, value)
+        try:
+            body = self._client().do_action_with_exception(request)
+        except ServerException as exc:
+            raise AliyunSmsError(
+                PROVIDER_ERROR,
+                f"Alibaba Cloud refused the {action} call (HTTP {exc.get_http_status()})",
+                provider_code=exc.get_error_code(), request_id=exc.get_request_id(),
+                http_status=exc.get_http_status()) from None
+        except ClientException as exc:
+            text = str(exc.get_error_msg() or "")
+            not_sent = any(marker in text for marker in _NOT_SENT_MARKERS)
+            kind = "could not reach Alibaba Cloud" if not_sent else \
+                "got no answer from Alibaba Cloud (the message may have been sent)"
+            raise AliyunSmsError(REQUEST_FAILED, f"The {action} call {kind}",
+                                 provider_code=exc.get_error_code(),
+                                 delivery_unknown=not not_sent) from None
+        except Exception as exc:  # the SDK raises e.g. IndexError on some 400 answers
+            raise AliyunSmsError(REQUEST_FAILED,
+                                 f"The {action} call failed ({type(exc).__name__})") from None
+        try:
+            answer = json.loads(body)
+            if not isinstance(answer, dict):
+                raise ValueError
+        except ValueError:
+            raise AliyunSmsError(REQUEST_FAILED,
+                                 f"The {action} answer was not a JSON object") from None
+        return answer
+
+    # -- SendSms -------------------------------------------------------------------------
+    def send_sms(self, phone_numbers: list[str] | tuple[str, ...], template_code: str,
+                 params: Mapping[str, Any] | None = None, *, out_id: str | None = None,
+                 sign_name: str | None = None) -> SendSmsResponse:
+        """One SendSms call to at most 1000 numbers, already in the provider's format.
+
+        Parameter values are sent as strings (Alibaba rejects others). Raises
+        :class:`AliyunSmsError` unless Alibaba Cloud answered ``Code == "OK"``.
+        """
+        sign = sign_name or self.sign_name
+        if not phone_numbers:
+            raise AliyunSmsError(PARAM_MISSING, "The phone list is empty")
+        if len(phone_numbers) > MAX_PHONES_PER_CALL:
+            raise AliyunSmsError(PARAM_MISSING, f"SendSms takes at most {MAX_PHONES_PER_CALL} "
+                                                "numbers per call")
+        if not sign:
+            raise AliyunSmsError(PARAM_MISSING, "No sign name (verifySign / "
+                                                "SMSCODE_ALIYUN_SIGN_NAME) was given")
+        if not template_code:
+            raise AliyunSmsError(PARAM_MISSING, "No template code was given")
+        out_id = out_id or uuid.uuid4().hex
+        template_param = json.dumps({str(k): _as_text(v) for k, v in (params or {}).items()},
+                                    ensure_ascii=False, separators=(",", ":"))
+        answer = self.call("SendSms", {
+            "PhoneNumbers": ",".join(phone_numbers), "SignName": sign,
+            "TemplateCode": template_code, "TemplateParam": template_param, "OutId": out_id,
+        })
+        response = SendSmsResponse(
+            code=str(answer.get("Code", "")), message=str(answer.get("Message", "")),
+            biz_id=answer.get("BizId"), request_id=answer.get("RequestId"), out_id=out_id,
+            phone_numbers=tuple(phone_numbers))
+        if not response.ok:
+            raise AliyunSmsError(
+                PROVIDER_ERROR, f"Alibaba Cloud answered SendSms with {response.code or 'no code'}",
+                provider_code=response.code or None, request_id=response.request_id,
+                http_status=200, retry_after=_flow_control_wait(response))
+        return response
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def _flow_control_wait(response: SendSmsResponse) -> int | None:
+    """Seconds to wait after isv.BUSINESS_LIMIT_CONTROL, from the window its message names."""
+    if response.code != "isv.BUSINESS_LIMIT_CONTROL":
+        return None
+    if "天" in response.message or "day" in response.message.lower():
+        return 86400
+    if "小时" in response.message or "hour" in response.message.lower():
+        return 3600
+    return 60

@@ -1,0 +1,337 @@
+"""The decisions: send (normalise, gate, generate, store, send, settle) and verify.
+
+One :class:`SmsCodeService` exists per Flask app, in ``app.extensions["smscode"]``; it
+holds no reference to the app. Public functions at the bottom reach it through
+``current_app``, for views and app factories that use the Python API directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app
+
+from .codes import generate_code, hash_code, is_well_formed
+from .config import Settings
+from .errors import (
+    CodeExpired,
+    InvalidCode,
+    InvalidRequest,
+    InvalidToken,
+    ProviderError,
+    SmsCodeError,
+    StorageUnavailable,
+    Throttled,
+    TooManyAttempts,
+)
+from .events import log_event
+from .phones import mask_phone, normalize_phone
+from .ratelimit import IpLimiter
+from .senders import DeliveryUnconfirmed, Sender, build_sender
+from .signals import code_sent, code_verified, verification_failed
+from .stores import PhoneStatus, Store, VerifyOutcome, store_from_uri
+from .tokens import TokenSigner, VerifiedPhone
+
+EXTENSION_KEY = "smscode"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """A code is live for ``phone``. ``delivery`` is ``"sent"``, or ``"unconfirmed"`` when
+    the provider did not answer in time (the SMS may still arrive; do not resend early)."""
+
+    phone: str
+    purpose: str
+    expires_in: int
+    resend_in: int
+    delivery: str
+
+    @property
+    def masked_phone(self) -> str:
+        return mask_phone(self.phone)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ok": True, "phone": self.masked_phone, "purpose": self.purpose,
+                "expires_in": self.expires_in, "resend_in": self.resend_in,
+                "delivery": self.delivery}
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """``phone`` was verified for ``purpose``; ``token`` proves it to your own views."""
+
+    phone: str
+    purpose: str
+    token: str
+    expires_in: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ok": True, "phone": self.phone, "purpose": self.purpose, "token": self.token,
+                "token_expires_in": self.expires_in}
+
+
+class SmsCodeService:
+    """Per-app state: validated settings, the store, the sender, the IP limiter."""
+
+    def __init__(self, config: Mapping[str, Any], *, debug: bool = False,
+                 testing: bool = False) -> None:
+        self.settings = s = Settings.from_config(config)
+        relaxed = debug or testing
+        if s.storage_uri.startswith("memory") and not relaxed:
+            warnings.warn(
+                "flask-smscode is using the in-memory store (SMSCODE_STORAGE_URI = "
+                "'memory://'): each worker process keeps its own codes and throttles, so a "
+                "code sent through one gunicorn worker fails on another and every limit is "
+                "multiplied by the number of workers. Set SMSCODE_STORAGE_URI to a "
+                "redis:// URI in production.", UserWarning, stacklevel=3)
+        if s.sender == "console" and not relaxed:
+            warnings.warn(
+                "flask-smscode is using the console sender: no SMS is sent. Set "
+                "SMSCODE_SENDER = 'aliyun' in production.", UserWarning, stacklevel=3)
+        self.store: Store = store_from_uri(s.storage_uri, key_prefix=s.key_prefix,
+                                           timeout=s.storage_timeout, **s.storage_options)
+        self.sender: Sender = build_sender(s.sender, config, show_code=relaxed,
+                                           purposes=s.purposes)
+        self.ip_limiter = IpLimiter.for_store(s.storage_uri, self.store, s.key_prefix,
+                                              send=s.ip_send_limits, verify=s.ip_verify_limits)
+        # Separate keys for the code HMAC and the token signature, both from the app secret.
+        self._hash_key = hmac.new(s.secret, b"flask-smscode code hash", hashlib.sha256).digest()
+        self.tokens = TokenSigner(s.secret, s.token_ttl)
+
+    # -- inputs --------------------------------------------------------------------------
+    def check_purpose(self, purpose: object) -> str:
+        if not isinstance(purpose, str) or purpose not in self.settings.purposes:
+            raise InvalidRequest("purpose must be one of: " + ", ".join(self.settings.purposes),
+                                 field="purpose")
+        return purpose
+
+    def normalize(self, phone: object) -> str:
+        """E.164 form of ``phone`` under this app's region settings."""
+        if not isinstance(phone, str):
+            raise InvalidRequest("phone must be a string.", field="phone")
+        return normalize_phone(phone, self.settings.default_region,
+                               self.settings.allowed_regions)
+
+    # -- send ----------------------------------------------------------------------------
+    def send(self, phone: str, purpose: str = "login", *,
+             client_ip: str | None = None) -> SendResult:
+        """Issue a code to ``phone`` for ``purpose`` (raises an :class:`SmsCodeError`)."""
+        s = self.settings
+        started = time.monotonic()
+        if client_ip is not None:
+            self.ip_limiter.hit("send", client_ip)
+        purpose = self.check_purpose(purpose)
+        e164 = self.normalize(phone)
+        fixed = s.test_numbers.get(e164)
+        code = fixed or generate_code(s.code_length)
+        send_id = uuid.uuid4().hex  # also the SendSms OutId, to look the message up later
+        try:
+            wait = self.store.reserve_send(
+                e164, purpose, hash_code(self._hash_key, e164, purpose, code), send_id,
+                ttl=s.code_ttl, cooldown=s.resend_interval, limits=s.phone_limits)
+            if wait:
+                raise Throttled("A code was sent to this phone recently; wait before asking "
+                                "for another.", retry_after=wait)
+        except SmsCodeError as exc:
+            self._log_send(logging.INFO, e164, purpose, exc.code, started)
+            raise
+        delivery, receipt = "sent", None
+        if fixed is None:
+            try:
+                receipt = self.sender.send(e164, code, purpose, out_id=send_id)
+            except DeliveryUnconfirmed as exc:
+                delivery = "unconfirmed"
+                self._log_send(logging.WARNING, e164, purpose, "unconfirmed", started,
+                               provider_code=exc.provider_code, request_id=exc.request_id,
+                               out_id=send_id)
+            except Exception as exc:
+                self._cancel(e164, purpose, send_id)
+                error = exc if isinstance(exc, SmsCodeError) else None
+                self._log_send(logging.WARNING, e164, purpose,
+                               error.code if error else "provider_error", started,
+                               provider_code=getattr(exc, "provider_code", None),
+                               request_id=getattr(exc, "request_id", None), out_id=send_id,
+                               exception=None if error else type(exc).__name__)
+                if error is not None:
+                    raise
+                raise ProviderError() from None
+        if delivery == "sent":
+            self._log_send(logging.INFO, e164, purpose, "sent" if fixed is None else "test_number",
+                           started, provider_code=receipt.provider_code if receipt else None,
+                           request_id=receipt.request_id if receipt else None, out_id=send_id)
+        self._signal(code_sent, phone=e164, purpose=purpose,
+                     delivery=delivery if fixed is None else "test")
+        return SendResult(e164, purpose, s.code_ttl, s.resend_interval, delivery)
+
+    def _cancel(self, phone: str, purpose: str, send_id: str) -> None:
+        try:
+            self.store.cancel_send(phone, purpose, send_id, limits=self.settings.phone_limits)
+        except StorageUnavailable:
+            # The code was never delivered, so leaving it is harmless; it expires with its TTL.
+            log_event(logging.WARNING, "send.cancel", phone=mask_phone(phone), purpose=purpose,
+                      outcome="storage_unavailable")
+
+    def _log_send(self, level: int, phone: str, purpose: str, outcome: str, started: float,
+                  **fields: Any) -> None:
+        log_event(level, "send", phone=mask_phone(phone), purpose=purpose, outcome=outcome,
+                  latency_ms=round((time.monotonic() - started) * 1000, 1), **fields)
+
+    # -- verify --------------------------------------------------------------------------
+    def verify(self, phone: str, code: str, purpose: str = "login", *,
+               client_ip: str | None = None) -> VerifyResult:
+        """Check ``code``; on success consume it and return a verified-phone token."""
+        s = self.settings
+        started = time.monotonic()
+        if client_ip is not None:
+            self.ip_limiter.hit("verify", client_ip)
+        purpose = self.check_purpose(purpose)
+        e164 = self.normalize(phone)
+        if not isinstance(code, str):
+            raise InvalidRequest("code must be a string of digits.", field="code")
+        if not is_well_formed(code, s.code_length):
+            raise InvalidRequest(f"code must be {s.code_length} digits (0-9).", field="code")
+        try:
+            result = self.store.check_code(e164, purpose, hash_code(self._hash_key, e164,
+                                                                    purpose, code),
+                                           max_attempts=s.max_attempts, window=s.attempt_window)
+        except StorageUnavailable:
+            self._log_verify(logging.WARNING, e164, purpose, "storage_unavailable", started)
+            raise
+        if result.outcome is VerifyOutcome.OK:
+            self._log_verify(logging.INFO, e164, purpose, "verified", started)
+            self._signal(code_verified, phone=e164, purpose=purpose)
+            return VerifyResult(e164, purpose, self.tokens.issue(e164, purpose), s.token_ttl)
+        error: SmsCodeError
+        if result.outcome is VerifyOutcome.INVALID:
+            error = InvalidCode(
+                "The code is not correct." if result.attempts_left else
+                "The code is not correct and no attempts are left; request a new code later.",
+                attempts_left=result.attempts_left)
+        elif result.outcome is VerifyOutcome.EXPIRED:
+            error = CodeExpired()
+        else:
+            error = TooManyAttempts(retry_after=max(1, result.retry_after))
+        self._log_verify(logging.INFO, e164, purpose, error.code, started,
+                         attempts_left=result.attempts_left)
+        self._signal(verification_failed, phone=e164, purpose=purpose, reason=error.code)
+        raise error
+
+    def _log_verify(self, level: int, phone: str, purpose: str, outcome: str, started: float,
+                    **fields: Any) -> None:
+        log_event(level, "verify", phone=mask_phone(phone), purpose=purpose, outcome=outcome,
+                  latency_ms=round((time.monotonic() - started) * 1000, 1), **fields)
+
+    # -- tokens --------------------------------------------------------------------------
+    def check_token(self, token: str, purpose: str | None = None, *, phone: str | None = None,
+                    consume: bool = True) -> VerifiedPhone:
+        """Return what ``token`` proves, or raise :class:`InvalidToken`.
+
+        ``purpose`` (and ``phone``, any spelling) must match when given. With ``consume``
+        (the default) the token works once; pass ``False`` to peek without using it.
+        """
+        verified = self.tokens.load(token)
+        if purpose is not None and verified.purpose != purpose:
+            raise InvalidToken("The verification token is for another purpose.")
+        if phone is not None:
+            try:
+                same = self.normalize(phone) == verified.phone
+            except SmsCodeError:
+                same = False
+            if not same:
+                raise InvalidToken("The verification token is for another phone number.")
+        if consume and not self.store.use_token(verified.token_id, self.tokens.max_age):
+            raise InvalidToken("The verification token has already been used.")
+        return verified
+
+    # -- operators -----------------------------------------------------------------------
+    def status(self, phone: str, purpose: str = "login") -> PhoneStatus:
+        return self.store.status(self.normalize(phone), self.check_purpose(purpose),
+                                 limits=self.settings.phone_limits)
+
+    def reset(self, phone: str, purpose: str | None = None) -> int:
+        """Clear codes, failures (of ``purpose``, or all purposes) and throttles of a phone."""
+        purposes = self.settings.purposes if purpose is None else (self.check_purpose(purpose),)
+        return self.store.reset(self.normalize(phone), purposes,
+                                limits=self.settings.phone_limits)
+
+    @staticmethod
+    def _signal(signal: Any, **kwargs: Any) -> None:
+        try:
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+        except RuntimeError:  # used outside an app context: nobody to send as
+            return
+        signal.send(app, **kwargs)
+
+
+class SmsCode:
+    """The extension object, for app factories::
+
+        smscode = SmsCode()
+        def create_app():
+            app = Flask(__name__); app.config.from_object(...)
+            smscode.init_app(app)          # Python API only
+            app.register_blueprint(sms_bp)  # plus the HTTP endpoints
+    """
+
+    def __init__(self, app: Flask | None = None) -> None:
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> SmsCodeService:
+        return init_app(app)
+
+    # The Python API, through current_app (the same as the module-level functions).
+    def send_code(self, phone: str, purpose: str = "login", **kwargs: Any) -> SendResult:
+        return send_code(phone, purpose, **kwargs)
+
+    def verify_code(self, phone: str, code: str, purpose: str = "login",
+                    **kwargs: Any) -> VerifyResult:
+        return verify_code(phone, code, purpose, **kwargs)
+
+    def check_token(self, token: str, purpose: str | None = None,
+                    **kwargs: Any) -> VerifiedPhone:
+        return check_token(token, purpose, **kwargs)
+
+
+def init_app(app: Flask) -> SmsCodeService:
+    """Validate the app's settings and build its service (once per app)."""
+    service = app.extensions.get(EXTENSION_KEY)
+    if service is None:
+        service = SmsCodeService(app.config, debug=app.debug, testing=app.testing)
+        app.extensions[EXTENSION_KEY] = service
+    return service
+
+
+def get_service(app: Flask | None = None) -> SmsCodeService:
+    """The service of ``app`` (default: the current app)."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    service = app.extensions.get(EXTENSION_KEY)
+    if service is None:
+        raise RuntimeError("flask-smscode is not set up on this app: register sms_bp or call "
+                           "SmsCode().init_app(app) first.")
+    return service
+
+
+def send_code(phone: str, purpose: str = "login", *, client_ip: str | None = None) -> SendResult:
+    """Send a code to ``phone`` for ``purpose`` in the current app; see :class:`SendResult`."""
+    return get_service().send(phone, purpose, client_ip=client_ip)
+
+
+def verify_code(phone: str, code: str, purpose: str = "login", *,
+                client_ip: str | None = None) -> VerifyResult:
+    """Verify and consume ``code``; returns the verified-phone token."""
+    return get_service().verify(phone, code, purpose, client_ip=client_ip)
+
+
+def check_token(token: str, purpose: str | None = None, *, phone: str | None = None,
+                consume: bool = True) -> VerifiedPhone:
+    """Check (and by default use up) a verified-phone token from ``/sms/verify``."""
+    return get_service().check_token(token, purpose, phone=phone, consume=consume)

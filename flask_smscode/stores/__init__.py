@@ -1,0 +1,31 @@
+"""Storage backends, chosen by URI scheme as Flask-Limiter users already write them."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import ConfigurationError
+from .base import Keys, PhoneStatus, Store, VerifyOutcome, VerifyResult
+from .memory import MemoryStore
+
+__all__ = ["Keys", "MemoryStore", "PhoneStatus", "Store", "VerifyOutcome", "VerifyResult",
+           "store_from_uri"]
+
+SCHEMES = ("memory", "redis", "rediss", "redis+unix")
+
+
+def store_from_uri(uri: str, *, key_prefix: str = "smscode", timeout: float = 1.0,
+                   **options: Any) -> Store:
+    """Build the store for ``SMSCODE_STORAGE_URI``."""
+    scheme = urlsplit(uri).scheme
+    if scheme == "memory":
+        return MemoryStore(key_prefix=key_prefix)
+    if scheme in ("redis", "rediss", "redis+unix"):
+        from .redis import RedisStore  # redis-py is only imported when used
+
+        return RedisStore(uri.replace("redis+unix://", "unix://"), key_prefix=key_prefix,
+                          timeout=timeout, **options)
+    raise ConfigurationError(
+        f"SMSCODE_STORAGE_URI: unsupported scheme {scheme!r}; use one of "
+        + ", ".join(f"{s}://" for s in SCHEMES) + ".")

@@ -1,0 +1,53 @@
+"""Verified-phone tokens: signed, short-lived, single-use proof of a successful verify.
+
+A login or signup view receives the token instead of re-checking the code: it is signed
+with itsdangerous (already under Flask) so it cannot be forged or altered, carries its
+phone and purpose, expires after ``SMSCODE_TOKEN_TTL_SECONDS``, and its id is recorded
+in the store when checked so it works once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from .errors import InvalidToken
+
+_SALT = "flask-smscode.verified-phone"
+
+
+@dataclass(frozen=True)
+class VerifiedPhone:
+    """What a checked token proves: ``phone`` (E.164) was verified for ``purpose``."""
+
+    phone: str
+    purpose: str
+    token_id: str
+
+
+class TokenSigner:
+    def __init__(self, secret: bytes, max_age: int) -> None:
+        self._serializer = URLSafeTimedSerializer(secret, salt=_SALT)
+        self.max_age = max_age
+
+    def issue(self, phone: str, purpose: str) -> str:
+        return self._serializer.dumps({"phone": phone, "purpose": purpose,
+                                       "id": uuid.uuid4().hex})
+
+    def load(self, token: object) -> VerifiedPhone:
+        """Check signature and age (not single use: the store does that)."""
+        if not isinstance(token, str) or not token or len(token) > 1024:
+            raise InvalidToken()
+        try:
+            data = self._serializer.loads(token, max_age=self.max_age)
+        except SignatureExpired:
+            raise InvalidToken("The verification token has expired; verify the phone again.") \
+                from None
+        except BadSignature:
+            raise InvalidToken() from None
+        try:
+            return VerifiedPhone(str(data["phone"]), str(data["purpose"]), str(data["id"]))
+        except (TypeError, KeyError):
+            raise InvalidToken() from None
