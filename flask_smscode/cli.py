@@ -14,7 +14,7 @@ def smscode() -> None:
     """Operate flask-smscode: issue, inspect and reset codes."""
 
 
-def _service():  # noqa: ANN202
+def _service():
     from flask import current_app
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]

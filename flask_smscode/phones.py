@@ -26,7 +26,7 @@ def parse_phone(raw: str, default_region: str = "CN") -> phonenumbers.PhoneNumbe
     """Parse any common spelling of a mobile number; raise :class:`InvalidPhone` otherwise."""
     if not isinstance(raw, str) or not raw.strip() or len(raw) > _MAX_INPUT_LENGTH:
         raise InvalidPhone()
-    # NFKC turns full-width digits and "＋" into ASCII; phonenumbers drops spaces and dashes.
+    # NFKC turns full-width digits and plus signs into ASCII; phonenumbers drops separators.
     text = unicodedata.normalize("NFKC", raw).strip()
     if not _PHONE_CHARS.fullmatch(text):
         raise InvalidPhone()

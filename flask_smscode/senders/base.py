@@ -15,7 +15,7 @@ class SendReceipt:
     biz_id: str | None = None
 
 
-class DeliveryUnconfirmed(Exception):  # noqa: N818 - an outcome, not a failure
+class DeliveryUnconfirmed(Exception):
     """Raise from a sender when the request may have reached the provider but no answer
     came back (a read timeout). The code and cooldown are kept and the send is not retried.
     """

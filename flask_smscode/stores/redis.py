@@ -110,7 +110,7 @@ class RedisStore:
             failures=int(failures or 0),
             failures_ttl=max(0, failures_ttl),
             cooldown=max(0, cooldown),
-            sends={limit.text: int(used or 0) for limit, used in zip(limits, sends)},
+            sends={limit.text: int(used or 0) for limit, used in zip(limits, sends, strict=True)},
         )
 
     @_unavailable_on_redis_error
