@@ -155,10 +155,12 @@ class SmsCodeService:
             except Exception as exc:
                 self._cancel(e164, purpose, send_id)
                 error = exc if isinstance(exc, SmsCodeError) else None
+                # The provider's code and request id ride on the error or on its cause.
+                source = exc if getattr(exc, "provider_code", None) else exc.__cause__
                 self._log_send(logging.WARNING, e164, purpose,
                                error.code if error else "provider_error", started,
-                               provider_code=getattr(exc, "provider_code", None),
-                               request_id=getattr(exc, "request_id", None), out_id=send_id,
+                               provider_code=getattr(source, "provider_code", None),
+                               request_id=getattr(source, "request_id", None), out_id=send_id,
                                exception=None if error else type(exc).__name__)
                 if error is not None:
                     raise

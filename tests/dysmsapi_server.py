@@ -1,0 +1,963 @@
+"""A loopback fake of Alibaba Cloud SMS (Dysmsapi, RPC version 2017-05-25).
+
+Why: the project must be tested against the *real* ``aliyunsdkcore`` client (its signing, its
+exceptions, its logging traps), not against mocks of it. This module serves the RPC protocol
+over plain HTTP on 127.0.0.1 closely enough that ``AcsClient`` + ``CommonRequest`` talk to it,
+checks the HMAC-SHA1 signature, timestamp and nonce like the real gateway, validates ``SendSms``
+and answers ``QuerySendDetails`` from what was sent. Failure plans inject business errors,
+HTTP errors, stalls (read timeouts) and dropped connections.
+
+Usage::
+
+    from aliyunsdkcore.client import AcsClient
+    from aliyunsdkcore.http import protocol_type
+    from aliyunsdkcore.request import CommonRequest
+
+    with DysmsapiServer() as server:
+        client = AcsClient("test-key-id", "test-key-secret", "cn-hangzhou", auto_retry=False,
+                           proxy={"http": None, "https": None})
+        req = CommonRequest(domain=server.endpoint, version="2017-05-25", action_name="SendSms")
+        req.set_method("POST")
+        req.set_protocol_type(protocol_type.HTTP)
+        req.add_query_param("PhoneNumbers", "13800138000")
+        req.add_query_param("SignName", "TestSign")
+        req.add_query_param("TemplateCode", "SMS_LOGIN")
+        req.add_query_param("TemplateParam", '{"code": "123456"}')
+        client.do_action_with_exception(req)  # b'{"Code":"OK",...}'
+        assert server.last_code("+8613800138000") == "123456"
+        server.fail_next("isv.BUSINESS_LIMIT_CONTROL", "触发分钟级流控Permits:1")
+
+Choices where the real service is not pinned down (all documented for the tests that rely on them):
+
+- Missing or empty required parameters, common or action-specific, answer HTTP 400 with code
+  ``Missing<Name>`` (``MissingSignatureNonce``, ``MissingPhoneNumbers``, ``MissingSendDate``...),
+  as the Alibaba Cloud API gateway does. Present but invalid values of ``SendSms`` and
+  ``QuerySendDetails`` parameters answer HTTP 200 with an ``isv.*`` code.
+- Unknown ``Action``: HTTP 404 ``InvalidAction.NotFound``; a path other than ``/`` answers the same.
+  Method other than GET/POST: HTTP 400 ``UnsupportedHTTPMethod``.
+- ``Version`` other than 2017-05-25: HTTP 400 ``InvalidVersion``; ``Format`` other than JSON:
+  HTTP 400 ``InvalidParameter.Format``; bad ``SignatureMethod``/``SignatureVersion``: HTTP 400
+  ``InvalidSignatureMethod``/``InvalidSignatureVersion``; unparsable ``Timestamp``: HTTP 400
+  ``InvalidTimeStamp.Format``.
+- Mainland numbers (``1`` + 10 digits) may carry a ``+``, ``+86``, ``86`` or ``0086`` prefix (as
+  Alibaba documents); international numbers are country code + number, 7-15 digits only, not
+  starting with 86 nor with 1 (so a 10- or 12-digit "mainland" number is illegal).
+- Template variables longer than 35 characters answer ``isv.PARAM_LENGTH_LIMIT``.
+"""
+
+# Full-width punctuation is what real Chinese SMS texts and provider messages contain.
+# ruff: noqa: RUF001
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import random
+import re
+import socket
+import threading
+import traceback
+import uuid
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
+
+__all__ = [
+    "API_VERSION",
+    "CHINA_TZ",
+    "DEFAULT_ACCOUNTS",
+    "DEFAULT_SIGN_NAMES",
+    "DEFAULT_TEMPLATES",
+    "DysmsapiServer",
+    "RecordedRequest",
+    "SentSms",
+    "encode_query",
+    "normalize_phone",
+    "percent_encode",
+    "sign",
+    "signed_params",
+    "string_to_sign",
+]
+
+API_VERSION = "2017-05-25"
+CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+HOST_ID = "dysmsapi.aliyuncs.com"
+
+DEFAULT_ACCOUNTS: dict[str, str] = {"test-key-id": "test-key-secret"}
+DEFAULT_SIGN_NAMES: frozenset[str] = frozenset({"TestSign", "阿里云短信测试"})
+DEFAULT_TEMPLATES: dict[str, list[str]] = {
+    "SMS_123456789": ["code"],
+    "SMS_LOGIN": ["code"],
+    "SMS_SIGNUP": ["code"],
+    "SMS_RESET": ["code"],
+    "SMS_NOTIFY": ["name", "time"],
+}
+# Texts used to render ``Content`` in QuerySendDetails; other templates get a generic text.
+_TEMPLATE_TEXTS: dict[str, str] = {
+    "SMS_123456789": "您的验证码为${code}，该验证码5分钟内有效，请勿泄漏于他人！",
+    "SMS_LOGIN": "您的登录验证码为${code}，5分钟内有效，请勿泄露。",
+    "SMS_SIGNUP": "您正在注册，验证码为${code}，5分钟内有效。",
+    "SMS_RESET": "您正在重置密码，验证码为${code}，5分钟内有效。",
+    "SMS_NOTIFY": "${name}，您预约的时间为${time}。",
+}
+
+MAX_PHONE_NUMBERS = 1000
+MAX_OUT_ID = 256
+MAX_TEMPLATE_VAR = 35
+MAX_PAGE_SIZE = 50
+
+_MAINLAND_RE = re.compile(r"^(?:\+86|0086|86|\+)?(1\d{10})$")
+# Country code + number; a leading 1 (NANP) is always 11 digits, i.e. already "mainland" above,
+# so anything else starting with 1 is a mistyped mainland number and is refused.
+_INTERNATIONAL_RE = re.compile(r"^(?!86)[2-9]\d{6,14}$")
+
+# Messages the real service uses, so ``fail_next(code)`` without a message looks real.
+_DEFAULT_MESSAGES: dict[str, str] = {
+    "isv.BUSINESS_LIMIT_CONTROL": "触发分钟级流控Permits:1",
+    "isv.DAY_LIMIT_CONTROL": "触发日发送限额",
+    "isv.MONTH_LIMIT_CONTROL": "触发月发送限额",
+    "isv.AMOUNT_NOT_ENOUGH": "账户余额不足",
+    "isv.MOBILE_NUMBER_ILLEGAL": "非法手机号",
+    "isv.OUT_OF_SERVICE": "业务停机",
+    "isv.BLACK_KEY_CONTROL_LIMIT": "黑名单管控",
+    "isp.SYSTEM_ERROR": "isp.SYSTEM_ERROR",
+}
+_DEFAULT_HTTP_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("InvalidParameter", "The specified parameter is not valid."),
+    403: ("Forbidden.RAM", "User not authorized to operate on the specified resource."),
+    429: ("Throttling.User", "Request was denied due to user flow control."),
+    500: (
+        "InternalError",
+        "The request processing has failed due to some unknown error, exception or failure.",
+    ),
+    502: ("BadGateway", "The gateway received an invalid response from the backend."),
+    503: ("ServiceUnavailable", "The request has failed due to a temporary failure of the server."),
+    504: ("GatewayTimeout", "The backend did not answer in time."),
+}
+_DELIVERY_ERR_CODES = {1: "", 2: "UNDELIVERED", 3: "DELIVERED"}
+_COMMON_REQUIRED = (
+    "Format",
+    "Version",
+    "Action",
+    "RegionId",
+    "Timestamp",
+    "SignatureMethod",
+    "SignatureVersion",
+    "SignatureNonce",
+    "AccessKeyId",
+    "Signature",
+)
+_ACTIONS = frozenset({"SendSms", "QuerySendDetails"})
+
+
+# --------------------------------------------------------------------------- signature
+
+
+def percent_encode(value: str) -> str:
+    """RFC 3986 encoding of UTF-8 bytes, as the RPC signature needs (keeps ``A-Za-z0-9-_.~``)."""
+    return quote(value.encode("utf-8"), safe="-_.~")
+
+
+def string_to_sign(method: str, params: Mapping[str, str]) -> str:
+    """The RPC v1 string-to-sign: every parameter but ``Signature``, empty values kept, sorted."""
+    canonical = "&".join(
+        f"{percent_encode(k)}={percent_encode(v)}"
+        for k, v in sorted(params.items())
+        if k != "Signature"
+    )
+    return f"{method.upper()}&%2F&{percent_encode(canonical)}"
+
+
+def sign(method: str, params: Mapping[str, str], secret: str) -> str:
+    """``base64(HMAC-SHA1(secret + "&", string_to_sign))`` — what the gateway recomputes."""
+    digest = hmac.new(
+        (secret + "&").encode("utf-8"),
+        string_to_sign(method, params).encode("utf-8"),
+        hashlib.sha1,
+    ).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def signed_params(
+    action: str,
+    params: Mapping[str, str] | None = None,
+    *,
+    access_key_id: str = "test-key-id",
+    secret: str = "test-key-secret",
+    method: str = "GET",
+    timestamp: datetime | str | None = None,
+    nonce: str | None = None,
+    region_id: str = "cn-hangzhou",
+) -> dict[str, str]:
+    """Complete signed parameter set, for tests that bypass the SDK (replays, old timestamps)."""
+    if timestamp is None:
+        timestamp = datetime.now(timezone.utc)
+    if isinstance(timestamp, datetime):
+        timestamp = timestamp.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
+    full = {
+        "Format": "JSON",
+        "Version": API_VERSION,
+        "Action": action,
+        "RegionId": region_id,
+        "Timestamp": timestamp,
+        "SignatureMethod": "HMAC-SHA1",
+        "SignatureType": "",
+        "SignatureVersion": "1.0",
+        "SignatureNonce": nonce or uuid.uuid4().hex,
+        "AccessKeyId": access_key_id,
+        **(params or {}),
+    }
+    full["Signature"] = sign(method, full, secret)
+    return full
+
+
+def encode_query(params: Mapping[str, str]) -> str:
+    """Query string with the same strict encoding the SDK uses (no ``+`` for spaces)."""
+    return "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in params.items())
+
+
+# --------------------------------------------------------------------------- records
+
+
+def normalize_phone(phone: str) -> str:
+    """Canonical form: mainland numbers lose any ``+``/``86``/``0086`` prefix, others lose ``+``."""
+    phone = phone.strip()
+    match = _MAINLAND_RE.match(phone)
+    if match:
+        return match.group(1)
+    return phone.removeprefix("+").removeprefix("00")
+
+
+def _is_valid_phone(phone: str) -> bool:
+    return bool(_MAINLAND_RE.match(phone) or _INTERNATIONAL_RE.match(phone))
+
+
+def _new_request_id() -> str:
+    return str(uuid.uuid4()).upper()
+
+
+@dataclass
+class SentSms:
+    """One accepted ``SendSms`` call, as the provider would have sent it."""
+
+    phone_numbers: list[str]
+    sign_name: str
+    template_code: str
+    template_param: dict[str, str]
+    out_id: str | None
+    biz_id: str
+    request_id: str
+    access_key_id: str
+    send_date: datetime  # China time (UTC+8), aware
+    content: str = ""
+    sms_up_extend_code: str | None = None
+
+    @property
+    def phones(self) -> list[str]:
+        """Numbers in canonical form (``13800138000``), whatever prefix the caller used."""
+        return [normalize_phone(p) for p in self.phone_numbers]
+
+    @property
+    def code(self) -> str | None:
+        """Shortcut for the usual ``{"code": ...}`` template variable."""
+        return self.template_param.get("code")
+
+
+@dataclass
+class RecordedRequest:
+    """Any request the server received, accepted or not; ``status`` is None if dropped."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    action: str | None
+    signature_ok: bool = False
+    status: int | None = None
+    code: str | None = None
+    request_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    @property
+    def access_key_id(self) -> str | None:
+        return self.params.get("AccessKeyId")
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: bytes
+    content_type: str = "application/json;charset=utf-8"
+    request_id: str | None = None
+    code: str | None = None
+    delay: float = 0.0
+    drop: bool = False
+
+
+@dataclass
+class _Plan:
+    kind: str  # "fail" | "http" | "stall" | "drop"
+    remaining: int
+    args: dict[str, Any]
+
+
+class _ApiError(Exception):
+    """Raised inside request processing to short-circuit with an error answer."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(code)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _missing(name: str) -> _ApiError:
+    return _ApiError(
+        400,
+        f"Missing{name}",
+        f'The input parameter "{name}" that is mandatory for processing this request is not '
+        "supplied.",
+    )
+
+
+def _business(code: str, message: str) -> _ApiError:
+    return _ApiError(200, code, message)
+
+
+# --------------------------------------------------------------------------- HTTP plumbing
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, owner: DysmsapiServer, address: tuple[str, int]) -> None:
+        self.owner = owner
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Keep stderr quiet; keep the traceback for debugging instead."""
+        if not self.owner._stopping.is_set():
+            self.owner.errors.append(traceback.format_exc())
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    protocol_version = "HTTP/1.1"  # keep-alive, like the SDK's pooled requests session
+    disable_nagle_algorithm = True  # headers and body go out in two writes: avoid 40 ms stalls
+    timeout = 60
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default stderr access log."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.owner._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.owner._track(self.connection, add=False)
+
+    def _serve(self) -> None:
+        owner = self.server.owner
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        try:
+            reply = owner._process(self.command, self.path, dict(self.headers.items()), body)
+        except Exception:
+            owner.errors.append(traceback.format_exc())
+            reply = owner._error_reply(500, "InternalError", "Test server bug; see server.errors")
+        if reply.delay > 0 and owner._stopping.wait(reply.delay):
+            reply.drop = True  # stop() interrupted the stall: go away without answering
+        if reply.drop:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
+            if reply.request_id:
+                self.send_header("x-acs-request-id", reply.request_id)
+            self.end_headers()
+            self.wfile.write(reply.body)
+            self.wfile.flush()
+        except OSError:  # client gave up (timeout) before the answer
+            self.close_connection = True
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+
+# --------------------------------------------------------------------------- the server
+
+
+class DysmsapiServer:
+    """Fake Dysmsapi endpoint on 127.0.0.1; ``CommonRequest(domain=server.endpoint)`` reaches it."""
+
+    def __init__(
+        self,
+        accounts: dict[str, str] | None = None,
+        *,
+        sign_names: Iterable[str] | None = None,
+        templates: Mapping[str, Iterable[str]] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_clock_skew: float = 900.0,
+    ) -> None:
+        self.accounts: dict[str, str] = dict(DEFAULT_ACCOUNTS if accounts is None else accounts)
+        self.sign_names: set[str] = set(DEFAULT_SIGN_NAMES if sign_names is None else sign_names)
+        self.templates: dict[str, list[str]] = {
+            k: list(v) for k, v in (DEFAULT_TEMPLATES if templates is None else templates).items()
+        }
+        self.host = host
+        self._requested_port = port
+        self.max_clock_skew = max_clock_skew
+        self.sent: list[SentSms] = []
+        self.requests: list[RecordedRequest] = []
+        self.errors: list[str] = []  # tracebacks of server-side bugs (never printed)
+        self._reports: list[SentSms] = []  # synthetic messages from add_delivery_report()
+        self._status: dict[tuple[str, str], tuple[int, str]] = {}
+        self._nonces: set[tuple[str, str]] = set()
+        self._plans: deque[_Plan] = deque()
+        self._lock = threading.RLock()
+        self._seq = itertools.count(1)
+        self._stopping = threading.Event()
+        self._conns: set[socket.socket] = set()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Bind a free port and serve in a daemon thread."""
+        if self._httpd is not None:
+            raise RuntimeError("DysmsapiServer already started")
+        self._stopping = threading.Event()
+        self._httpd = _HTTPServer(self, (self.host, self._requested_port))
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"DysmsapiServer:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving; stalled answers are cut short and open connections closed."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self._stopping.set()
+        httpd.shutdown()
+        httpd.server_close()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> DysmsapiServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("DysmsapiServer not started")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def endpoint(self) -> str:
+        """``host:port``, what ``CommonRequest(domain=...)``/``set_domain`` takes."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.endpoint}/"
+
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._conns.add(conn)
+            else:
+                self._conns.discard(conn)
+
+    # ----------------------------------------------------------------- test helpers
+
+    def reset(self) -> None:
+        """Forget sent messages, requests, failure plans, nonces and delivery statuses."""
+        with self._lock:
+            self.sent.clear()
+            self.requests.clear()
+            self.errors.clear()
+            self._reports.clear()
+            self._status.clear()
+            self._nonces.clear()
+            self._plans.clear()
+
+    def messages_to(self, phone: str) -> list[SentSms]:
+        """Accepted messages that include ``phone`` (any prefix form), oldest first."""
+        wanted = normalize_phone(phone)
+        with self._lock:
+            return [m for m in self.sent if wanted in m.phones]
+
+    def last_sms(self, phone: str) -> SentSms:
+        """Newest accepted message to ``phone``; LookupError if none."""
+        messages = self.messages_to(phone)
+        if not messages:
+            raise LookupError(f"no SMS sent to {phone}")
+        return messages[-1]
+
+    def last_code(self, phone: str, param: str = "code") -> str:
+        """``TemplateParam[param]`` of the newest message to ``phone``; LookupError if none."""
+        sms = self.last_sms(phone)
+        try:
+            return sms.template_param[param]
+        except KeyError:
+            raise LookupError(
+                f"newest SMS to {phone} ({sms.template_code}) has no template param {param!r}"
+            ) from None
+
+    def fail_next(self, code: str, message: str | None = None, times: int = 1) -> None:
+        """Next ``times`` SendSms answer HTTP 200 with business error ``code`` (nothing sent)."""
+        self._add_plan(
+            "fail", times, code=code, message=message or _DEFAULT_MESSAGES.get(code, code)
+        )
+
+    def http_error_next(
+        self, status: int = 500, body: dict[str, Any] | str | None = None, times: int = 1
+    ) -> None:
+        """Next ``times`` requests (any action) answer HTTP ``status``; a str body is sent raw."""
+        self._add_plan("http", times, status=status, body=body)
+
+    def stall_next(self, seconds: float, times: int = 1, then_record: bool = True) -> None:
+        """Next ``times`` SendSms answer only after ``seconds``.
+
+        With ``then_record`` the SMS is processed (validated and recorded in ``sent``) as soon as it
+        arrives, and the normal answer is delayed: the client times out although the message went
+        out. Without it nothing is recorded and the late answer is ``isp.SYSTEM_ERROR``.
+        """
+        self._add_plan("stall", times, seconds=seconds, then_record=then_record)
+
+    def drop_next(self, times: int = 1) -> None:
+        """Next ``times`` requests (any action) are read, then the connection closed unanswered."""
+        self._add_plan("drop", times)
+
+    def _add_plan(self, kind: str, times: int, **args: Any) -> None:
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        with self._lock:
+            self._plans.append(_Plan(kind, times, args))
+
+    def _take_plan(self, action: str) -> _Plan | None:
+        """Consume one use of the highest-precedence plan that applies to ``action``."""
+        with self._lock:
+            for kind in ("fail", "http", "stall", "drop"):
+                if kind in ("fail", "stall") and action != "SendSms":
+                    continue
+                for plan in self._plans:
+                    if plan.kind == kind:
+                        plan.remaining -= 1
+                        if plan.remaining <= 0:
+                            self._plans.remove(plan)
+                        return plan
+        return None
+
+    def set_delivery_status(
+        self, biz_id_or_phone: str, status: int, err_code: str | None = None
+    ) -> None:
+        """Make QuerySendDetails report ``status`` (1 waiting, 2 failed, 3 delivered).
+
+        A BizId targets every number of that message; a phone number targets the newest message
+        to that number. ``err_code`` defaults to "" / "UNDELIVERED" / "DELIVERED".
+        """
+        if status not in _DELIVERY_ERR_CODES:
+            raise ValueError("status must be 1 (waiting), 2 (failed) or 3 (delivered)")
+        err = _DELIVERY_ERR_CODES[status] if err_code is None else err_code
+        with self._lock:
+            everything = self.sent + self._reports
+            by_biz = [m for m in everything if m.biz_id == biz_id_or_phone]
+            if by_biz:
+                for msg in by_biz:
+                    for phone in msg.phones:
+                        self._status[(msg.biz_id, phone)] = (status, err)
+                return
+            phone = normalize_phone(biz_id_or_phone)
+            to_phone = [m for m in everything if phone in m.phones]
+            if not to_phone:
+                raise LookupError(f"no SMS with BizId or phone {biz_id_or_phone}")
+            newest = max(to_phone, key=lambda m: m.send_date)
+            self._status[(newest.biz_id, phone)] = (status, err)
+
+    def add_delivery_report(
+        self,
+        phone: str,
+        *,
+        template_code: str = "SMS_123456789",
+        template_param: Mapping[str, str] | None = None,
+        sign_name: str = "TestSign",
+        send_date: datetime | None = None,
+        status: int = 3,
+        err_code: str | None = None,
+        out_id: str | None = None,
+    ) -> SentSms:
+        """Add a message only QuerySendDetails knows (e.g. one sent days ago); not in ``sent``."""
+        when = (send_date or datetime.now(CHINA_TZ)).astimezone(CHINA_TZ)
+        params = dict(template_param or {"code": "000000"})
+        msg = SentSms(
+            phone_numbers=[phone],
+            sign_name=sign_name,
+            template_code=template_code,
+            template_param=params,
+            out_id=out_id,
+            biz_id=self._new_biz_id(),
+            request_id=_new_request_id(),
+            access_key_id="",
+            send_date=when,
+            content=self._render(sign_name, template_code, params),
+        )
+        with self._lock:
+            self._reports.append(msg)
+        self.set_delivery_status(msg.biz_id, status, err_code)
+        return msg
+
+    # ----------------------------------------------------------------- request processing
+
+    def _process(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> _Reply:
+        """Parse, authenticate, apply failure plans, then dispatch the action."""
+        parts = urlsplit(raw_path)
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        content_type = headers.get("Content-Type", "") or headers.get("content-type", "")
+        if body and "application/x-www-form-urlencoded" in content_type.lower():
+            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        record = RecordedRequest(
+            method=method,
+            path=raw_path,
+            params=params,
+            action=params.get("Action"),
+            headers=headers,
+            body=body,
+        )
+        with self._lock:
+            self.requests.append(record)
+        try:
+            reply = self._authenticate_and_run(method, parts.path, params, record)
+        except _ApiError as err:
+            reply = (
+                self._business_reply(err.code, err.message)
+                if err.status == 200
+                else self._error_reply(err.status, err.code, err.message)
+            )
+        if not reply.drop:
+            record.status = reply.status
+            record.code = reply.code
+            record.request_id = reply.request_id
+        return reply
+
+    def _authenticate_and_run(
+        self, method: str, path: str, params: dict[str, str], record: RecordedRequest
+    ) -> _Reply:
+        if path != "/":
+            raise _ApiError(
+                404,
+                "InvalidAction.NotFound",
+                "Specified api is not found, please check your url and method.",
+            )
+        if method not in ("GET", "POST"):
+            raise _ApiError(
+                400, "UnsupportedHTTPMethod", f"This http method {method} is not supported."
+            )
+        for name in _COMMON_REQUIRED:
+            if not params.get(name):
+                raise _missing(name)
+        if params["Format"].upper() != "JSON":
+            raise _ApiError(
+                400, "InvalidParameter.Format", "This test server only speaks Format=JSON."
+            )
+        if params["Version"] != API_VERSION:
+            raise _ApiError(400, "InvalidVersion", "Specified parameter Version is not valid.")
+        if params["SignatureMethod"] != "HMAC-SHA1":
+            raise _ApiError(
+                400, "InvalidSignatureMethod", "Specified signature method is not supported."
+            )
+        if params["SignatureVersion"] != "1.0":
+            raise _ApiError(
+                400, "InvalidSignatureVersion", "Specified signature version is not supported."
+            )
+        try:
+            stamp = datetime.strptime(params["Timestamp"], TIMESTAMP_FORMAT).replace(
+                tzinfo=timezone.utc
+            )
+        except ValueError:
+            raise _ApiError(
+                400,
+                "InvalidTimeStamp.Format",
+                "Specified time stamp or date value is not well formatted.",
+            ) from None
+        skew = abs((datetime.now(timezone.utc) - stamp).total_seconds())
+        if skew > self.max_clock_skew:
+            raise _ApiError(
+                400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."
+            )
+        key_id = params["AccessKeyId"]
+        secret = self.accounts.get(key_id)
+        if secret is None:
+            raise _ApiError(
+                404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."
+            )
+        expected_sts = string_to_sign(method, params)
+        if not hmac.compare_digest(sign(method, params, secret), params["Signature"]):
+            # The real message format: the SDK parses it, and it leaks params into logs (trap 7).
+            raise _ApiError(
+                400,
+                "SignatureDoesNotMatch",
+                "Specified signature is not matched with our calculation. "
+                "server string to sign is:" + expected_sts,
+            )
+        record.signature_ok = True
+        with self._lock:
+            nonce = (key_id, params["SignatureNonce"])
+            if nonce in self._nonces:
+                raise _ApiError(
+                    400, "SignatureNonceUsed", "Specified signature nonce was used already."
+                )
+            self._nonces.add(nonce)
+        action = params["Action"]
+        if action not in _ACTIONS:
+            raise _ApiError(
+                404,
+                "InvalidAction.NotFound",
+                "Specified api is not found, please check your url and method.",
+            )
+        plan = self._take_plan(action)
+        if plan is not None:
+            return self._apply_plan(plan, params)
+        return self._run_action(action, params)
+
+    def _apply_plan(self, plan: _Plan, params: dict[str, str]) -> _Reply:
+        args = plan.args
+        if plan.kind == "fail":
+            return self._business_reply(args["code"], args["message"])
+        if plan.kind == "http":
+            return self._http_plan_reply(args["status"], args["body"])
+        if plan.kind == "drop":
+            return _Reply(status=0, body=b"", drop=True)
+        # stall
+        if args["then_record"]:
+            try:
+                reply = self._run_action("SendSms", params)
+            except _ApiError as err:
+                reply = (
+                    self._business_reply(err.code, err.message)
+                    if err.status == 200
+                    else self._error_reply(err.status, err.code, err.message)
+                )
+        else:
+            reply = self._business_reply("isp.SYSTEM_ERROR", _DEFAULT_MESSAGES["isp.SYSTEM_ERROR"])
+        reply.delay = float(args["seconds"])
+        return reply
+
+    def _run_action(self, action: str, params: dict[str, str]) -> _Reply:
+        if action == "SendSms":
+            return self._send_sms(params)
+        return self._query_send_details(params)
+
+    # ----------------------------------------------------------------- SendSms
+
+    def _send_sms(self, params: dict[str, str]) -> _Reply:
+        for name in ("PhoneNumbers", "SignName", "TemplateCode"):
+            if not params.get(name):
+                raise _missing(name)
+        phones = params["PhoneNumbers"].split(",")
+        if len(phones) > MAX_PHONE_NUMBERS:
+            raise _business("isv.MOBILE_COUNT_OVER_LIMIT", "手机号码数量超过限制，最多支持1000条")
+        bad = [p for p in phones if not _is_valid_phone(p)]
+        if bad:
+            raise _business("isv.MOBILE_NUMBER_ILLEGAL", f"非法手机号: {bad[0]!r}")
+        sign_name = params["SignName"]
+        if sign_name not in self.sign_names:
+            raise _business("isv.SMS_SIGNATURE_ILLEGAL", "该账号下找不到对应签名")
+        template_code = params["TemplateCode"]
+        required = self.templates.get(template_code)
+        if required is None:
+            raise _business("isv.SMS_TEMPLATE_ILLEGAL", "该账号下找不到对应模板")
+        template_param = self._parse_template_param(params.get("TemplateParam", ""))
+        missing = [name for name in required if name not in template_param]
+        if missing:
+            raise _business(
+                "isv.TEMPLATE_MISSING_PARAMETERS", f"模版缺少变量: {', '.join(missing)}"
+            )
+        too_long = [k for k, v in template_param.items() if len(v) > MAX_TEMPLATE_VAR]
+        if too_long:
+            raise _business("isv.PARAM_LENGTH_LIMIT", f"参数超出长度限制: {too_long[0]}")
+        out_id = params.get("OutId")
+        if out_id is not None and len(out_id) > MAX_OUT_ID:
+            raise _business("isv.INVALID_PARAMETERS", "OutId 超过256个字符")
+        request_id = _new_request_id()
+        msg = SentSms(
+            phone_numbers=phones,
+            sign_name=sign_name,
+            template_code=template_code,
+            template_param=template_param,
+            out_id=out_id,
+            biz_id=self._new_biz_id(),
+            request_id=request_id,
+            access_key_id=params["AccessKeyId"],
+            send_date=datetime.now(CHINA_TZ),
+            content=self._render(sign_name, template_code, template_param),
+            sms_up_extend_code=params.get("SmsUpExtendCode"),
+        )
+        with self._lock:
+            self.sent.append(msg)
+        return self._json_reply(
+            200,
+            {"Code": "OK", "Message": "OK", "BizId": msg.biz_id, "RequestId": request_id},
+        )
+
+    @staticmethod
+    def _parse_template_param(raw: str) -> dict[str, str]:
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise _business("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值") from None
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise _business("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
+        return value
+
+    def _new_biz_id(self) -> str:
+        with self._lock:
+            seq = next(self._seq)
+        return f"{random.randint(100_000_000_000, 999_999_999_999)}{seq:06d}^0"
+
+    def _render(self, sign_name: str, template_code: str, values: Mapping[str, str]) -> str:
+        text = _TEMPLATE_TEXTS.get(template_code)
+        if text is None:
+            names = self.templates.get(template_code) or list(values)
+            text = "，".join(f"{n}：${{{n}}}" for n in names)
+        for name, value in values.items():
+            text = text.replace("${" + name + "}", value)
+        return f"【{sign_name}】{text}"
+
+    # ----------------------------------------------------------------- QuerySendDetails
+
+    def _query_send_details(self, params: dict[str, str]) -> _Reply:
+        for name in ("PhoneNumber", "SendDate", "PageSize", "CurrentPage"):
+            if not params.get(name):
+                raise _missing(name)
+        invalid = _business("isv.INVALID_PARAMETERS", "参数异常")
+        phone = params["PhoneNumber"]
+        if "," in phone or not _is_valid_phone(phone):
+            raise invalid
+        try:
+            day = datetime.strptime(params["SendDate"], "%Y%m%d").date()
+            page_size = int(params["PageSize"])
+            page = int(params["CurrentPage"])
+        except ValueError:
+            raise invalid from None
+        if len(params["SendDate"]) != 8 or not 1 <= page_size <= MAX_PAGE_SIZE or page < 1:
+            raise invalid
+        biz_id = params.get("BizId") or None
+        wanted = normalize_phone(phone)
+        with self._lock:
+            matches = [
+                m
+                for m in self.sent + self._reports
+                if wanted in m.phones
+                and m.send_date.astimezone(CHINA_TZ).date() == day
+                and (biz_id is None or m.biz_id == biz_id)
+            ]
+            matches.sort(key=lambda m: m.send_date, reverse=True)
+            window = matches[(page - 1) * page_size : page * page_size]
+            dtos = [self._detail(m, wanted) for m in window]
+        return self._json_reply(
+            200,
+            {
+                "Code": "OK",
+                "Message": "OK",
+                "RequestId": _new_request_id(),
+                "TotalCount": str(len(matches)),
+                "SmsSendDetailDTOs": {"SmsSendDetailDTO": dtos},
+            },
+        )
+
+    def _detail(self, msg: SentSms, phone: str) -> dict[str, Any]:
+        status, err = self._status.get((msg.biz_id, phone), (3, "DELIVERED"))
+        sent_at = msg.send_date.astimezone(CHINA_TZ)
+        received = "" if status == 1 else _fmt(sent_at + timedelta(seconds=3))
+        dto: dict[str, Any] = {
+            "PhoneNum": phone,
+            "SendStatus": status,
+            "ErrCode": err,
+            "TemplateCode": msg.template_code,
+            "Content": msg.content,
+            "SendDate": _fmt(sent_at),
+            "ReceiveDate": received,
+        }
+        if msg.out_id is not None:
+            dto["OutId"] = msg.out_id
+        return dto
+
+    # ----------------------------------------------------------------- replies
+
+    @staticmethod
+    def _json_reply(status: int, payload: dict[str, Any]) -> _Reply:
+        return _Reply(
+            status=status,
+            body=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+            request_id=payload.get("RequestId"),
+            code=payload.get("Code"),
+        )
+
+    def _business_reply(self, code: str, message: str) -> _Reply:
+        return self._json_reply(
+            200, {"Code": code, "Message": message, "RequestId": _new_request_id()}
+        )
+
+    def _error_reply(self, status: int, code: str, message: str) -> _Reply:
+        return self._json_reply(
+            status,
+            {
+                "RequestId": _new_request_id(),
+                "HostId": HOST_ID,
+                "Code": code,
+                "Message": message,
+                "Recommend": f"https://api.aliyun.com/troubleshoot?q={code}&product=Dysmsapi",
+            },
+        )
+
+    def _http_plan_reply(self, status: int, body: dict[str, Any] | str | None) -> _Reply:
+        if isinstance(body, str):
+            return _Reply(status=status, body=body.encode("utf-8"), content_type="text/plain")
+        if body is None:
+            code, message = _DEFAULT_HTTP_ERRORS.get(
+                status, ("InternalError" if status >= 500 else "InvalidParameter", f"HTTP {status}")
+            )
+            return self._error_reply(status, code, message)
+        return self._json_reply(status, body)
+
+
+def _fmt(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
