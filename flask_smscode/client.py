@@ -214,25 +214,32 @@ class AliyunSms:
         for key, value in params.items():
             if value is not None:  # add_query_param(k, None) would send "None"
                 request.add_query_param(key, value)
+        # The SDK's exceptions carry the signed URL (AccessKeyId, numbers, TemplateParam):
+        # keep only safe fields and raise outside the except blocks, so no traceback chain
+        # (__context__) holds on to them.
+        failure: AliyunSmsError | None = None
+        body = b""
         try:
             body = self._client().do_action_with_exception(request)
         except ServerException as exc:
-            raise AliyunSmsError(
+            failure = AliyunSmsError(
                 PROVIDER_ERROR,
                 f"Alibaba Cloud refused the {action} call (HTTP {exc.get_http_status()})",
                 provider_code=exc.get_error_code(), request_id=exc.get_request_id(),
-                http_status=exc.get_http_status()) from None
+                http_status=exc.get_http_status())
         except ClientException as exc:
             text = str(exc.get_error_msg() or "")
             not_sent = any(marker in text for marker in _NOT_SENT_MARKERS)
             kind = "could not reach Alibaba Cloud" if not_sent else \
                 "got no answer from Alibaba Cloud (the message may have been sent)"
-            raise AliyunSmsError(REQUEST_FAILED, f"The {action} call {kind}",
-                                 provider_code=exc.get_error_code(),
-                                 delivery_unknown=not not_sent) from None
+            failure = AliyunSmsError(REQUEST_FAILED, f"The {action} call {kind}",
+                                     provider_code=exc.get_error_code(),
+                                     delivery_unknown=not not_sent)
         except Exception as exc:  # the SDK raises e.g. IndexError on some 400 answers
-            raise AliyunSmsError(REQUEST_FAILED,
-                                 f"The {action} call failed ({type(exc).__name__})") from None
+            failure = AliyunSmsError(REQUEST_FAILED,
+                                     f"The {action} call failed ({type(exc).__name__})")
+        if failure is not None:
+            raise failure
         try:
             answer = json.loads(body)
             if not isinstance(answer, dict):

@@ -17,9 +17,9 @@ from .errors import InvalidPhone, RegionNotAllowed
 
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 _MAX_INPUT_LENGTH = 64  # longer input is not a phone number; refuse before parsing
-# After NFKC: digits, one leading "+", and the separators people type. phonenumbers alone
-# would accept "13800138000x" or vanity letters, which no SMS form should.
-_PHONE_CHARS = re.compile(r"\+?[0-9][0-9 ()./-]*")
+# After NFKC: digits, at most one "+", and the separators people type ("(+86) 138-0013").
+# phonenumbers alone would accept "13800138000x" or vanity letters, which no SMS form should.
+_PHONE_CHARS = re.compile(r"[0-9 ()./+\t-]+")
 
 
 def parse_phone(raw: str, default_region: str = "CN") -> phonenumbers.PhoneNumber:
@@ -28,7 +28,7 @@ def parse_phone(raw: str, default_region: str = "CN") -> phonenumbers.PhoneNumbe
         raise InvalidPhone()
     # NFKC turns full-width digits and plus signs into ASCII; phonenumbers drops separators.
     text = unicodedata.normalize("NFKC", raw).strip()
-    if not _PHONE_CHARS.fullmatch(text):
+    if not _PHONE_CHARS.fullmatch(text) or text.count("+") > 1:
         raise InvalidPhone()
     try:
         number = phonenumbers.parse(text, default_region)

@@ -143,35 +143,47 @@ class SmsCodeService:
         except SmsCodeError as exc:
             self._log_send(logging.INFO, e164, purpose, exc.code, started)
             raise
-        delivery, receipt = "sent", None
-        if fixed is None:
-            try:
-                receipt = self.sender.send(e164, code, purpose, out_id=send_id)
-            except DeliveryUnconfirmed as exc:
-                delivery = "unconfirmed"
-                self._log_send(logging.WARNING, e164, purpose, "unconfirmed", started,
-                               provider_code=exc.provider_code, request_id=exc.request_id,
-                               out_id=send_id)
-            except Exception as exc:
-                self._cancel(e164, purpose, send_id)
-                error = exc if isinstance(exc, SmsCodeError) else None
-                # The provider's code and request id ride on the error or on its cause.
-                source = exc if getattr(exc, "provider_code", None) else exc.__cause__
-                self._log_send(logging.WARNING, e164, purpose,
-                               error.code if error else "provider_error", started,
-                               provider_code=getattr(source, "provider_code", None),
-                               request_id=getattr(source, "request_id", None), out_id=send_id,
-                               exception=None if error else type(exc).__name__)
-                if error is not None:
-                    raise
-                raise ProviderError() from None
-        if delivery == "sent":
-            self._log_send(logging.INFO, e164, purpose, "sent" if fixed is None else "test_number",
-                           started, provider_code=receipt.provider_code if receipt else None,
-                           request_id=receipt.request_id if receipt else None, out_id=send_id)
-        self._signal(code_sent, phone=e164, purpose=purpose,
-                     delivery=delivery if fixed is None else "test")
+        if fixed is not None:  # a test number: every rule above applied, no SMS goes out
+            self._log_send(logging.INFO, e164, purpose, "test_number", started, out_id=send_id)
+            self._signal(code_sent, phone=e164, purpose=purpose, delivery="test")
+            return SendResult(e164, purpose, s.code_ttl, s.resend_interval, "sent")
+        delivery = self._deliver(e164, code, purpose, send_id, started)
+        self._signal(code_sent, phone=e164, purpose=purpose, delivery=delivery)
         return SendResult(e164, purpose, s.code_ttl, s.resend_interval, delivery)
+
+    def _deliver(self, phone: str, code: str, purpose: str, send_id: str,
+                 started: float) -> str:
+        """Hand the code to the sender and settle the reservation by the outcome.
+
+        A definite refusal cancels the reservation (no live code, cooldown given back); an
+        unknown outcome keeps both, because the SMS may arrive.
+        """
+        source: Any = None
+        crashed: str | None = None
+        try:
+            receipt = self.sender.send(phone, code, purpose, out_id=send_id)
+        except DeliveryUnconfirmed as exc:
+            self._log_send(logging.WARNING, phone, purpose, "unconfirmed", started,
+                           provider_code=exc.provider_code, request_id=exc.request_id,
+                           out_id=send_id)
+            return "unconfirmed"
+        except SmsCodeError as exc:
+            failure: SmsCodeError = exc
+            # The provider's code and request id ride on the error or on its cause.
+            source = exc if getattr(exc, "provider_code", None) else exc.__cause__
+        except Exception as exc:  # a custom sender's bug; its text may hold the code
+            failure, crashed = ProviderError(), type(exc).__name__
+        else:
+            self._log_send(logging.INFO, phone, purpose, "sent", started,
+                           provider_code=receipt.provider_code, request_id=receipt.request_id,
+                           out_id=send_id)
+            return "sent"
+        self._cancel(phone, purpose, send_id)
+        self._log_send(logging.WARNING, phone, purpose, failure.code, started,
+                       provider_code=getattr(source, "provider_code", None),
+                       request_id=getattr(source, "request_id", None), out_id=send_id,
+                       exception=crashed)
+        raise failure  # outside the except blocks: no chained sender exception
 
     def _cancel(self, phone: str, purpose: str, send_id: str) -> None:
         try:

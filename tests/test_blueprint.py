@@ -205,8 +205,10 @@ def test_allowed_regions_can_be_widened(make_app, sms_server):
     assert sms_server.sent[-1].phone_numbers == ["85251234567"]  # country code + number
 
 
-@pytest.mark.parametrize("spelling", ["+86 138 0013 8000", "008613800138000", "8613800138000",
-                                      "１３８００１３８０００", " 138-0013-8000 ", "+8613800138000"])
+@pytest.mark.parametrize("spelling", [
+    "+86 138 0013 8000", "008613800138000", "8613800138000", "１３８００１３８０００",
+    " 138-0013-8000 ", "+8613800138000", "(+86) 138 0013 8000",
+])
 def test_spellings_share_one_code_and_throttle(client, sms_server, spelling):
     assert send(client, PHONE).status_code == 200
     response = send(client, spelling)
