@@ -1,34 +1,427 @@
-"""The ``flask smscode`` command group (registered through the ``flask.commands`` entry point)."""
+"""The ``flask smscode`` command group (registered through the ``flask.commands`` entry point).
+
+For the support desk and operators: issue a code as the endpoint would (``send``), see why
+a phone is stuck (``status``), unlock it (``reset``), send a notification template to many
+numbers (``notify``) and read delivery receipts (``delivery``).
+
+Output never holds a template parameter or a message text (both may carry a code or personal
+data); the one exception is ``send`` with the console sender, where no SMS goes out and the
+operator is the only way the code reaches the user.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 
-from .errors import SmsCodeError
-from .service import get_service, init_app
+from .client import REQUEST_FAILED, AliyunSms, AliyunSmsError, SendSmsResponse
+from .errors import ConfigurationError, SmsCodeError
+from .phones import mask_phone
+from .senders import ConsoleSender, Sender, SendReceipt
+from .service import SmsCodeService, get_service, init_app
+
+CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")  # Alibaba's send dates are China time
+PHONE_COLUMNS = ("phone", "mobile", "phone_number", "手机号", "手机")
+MAX_INVALID_LISTED = 20
+_PHONE_SEPARATORS = re.compile(r"[\s,;，；、]+")  # noqa: RUF001 - full-width commas are typed
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @click.group("smscode")
 def smscode() -> None:
-    """Operate flask-smscode: issue, inspect and reset codes."""
+    """Operate flask-smscode: issue, inspect and reset codes; notify; read receipts."""
 
 
-def _service():
-    from flask import current_app
+# -- helpers ---------------------------------------------------------------------------------
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Refusals become ``Error: <machine code>: <message>`` and exit 1, never a traceback."""
+    failure: click.ClickException | None = None
+    try:
+        yield
+    except SmsCodeError as exc:
+        text = f"{exc.code}: {exc.message}"
+        if exc.retry_after:
+            text += f" (retry in {exc.retry_after} s)"
+        failure = click.ClickException(text)
+    except ConfigurationError as exc:
+        failure = click.ClickException(str(exc))
+    except AliyunSmsError as exc:  # its str() holds codes and the request id, never secrets
+        failure = click.ClickException(str(exc))
+    if failure is not None:
+        raise failure
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    return get_service(app) if "smscode" in app.extensions else init_app(app)
+
+def _app() -> Any:
+    return current_app._get_current_object()  # type: ignore[attr-defined]
+
+
+def _service() -> SmsCodeService:
+    """The app's service, built here when the app did not register the blueprint."""
+    app = _app()
+    with _errors():
+        return get_service(app) if "smscode" in app.extensions else init_app(app)
+
+
+def _client() -> AliyunSms:
+    with _errors():
+        return AliyunSms.from_config(_app().config)
+
+
+def _mask_entry(raw: str) -> str:
+    """An invalid entry may not parse as a phone: show only its last two characters."""
+    tail = _CONTROL.sub("", str(raw).strip())[-2:]
+    return "***" + tail
+
+
+def _format_time(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+class _EchoingSender:
+    """Wraps the console sender for one ``send``: it delegates, and remembers the code per
+    phone so the command can show it (the console sender itself never reveals it outside
+    debug mode, and no SMS goes out, so the operator must pass it on)."""
+
+    def __init__(self, inner: Sender) -> None:
+        self.inner = inner
+        self.codes: dict[str, str] = {}
+
+    def send(self, phone: str, code: str, purpose: str, *, out_id: str) -> SendReceipt:
+        receipt = self.inner.send(phone, code, purpose, out_id=out_id)
+        self.codes[phone] = code
+        return receipt
+
+
+# -- send / status / reset ------------------------------------------------------------------
+@smscode.command("send")
+@click.argument("phone")
+@click.option("--purpose", default="login", show_default=True,
+              help="What the code is for (one of SMSCODE_PURPOSES).")
+@with_appcontext
+def send(phone: str, purpose: str) -> None:
+    """Send a code to PHONE, as POST /sms/send would.
+
+    Every per-phone throttle applies. The code is printed only when the app uses the
+    console sender, which sends no SMS.
+    """
+    service = _service()
+    echo: _EchoingSender | None = None
+    with _errors():
+        e164 = service.normalize(phone)
+        original = service.sender
+        if isinstance(original, ConsoleSender):
+            echo = _EchoingSender(original)
+            service.sender = echo
+        try:
+            result = service.send(phone, purpose)
+        finally:
+            if echo is not None:
+                service.sender = original
+    click.echo(f"Code sent to {result.masked_phone} for {result.purpose} "
+               f"(delivery: {result.delivery}); expires in {result.expires_in} s, "
+               f"resend allowed in {result.resend_in} s.")
+    fixed = service.settings.test_numbers.get(e164)
+    if fixed is not None:
+        click.echo("This is a test number (SMSCODE_TEST_NUMBERS): no SMS was sent.")
+    if echo is not None:
+        code = echo.codes.get(e164, fixed)
+        if code is not None:
+            click.echo(f"Code: {code}")
+    if result.delivery == "unconfirmed":
+        click.echo("The provider did not answer in time: the SMS may still arrive, so do "
+                   "not resend before the cooldown ends.", err=True)
+
+
+def _status_data(service: SmsCodeService, phone: str, purpose: str) -> dict[str, Any]:
+    e164 = service.normalize(phone)
+    snapshot = service.status(e164, purpose)
+    settings = service.settings
+    return {
+        "phone": e164,
+        "purpose": purpose,
+        "code_live": snapshot.code_ttl > 0,
+        "code_ttl": snapshot.code_ttl,
+        "out_id": snapshot.out_id,
+        "attempts_left": max(0, settings.max_attempts - snapshot.failures),
+        "max_attempts": settings.max_attempts,
+        "failures_ttl": snapshot.failures_ttl,
+        "cooldown": snapshot.cooldown,
+        "sends": [{"limit": limit.text, "used": snapshot.sends.get(limit.text, 0),
+                   "amount": limit.amount, "seconds": limit.seconds}
+                  for limit in settings.phone_limits],
+    }
+
+
+@smscode.command("status")
+@click.argument("phone")
+@click.option("--purpose", default="login", show_default=True,
+              help="Which purpose's code and failures to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@with_appcontext
+def status(phone: str, purpose: str, as_json: bool) -> None:
+    """Show PHONE's live code, attempts left, cooldown and send caps."""
+    service = _service()
+    with _errors():
+        data = _status_data(service, phone, purpose)
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+        return
+    lines = [f"Phone: {mask_phone(data['phone'])} ({data['phone']})",
+             f"Purpose: {data['purpose']}",
+             "Code live: " + (f"yes, {data['code_ttl']} s left" if data["code_live"] else "no"),
+             f"OutId of last send: {data['out_id'] or 'none'}"]
+    attempts = f"Attempts left: {data['attempts_left']} of {data['max_attempts']}"
+    if data["failures_ttl"]:
+        attempts += f" (failure window resets in {data['failures_ttl']} s)"
+    lines.append(attempts)
+    lines.append("Resend cooldown: " + (f"{data['cooldown']} s" if data["cooldown"] else "none"))
+    sends = ", ".join(f"{item['used']} of {item['limit']}" for item in data["sends"])
+    lines.append(f"Sends: {sends or 'no per-phone limits'}")
+    click.echo("\n".join(lines))
 
 
 @smscode.command("reset")
 @click.argument("phone")
-@click.option("--purpose", default=None, help="Only this purpose's code and failures.")
+@click.option("--purpose", default=None,
+              help="Only this purpose's code and failures (default: every purpose).")
 @with_appcontext
 def reset(phone: str, purpose: str | None) -> None:
-    """Clear PHONE's codes, failures and throttles (support desk unlock)."""
+    """Unlock PHONE: clear its codes, failures and throttles."""
+    service = _service()
+    with _errors():
+        e164 = service.normalize(phone)
+        removed = service.reset(e164, purpose)
+    scope = f" for {purpose}" if purpose else ""
+    click.echo(f"Reset {mask_phone(e164)}{scope}: removed {removed} key(s) "
+               "(codes, failures and throttles).")
+
+
+# -- notify ----------------------------------------------------------------------------------
+def _parse_params(value: str) -> dict[str, Any]:
     try:
-        removed = _service().reset(phone, purpose)
-    except SmsCodeError as exc:
-        raise click.ClickException(exc.message) from None
-    click.echo(f"Reset {removed} key(s).")
+        params = json.loads(value)
+    except ValueError:
+        raise click.BadParameter("must be a JSON object, e.g. '{\"name\":\"Li\"}'.",
+                                 param_hint="--params") from None
+    if not isinstance(params, dict):
+        raise click.BadParameter("must be a JSON object, not a list or a single value.",
+                                 param_hint="--params")
+    return params
+
+
+def _read_phone_file(path: Path) -> list[tuple[str, str]]:
+    """``(entry, where)`` pairs from a CSV or a one-number-per-line text file."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise click.BadParameter(f"{path.name} is not UTF-8 text.", param_hint="--file") \
+            from None
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path.name} ({exc.strerror}).",
+                                 param_hint="--file") from None
+    lines = text.splitlines()
+    data = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    is_csv = path.suffix.lower() in (".csv", ".tsv") or any(
+        "," in line or "\t" in line for line in data[:5])
+    if not is_csv:
+        entries = []
+        for number, line in enumerate(lines, 1):
+            entry = line.split("#", 1)[0].strip()
+            if entry:
+                entries.append((entry, f"line {number}"))
+        return entries
+    delimiter = "\t" if data and "\t" in data[0] and "," not in data[0] else ","
+    rows = [(number, row) for number, row in
+            enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), 1)
+            if any(cell.strip() for cell in row) and not row[0].lstrip().startswith("#")]
+    column = 0
+    if rows:
+        header = [cell.strip().lower() for cell in rows[0][1]]
+        named = [i for i, cell in enumerate(header) if cell in PHONE_COLUMNS]
+        if named:
+            column, rows = named[0], rows[1:]
+        elif header and not any(ch.isdigit() for ch in header[0]):
+            rows = rows[1:]  # a header row with other names: numbers are in the first column
+    return [(row[column].strip(), f"line {number}") for number, row in rows
+            if len(row) > column and row[column].strip()]
+
+
+def _summary(responses: list[SendSmsResponse], total: int) -> tuple[list[str], bool]:
+    """Summary lines (counts, codes, request ids, BizIds only) and whether all went out."""
+    ok = [r for r in responses if r.ok]
+    failed = [r for r in responses if not r.ok]
+    sent = sum(len(r.phone_numbers) for r in ok)
+    lines = [f"Sent: {sent} number(s) in {len(ok)} request(s)"]
+    lines += [f"  {len(r.phone_numbers)} number(s): BizId {r.biz_id or '-'}, "
+              f"RequestId {r.request_id or '-'}, OutId {r.out_id or '-'}" for r in ok]
+    for r in failed:
+        error = getattr(r, "error", None)  # the AliyunSmsError of that call, when kept
+        request_failed = (r.code == "REQUEST_FAILED"
+                          or getattr(error, "code", None) == REQUEST_FAILED)
+        note = "; it may have been delivered" if getattr(error, "delivery_unknown", False) \
+            else ""
+        lines.append(f"{'Failed' if request_failed else 'Rejected'}: {len(r.phone_numbers)} "
+                     f"number(s) — {r.code} (RequestId {r.request_id or '-'}{note})")
+    attempted = sum(len(r.phone_numbers) for r in responses)
+    if attempted < total:
+        lines.append(f"Not sent: {total - attempted} number(s) (no answer recorded)")
+    return lines, not failed and attempted >= total
+
+
+@smscode.command("notify")
+@click.option("--template", "template_code", required=True, metavar="CODE",
+              help="Template code approved in the SMS console (SMS_...).")
+@click.option("--params", "params_text", required=True, metavar="JSON",
+              help="Template variables as a JSON object; never printed.")
+@click.option("--phones", default=None, metavar="LIST",
+              help="Numbers separated by commas, spaces or newlines.")
+@click.option("--file", "file_path", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A CSV (column phone/mobile/phone_number/手机号/手机, else the first) or a "
+                   "text file with one number per line (# comments); UTF-8.")
+@click.option("--sign-name", default=None, metavar="NAME",
+              help="Sign name (签名); default SMSCODE_ALIYUN_SIGN_NAME.")
+@click.option("--out-id", default=None, metavar="ID",
+              help="OutId for every SendSms call (default: one per call).")
+@with_appcontext
+def notify(template_code: str, params_text: str, phones: str | None, file_path: Path | None,
+           sign_name: str | None, out_id: str | None) -> None:
+    """Send a notification template to many numbers.
+
+    Numbers go out in SendSms calls of at most 1000. Invalid numbers are skipped and
+    counted; exits 1 when any number was invalid or any call was rejected, so scripts
+    notice.
+    """
+    params = _parse_params(params_text)
+    if (phones is None) == (file_path is None):
+        raise click.UsageError("Give exactly one of --phones or --file.")
+    if file_path is not None:
+        entries = _read_phone_file(file_path)
+        source = file_path.name
+    else:
+        entries = [(entry, f"entry {i}") for i, entry in
+                   enumerate((e for e in _PHONE_SEPARATORS.split(phones or "") if e), 1)]
+        source = "--phones"
+    if not entries:
+        raise click.UsageError(f"No phone numbers found in {source}.")
+    client = _client()
+    if not (sign_name or client.sign_name):
+        raise click.ClickException("SMSCODE_ALIYUN_SIGN_NAME is not set "
+                                   "(or pass --sign-name).")
+    raw = [entry for entry, _ in entries]
+    valid, invalid = client.normalize_phones(raw)
+    where: dict[str, str] = {}
+    for entry, place in entries:
+        where.setdefault(entry, place)
+    duplicates = len(raw) - len(valid) - len(invalid)
+    invalid_lines = []
+    if invalid:
+        invalid_lines.append(f"Invalid numbers skipped: {len(invalid)}")
+        invalid_lines += [f"  {where.get(entry, '?')}: {_mask_entry(entry)}"
+                          for entry in invalid[:MAX_INVALID_LISTED]]
+        if len(invalid) > MAX_INVALID_LISTED:
+            invalid_lines.append(f"  ... and {len(invalid) - MAX_INVALID_LISTED} more")
+    if not valid:
+        click.echo("\n".join(invalid_lines))
+        raise click.ClickException(f"No valid mobile numbers in {source}; nothing was sent.")
+
+    responses: list[SendSmsResponse] = []
+    with click.progressbar(length=len(valid), label="Sending", file=click.get_text_stream(
+            "stderr")) as bar:
+
+        def advance(response: SendSmsResponse) -> None:
+            bar.update(len(response.phone_numbers))
+
+        try:
+            responses = client.send_message(valid, params, template_code, skip_invalid=True,
+                                            on_batch=advance, out_id=out_id,
+                                            sign_name=sign_name)
+        except AliyunSmsError as exc:
+            responses = list(getattr(exc, "responses", None) or [])
+            if not responses:  # refused before any call: nothing went out
+                raise click.ClickException(str(exc)) from None
+    lines, all_sent = _summary(responses, len(valid))
+    if duplicates > 0:
+        lines.append(f"Duplicates skipped: {duplicates}")
+    click.echo("\n".join(lines + invalid_lines))
+    if not all_sent or invalid:
+        click.get_current_context().exit(1)
+
+
+# -- delivery --------------------------------------------------------------------------------
+def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -> date:
+    if value is None:
+        return datetime.now(CHINA_TZ).date()
+    for fmt in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return datetime.strptime(value.strip(), fmt).date()
+        except ValueError:
+            continue
+    raise click.BadParameter("use YYYY-MM-DD or YYYYMMDD.")
+
+
+@smscode.command("delivery")
+@click.argument("phone")
+@click.option("--biz-id", default=None, metavar="ID", help="Only the message with this BizId.")
+@click.option("--date", "send_date", default=None, callback=_parse_date, metavar="DATE",
+              help="Send date, YYYY-MM-DD or YYYYMMDD (default: today, China time).")
+@click.option("--page", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--page-size", default=10, show_default=True, type=click.IntRange(1, 50))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@with_appcontext
+def delivery(phone: str, biz_id: str | None, send_date: date, page: int, page_size: int,
+             as_json: bool) -> None:
+    """Show delivery receipts of the messages sent to PHONE on one day.
+
+    Message texts are never shown: a verification SMS contains its code.
+    """
+    client = _client()
+    with _errors():
+        report = client.query_send_details(phone, biz_id=biz_id, send_date=send_date,
+                                           page_size=page_size, page=page)
+    records = [{
+        "phone": mask_phone(str(r.phone)),
+        "status": getattr(r.status, "name", str(r.status)),
+        "status_code": int(r.status),
+        "error_code": r.error_code or None,
+        "template_code": r.template_code,
+        "send_time": r.send_time.isoformat() if isinstance(r.send_time, datetime) else None,
+        "receive_time": (r.receive_time.isoformat() if isinstance(r.receive_time, datetime)
+                         else None),
+        "out_id": r.out_id,
+    } for r in report]
+    if as_json:
+        click.echo(json.dumps({
+            "send_date": send_date.isoformat(), "page": page, "page_size": page_size,
+            "total_count": report.total_count, "request_id": report.request_id,
+            "records": records}, ensure_ascii=False))
+        return
+    header = ("Phone", "Status", "Error", "Template", "Sent", "Received", "OutId")
+    rows = [(rec["phone"], rec["status"], r.error_code or "-", r.template_code or "-",
+             _format_time(r.send_time), _format_time(r.receive_time), r.out_id or "-")
+            for rec, r in zip(records, report, strict=True)]
+    if rows:
+        widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True))
+                       .rstrip())
+    shown = f"{len(rows)} of {report.total_count} record(s) on {send_date.isoformat()}"
+    if report.total_count > page * page_size:
+        shown += f" (more: --page {page + 1})"
+    click.echo(shown)

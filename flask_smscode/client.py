@@ -1,5 +1,9 @@
 """The one Alibaba Cloud SMS (Dysmsapi 2017-05-25) client of the package.
 
+Usable without Flask: ``AliyunSms(key_id, key_secret, sign_name)``, ``from_config``,
+``from_json("sms.json")`` or ``from_element(folder)``; then ``send_message`` (any number
+of phones, split into calls of at most 1000) and ``query_send_details`` (receipts).
+
 It wraps ``aliyun-python-sdk-core`` and defuses its traps (see the README's notes):
 HTTPS is set with the SDK's own constant, business errors that arrive as HTTP 200 become
 exceptions, the SDK's own log lines (which carry the AccessKeyId, the phone numbers and
@@ -13,14 +17,22 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from .config import get_setting
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InvalidPhone, RegionNotAllowed
+from .events import log_event
+from .metrics import STATS
+from .phones import mask_phone, normalize_phone, provider_phone
+from .receipts import CHINA_TZ, DeliveryReport
 
 API_VERSION = "2017-05-25"
 MAX_PHONES_PER_CALL = 1000  # SendSms accepts at most 1000 comma-separated numbers
@@ -49,7 +61,8 @@ class AliyunSmsError(Exception):
 
     def __init__(self, code: int, message: str, *, provider_code: str | None = None,
                  request_id: str | None = None, http_status: int | None = None,
-                 delivery_unknown: bool = False, retry_after: int | None = None) -> None:
+                 delivery_unknown: bool = False, retry_after: int | None = None,
+                 responses: Sequence[SendSmsResponse] = ()) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -58,6 +71,8 @@ class AliyunSmsError(Exception):
         self.http_status = http_status
         self.delivery_unknown = delivery_unknown
         self.retry_after = retry_after
+        # send_message: the answer of every SendSms call made, failed ones included.
+        self.responses = list(responses)
 
     def __str__(self) -> str:
         parts = [f"[{self.code}] {self.message}"]
@@ -78,6 +93,7 @@ class SendSmsResponse:
     request_id: str | None
     out_id: str | None = None
     phone_numbers: tuple[str, ...] = field(default=(), repr=False)
+    error: AliyunSmsError | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -129,7 +145,8 @@ class AliyunSms:
                  sign_name: str | None = None, *, region: str = "cn-hangzhou",
                  endpoint: str = "dysmsapi.aliyuncs.com", protocol: str = "https",
                  timeout: float = 5.0, connect_timeout: float | None = None,
-                 max_concurrency: int = 4) -> None:
+                 max_concurrency: int = 4, default_region: str = "CN",
+                 allowed_regions: Iterable[str] | None = ("CN",)) -> None:
         access_key_id = access_key_id or os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID")
         access_key_secret = access_key_secret or os.environ.get(
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
@@ -158,6 +175,8 @@ class AliyunSms:
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout or min(timeout, 3.0))
         self.max_concurrency = max(1, int(max_concurrency))
+        self.default_region = default_region
+        self.allowed_regions = None if allowed_regions is None else tuple(allowed_regions)
         self._acs: Any = None
         self._acs_lock = threading.Lock()
 
@@ -176,7 +195,36 @@ class AliyunSms:
                    get("SMSCODE_ALIYUN_SIGN_NAME"), region=get("SMSCODE_ALIYUN_REGION"),
                    endpoint=get("SMSCODE_ALIYUN_ENDPOINT"),
                    protocol=get("SMSCODE_ALIYUN_PROTOCOL"),
-                   timeout=get("SMSCODE_ALIYUN_TIMEOUT_SECONDS"))
+                   timeout=get("SMSCODE_ALIYUN_TIMEOUT_SECONDS"),
+                   default_region=str(get("SMSCODE_DEFAULT_REGION")).upper(),
+                   allowed_regions=_regions(get("SMSCODE_ALLOWED_REGIONS")))
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike[str], **overrides: Any) -> AliyunSms:
+        """Build from a low-code ``sms.json``: ``{"accessKey", "accessSecret", "verifySign"}``.
+
+        Keyword arguments (``endpoint``, ``protocol``, ``timeout``...) override the file.
+        A missing file or key raises :class:`AliyunSmsError` 46001 naming it.
+        """
+        data = _read_json_object(Path(path))
+        for key in ("accessKey", "accessSecret", "verifySign"):
+            if not isinstance(data.get(key), str) or not data[key]:
+                raise AliyunSmsError(PARAM_MISSING, f"{Path(path).name} has no {key!r}")
+        return cls(data["accessKey"], data["accessSecret"], data["verifySign"], **overrides)
+
+    @classmethod
+    def from_element(cls, folder: str | os.PathLike[str], **overrides: Any) -> AliyunSms:
+        """Build from a low-code element folder: ``e.json`` (type ``SMS.Aliyun``) beside
+        ``sms.json`` (found under its ``backendBundleEntry``, default ``.``)."""
+        root = Path(folder)
+        element = _read_json_object(root / "e.json")
+        if element.get("type") != "SMS.Aliyun":
+            raise AliyunSmsError(PARAM_MISSING, f"e.json has type {element.get('type')!r}; "
+                                                "this client only loads 'SMS.Aliyun' elements")
+        entry = element.get("backendBundleEntry") or "."
+        if not isinstance(entry, str):
+            raise AliyunSmsError(PARAM_MISSING, "e.json backendBundleEntry must be a path")
+        return cls.from_json(root / entry / "sms.json", **overrides)
 
     # -- the SDK -------------------------------------------------------------------------
     def _client(self) -> Any:
@@ -219,6 +267,7 @@ class AliyunSms:
         # (__context__) holds on to them.
         failure: AliyunSmsError | None = None
         body = b""
+        started = time.perf_counter()
         try:
             body = self._client().do_action_with_exception(request)
         except ServerException as exc:
@@ -239,14 +288,20 @@ class AliyunSms:
             failure = AliyunSmsError(REQUEST_FAILED,
                                      f"The {action} call failed ({type(exc).__name__})")
         if failure is not None:
+            outcome = failure.provider_code if failure.code == PROVIDER_ERROR else \
+                ("unconfirmed" if failure.delivery_unknown else "request_failed")
+            STATS.provider_call(action, outcome or "error", time.perf_counter() - started)
             raise failure
         try:
             answer = json.loads(body)
             if not isinstance(answer, dict):
                 raise ValueError
         except ValueError:
+            STATS.provider_call(action, "invalid_answer", time.perf_counter() - started)
             raise AliyunSmsError(REQUEST_FAILED,
                                  f"The {action} answer was not a JSON object") from None
+        STATS.provider_call(action, str(answer.get("Code") or "no_code"),
+                            time.perf_counter() - started)
         return answer
 
     # -- SendSms -------------------------------------------------------------------------
@@ -288,6 +343,133 @@ class AliyunSms:
         return response
 
 
+    # -- notifications -------------------------------------------------------------------
+    def normalize_phones(self, phone_list: Iterable[str] | str) -> tuple[list[str], list[str]]:
+        """Split ``phone_list`` (or a comma/space separated string) into valid E.164
+        numbers, de-duplicated in their first order, and the invalid entries as given."""
+        if isinstance(phone_list, str):
+            phone_list = phone_list.replace(",", " ").replace(";", " ").split()
+        valid: dict[str, None] = {}
+        invalid: list[str] = []
+        for raw in phone_list:
+            if isinstance(raw, str) and not raw.strip():
+                continue
+            try:
+                valid[normalize_phone(raw, self.default_region, self.allowed_regions)] = None
+            except (InvalidPhone, RegionNotAllowed):
+                invalid.append(raw if isinstance(raw, str) else repr(raw))
+        return list(valid), invalid
+
+    def send_message(self, phone_list: Iterable[str] | str, params: Mapping[str, Any] | None,
+                     template_code: str | None, *, out_id: str | None = None,
+                     sign_name: str | None = None, skip_invalid: bool = False,
+                     on_batch: Callable[[SendSmsResponse], None] | None = None,
+                     ) -> list[SendSmsResponse]:
+        """Send one template to many phones; return one answer per SendSms call made.
+
+        Numbers are normalised and de-duplicated, then sent in calls of at most 1000,
+        ``max_concurrency`` at a time; ``on_batch`` is called (in this thread) as each
+        call finishes. Parameter values are sent as strings. Errors: 46001 when the list
+        is empty, a parameter is missing or (unless ``skip_invalid``) a number is invalid;
+        after every call ran, 46002/46003 if any failed, with ``.responses`` holding
+        every call's answer so the caller sees what went out.
+        """
+        if not template_code:
+            raise AliyunSmsError(PARAM_MISSING, "No template code was given")
+        if params is None or not isinstance(params, Mapping):
+            raise AliyunSmsError(PARAM_MISSING, "The template parameters must be an object")
+        if not (sign_name or self.sign_name):
+            raise AliyunSmsError(PARAM_MISSING, "No sign name (verifySign / "
+                                                "SMSCODE_ALIYUN_SIGN_NAME) was given")
+        phones, invalid = self.normalize_phones(phone_list or [])
+        if invalid and not skip_invalid:
+            shown = ", ".join(_mask_raw(raw) for raw in invalid[:5])
+            raise AliyunSmsError(PARAM_MISSING, f"{len(invalid)} entr(ies) of the phone list "
+                                                f"are not valid mobile numbers: {shown}")
+        if not phones:
+            raise AliyunSmsError(PARAM_MISSING, "The phone list is empty")
+        batches = [[provider_phone(p) for p in phones[i:i + MAX_PHONES_PER_CALL]]
+                   for i in range(0, len(phones), MAX_PHONES_PER_CALL)]
+        results: list[SendSmsResponse | None] = [None] * len(batches)
+        workers = min(self.max_concurrency, len(batches))
+        with ThreadPoolExecutor(workers, thread_name_prefix="smscode-send") as pool:
+            futures = {pool.submit(self._send_batch, batch, template_code, params, out_id,
+                                   sign_name): index for index, batch in enumerate(batches)}
+            for future in as_completed(futures):
+                response = future.result()
+                results[futures[future]] = response
+                if on_batch is not None:
+                    on_batch(response)
+        answers = [r for r in results if r is not None]
+        failed = [r for r in answers if not r.ok]
+        if failed:
+            first = failed[0].error
+            provider_side = any(r.error is not None and r.error.code == PROVIDER_ERROR
+                                for r in failed)
+            raise AliyunSmsError(
+                PROVIDER_ERROR if provider_side else REQUEST_FAILED,
+                f"{len(failed)} of {len(answers)} SendSms call(s) failed "
+                f"({sum(len(r.phone_numbers) for r in failed)} number(s))",
+                provider_code=first.provider_code if first else None,
+                request_id=first.request_id if first else None,
+                delivery_unknown=any(r.error is not None and r.error.delivery_unknown
+                                     for r in failed),
+                responses=answers)
+        return answers
+
+    def sendMessage(self, phoneList: Iterable[str] | str | None = None,
+                    params: Mapping[str, Any] | None = None,
+                    verifyTemplateCode: str | None = None,
+                    **kwargs: Any) -> list[SendSmsResponse]:
+        """The low-code element's spelling of :meth:`send_message`."""
+        return self.send_message(phoneList or [], params, verifyTemplateCode, **kwargs)
+
+    def _send_batch(self, phones: list[str], template_code: str, params: Mapping[str, Any],
+                    out_id: str | None, sign_name: str | None) -> SendSmsResponse:
+        out_id = out_id or uuid.uuid4().hex
+        started = time.perf_counter()
+        try:
+            response = self.send_sms(phones, template_code, params, out_id=out_id,
+                                     sign_name=sign_name)
+        except AliyunSmsError as exc:
+            response = SendSmsResponse(
+                code=exc.provider_code or "REQUEST_FAILED", message=exc.message, biz_id=None,
+                request_id=exc.request_id, out_id=out_id, phone_numbers=tuple(phones),
+                error=exc)
+        log_event(logging.INFO if response.ok else logging.WARNING, "notify",
+                  phones=len(phones), template=template_code,
+                  outcome="sent" if response.ok else "failed", provider_code=response.code,
+                  request_id=response.request_id, biz_id=response.biz_id, out_id=out_id,
+                  latency_ms=round((time.perf_counter() - started) * 1000, 1))
+        return response
+
+    # -- delivery receipts ---------------------------------------------------------------
+    def query_send_details(self, phone: str, biz_id: str | None = None,
+                           send_date: date | str | None = None, page_size: int = 10,
+                           page: int = 1) -> DeliveryReport:
+        """Receipts of the messages sent to ``phone`` on ``send_date`` (China time, today by
+        default; Alibaba keeps 30 days), newest first, one page at a time."""
+        try:
+            e164 = normalize_phone(phone, self.default_region, None)
+        except InvalidPhone:
+            raise AliyunSmsError(PARAM_MISSING, "The phone number is not valid") from None
+        if not isinstance(page_size, int) or not 1 <= page_size <= 50:
+            raise AliyunSmsError(PARAM_MISSING, "page_size must be from 1 to 50")
+        if not isinstance(page, int) or page < 1:
+            raise AliyunSmsError(PARAM_MISSING, "page must be 1 or more")
+        answer = self.call("QuerySendDetails", {
+            "PhoneNumber": provider_phone(e164), "SendDate": _send_date(send_date),
+            "PageSize": str(page_size), "CurrentPage": str(page), "BizId": biz_id or None,
+        })
+        if answer.get("Code") != "OK":
+            raise AliyunSmsError(
+                PROVIDER_ERROR, f"Alibaba Cloud answered QuerySendDetails with "
+                                f"{answer.get('Code') or 'no code'}",
+                provider_code=answer.get("Code") or None, request_id=answer.get("RequestId"),
+                http_status=200)
+        return DeliveryReport.from_answer(answer, biz_id)
+
+
 def _as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -307,3 +489,44 @@ def _flow_control_wait(response: SendSmsResponse) -> int | None:
     if "小时" in response.message or "hour" in response.message.lower():
         return 3600
     return 60
+
+
+def _regions(value: Any) -> tuple[str, ...] | None:
+    regions = [value] if isinstance(value, str) else list(value)
+    return None if "*" in regions else tuple(r.upper() for r in regions)
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise AliyunSmsError(PARAM_MISSING, f"{path} does not exist") from None
+    except (OSError, ValueError):
+        raise AliyunSmsError(PARAM_MISSING, f"{path} is not readable JSON") from None
+    if not isinstance(data, dict):
+        raise AliyunSmsError(PARAM_MISSING, f"{path} must hold a JSON object")
+    return data
+
+
+def _send_date(value: date | str | None) -> str:
+    """``yyyyMMdd`` in China time; accepts a date, a datetime, ``20261121`` or ``2026-11-21``."""
+    if value is None:
+        return datetime.now(CHINA_TZ).strftime("%Y%m%d")
+    if isinstance(value, datetime):
+        return (value.astimezone(CHINA_TZ) if value.tzinfo else value).strftime("%Y%m%d")
+    if isinstance(value, date):
+        return value.strftime("%Y%m%d")
+    text = str(value).strip().replace("-", "")
+    try:
+        return datetime.strptime(text, "%Y%m%d").strftime("%Y%m%d")
+    except ValueError:
+        raise AliyunSmsError(PARAM_MISSING, "send_date must be a date, YYYYMMDD or "
+                                            "YYYY-MM-DD") from None
+
+
+def _mask_raw(raw: str) -> str:
+    """An invalid entry may not parse as a phone: show only its last two characters."""
+    try:
+        return mask_phone(normalize_phone(raw, "CN", None))
+    except (InvalidPhone, RegionNotAllowed):
+        return "***" + raw.strip()[-2:]

@@ -148,7 +148,8 @@ class Settings:
             test_numbers[phone] = code
 
         timeout = get("SMSCODE_STORAGE_TIMEOUT_SECONDS")
-        if not isinstance(timeout, (int, float)) or not 0 < timeout <= 30:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+                or not 0 < timeout <= 30:
             raise ConfigurationError("SMSCODE_STORAGE_TIMEOUT_SECONDS must be in (0, 30].")
 
         return cls(

@@ -1,0 +1,128 @@
+"""Counts of every send, verify and provider call, and an optional Prometheus collector.
+
+Counting needs no dependency: :data:`STATS` is updated in-process on every outcome. With
+the ``prometheus`` extra installed, :func:`register_metrics` exposes it::
+
+    from flask_smscode.metrics import register_metrics
+    register_metrics()            # the default prometheus_client REGISTRY
+
+Counts are per process: under gunicorn each worker is its own scrape target (or use
+one worker per container), as with any in-process collector.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+# Seconds; an Alibaba Cloud SendSms call usually takes 50-300 ms, a timeout several seconds.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Stats:
+    """Thread-safe counters keyed by label tuples, plus latency histograms."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.sends: dict[tuple[str, str], int] = defaultdict(int)
+        self.verifies: dict[tuple[str, str], int] = defaultdict(int)
+        self.provider_calls: dict[tuple[str, str], int] = defaultdict(int)
+        self._latency: dict[str, list[int]] = {}
+        self._latency_sum: dict[str, float] = defaultdict(float)
+
+    def send(self, purpose: str, outcome: str) -> None:
+        with self._lock:
+            self.sends[(purpose, outcome)] += 1
+
+    def verify(self, purpose: str, outcome: str) -> None:
+        with self._lock:
+            self.verifies[(purpose, outcome)] += 1
+
+    def provider_call(self, action: str, outcome: str, seconds: float) -> None:
+        with self._lock:
+            self.provider_calls[(action, outcome)] += 1
+            buckets = self._latency.setdefault(action, [0] * (len(LATENCY_BUCKETS) + 1))
+            buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+            self._latency_sum[action] += seconds
+
+    def latency(self) -> dict[str, tuple[list[tuple[str, int]], float]]:
+        """Per action: cumulative (le, count) buckets ending with +Inf, and the sum."""
+        with self._lock:
+            out = {}
+            for action, counts in self._latency.items():
+                running, buckets = 0, []
+                for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts, strict=True):
+                    running += count
+                    buckets.append(("+Inf" if bound == float("inf") else str(bound), running))
+                out[action] = (buckets, self._latency_sum[action])
+            return out
+
+    def snapshot(self) -> dict[str, dict[tuple[str, str], int]]:
+        with self._lock:
+            return {"sends": dict(self.sends), "verifies": dict(self.verifies),
+                    "provider_calls": dict(self.provider_calls)}
+
+    def reset(self) -> None:
+        with self._lock:
+            self.sends.clear()
+            self.verifies.clear()
+            self.provider_calls.clear()
+            self._latency.clear()
+            self._latency_sum.clear()
+
+
+STATS = Stats()
+
+
+class SmsCodeCollector:
+    """A prometheus_client collector reading :data:`STATS` at scrape time."""
+
+    def __init__(self, stats: Stats = STATS) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
+        snap = self.stats.snapshot()
+        families = (
+            ("smscode_sends", "Code sends by purpose and outcome.", "sends",
+             ["purpose", "outcome"]),
+            ("smscode_verifies", "Code verifications by purpose and outcome.", "verifies",
+             ["purpose", "outcome"]),
+            ("smscode_provider_requests", "Alibaba Cloud SMS API calls by action and result "
+             "code (OK, the provider's error code, unconfirmed, request_failed).",
+             "provider_calls", ["action", "code"]),
+        )
+        for name, doc, key, labels in families:
+            family = CounterMetricFamily(name, doc, labels=labels)
+            for label_values, count in sorted(snap[key].items()):
+                family.add_metric(list(label_values), count)
+            yield family
+        latency = HistogramMetricFamily("smscode_provider_latency_seconds",
+                                        "Latency of Alibaba Cloud SMS API calls.",
+                                        labels=["action"])
+        for action, (buckets, total) in sorted(self.stats.latency().items()):
+            latency.add_metric([action], buckets, total)
+        yield latency
+
+
+_registered: dict[int, SmsCodeCollector] = {}
+
+
+def register_metrics(registry: Any = None) -> SmsCodeCollector:
+    """Register the collector once per registry (default: prometheus_client's REGISTRY)."""
+    try:
+        from prometheus_client import REGISTRY
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise RuntimeError("Prometheus metrics need the extra: "
+                           "pip install 'flask-smscode[prometheus]'") from None
+    registry = registry if registry is not None else REGISTRY
+    collector = _registered.get(id(registry))
+    if collector is None:
+        collector = SmsCodeCollector()
+        registry.register(collector)
+        _registered[id(registry)] = collector
+    return collector
