@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
@@ -342,8 +343,8 @@ def notify(template_code: str, params_text: str, phones: str | None, file_path: 
         raise click.ClickException(f"No valid mobile numbers in {source}; nothing was sent.")
 
     responses: list[SendSmsResponse] = []
-    with click.progressbar(length=len(valid), label="Sending", file=click.get_text_stream(
-            "stderr")) as bar:
+    # Progress on stderr, so stdout holds only the summary (for scripts and logs).
+    with click.progressbar(length=len(valid), label="Sending", file=sys.stderr) as bar:
 
         def advance(response: SendSmsResponse) -> None:
             bar.update(len(response.phone_numbers))

@@ -132,6 +132,9 @@ class Settings:
                 "keyed with it and verified-phone tokens are signed with it.")
         if isinstance(secret, str):
             secret = secret.encode()
+        if not isinstance(secret, bytes):
+            raise ConfigurationError("SECRET_KEY (or SMSCODE_SECRET_KEY) must be a string or "
+                                     "bytes.")
 
         test_numbers: dict[str, str] = {}
         for raw_phone, code in dict(get("SMSCODE_TEST_NUMBERS")).items():

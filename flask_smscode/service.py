@@ -108,6 +108,8 @@ class SmsCodeService:
 
     # -- inputs --------------------------------------------------------------------------
     def check_purpose(self, purpose: object) -> str:
+        if purpose is None:
+            return "login"
         if not isinstance(purpose, str) or purpose not in self.settings.purposes:
             raise InvalidRequest("purpose must be one of: " + ", ".join(self.settings.purposes),
                                  field="purpose")
@@ -115,6 +117,8 @@ class SmsCodeService:
 
     def normalize(self, phone: object) -> str:
         """E.164 form of ``phone`` under this app's region settings."""
+        if phone is None or phone == "":
+            raise InvalidRequest("The field 'phone' is required.", field="phone")
         if not isinstance(phone, str):
             raise InvalidRequest("phone must be a string.", field="phone")
         return normalize_phone(phone, self.settings.default_region,
@@ -123,66 +127,77 @@ class SmsCodeService:
     # -- send ----------------------------------------------------------------------------
     def send(self, phone: str, purpose: str = "login", *,
              client_ip: str | None = None) -> SendResult:
-        """Issue a code to ``phone`` for ``purpose`` (raises an :class:`SmsCodeError`)."""
-        s = self.settings
+        """Issue a code to ``phone`` for ``purpose`` (raises an :class:`SmsCodeError`).
+
+        With ``client_ip`` the per-IP limit is counted first, before any validation, so
+        malformed floods spend the client's budget too. Every outcome is one log line.
+        """
         started = time.monotonic()
+        event: dict[str, Any] = {"purpose": purpose if isinstance(purpose, str) else None}
+        try:
+            result = self._send(phone, purpose, client_ip, event)
+        except SmsCodeError as exc:
+            # The provider failing or the store down is the operator's business (WARNING);
+            # throttled attackers and typos are routine (INFO).
+            level = logging.WARNING if (isinstance(exc, (ProviderError, StorageUnavailable))
+                                        or event.get("provider_code")) else logging.INFO
+            self._log("send", level, exc.code, started, event)
+            raise
+        self._log("send", logging.WARNING if result.delivery == "unconfirmed" else logging.INFO,
+                  event.pop("outcome"), started, event)
+        return result
+
+    def _send(self, phone: object, purpose: object, client_ip: str | None,
+              event: dict[str, Any]) -> SendResult:
+        s = self.settings
         if client_ip is not None:
             self.ip_limiter.hit("send", client_ip)
         purpose = self.check_purpose(purpose)
         e164 = self.normalize(phone)
+        event["phone"] = mask_phone(e164)
         fixed = s.test_numbers.get(e164)
         code = fixed or generate_code(s.code_length)
-        send_id = uuid.uuid4().hex  # also the SendSms OutId, to look the message up later
-        try:
-            wait = self.store.reserve_send(
-                e164, purpose, hash_code(self._hash_key, e164, purpose, code), send_id,
-                ttl=s.code_ttl, cooldown=s.resend_interval, limits=s.phone_limits)
-            if wait:
-                raise Throttled("A code was sent to this phone recently; wait before asking "
-                                "for another.", retry_after=wait)
-        except SmsCodeError as exc:
-            self._log_send(logging.INFO, e164, purpose, exc.code, started)
-            raise
+        send_id = event["out_id"] = uuid.uuid4().hex  # also the OutId of the SendSms call
+        wait = self.store.reserve_send(e164, purpose, self._hash(e164, purpose, code), send_id,
+                                       ttl=s.code_ttl, cooldown=s.resend_interval,
+                                       limits=s.phone_limits)
+        if wait:
+            raise Throttled("A code was sent to this phone recently; wait before asking for "
+                            "another.", retry_after=wait)
         if fixed is not None:  # a test number: every rule above applied, no SMS goes out
-            self._log_send(logging.INFO, e164, purpose, "test_number", started, out_id=send_id)
+            event["outcome"] = "test_number"
             self._signal(code_sent, phone=e164, purpose=purpose, delivery="test")
             return SendResult(e164, purpose, s.code_ttl, s.resend_interval, "sent")
-        delivery = self._deliver(e164, code, purpose, send_id, started)
+        delivery = self._deliver(e164, code, purpose, send_id, event)
+        event["outcome"] = delivery
         self._signal(code_sent, phone=e164, purpose=purpose, delivery=delivery)
         return SendResult(e164, purpose, s.code_ttl, s.resend_interval, delivery)
 
     def _deliver(self, phone: str, code: str, purpose: str, send_id: str,
-                 started: float) -> str:
+                 event: dict[str, Any]) -> str:
         """Hand the code to the sender and settle the reservation by the outcome.
 
         A definite refusal cancels the reservation (no live code, cooldown given back); an
         unknown outcome keeps both, because the SMS may arrive.
         """
-        source: Any = None
-        crashed: str | None = None
         try:
             receipt = self.sender.send(phone, code, purpose, out_id=send_id)
         except DeliveryUnconfirmed as exc:
-            self._log_send(logging.WARNING, phone, purpose, "unconfirmed", started,
-                           provider_code=exc.provider_code, request_id=exc.request_id,
-                           out_id=send_id)
+            event.update(provider_code=exc.provider_code, request_id=exc.request_id)
             return "unconfirmed"
         except SmsCodeError as exc:
             failure: SmsCodeError = exc
             # The provider's code and request id ride on the error or on its cause.
             source = exc if getattr(exc, "provider_code", None) else exc.__cause__
+            event.update(provider_code=getattr(source, "provider_code", None),
+                         request_id=getattr(source, "request_id", None))
         except Exception as exc:  # a custom sender's bug; its text may hold the code
-            failure, crashed = ProviderError(), type(exc).__name__
+            failure = ProviderError()
+            event["exception"] = type(exc).__name__
         else:
-            self._log_send(logging.INFO, phone, purpose, "sent", started,
-                           provider_code=receipt.provider_code, request_id=receipt.request_id,
-                           out_id=send_id)
+            event.update(provider_code=receipt.provider_code, request_id=receipt.request_id)
             return "sent"
         self._cancel(phone, purpose, send_id)
-        self._log_send(logging.WARNING, phone, purpose, failure.code, started,
-                       provider_code=getattr(source, "provider_code", None),
-                       request_id=getattr(source, "request_id", None), out_id=send_id,
-                       exception=crashed)
         raise failure  # outside the except blocks: no chained sender exception
 
     def _cancel(self, phone: str, purpose: str, send_id: str) -> None:
@@ -193,34 +208,48 @@ class SmsCodeService:
             log_event(logging.WARNING, "send.cancel", phone=mask_phone(phone), purpose=purpose,
                       outcome="storage_unavailable")
 
-    def _log_send(self, level: int, phone: str, purpose: str, outcome: str, started: float,
-                  **fields: Any) -> None:
-        log_event(level, "send", phone=mask_phone(phone), purpose=purpose, outcome=outcome,
-                  latency_ms=round((time.monotonic() - started) * 1000, 1), **fields)
+    def _hash(self, phone: str, purpose: str, code: str) -> str:
+        return hash_code(self._hash_key, phone, purpose, code)
+
+    @staticmethod
+    def _log(kind: str, level: int, outcome: str, started: float,
+             event: dict[str, Any]) -> None:
+        log_event(level, kind, phone=event.pop("phone", None) or "-",
+                  purpose=event.pop("purpose", None) or "-", outcome=outcome,
+                  latency_ms=round((time.monotonic() - started) * 1000, 1), **event)
 
     # -- verify --------------------------------------------------------------------------
     def verify(self, phone: str, code: str, purpose: str = "login", *,
                client_ip: str | None = None) -> VerifyResult:
         """Check ``code``; on success consume it and return a verified-phone token."""
-        s = self.settings
         started = time.monotonic()
+        event: dict[str, Any] = {"purpose": purpose if isinstance(purpose, str) else None}
+        try:
+            result = self._verify(phone, code, purpose, client_ip, event)
+        except SmsCodeError as exc:
+            level = logging.WARNING if isinstance(exc, StorageUnavailable) else logging.INFO
+            self._log("verify", level, exc.code, started, event)
+            raise
+        self._log("verify", logging.INFO, "verified", started, event)
+        return result
+
+    def _verify(self, phone: object, code: object, purpose: object, client_ip: str | None,
+                event: dict[str, Any]) -> VerifyResult:
+        s = self.settings
         if client_ip is not None:
             self.ip_limiter.hit("verify", client_ip)
         purpose = self.check_purpose(purpose)
         e164 = self.normalize(phone)
+        event["phone"] = mask_phone(e164)
+        if code is None or code == "":
+            raise InvalidRequest("The field 'code' is required.", field="code")
         if not isinstance(code, str):
             raise InvalidRequest("code must be a string of digits.", field="code")
         if not is_well_formed(code, s.code_length):
             raise InvalidRequest(f"code must be {s.code_length} digits (0-9).", field="code")
-        try:
-            result = self.store.check_code(e164, purpose, hash_code(self._hash_key, e164,
-                                                                    purpose, code),
-                                           max_attempts=s.max_attempts, window=s.attempt_window)
-        except StorageUnavailable:
-            self._log_verify(logging.WARNING, e164, purpose, "storage_unavailable", started)
-            raise
+        result = self.store.check_code(e164, purpose, self._hash(e164, purpose, code),
+                                       max_attempts=s.max_attempts, window=s.attempt_window)
         if result.outcome is VerifyOutcome.OK:
-            self._log_verify(logging.INFO, e164, purpose, "verified", started)
             self._signal(code_verified, phone=e164, purpose=purpose)
             return VerifyResult(e164, purpose, self.tokens.issue(e164, purpose), s.token_ttl)
         error: SmsCodeError
@@ -229,19 +258,13 @@ class SmsCodeService:
                 "The code is not correct." if result.attempts_left else
                 "The code is not correct and no attempts are left; request a new code later.",
                 attempts_left=result.attempts_left)
+            event["attempts_left"] = result.attempts_left
         elif result.outcome is VerifyOutcome.EXPIRED:
             error = CodeExpired()
         else:
             error = TooManyAttempts(retry_after=max(1, result.retry_after))
-        self._log_verify(logging.INFO, e164, purpose, error.code, started,
-                         attempts_left=result.attempts_left)
         self._signal(verification_failed, phone=e164, purpose=purpose, reason=error.code)
         raise error
-
-    def _log_verify(self, level: int, phone: str, purpose: str, outcome: str, started: float,
-                    **fields: Any) -> None:
-        log_event(level, "verify", phone=mask_phone(phone), purpose=purpose, outcome=outcome,
-                  latency_ms=round((time.monotonic() - started) * 1000, 1), **fields)
 
     # -- tokens --------------------------------------------------------------------------
     def check_token(self, token: str, purpose: str | None = None, *, phone: str | None = None,

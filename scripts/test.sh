@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set up everything the suite needs on a fresh Debian/Ubuntu machine, then run it all:
+# unit tests, the behaviour suite on memory:// and on a private redis-server, the loopback
+# Alibaba Cloud SMS server, and the browser test of the demo in headless Chromium.
+# Extra arguments go to pytest (e.g. `bash scripts/test.sh -m "not browser" -x`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing system packages: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+exec .venv/bin/python -m pytest "$@"
