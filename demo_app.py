@@ -140,7 +140,21 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # Validates the SMSCODE_* settings now (a bad one fails the start, naming the key).
     app.register_blueprint(sms_bp)
     _register_views(app)
+    _mount_metrics(app)
     return app
+
+
+def _mount_metrics(app: Flask) -> None:
+    """``GET /metrics`` in Prometheus text format, when the ``prometheus`` extra is installed."""
+    try:
+        from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+    except ImportError:
+        return
+    from flask_smscode.metrics import register_metrics
+
+    register_metrics(REGISTRY)
+    app.add_url_rule("/metrics", "metrics",
+                     lambda: Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST))
 
 
 # -- views -----------------------------------------------------------------------------------

@@ -152,7 +152,7 @@ class SmsCodeService:
         s = self.settings
         if client_ip is not None:
             self.ip_limiter.hit("send", client_ip)
-        purpose = self.check_purpose(purpose)
+        purpose = event["purpose"] = self.check_purpose(purpose)
         e164 = self.normalize(phone)
         event["phone"] = mask_phone(e164)
         fixed = s.test_numbers.get(e164)
@@ -238,7 +238,7 @@ class SmsCodeService:
         s = self.settings
         if client_ip is not None:
             self.ip_limiter.hit("verify", client_ip)
-        purpose = self.check_purpose(purpose)
+        purpose = event["purpose"] = self.check_purpose(purpose)
         e164 = self.normalize(phone)
         event["phone"] = mask_phone(e164)
         if code is None or code == "":
