@@ -12,13 +12,16 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
+import phonenumbers
 from limits import RateLimitItem, parse_many
 
 from .codes import is_well_formed
 from .errors import ConfigurationError, InvalidPhone, RegionNotAllowed
 from .phones import normalize_phone
 
+STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
 MAX_CODE_TTL_SECONDS = 600  # NIST 800-63B / OWASP ASVS 6.5.5: codes live at most 10 minutes
 
 DEFAULTS: dict[str, Any] = {
@@ -116,14 +119,15 @@ class Settings:
         resend_interval = _int(get, "SMSCODE_RESEND_INTERVAL_SECONDS", 0, 86400)
         token_ttl = _int(get, "SMSCODE_TOKEN_TTL_SECONDS", 1, 86400)
 
-        default_region = str(get("SMSCODE_DEFAULT_REGION")).upper()
+        default_region = _region(get("SMSCODE_DEFAULT_REGION"), "SMSCODE_DEFAULT_REGION")
         allowed = get("SMSCODE_ALLOWED_REGIONS")
         if isinstance(allowed, str):
             allowed = [allowed]
-        allowed_regions = None if "*" in allowed else tuple(r.upper() for r in allowed)
-        if allowed_regions is not None and not allowed_regions:
-            raise ConfigurationError("SMSCODE_ALLOWED_REGIONS must name at least one region "
-                                     "(or '*' for every region).")
+        if not isinstance(allowed, (list, tuple, set, frozenset)) or not allowed:
+            raise ConfigurationError("SMSCODE_ALLOWED_REGIONS must be a non-empty list of "
+                                     "region codes like ['CN'] (or ['*'] for every region).")
+        allowed_regions = None if "*" in allowed else tuple(
+            _region(r, "SMSCODE_ALLOWED_REGIONS") for r in allowed)
 
         secret = config.get("SMSCODE_SECRET_KEY") or config.get("SECRET_KEY")
         if not secret:
@@ -137,7 +141,10 @@ class Settings:
                                      "bytes.")
 
         test_numbers: dict[str, str] = {}
-        for raw_phone, code in dict(get("SMSCODE_TEST_NUMBERS")).items():
+        raw_test_numbers = get("SMSCODE_TEST_NUMBERS")
+        if not isinstance(raw_test_numbers, Mapping):
+            raise ConfigurationError("SMSCODE_TEST_NUMBERS must be a dict of phone -> code.")
+        for raw_phone, code in raw_test_numbers.items():
             try:
                 phone = normalize_phone(raw_phone, default_region, allowed_regions)
             except (InvalidPhone, RegionNotAllowed):
@@ -155,6 +162,17 @@ class Settings:
                 or not 0 < timeout <= 30:
             raise ConfigurationError("SMSCODE_STORAGE_TIMEOUT_SECONDS must be in (0, 30].")
 
+        storage_uri = str(get("SMSCODE_STORAGE_URI"))
+        scheme = urlsplit(storage_uri).scheme
+        if scheme not in STORAGE_SCHEMES:
+            raise ConfigurationError(
+                f"SMSCODE_STORAGE_URI: unsupported scheme {scheme!r}; use one of "
+                + ", ".join(f"{s}://" for s in STORAGE_SCHEMES) + ".")
+        storage_options = get("SMSCODE_STORAGE_OPTIONS")
+        if not isinstance(storage_options, Mapping):
+            raise ConfigurationError("SMSCODE_STORAGE_OPTIONS must be a dict of redis.Redis "
+                                     "keyword arguments.")
+
         return cls(
             purposes=purposes,
             code_length=code_length,
@@ -165,8 +183,8 @@ class Settings:
             phone_limits=tuple(Limit.from_item(i) for i in _limits(get, "SMSCODE_PHONE_LIMITS")),
             ip_send_limits=_limits(get, "SMSCODE_IP_SEND_LIMITS"),
             ip_verify_limits=_limits(get, "SMSCODE_IP_VERIFY_LIMITS"),
-            storage_uri=str(get("SMSCODE_STORAGE_URI")),
-            storage_options=dict(get("SMSCODE_STORAGE_OPTIONS")),
+            storage_uri=storage_uri,
+            storage_options=dict(storage_options),
             storage_timeout=float(timeout),
             key_prefix=str(get("SMSCODE_KEY_PREFIX")),
             default_region=default_region,
@@ -176,6 +194,14 @@ class Settings:
             secret=secret,
             sender=get("SMSCODE_SENDER"),
         )
+
+
+def _region(value: Any, key: str) -> str:
+    """An ISO 3166 region code phonenumbers knows ("CN", "HK", ...)."""
+    region = value.upper() if isinstance(value, str) else value
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigurationError(f"{key}: {value!r} is not a region code like 'CN'.")
+    return region
 
 
 def _int(get: Any, key: str, low: int, high: int, why: str = "") -> int:

@@ -19,7 +19,7 @@ _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 _MAX_INPUT_LENGTH = 64  # longer input is not a phone number; refuse before parsing
 # After NFKC: digits, at most one "+", and the separators people type ("(+86) 138-0013").
 # phonenumbers alone would accept "13800138000x" or vanity letters, which no SMS form should.
-_PHONE_CHARS = re.compile(r"[0-9 ()./+\t-]+")
+_PHONE_CHARS = re.compile(r"[0-9 ()./+-]+")
 
 
 def parse_phone(raw: str, default_region: str = "CN") -> phonenumbers.PhoneNumber:
@@ -27,7 +27,8 @@ def parse_phone(raw: str, default_region: str = "CN") -> phonenumbers.PhoneNumbe
     if not isinstance(raw, str) or not raw.strip() or len(raw) > _MAX_INPUT_LENGTH:
         raise InvalidPhone()
     # NFKC turns full-width digits and plus signs into ASCII; phonenumbers drops separators.
-    text = unicodedata.normalize("NFKC", raw).strip()
+    # Tabs and other white space between digit groups read as spaces.
+    text = re.sub(r"\s+", " ", unicodedata.normalize("NFKC", raw)).strip()
     if not _PHONE_CHARS.fullmatch(text) or text.count("+") > 1:
         raise InvalidPhone()
     try:
@@ -66,11 +67,13 @@ def mask_phone(e164: str) -> str:
         prefix = "" if number.country_code == 86 else f"+{number.country_code} "
     except NumberParseException:
         national, prefix = "".join(ch for ch in e164 if ch.isdigit()), ""
-    if len(national) <= 4:
-        return prefix + "*" * len(national)
-    keep_head = 3 if len(national) >= 9 else 1
-    hidden = len(national) - keep_head - 4
-    return prefix + national[:keep_head] + "*" * hidden + national[-4:]
+    # Never more than about half the digits: head 3 + tail 4 of 11 for mainland numbers.
+    size = len(national)
+    tail = 4 if size >= 8 else 2
+    head = 3 if size >= 10 else (1 if size >= 8 else 0)
+    if size <= tail:
+        return prefix + "*" * size
+    return prefix + national[:head] + "*" * (size - head - tail) + national[-tail:]
 
 
 def provider_phone(e164: str) -> str:

@@ -60,8 +60,9 @@ class IpLimiter:
     def hit(self, endpoint: str, address: str | None) -> None:
         """Count one request; raise Throttled (with the wait) or StorageUnavailable."""
         who = client_key(address)
+        items = self._limits[endpoint]  # a KeyError here is a bug, not a storage fault
         try:
-            for item in self._limits[endpoint]:
+            for item in items:
                 if not self._limiter.hit(item, endpoint, who):
                     reset_at = self._limiter.get_window_stats(item, endpoint, who).reset_time
                     raise Throttled("Too many requests from this network; try again later.",

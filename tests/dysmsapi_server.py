@@ -46,7 +46,6 @@ Choices where the real service is not pinned down (all documented for the tests 
 """
 
 # Full-width punctuation is what real Chinese SMS texts and provider messages contain.
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 

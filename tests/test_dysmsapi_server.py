@@ -259,7 +259,7 @@ def test_send_sms_accepted_and_recorded(server: DysmsapiServer, client: AcsClien
     assert sms.access_key_id == "test-key-id"
     assert sms.send_date.utcoffset() == timedelta(hours=8)
     assert before - timedelta(seconds=1) <= sms.send_date <= datetime.now(CHINA_TZ)
-    assert sms.content == "【TestSign】您的登录验证码为123456，5分钟内有效，请勿泄露。"  # noqa: RUF001
+    assert sms.content == "【TestSign】您的登录验证码为123456，5分钟内有效，请勿泄露。"
     for form in (PHONE, "+86" + PHONE, "86" + PHONE):
         assert server.last_code(form) == "123456"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..config import STORAGE_SCHEMES
 from ..errors import ConfigurationError
 from .base import Keys, PhoneStatus, Store, VerifyOutcome, VerifyResult
 from .memory import MemoryStore
@@ -12,13 +13,13 @@ from .memory import MemoryStore
 __all__ = ["Keys", "MemoryStore", "PhoneStatus", "Store", "VerifyOutcome", "VerifyResult",
            "store_from_uri"]
 
-SCHEMES = ("memory", "redis", "rediss", "redis+unix")
-
 
 def store_from_uri(uri: str, *, key_prefix: str = "smscode", timeout: float = 1.0,
                    **options: Any) -> Store:
     """Build the store for ``SMSCODE_STORAGE_URI``."""
-    scheme = urlsplit(uri).scheme
+    scheme = urlsplit(uri).scheme  # lower-cased, as redis-py needs it
+    if scheme in STORAGE_SCHEMES:
+        uri = scheme + uri[uri.index(":"):]
     if scheme == "memory":
         return MemoryStore(key_prefix=key_prefix)
     if scheme in ("redis", "rediss", "redis+unix"):
@@ -28,4 +29,4 @@ def store_from_uri(uri: str, *, key_prefix: str = "smscode", timeout: float = 1.
                           timeout=timeout, **options)
     raise ConfigurationError(
         f"SMSCODE_STORAGE_URI: unsupported scheme {scheme!r}; use one of "
-        + ", ".join(f"{s}://" for s in SCHEMES) + ".")
+        + ", ".join(f"{s}://" for s in STORAGE_SCHEMES) + ".")

@@ -62,7 +62,8 @@ class Keys:
         return f"{self.prefix}:{{{phone}}}:cooldown"
 
     def sends(self, phone: str, limit: Limit) -> str:
-        return f"{self.prefix}:{{{phone}}}:sends:{limit.seconds}"
+        # amount and window: two limits over the same window must not share a counter
+        return f"{self.prefix}:{{{phone}}}:sends:{limit.amount}/{limit.seconds}"
 
     def token(self, token_id: str) -> str:
         return f"{self.prefix}:token:{token_id}"

@@ -4,11 +4,12 @@
 -- ARGV[1] code hash, ARGV[2] send id, ARGV[3] code ttl (s), ARGV[4] cooldown (s),
 -- ARGV[5..] for each limit: amount, window (s)
 -- Returns 0 when reserved, else milliseconds to wait.
-local cooldown_ms = redis.call('PTTL', KEYS[2])
-if cooldown_ms > 0 then
-  return cooldown_ms
+-- The wait is the longest of the cooldown and every exhausted cap, so a client told to
+-- retry after it is not refused again.
+local wait_ms = redis.call('PTTL', KEYS[2])
+if wait_ms < 0 then
+  wait_ms = 0
 end
-local wait_ms = 0
 for i = 3, #KEYS do
   local amount = tonumber(ARGV[2 * i - 1])
   local used = tonumber(redis.call('GET', KEYS[i]) or '0')
