@@ -21,7 +21,7 @@ logger = logging.getLogger("flask_smscode")
 sms_bp = Blueprint("smscode", __name__, url_prefix="/sms")
 
 # Accept every method on the two rules so a wrong one gets our JSON 405, not Flask's HTML.
-_ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+_ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _HTTP_ERROR_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
                      413: "request_too_large", 415: "invalid_request"}
 
@@ -32,8 +32,14 @@ def _set_up(state: BlueprintSetupState) -> None:
     init_app(state.app)
 
 
+class _Options(Exception):
+    pass
+
+
 def _payload() -> dict[str, Any]:
     """The request fields, from a JSON object or from form fields."""
+    if request.method == "OPTIONS":
+        raise _Options()
     if request.method != "POST":
         raise _MethodNotAllowed()
     if request.is_json:
@@ -45,7 +51,7 @@ def _payload() -> dict[str, Any]:
             for key, values in request.form.lists()}
 
 
-@sms_bp.route("/send", methods=_ANY_METHOD)
+@sms_bp.route("/send", methods=_ANY_METHOD, provide_automatic_options=False)
 def send() -> Response:
     """``POST /sms/send {"phone", "purpose"?}`` → the code is on its way."""
     data = _payload()
@@ -54,7 +60,7 @@ def send() -> Response:
     return jsonify(result.as_json())
 
 
-@sms_bp.route("/verify", methods=_ANY_METHOD)
+@sms_bp.route("/verify", methods=_ANY_METHOD, provide_automatic_options=False)
 def verify() -> Response:
     """``POST /sms/verify {"phone", "code", "purpose"?}`` → a verified-phone token."""
     data = _payload()
@@ -82,6 +88,14 @@ def _error_response(error: SmsCodeError) -> Response:
 @sms_bp.errorhandler(SmsCodeError)
 def _handle_refusal(error: SmsCodeError) -> Response:
     return _error_response(error)
+
+
+@sms_bp.errorhandler(_Options)
+def _answer_options(_: _Options) -> Response:
+    # JSON like every other answer; CORS extensions add their headers in after_request.
+    response = jsonify({"ok": True, "methods": ["POST", "OPTIONS"]})
+    response.headers["Allow"] = "POST, OPTIONS"
+    return response
 
 
 @sms_bp.errorhandler(HTTPException)

@@ -67,11 +67,18 @@ class TooManyAttempts(SmsCodeError):
     status = 429
     default_message = "Too many wrong codes for this phone; try again later."
 
+    def __init__(self, message: str | None = None, *, retry_after: int = 60) -> None:
+        super().__init__(message, retry_after=retry_after)
+
 
 class Throttled(SmsCodeError):
     code = "throttled"
     status = 429
     default_message = "Too many requests; try again later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 60) -> None:
+        # Every 429 says when to retry, even when a custom sender gives no figure.
+        super().__init__(message, retry_after=retry_after)
 
 
 class ProviderError(SmsCodeError):

@@ -41,6 +41,7 @@ from .stores import PhoneStatus, Store, VerifyOutcome, store_from_uri
 from .tokens import TokenSigner, VerifiedPhone
 
 EXTENSION_KEY = "smscode"
+logger = logging.getLogger("flask_smscode")
 
 
 @dataclass(frozen=True)
@@ -301,11 +302,17 @@ class SmsCodeService:
 
     @staticmethod
     def _signal(signal: Any, **kwargs: Any) -> None:
+        """Notify receivers. A failing receiver is logged, not raised: the SMS has gone out
+        (or the code is used up), and the client must hear so."""
         try:
             app = current_app._get_current_object()  # type: ignore[attr-defined]
         except RuntimeError:  # used outside an app context: nobody to send as
             return
-        signal.send(app, **kwargs)
+        try:
+            signal.send(app, **kwargs)
+        except Exception as exc:
+            logger.error("smscode signal %s: a receiver raised %s", signal.name,
+                         type(exc).__name__, exc_info=exc)
 
 
 class SmsCode:

@@ -176,7 +176,25 @@ def test_verify_missing_fields(client):
 def test_wrong_method_is_json(client):
     response = client.get("/sms/send")
     assert_error(response, 405, "method_not_allowed")
-    assert "POST" in response.headers["Allow"]
+    assert response.headers["Allow"] == "POST, OPTIONS"
+
+
+def test_options_is_json(client):
+    response = client.options("/sms/verify")
+    assert response.status_code == 200 and response.get_json()["ok"] is True
+    assert response.headers["Allow"] == "POST, OPTIONS"
+
+
+def test_failing_signal_receiver_does_not_fail_the_send(app, client, sms_server, caplog):
+    from flask_smscode import code_sent
+
+    def broken(sender, **kwargs):
+        raise RuntimeError("receiver bug")
+
+    with code_sent.connected_to(broken, app):
+        response = send(client)
+    assert response.status_code == 200  # the SMS went out: the client must hear so
+    assert "receiver raised RuntimeError" in caplog.text
 
 
 # -- phones --------------------------------------------------------------------------------
@@ -253,7 +271,11 @@ def test_resend_replaces_the_code(make_app, sms_server):
     send(client)
     second = sms_server.last_code(PHONE)
     if first != second:
-        assert_error(verify(client, first), 400, "invalid_code")
+        # The replaced code is dead: "expired", and typing it costs no attempt.
+        for _ in range(6):
+            assert_error(verify(client, first), 400, "code_expired")
+        body = assert_error(verify(client, wrong(second)), 400, "invalid_code")
+        assert body["attempts_left"] == 4
     assert verify(client, second).status_code == 200
 
 

@@ -73,7 +73,9 @@ class MemoryStore:
                 self._incr(k.sends(phone, limit), limit.seconds)
             if cooldown > 0:
                 self._set(k.cooldown(phone), send_id, cooldown)
-            self._set(k.code(phone, purpose), (code_hash, send_id), ttl)
+            previous = self._get(k.code(phone, purpose))
+            self._set(k.code(phone, purpose),
+                      (code_hash, send_id, previous[0] if previous else None), ttl)
             return 0
 
     def cancel_send(self, phone: str, purpose: str, send_id: str, *,
@@ -105,6 +107,9 @@ class MemoryStore:
                 self._data.pop(code_key, None)
                 self._data.pop(fail_key, None)
                 return VerifyResult(VerifyOutcome.OK, max_attempts)
+            if stored[2] and hmac.compare_digest(stored[2].encode(), code_hash.encode()):
+                # the code this one replaced: an older SMS, not a guess
+                return VerifyResult(VerifyOutcome.EXPIRED, max_attempts - failures)
             failures = self._incr(fail_key, window)
             if failures >= max_attempts:
                 self._data.pop(code_key, None)

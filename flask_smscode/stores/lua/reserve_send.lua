@@ -35,7 +35,12 @@ end
 if tonumber(ARGV[4]) > 0 then
   redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[4])
 end
+-- The replaced code's hash is kept as 'p' so that typing it answers "expired", not "wrong".
+local previous = redis.call('HGET', KEYS[1], 'h')
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'h', ARGV[1], 'id', ARGV[2])
+if previous then
+  redis.call('HSET', KEYS[1], 'p', previous)
+end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 0
