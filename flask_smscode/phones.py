@@ -6,6 +6,7 @@ Normalisation is what makes throttles hold: ``13800138000``, ``+86 138 0013 8000
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Collection
@@ -48,12 +49,31 @@ def normalize_phone(raw: str, default_region: str = "CN",
 
     ``allowed_regions`` of ``None`` or containing ``"*"`` allows every region.
     """
-    number = parse_phone(raw, default_region)
-    if allowed_regions is not None and "*" not in allowed_regions:
-        region = phonenumbers.region_code_for_number(number)
-        if region not in allowed_regions:
-            raise RegionNotAllowed()
-    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    if not isinstance(raw, str):
+        raise InvalidPhone()
+    regions = None if allowed_regions is None or "*" in allowed_regions \
+        else tuple(allowed_regions)
+    kind, value = _normalize_cached(raw, default_region, regions)
+    if kind == "region":
+        raise RegionNotAllowed()
+    if kind == "invalid":
+        raise InvalidPhone(value or None)
+    return value
+
+
+@functools.lru_cache(maxsize=8192)
+def _normalize_cached(raw: str, default_region: str,
+                      allowed_regions: tuple[str, ...] | None) -> tuple[str, str]:
+    """Parsing dominates a send or verify (phonenumbers is pure Python), and a verify
+    follows a send for the same spelling: memoise the outcome, errors included."""
+    try:
+        number = parse_phone(raw, default_region)
+    except InvalidPhone as exc:
+        return "invalid", "" if exc.message == InvalidPhone.default_message else exc.message
+    if allowed_regions is not None:
+        if phonenumbers.region_code_for_number(number) not in allowed_regions:
+            return "region", ""
+    return "ok", phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
 def mask_phone(e164: str) -> str:
@@ -61,12 +81,8 @@ def mask_phone(e164: str) -> str:
 
     Mainland numbers drop the country code (the form users know); others keep it.
     """
-    try:
-        number = phonenumbers.parse(e164, None)
-        national = str(phonenumbers.national_significant_number(number))
-        prefix = "" if number.country_code == 86 else f"+{number.country_code} "
-    except NumberParseException:
-        national, prefix = "".join(ch for ch in e164 if ch.isdigit()), ""
+    country, national = _split_e164(e164)
+    prefix = "" if country in (86, None) else f"+{country} "
     # Never more than about half the digits: head 3 + tail 4 of 11 for mainland numbers.
     size = len(national)
     tail = 4 if size >= 8 else 2
@@ -74,6 +90,17 @@ def mask_phone(e164: str) -> str:
     if size <= tail:
         return prefix + "*" * size
     return prefix + national[:head] + "*" * (size - head - tail) + national[-tail:]
+
+
+def _split_e164(text: str) -> tuple[int | None, str]:
+    """Country code and national number of an E.164 string, without a full parse (country
+    codes are prefix-free, so the first known 1-3 digit prefix is the one)."""
+    digits = text[1:] if text.startswith("+") else ""
+    if digits.isascii() and digits.isdigit():
+        for size in (1, 2, 3):
+            if int(digits[:size]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+                return int(digits[:size]), digits[size:]
+    return None, "".join(ch for ch in text if ch.isascii() and ch.isdigit())
 
 
 def provider_phone(e164: str) -> str:
