@@ -28,12 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import redis  # noqa: E402
-from flask import Flask  # noqa: E402
+import redis
+from flask import Flask
 
-from flask_smscode import SendReceipt, get_service, sms_bp  # noqa: E402
-from tests.dysmsapi_server import DysmsapiServer  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
+from flask_smscode import SendReceipt, get_service, sms_bp
+from tests.dysmsapi_server import DysmsapiServer
+from tests.redis_server import RedisServer
 
 PAIRS = 2000
 HTTP_SENDS = 500
