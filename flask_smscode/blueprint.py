@@ -32,14 +32,8 @@ def _set_up(state: BlueprintSetupState) -> None:
     init_app(state.app)
 
 
-class _Options(Exception):
-    pass
-
-
 def _payload() -> dict[str, Any]:
     """The request fields, from a JSON object or from form fields."""
-    if request.method == "OPTIONS":
-        raise _Options()
     if request.method != "POST":
         raise _MethodNotAllowed()
     if request.is_json:
@@ -54,6 +48,8 @@ def _payload() -> dict[str, Any]:
 @sms_bp.route("/send", methods=_ANY_METHOD, provide_automatic_options=False)
 def send() -> Response:
     """``POST /sms/send {"phone", "purpose"?}`` → the code is on its way."""
+    if request.method == "OPTIONS":
+        return _options()
     data = _payload()
     result = get_service().send(data.get("phone"), data.get("purpose"),
                                 client_ip=request.remote_addr or "")
@@ -63,6 +59,8 @@ def send() -> Response:
 @sms_bp.route("/verify", methods=_ANY_METHOD, provide_automatic_options=False)
 def verify() -> Response:
     """``POST /sms/verify {"phone", "code", "purpose"?}`` → a verified-phone token."""
+    if request.method == "OPTIONS":
+        return _options()
     data = _payload()
     result = get_service().verify(data.get("phone"), data.get("code"), data.get("purpose"),
                                   client_ip=request.remote_addr or "")
@@ -90,9 +88,8 @@ def _handle_refusal(error: SmsCodeError) -> Response:
     return _error_response(error)
 
 
-@sms_bp.errorhandler(_Options)
-def _answer_options(_: _Options) -> Response:
-    # JSON like every other answer; CORS extensions add their headers in after_request.
+def _options() -> Response:
+    """JSON like every other answer; CORS extensions add their headers in after_request."""
     response = jsonify({"ok": True, "methods": ["POST", "OPTIONS"]})
     response.headers["Allow"] = "POST, OPTIONS"
     return response

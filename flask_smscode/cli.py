@@ -18,7 +18,7 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,10 @@ from flask.cli import with_appcontext
 from .client import REQUEST_FAILED, AliyunSms, AliyunSmsError, SendSmsResponse
 from .errors import ConfigurationError, SmsCodeError
 from .phones import mask_phone
+from .receipts import CHINA_TZ
 from .senders import ConsoleSender, Sender, SendReceipt
 from .service import SmsCodeService, get_service, init_app
 
-CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")  # Alibaba's send dates are China time
 PHONE_COLUMNS = ("phone", "mobile", "phone_number", "手机号", "手机")
 MAX_INVALID_LISTED = 20
 _PHONE_SEPARATORS = re.compile(r"[\s,;，；、]+")  # noqa: RUF001 - full-width commas are typed
