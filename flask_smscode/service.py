@@ -109,8 +109,9 @@ class SmsCodeService:
 
     # -- inputs --------------------------------------------------------------------------
     def check_purpose(self, purpose: object) -> str:
+        """``purpose`` if configured; ``None`` means ``login`` (which must be configured too)."""
         if purpose is None:
-            return "login"
+            purpose = "login"
         if not isinstance(purpose, str) or purpose not in self.settings.purposes:
             raise InvalidRequest("purpose must be one of: " + ", ".join(self.settings.purposes),
                                  field="purpose")
