@@ -27,24 +27,15 @@ from aliyunsdkcore.client import AcsClient
 from aliyunsdkcore.http import protocol_type
 from aliyunsdkcore.request import CommonRequest, RpcRequest
 
-try:  # tests/ as a package (rootdir on sys.path) or as a plain directory (pytest prepends it)
-    from tests.dysmsapi_server import (
-        CHINA_TZ,
-        DysmsapiServer,
-        encode_query,
-        sign,
-        signed_params,
-        string_to_sign,
-    )
-except ImportError:
-    from dysmsapi_server import (  # type: ignore[no-redef]
-        CHINA_TZ,
-        DysmsapiServer,
-        encode_query,
-        sign,
-        signed_params,
-        string_to_sign,
-    )
+from .dysmsapi_server import (
+    _COMMON_REQUIRED,
+    CHINA_TZ,
+    DysmsapiServer,
+    encode_query,
+    sign,
+    signed_params,
+    string_to_sign,
+)
 
 PHONE = "13800138000"
 GOOD: dict[str, str] = {
@@ -492,21 +483,7 @@ def test_timestamp_window(
     assert (status, answer["Code"]) == expected
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "Format",
-        "Version",
-        "Action",
-        "RegionId",
-        "Timestamp",
-        "SignatureMethod",
-        "SignatureVersion",
-        "SignatureNonce",
-        "AccessKeyId",
-        "Signature",
-    ],
-)
+@pytest.mark.parametrize("name", _COMMON_REQUIRED)
 def test_missing_common_parameter(server: DysmsapiServer, name: str) -> None:
     params = signed_params("SendSms", GOOD, method="GET")
     del params[name]

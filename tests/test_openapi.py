@@ -46,8 +46,8 @@ HTTP_LEVEL = {"request_too_large", "internal_error"}
 # by check_token(), which the app's own views call in Python.
 PYTHON_ONLY = {"invalid_token"}
 # Fallbacks of the blueprint's HTTPException handler that these routes cannot reach:
-# routing 404s are answered by the app, and nothing in the views aborts with other codes.
-UNREACHABLE = {"not_found", "http_error"}
+# nothing in the views aborts with a status outside _HTTP_ERROR_CODES.
+UNREACHABLE = {"http_error"}
 # Values that change from answer to answer; only their presence is compared to examples.
 VOLATILE = {"retry_after", "token"}
 

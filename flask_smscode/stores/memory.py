@@ -8,13 +8,13 @@ production.
 
 from __future__ import annotations
 
-import hmac
 import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..codes import codes_match
 from ..config import Limit
 from .base import Keys, PhoneStatus, VerifyOutcome, VerifyResult
 
@@ -103,11 +103,11 @@ class MemoryStore:
             stored = self._get(code_key)
             if stored is None:
                 return VerifyResult(VerifyOutcome.EXPIRED, max_attempts - failures)
-            if hmac.compare_digest(stored[0].encode(), code_hash.encode()):
+            if codes_match(stored[0], code_hash):
                 self._data.pop(code_key, None)
                 self._data.pop(fail_key, None)
                 return VerifyResult(VerifyOutcome.OK, max_attempts)
-            if stored[2] and hmac.compare_digest(stored[2].encode(), code_hash.encode()):
+            if stored[2] and codes_match(stored[2], code_hash):
                 # the code this one replaced: an older SMS, not a guess
                 return VerifyResult(VerifyOutcome.EXPIRED, max_attempts - failures)
             failures = self._incr(fail_key, window)
