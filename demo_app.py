@@ -1,9 +1,10 @@
 """A small site that signs people up and in with SMS codes, to show flask-smscode at work.
 
-Run ``python demo_app.py`` and open http://127.0.0.1:5000: with no configuration it uses the
-in-memory store and the console sender, and prints each code on the terminal. It is a demo:
-debug mode is on (only so the console sender may show codes), accounts live in a dict and
-vanish on restart. Do not deploy it.
+Run ``bash scripts/demo.sh`` (or ``.venv/bin/python demo_app.py``) and open
+http://127.0.0.1:5000: with no configuration it uses the in-memory store and the console
+sender, and prints each code on the terminal. Accounts are kept in SQLite under the app's
+``instance/`` folder, so they survive a restart. It is a demo: debug mode is on (only so the
+console sender may show codes). Do not deploy it.
 
 Environment (all optional):
 
@@ -12,8 +13,10 @@ Environment (all optional):
   (``SMSCODE_CODE_TTL_SECONDS=120``, ``SMSCODE_TEST_NUMBERS='{"13800138000":"123456"}'``),
   except settings that are text by nature (URIs, keys, names), which stay strings.
 - ``REDIS_URL``: shortcut for ``SMSCODE_STORAGE_URI`` (which wins when both are set).
-- ``SECRET_KEY``: signs the session cookie and the codes' HMAC; random per start if unset,
-  so a restart signs everybody out and invalidates codes in flight.
+- ``SECRET_KEY``: signs the session cookie and keys the codes' HMAC. Unset, a key is created
+  once in ``instance/secret_key`` and reused by every process, so the site and
+  ``.venv/bin/flask --app demo_app smscode send ...`` agree (on a shared Redis store).
+- ``DEMO_INSTANCE_PATH``: another folder for the SQLite file and the key (the tests use it).
 - ``FLASK_DEBUG=0``: turn debug mode off (the console sender then hides codes).
 - ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``: read by the package
   itself with ``SMSCODE_SENDER=aliyun`` (plus ``SMSCODE_ALIYUN_SIGN_NAME`` / ``_TEMPLATE_CODE``).
@@ -30,10 +33,8 @@ import logging
 import os
 import re
 import secrets
-import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -41,6 +42,7 @@ from flask import (
     Flask,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -49,46 +51,23 @@ from flask import (
 )
 from werkzeug.wrappers import Response
 
+from demo.accounts import Account, Accounts
+from demo.texts import DEFAULT_LANGUAGE, HTML_LANG, LANGUAGES, TEXTS
 from flask_smscode import InvalidToken, check_token, mask_phone, sms_bp
 from flask_smscode.config import DEFAULTS, get_setting
 
 ACCOUNTS_KEY = "demo_accounts"
+SECRET_FILE = "secret_key"  # noqa: S105 (a file name, not a secret)
+DATABASE_FILE = "demo.sqlite3"
+LANG_COOKIE = "lang"
+LANG_COOKIE_MAX_AGE_SECONDS = 365 * 86400
 NAME_MAX_LENGTH = 32
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
-# -- accounts (demo only) --------------------------------------------------------------------
-@dataclass(frozen=True)
-class Account:
-    name: str
-    created_at: datetime
-
-
-@dataclass
-class Accounts:
-    """Phone (E.164) → account, in memory. Demo only: a real app keeps users in its database,
-    and this dict is per process and emptied by every restart."""
-
-    _by_phone: dict[str, Account] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def get(self, phone: str) -> Account | None:
-        with self._lock:
-            return self._by_phone.get(phone)
-
-    def create(self, phone: str, name: str) -> Account | None:
-        """The new account, or ``None`` when the phone already has one (check and insert
-        under one lock, so two signups for one phone cannot both win)."""
-        with self._lock:
-            if phone in self._by_phone:
-                return None
-            account = Account(name, datetime.now(timezone.utc))
-            self._by_phone[phone] = account
-            return account
-
-
 def accounts() -> Accounts:
-    return current_app.extensions[ACCOUNTS_KEY]
+    found: Accounts = current_app.extensions[ACCOUNTS_KEY]
+    return found
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -118,24 +97,48 @@ def config_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     return config
 
 
-def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the demo app; precedence: ``config`` > environment > demo defaults."""
-    app = Flask(__name__, template_folder="demo/templates", static_folder="demo/static")
+def stable_secret_key(instance_path: str | Path) -> str:
+    """The key in ``instance/secret_key``, created (mode 0600) by the first process that
+    needs it. One key for every process: the site, ``flask smscode`` and gunicorn workers
+    must agree on the codes' HMAC, and sessions should survive a restart."""
+    path = Path(instance_path) / SECRET_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text(encoding="ascii").strip()
+        if len(key) >= 32:
+            return key
+        raise RuntimeError(f"{path} is empty or too short; delete it to make a new key.") \
+            from None
+    key = secrets.token_hex(32)
+    with os.fdopen(fd, "w", encoding="ascii") as file:
+        file.write(key + "\n")
+    return key
+
+
+def create_app(config: dict[str, Any] | None = None, *,
+               instance_path: str | Path | None = None) -> Flask:
+    """Build the demo app; precedence: ``config`` > environment > demo defaults.
+
+    ``instance_path`` (else ``DEMO_INSTANCE_PATH``, else ``./instance``) holds the accounts'
+    SQLite file and, when no ``SECRET_KEY`` is given, the stable key."""
+    folder = instance_path or os.environ.get("DEMO_INSTANCE_PATH") or None
+    app = Flask(__name__, template_folder="demo/templates", static_folder="demo/static",
+                instance_path=str(Path(folder).resolve()) if folder else None)
     if "FLASK_DEBUG" not in os.environ:
         # Demo only: the console sender shows codes only in debug (or testing) mode. Never
         # run a real site with debug on.
         app.config["DEBUG"] = True
-    app.config.update(
-        SECRET_KEY=secrets.token_hex(32),
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-    )
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     app.config.update(config_from_env(os.environ))
     app.config.update(config or {})
-    # Only for the banner: whether sessions will survive a restart.
-    app.extensions["demo_secret_given"] = (bool(os.environ.get("SECRET_KEY"))
-                                           or "SECRET_KEY" in (config or {}))
-    app.extensions[ACCOUNTS_KEY] = Accounts()
+    app.extensions["demo_secret_source"] = "given"  # noqa: S105 (where the key came from)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = stable_secret_key(app.instance_path)
+        app.extensions["demo_secret_source"] = str(Path(app.instance_path) / SECRET_FILE)
+    app.extensions[ACCOUNTS_KEY] = Accounts(
+        app.config.get("DEMO_DATABASE") or Path(app.instance_path) / DATABASE_FILE)
 
     # Validates the SMSCODE_* settings now (a bad one fails the start, naming the key).
     app.register_blueprint(sms_bp)
@@ -145,16 +148,77 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _mount_metrics(app: Flask) -> None:
-    """``GET /metrics`` in Prometheus text format, when the ``prometheus`` extra is installed."""
+    """``GET /metrics`` in Prometheus text format: through ``prometheus_client`` when the
+    ``prometheus`` extra is installed (scripts/demo.sh installs it), else the same counters
+    written out by hand, so the README's "the demo serves /metrics" holds either way."""
     try:
         from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
     except ImportError:
+        app.add_url_rule("/metrics", "metrics", _plain_metrics)
         return
     from flask_smscode.metrics import register_metrics
 
-    register_metrics(REGISTRY)
+    try:
+        register_metrics(REGISTRY)
+    except ValueError:
+        pass  # another demo app in this process (the tests) registered the collector
     app.add_url_rule("/metrics", "metrics",
                      lambda: Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST))
+
+
+def _plain_metrics() -> Response:
+    from flask_smscode.metrics import STATS
+
+    snapshot = STATS.snapshot()
+    lines = []
+    for name, labels, counts in (
+            ("smscode_sends_total", ("purpose", "outcome"), snapshot["sends"]),
+            ("smscode_verifies_total", ("purpose", "outcome"), snapshot["verifies"]),
+            ("smscode_provider_requests_total", ("action", "code"),
+             snapshot["provider_calls"])):
+        lines.append(f"# TYPE {name} counter")
+        for key, count in sorted(counts.items()):
+            pairs = ",".join(f'{label}="{value}"' for label, value in zip(labels, key,
+                                                                           strict=True))
+            lines.append(f"{name}{{{pairs}}} {float(count)}")
+    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+
+
+# -- language --------------------------------------------------------------------------------
+def _language() -> str:
+    """The visitor's choice (cookie), else ``Accept-Language``, else Chinese."""
+    chosen = request.cookies.get(LANG_COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    best = request.accept_languages.best_match(["zh", "zh-CN", "en"])
+    return best.split("-")[0] if best else DEFAULT_LANGUAGE
+
+
+def _text(key: str, **values: Any) -> str:
+    text = TEXTS[g.lang][key]
+    return text.format(**values) if values else text
+
+
+def _set_language() -> None:
+    g.lang = _language()
+
+
+def switch_language(lang: str) -> Response:
+    """``GET /lang/<zh|en>?next=/path``: remember the choice, go back to the page."""
+    target = request.args.get("next", "")
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        target = url_for("index")  # only paths of this site: no open redirect
+    response = redirect(target, code=303)
+    if lang in LANGUAGES:
+        response.set_cookie(LANG_COOKIE, lang, max_age=LANG_COOKIE_MAX_AGE_SECONDS,
+                            samesite="Lax", httponly=True)
+    return response
+
+
+def _template_context() -> dict[str, Any]:
+    lang = g.get("lang", DEFAULT_LANGUAGE)
+    here = request.full_path.rstrip("?") if request.method == "GET" else request.path
+    return {"t": TEXTS[lang], "lang": lang, "html_lang": HTML_LANG[lang], "here": here}
 
 
 # -- views -----------------------------------------------------------------------------------
@@ -164,10 +228,13 @@ def _mount_metrics(app: Flask) -> None:
 # into the attacker's account (login CSRF); a real app should add CSRF tokens (Flask-WTF).
 # /logout is a POST for the same reason: a link or image cannot sign anybody out.
 
+CONTENT_SECURITY_POLICY = (
+    # Everything from this origin: no CDN, no inline script, no inline style, no eval.
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'")
 _SECURITY_HEADERS = {
-    # Everything is served from this origin: no CDN, no inline script.
-    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; base-uri 'none'; "
-                                "form-action 'self'; frame-ancestors 'none'"),
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
@@ -179,7 +246,10 @@ def _register_views(app: Flask) -> None:
     app.add_url_rule("/signup", "signup", signup, methods=["GET", "POST"])
     app.add_url_rule("/account", "account", account)
     app.add_url_rule("/logout", "logout", logout, methods=["POST"])
+    app.add_url_rule("/lang/<lang>", "switch_language", switch_language)
+    app.before_request(_set_language)
     app.after_request(_add_headers)
+    app.context_processor(_template_context)
     app.jinja_env.filters["mask_phone"] = mask_phone
 
 
@@ -189,19 +259,19 @@ def _add_headers(response: Response) -> Response:
     if request.endpoint in {"login", "signup", "account"}:
         # Pages show who is signed in: no shared cache may keep them.
         response.headers["Cache-Control"] = "no-store"
+        response.vary.add("Cookie")
     return response
 
 
-def _signed_in() -> tuple[str, Account] | None:
-    """The signed-in phone and its account; a session for a vanished account is dropped."""
+def _signed_in() -> Account | None:
+    """The signed-in account; a session for a vanished account is dropped."""
     phone = session.get("phone")
     if not phone:
         return None
     found = accounts().get(phone)
     if found is None:
         session.clear()
-        return None
-    return phone, found
+    return found
 
 
 def _sign_in(phone: str) -> Response:
@@ -215,8 +285,7 @@ def _error(text: str, link: str | None = None, link_text: str | None = None) -> 
 
 
 def _token_error(exc: InvalidToken) -> dict[str, Any]:
-    # Chinese text takes full-width punctuation.
-    return _error(f"验证已失效，请重新获取验证码。 {exc.message}")  # noqa: RUF001
+    return _error(f"{_text('token_invalid')} ({exc.message})")
 
 
 def index() -> Response:
@@ -224,7 +293,7 @@ def index() -> Response:
 
 
 def login() -> Response | tuple[str, int] | str:
-    """GET: the form. POST (from the page's script): a verified-phone token for purpose login."""
+    """GET: the form. POST: a verified-phone token for purpose login (from smscode.js)."""
     if request.method != "POST":  # GET or HEAD
         if _signed_in():
             return redirect(url_for("account"))
@@ -234,8 +303,10 @@ def login() -> Response | tuple[str, int] | str:
     except InvalidToken as exc:
         return _page("login", error=_token_error(exc)), 400
     if accounts().get(verified.phone) is None:
-        return _page("login", error=_error("该手机号未注册 No account for this phone —",
-                                           url_for("signup"), "注册 sign up")), 404
+        # Only now, after the phone was proven, does the site say it has no account: the
+        # send step answered exactly as for a known phone.
+        return _page("login", error=_error(_text("unknown_phone"), url_for("signup"),
+                                           _text("signup_title"))), 404
     return _sign_in(verified.phone)
 
 
@@ -249,16 +320,14 @@ def signup() -> Response | tuple[str, int] | str:
     if not name or len(name) > NAME_MAX_LENGTH or _CONTROL_CHARS.search(name):
         # Checked before the token, so a bad name does not use the token up.
         return _page("signup", name=name, error=_error(
-            f"请输入 1 到 {NAME_MAX_LENGTH} 个字符的昵称。 "
-            f"Enter a display name of 1 to {NAME_MAX_LENGTH} characters.")), 400
+            _text("name_invalid", max=NAME_MAX_LENGTH))), 400
     try:
         verified = check_token(request.form.get("token", ""), purpose="signup")
     except InvalidToken as exc:
         return _page("signup", name=name, error=_token_error(exc)), 400
     if accounts().create(verified.phone, name) is None:
         return _page("signup", name=name, error=_error(
-            "该手机号已注册 This phone already has an account —", url_for("login"),
-            "登录 log in")), 409
+            _text("known_phone"), url_for("login"), _text("login_title"))), 409
     return _sign_in(verified.phone)
 
 
@@ -266,21 +335,19 @@ def account() -> Response | str:
     found = _signed_in()
     if found is None:
         return redirect(url_for("login"))
-    phone, acct = found
-    return render_template("account.html", title="账户 Account", phone=phone, account=acct)
+    return render_template("account.html", title=_text("account_title"), account=found)
 
 
 def logout() -> Response:
     session.clear()
-    flash("已退出登录。 You have signed out.")
+    flash(_text("signed_out"))
     return redirect(url_for("login"), code=303)
 
 
 def _page(purpose: str, *, error: dict[str, Any] | None = None, name: str = "") -> str:
-    """The login or signup page (both drive /sms/send and /sms/verify from demo.js)."""
-    title = "登录 Log in" if purpose == "login" else "注册 Sign up"
-    return render_template(f"{purpose}.html", title=title, purpose=purpose, error=error,
-                           name=name)
+    """The login or signup page (both drive /sms/send and /sms/verify through smscode.js)."""
+    return render_template(f"{purpose}.html", title=_text(f"{purpose}_title"), purpose=purpose,
+                           error=error, name=name, name_max=NAME_MAX_LENGTH)
 
 
 # -- running it ------------------------------------------------------------------------------
@@ -309,10 +376,17 @@ def banner(app: Flask, url: str) -> str:
         lines.append(f"  sender: {sender}")
     if app.debug:
         lines.append("  debug:  on (demo only: never run a real site in debug mode)")
-    if not app.extensions.get("demo_secret_given"):
-        lines.append("  SECRET_KEY: random for this run (set SECRET_KEY to keep sessions)")
-    lines.append("  accounts: in memory (demo only)")
+    source = app.extensions.get("demo_secret_source", "given")
+    lines.append("  SECRET_KEY: " + ("from the environment/config" if source == "given"
+                                     else f"{source} (created once, reused)"))
+    lines.append(f"  accounts: SQLite, {accounts_path(app)}")
+    lines.append(f"  metrics:  {url.rstrip('/')}/metrics")
     return "\n".join(lines)
+
+
+def accounts_path(app: Flask) -> Path:
+    found: Accounts = app.extensions[ACCOUNTS_KEY]
+    return found.path
 
 
 def main() -> None:

@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
-from .blueprint import sms_bp
-from .client import AliyunSms, AliyunSmsError, SendSmsResponse
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__ as __version__
 from .errors import (
     CodeExpired,
     ConfigurationError,
@@ -22,21 +24,69 @@ from .errors import (
     Throttled,
     TooManyAttempts,
 )
-from .phones import mask_phone, normalize_phone
-from .senders import ConsoleSender, DeliveryUnconfirmed, Sender, SendReceipt
-from .service import (
-    SendResult,
-    SmsCode,
-    SmsCodeService,
-    VerifyResult,
-    check_token,
-    get_service,
-    init_app,
-    send_code,
-    verify_code,
-)
-from .signals import code_sent, code_verified, verification_failed
-from .tokens import VerifiedPhone
+
+# Every other public name is imported from its module on first use (PEP 562), so that
+# `import flask_smscode` costs next to nothing over `import flask`: phonenumbers, limits and
+# redis load with the first name that needs them, the Alibaba SDK with the first SendSms
+# call. `from flask_smscode import sms_bp` keeps working (it goes through __getattr__).
+_LAZY: dict[str, str] = {
+    "AliyunSms": "client",
+    "AliyunSmsError": "client",
+    "ConsoleSender": "senders",
+    "DeliveryUnconfirmed": "senders",
+    "SendReceipt": "senders",
+    "SendResult": "service",
+    "SendSmsResponse": "client",
+    "Sender": "senders",
+    "SmsCode": "service",
+    "SmsCodeService": "service",
+    "VerifiedPhone": "tokens",
+    "VerifyResult": "service",
+    "check_token": "service",
+    "code_sent": "signals",
+    "code_verified": "signals",
+    "get_service": "service",
+    "init_app": "service",
+    "mask_phone": "phones",
+    "normalize_phone": "phones",
+    "send_code": "service",
+    "sms_bp": "blueprint",
+    "verification_failed": "signals",
+    "verify_code": "service",
+}
+
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
+    from .blueprint import sms_bp
+    from .client import AliyunSms, AliyunSmsError, SendSmsResponse
+    from .phones import mask_phone, normalize_phone
+    from .senders import ConsoleSender, DeliveryUnconfirmed, Sender, SendReceipt
+    from .service import (
+        SendResult,
+        SmsCode,
+        SmsCodeService,
+        VerifyResult,
+        check_token,
+        get_service,
+        init_app,
+        send_code,
+        verify_code,
+    )
+    from .signals import code_sent, code_verified, verification_failed
+    from .tokens import VerifiedPhone
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "AliyunSms",

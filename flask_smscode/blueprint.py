@@ -7,21 +7,30 @@ Every answer, errors included, is a JSON object; refusals carry a stable ``error
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 
-from .errors import InvalidRequest, SmsCodeError
+from .assets import PUBLIC_ENDPOINTS, public_cache, register_assets
+from .config import ceil_seconds
+from .errors import InvalidRequest, SmsCodeError, Throttled
+from .limiter_adapter import limiter_retry_after
+from .messages import Catalogue, default_catalogue, request_language
 from .service import get_service, init_app
 
 logger = logging.getLogger("flask_smscode")
 
-sms_bp = Blueprint("smscode", __name__, url_prefix="/sms")
+# static/ holds the front-end helper: /sms/static/smscode.js (see assets.py).
+sms_bp = Blueprint("smscode", __name__, url_prefix="/sms", static_folder="static")
 
-# Accept every method on the two rules so a wrong one gets our JSON 405, not Flask's HTML.
-_ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# The methods the two paths serve; every other one (TRACE, PROPFIND, QUERY...) reaches the
+# views too (see _accept_every_method) and gets our JSON 405, not werkzeug's HTML one.
+_METHODS = ["POST", "OPTIONS"]
+# An explicit JSON ``"purpose": null``: not a string, so the service refuses it (field
+# purpose), where a missing purpose (None) is the default. See _purpose.
+_NULL: Any = object()
 # HTTP errors werkzeug raises inside the two views (unknown paths never reach them).
 _HTTP_ERROR_CODES = {400: "invalid_request", 405: "method_not_allowed",
                      413: "request_too_large", 415: "invalid_request"}
@@ -33,39 +42,91 @@ def _set_up(state: BlueprintSetupState) -> None:
     init_app(state.app)
 
 
-def _payload() -> dict[str, Any]:
-    """The request fields, from a JSON object or from form fields."""
+def _payload(endpoint: str) -> dict[str, Any]:
+    """The request fields, from a JSON object or from form fields.
+
+    A body that is not a JSON object (malformed, nested too deep for the parser, an array)
+    is refused with ``invalid_request`` after the service has counted the request against
+    the client's per-IP limit, like any other request: unreadable bodies are no free flood.
+    """
     if request.method != "POST":
         raise _MethodNotAllowed()
     if request.is_json:
-        data = request.get_json(silent=True)
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError:  # "[" x 1000: the C parser gives up on the nesting
+            data = None
         if not isinstance(data, dict):
-            raise InvalidRequest("The body must be a JSON object.")
+            _refuse_counted(endpoint, InvalidRequest(key="invalid_request.body"))
         return data
     return {key: values[0] if len(values) == 1 else values
             for key, values in request.form.lists()}
 
 
-@sms_bp.route("/send", methods=_ANY_METHOD, provide_automatic_options=False)
+def _refuse_counted(endpoint: str, error: InvalidRequest) -> NoReturn:
+    """Raise ``error`` once the service has counted the request per client IP.
+
+    The service counts every request before validating it; it is asked to handle an empty
+    request of the same endpoint (which it counts, then refuses as ``invalid_request``), and
+    its refusal is replaced by the real reason. A throttle or store failure goes through.
+    """
+    service = get_service()
+    try:
+        if endpoint == "verify":
+            service.verify(None, None, None, client_ip=_client_ip())  # type: ignore[arg-type]
+        else:
+            service.send(None, None, client_ip=_client_ip())  # type: ignore[arg-type]
+    except InvalidRequest:
+        raise error from None
+    raise error  # pragma: no cover - an empty request is never valid
+
+
+def _client_ip() -> str:
+    return request.remote_addr or ""
+
+
+def _purpose(data: dict[str, Any]) -> Any:
+    """The purpose field: missing is ``None`` (the default), JSON ``null`` is refused."""
+    purpose = data.get("purpose")
+    return _NULL if purpose is None and "purpose" in data else purpose
+
+
+@sms_bp.route("/send", methods=_METHODS, provide_automatic_options=False)
 def send() -> Response:
     """``POST /sms/send {"phone", "purpose"?}`` → the code is on its way."""
     if request.method == "OPTIONS":
         return _options()
-    data = _payload()
-    result = get_service().send(data.get("phone"), data.get("purpose"),
-                                client_ip=request.remote_addr or "")
+    data = _payload("send")
+    result = get_service().send(data.get("phone"), _purpose(data), client_ip=_client_ip())
     return jsonify(result.as_json())
 
 
-@sms_bp.route("/verify", methods=_ANY_METHOD, provide_automatic_options=False)
+@sms_bp.route("/verify", methods=_METHODS, provide_automatic_options=False)
 def verify() -> Response:
     """``POST /sms/verify {"phone", "code", "purpose"?}`` → a verified-phone token."""
     if request.method == "OPTIONS":
         return _options()
-    data = _payload()
-    result = get_service().verify(data.get("phone"), data.get("code"), data.get("purpose"),
-                                  client_ip=request.remote_addr or "")
+    data = _payload("verify")
+    result = get_service().verify(data.get("phone"), data.get("code"), _purpose(data),
+                                  client_ip=_client_ip())
     return jsonify(result.as_json())
+
+
+@sms_bp.record
+def _accept_every_method(state: BlueprintSetupState) -> None:
+    """Let every method reach the two views, which answer all but POST and OPTIONS with
+    the JSON 405 of the contract.
+
+    werkzeug refuses a method missing from a rule's list while routing, before any view or
+    blueprint handler runs, with an HTML 405; and no list can name every method (TRACE,
+    PROPFIND, QUERY, CONNECT, made-up ones). A rule without a list matches them all.
+    Registered after the routes, so it runs after they are added to the app.
+    """
+    endpoints = {f"{state.name_prefix}.{state.name}.{view}".lstrip(".")
+                 for view in ("send", "verify")}
+    for rule in state.app.url_map.iter_rules():
+        if rule.endpoint in endpoints:
+            rule.methods = None
 
 
 class _MethodNotAllowed(SmsCodeError):
@@ -74,9 +135,19 @@ class _MethodNotAllowed(SmsCodeError):
     default_message = "Use POST."
 
 
+def _language() -> tuple[str, Catalogue]:
+    """The app's catalogue and the language this request's answer is written in."""
+    service = current_app.extensions.get("smscode")
+    catalogue = service.messages if service is not None else default_catalogue()
+    return request_language(catalogue), catalogue
+
+
 def _error_response(error: SmsCodeError) -> Response:
-    response = jsonify(error.to_dict())
+    """The refusal as JSON; ``message`` in the request's language, ``error`` never varies."""
+    language, catalogue = _language()
+    response = jsonify(error.to_dict(language, catalogue))
     response.status_code = error.status
+    response.headers["Content-Language"] = language
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
     if isinstance(error, _MethodNotAllowed):
@@ -99,10 +170,24 @@ def _options() -> Response:
 @sms_bp.errorhandler(HTTPException)
 def _handle_http_error(error: HTTPException) -> Response:
     status = error.code or 400
-    response = jsonify({"ok": False, "error": _HTTP_ERROR_CODES.get(status, "http_error"),
-                        "message": error.description or error.name})
+    if status == 429:
+        # Flask-Limiter's RateLimitExceeded (the app's default or blueprint limits) or any
+        # other 429: the documented ``throttled`` answer, with the wait of the breached limit.
+        retry_after = limiter_retry_after() or _retry_after_of(error)
+        return _error_response(Throttled(retry_after=retry_after or 60))
+    code = _HTTP_ERROR_CODES.get(status, "http_error")
+    language, catalogue = _language()
+    key = "invalid_request.media_type" if status == 415 else code
+    response = jsonify({"ok": False, "error": code, "message": catalogue.text(key, language)})
     response.status_code = status
+    response.headers["Content-Language"] = language
     return response
+
+
+def _retry_after_of(error: HTTPException) -> int | None:
+    """werkzeug's ``TooManyRequests(retry_after=...)`` when given in seconds."""
+    value = getattr(error, "retry_after", None)
+    return ceil_seconds(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
 @sms_bp.errorhandler(Exception)
@@ -110,14 +195,24 @@ def _handle_unexpected(error: Exception) -> Response:
     # Log the type and stack, answer without either: the client gets no traceback.
     logger.error("smscode unexpected error in %s: %s", request.endpoint, type(error).__name__,
                  exc_info=error)
-    response = jsonify({"ok": False, "error": "internal_error",
-                        "message": "An unexpected error occurred."})
+    try:
+        language, catalogue = _language()
+        message = catalogue.text("internal_error", language)
+    except Exception:  # the catalogue itself failed: answer anyway
+        language, message = "en", "An unexpected error occurred."
+    response = jsonify({"ok": False, "error": "internal_error", "message": message})
     response.status_code = 500
+    response.headers["Content-Language"] = language
     return response
 
 
 @sms_bp.after_request
 def _no_store(response: Response) -> Response:
+    if (request.endpoint or "").rsplit(".", 1)[-1] in PUBLIC_ENDPOINTS:
+        return public_cache(response)  # the script and the OpenAPI document
     # Answers carry tokens and per-phone state: no browser or proxy may cache them.
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+register_assets(sms_bp)  # GET /openapi.json, smscode_script_url()

@@ -28,6 +28,7 @@ from flask.cli import with_appcontext
 
 from .client import REQUEST_FAILED, AliyunSms, AliyunSmsError, SendSmsResponse
 from .errors import ConfigurationError, SmsCodeError
+from .messages import Catalogue, default_catalogue, environment_language
 from .phones import mask_phone
 from .receipts import CHINA_TZ
 from .senders import ConsoleSender, Sender, SendReceipt
@@ -40,8 +41,13 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @click.group("smscode")
-def smscode() -> None:
+@click.option("--lang", default=None, metavar="LANG",
+              help="Language of the messages (en, zh, or any in the catalogue); default from "
+                   "LANGUAGE/LC_ALL/LC_MESSAGES/LANG, else SMSCODE_DEFAULT_LANGUAGE.")
+@click.pass_context
+def smscode(ctx: click.Context, lang: str | None) -> None:
     """Operate flask-smscode: issue, inspect and reset codes; notify; read receipts."""
+    ctx.meta["smscode.lang"] = lang
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -52,9 +58,10 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except SmsCodeError as exc:
-        text = f"{exc.code}: {exc.message}"
+        catalogue, language = _messages()
+        text = f"{exc.code}: {exc.render(language, catalogue)}"
         if exc.retry_after:
-            text += f" (retry in {exc.retry_after} s)"
+            text = _t("cli.error_retry", message=text, retry_after=exc.retry_after)
         failure = click.ClickException(text)
     except ConfigurationError as exc:
         failure = click.ClickException(str(exc))
@@ -66,6 +73,30 @@ def _errors() -> Iterator[None]:
 
 def _app() -> Any:
     return current_app._get_current_object()  # type: ignore[attr-defined]
+
+
+def _messages() -> tuple[Catalogue, str]:
+    """The app's catalogue and the language chosen by --lang, the environment or the app."""
+    app = _app()
+    service = app.extensions.get("smscode")
+    try:
+        catalogue = service.messages if service is not None else Catalogue.from_config(
+            app.config)
+    except ConfigurationError:  # reported by the command itself when it builds the service
+        catalogue = default_catalogue()
+    ctx = click.get_current_context(silent=True)
+    chosen = ctx.find_root().meta.get("smscode.lang") if ctx is not None else None
+    language = catalogue.match(chosen) if chosen else None
+    if chosen and language is None:
+        raise click.BadParameter(f"no messages in {chosen!r}; available: "
+                                 + ", ".join(catalogue.languages), param_hint="--lang")
+    return catalogue, language or environment_language(catalogue)
+
+
+def _t(key: str, **params: Any) -> str:
+    """One CLI sentence from the catalogue, in the CLI's language."""
+    catalogue, language = _messages()
+    return catalogue.text(key, language, params)
 
 
 def _service() -> SmsCodeService:
@@ -134,19 +165,18 @@ def send(phone: str, purpose: str) -> None:
         finally:
             if echo is not None:
                 service.sender = original
-    click.echo(f"Code sent to {result.masked_phone} for {result.purpose} "
-               f"(delivery: {result.delivery}); expires in {result.expires_in} s, "
-               f"resend allowed in {result.resend_in} s.")
+    click.echo(_t("cli.sent", phone=result.masked_phone, purpose=result.purpose,
+                  delivery=result.delivery, expires_in=result.expires_in,
+                  resend_in=result.resend_in))
     fixed = service.settings.test_numbers.get(e164)
     if fixed is not None:
-        click.echo("This is a test number (SMSCODE_TEST_NUMBERS): no SMS was sent.")
+        click.echo(_t("cli.test_number"))
     if echo is not None:
         code = echo.codes.get(e164, fixed)
         if code is not None:
-            click.echo(f"Code: {code}")
+            click.echo(_t("cli.code", code=code))
     if result.delivery == "unconfirmed":
-        click.echo("The provider did not answer in time: the SMS may still arrive, so do "
-                   "not resend before the cooldown ends.", err=True)
+        click.echo(_t("cli.unconfirmed"), err=True)
 
 
 def _status_data(service: SmsCodeService, phone: str, purpose: str) -> dict[str, Any]:
@@ -183,17 +213,20 @@ def status(phone: str, purpose: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False))
         return
-    lines = [f"Phone: {mask_phone(data['phone'])} ({data['phone']})",
-             f"Purpose: {data['purpose']}",
-             "Code live: " + (f"yes, {data['code_ttl']} s left" if data["code_live"] else "no"),
-             f"OutId of last send: {data['out_id'] or 'none'}"]
-    attempts = f"Attempts left: {data['attempts_left']} of {data['max_attempts']}"
+    lines = [_t("cli.status.phone", masked=mask_phone(data["phone"]), phone=data["phone"]),
+             _t("cli.status.purpose", purpose=data["purpose"]),
+             _t("cli.status.code_live", seconds=data["code_ttl"]) if data["code_live"]
+             else _t("cli.status.code_dead"),
+             _t("cli.status.out_id", out_id=data["out_id"] or _t("cli.status.none"))]
+    attempts = _t("cli.status.attempts", left=data["attempts_left"], max=data["max_attempts"])
     if data["failures_ttl"]:
-        attempts += f" (failure window resets in {data['failures_ttl']} s)"
+        attempts += _t("cli.status.window", seconds=data["failures_ttl"])
     lines.append(attempts)
-    lines.append("Resend cooldown: " + (f"{data['cooldown']} s" if data["cooldown"] else "none"))
-    sends = ", ".join(f"{item['used']} of {item['limit']}" for item in data["sends"])
-    lines.append(f"Sends: {sends or 'no per-phone limits'}")
+    lines.append(_t("cli.status.cooldown", seconds=data["cooldown"]) if data["cooldown"]
+                 else _t("cli.status.no_cooldown"))
+    sends = ", ".join(_t("cli.status.send_item", used=item["used"], limit=item["limit"])
+                      for item in data["sends"])
+    lines.append(_t("cli.status.sends", sends=sends or _t("cli.status.no_phone_limits")))
     click.echo("\n".join(lines))
 
 
@@ -208,9 +241,8 @@ def reset(phone: str, purpose: str | None) -> None:
     with _errors():
         e164 = service.normalize(phone)
         removed = service.reset(e164, purpose)
-    scope = f" for {purpose}" if purpose else ""
-    click.echo(f"Reset {mask_phone(e164)}{scope}: removed {removed} key(s) "
-               "(codes, failures and throttles).")
+    scope = _t("cli.reset.scope", purpose=purpose) if purpose else ""
+    click.echo(_t("cli.reset", phone=mask_phone(e164), scope=scope, removed=removed))
 
 
 # -- notify ----------------------------------------------------------------------------------

@@ -19,8 +19,8 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -31,7 +31,7 @@ from .config import get_setting
 from .errors import ConfigurationError, InvalidPhone, RegionNotAllowed
 from .events import log_event
 from .metrics import STATS
-from .phones import mask_phone, normalize_phone, provider_phone
+from .phones import mask_phone, normalize_phone, normalize_phone_fast, provider_phone
 from .receipts import CHINA_TZ, DeliveryReport
 
 API_VERSION = "2017-05-25"
@@ -347,18 +347,27 @@ class AliyunSms:
     def normalize_phones(self, phone_list: Iterable[str] | str) -> tuple[list[str], list[str]]:
         """Split ``phone_list`` (or a comma/space separated string) into valid E.164
         numbers, de-duplicated in their first order, and the invalid entries as given."""
-        if isinstance(phone_list, str):
-            phone_list = phone_list.replace(",", " ").replace(";", " ").split()
         valid: dict[str, None] = {}
         invalid: list[str] = []
-        for raw in phone_list:
-            if isinstance(raw, str) and not raw.strip():
-                continue
-            try:
-                valid[normalize_phone(raw, self.default_region, self.allowed_regions)] = None
-            except (InvalidPhone, RegionNotAllowed):
+        for raw in _entries(phone_list):
+            e164 = self._normalize_entry(raw)
+            if e164 is None:
                 invalid.append(raw if isinstance(raw, str) else repr(raw))
+            else:
+                valid[e164] = None
         return list(valid), invalid
+
+    def _normalize_entry(self, raw: object) -> str | None:
+        """E.164 of one list entry, or ``None`` if invalid. Well-formed mainland mobiles
+        take the fast path (about 1 µs instead of a full parse, same decisions)."""
+        try:
+            fast = normalize_phone_fast(raw, self.default_region, self.allowed_regions)
+            if fast is not None:
+                return fast
+            return normalize_phone(raw, self.default_region,  # type: ignore[arg-type]
+                                   self.allowed_regions)
+        except (InvalidPhone, RegionNotAllowed):
+            return None
 
     def send_message(self, phone_list: Iterable[str] | str, params: Mapping[str, Any] | None,
                      template_code: str | None, *, out_id: str | None = None,
@@ -373,6 +382,11 @@ class AliyunSms:
         is empty, a parameter is missing or (unless ``skip_invalid``) a number is invalid;
         after every call ran, 46002/46003 if any failed, with ``.responses`` holding
         every call's answer so the caller sees what went out.
+
+        The list is parsed while the calls run: each batch of 1000 leaves as soon as it is
+        parsed. Without ``skip_invalid`` every number is checked first (an invalid one
+        must stop the whole notification before anything is sent), with the fast path
+        that makes 100,000 numbers a fraction of a second.
         """
         if not template_code:
             raise AliyunSmsError(PARAM_MISSING, "No template code was given")
@@ -381,26 +395,24 @@ class AliyunSms:
         if not (sign_name or self.sign_name):
             raise AliyunSmsError(PARAM_MISSING, "No sign name (verifySign / "
                                                 "SMSCODE_ALIYUN_SIGN_NAME) was given")
-        phones, invalid = self.normalize_phones(phone_list or [])
-        if invalid and not skip_invalid:
-            shown = ", ".join(_mask_raw(raw) for raw in invalid[:5])
-            raise AliyunSmsError(PARAM_MISSING, f"{len(invalid)} entr(ies) of the phone list "
-                                                f"are not valid mobile numbers: {shown}")
-        if not phones:
+        entries = _entries(phone_list or [])
+        numbers: Iterable[str | None]
+        if skip_invalid:
+            numbers = map(self._normalize_entry, entries)  # lazily: parsed while sending
+        else:
+            numbers = [self._normalize_entry(raw) for raw in entries]
+            invalid = [raw for raw, e164 in zip(entries, numbers, strict=True)
+                       if e164 is None]
+            if invalid:
+                shown = ", ".join(_mask_raw(raw if isinstance(raw, str) else repr(raw))
+                                  for raw in invalid[:5])
+                raise AliyunSmsError(PARAM_MISSING, f"{len(invalid)} entr(ies) of the phone "
+                                                    f"list are not valid mobile numbers: "
+                                                    f"{shown}")
+        answers = self._send_batches(_batches(numbers), template_code, params, out_id,
+                                     sign_name, on_batch)
+        if not answers:  # every entry was invalid and skipped: nothing was sent
             raise AliyunSmsError(PARAM_MISSING, "The phone list is empty")
-        batches = [[provider_phone(p) for p in phones[i:i + MAX_PHONES_PER_CALL]]
-                   for i in range(0, len(phones), MAX_PHONES_PER_CALL)]
-        results: list[SendSmsResponse | None] = [None] * len(batches)
-        workers = min(self.max_concurrency, len(batches))
-        with ThreadPoolExecutor(workers, thread_name_prefix="smscode-send") as pool:
-            futures = {pool.submit(self._send_batch, batch, template_code, params, out_id,
-                                   sign_name): index for index, batch in enumerate(batches)}
-            for future in as_completed(futures):
-                response = future.result()
-                results[futures[future]] = response
-                if on_batch is not None:
-                    on_batch(response)
-        answers = [r for r in results if r is not None]
         failed = [r for r in answers if not r.ok]
         if failed:
             first = failed[0].error
@@ -416,6 +428,32 @@ class AliyunSms:
                                      for r in failed),
                 responses=answers)
         return answers
+
+    def _send_batches(self, batches: Iterator[list[str]], template_code: str,
+                      params: Mapping[str, Any], out_id: str | None, sign_name: str | None,
+                      on_batch: Callable[[SendSmsResponse], None] | None,
+                      ) -> list[SendSmsResponse]:
+        """Submit each batch as it is produced, ``max_concurrency`` in flight; the answers
+        in batch order. The next batch is parsed while the calls in flight wait."""
+        results: dict[int, SendSmsResponse] = {}
+        pending: dict[Future[SendSmsResponse], int] = {}
+
+        def collect(done: Iterable[Future[SendSmsResponse]]) -> None:
+            for future in done:
+                response = future.result()
+                results[pending.pop(future)] = response
+                if on_batch is not None:
+                    on_batch(response)
+
+        with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="smscode-send") as pool:
+            for index, batch in enumerate(batches):
+                while len(pending) >= self.max_concurrency:
+                    collect(wait(pending, return_when=FIRST_COMPLETED).done)
+                pending[pool.submit(self._send_batch, batch, template_code, params, out_id,
+                                    sign_name)] = index
+            while pending:
+                collect(wait(pending, return_when=FIRST_COMPLETED).done)
+        return [results[index] for index in sorted(results)]
 
     def sendMessage(self, phoneList: Iterable[str] | str | None = None,
                     params: Mapping[str, Any] | None = None,
@@ -468,6 +506,31 @@ class AliyunSms:
                 provider_code=answer.get("Code") or None, request_id=answer.get("RequestId"),
                 http_status=200)
         return DeliveryReport.from_answer(answer, biz_id)
+
+
+def _entries(phone_list: Iterable[str] | str) -> list[Any]:
+    """The entries of a phone list (or of a comma/semicolon/space separated string), blank
+    strings dropped."""
+    if isinstance(phone_list, str):
+        return phone_list.replace(",", " ").replace(";", " ").split()
+    return [raw for raw in phone_list if not (isinstance(raw, str) and not raw.strip())]
+
+
+def _batches(numbers: Iterable[str | None]) -> Iterator[list[str]]:
+    """Valid numbers (``None`` = invalid, skipped), de-duplicated in their first order, in
+    the provider's format, ``MAX_PHONES_PER_CALL`` at a time, produced as they are read."""
+    seen: set[str] = set()
+    batch: list[str] = []
+    for e164 in numbers:
+        if e164 is None or e164 in seen:
+            continue
+        seen.add(e164)
+        batch.append(provider_phone(e164))
+        if len(batch) == MAX_PHONES_PER_CALL:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _as_text(value: Any) -> str:

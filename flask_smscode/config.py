@@ -11,17 +11,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import phonenumbers
-from limits import RateLimitItem, parse_many
 
 from .codes import is_well_formed
 from .errors import ConfigurationError, InvalidPhone, RegionNotAllowed
 from .phones import normalize_phone
 
-STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
+if TYPE_CHECKING:  # limits costs ~50 ms of imports (asyncio, wrapt): loaded on app set-up
+    from limits import RateLimitItem
+
+STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+cluster", "rediss+cluster",
+                   "redis+sentinel", "rediss+sentinel")
 MAX_CODE_TTL_SECONDS = 600  # NIST 800-63B / OWASP ASVS 6.5.5: codes live at most 10 minutes
 
 DEFAULTS: dict[str, Any] = {
@@ -34,6 +37,10 @@ DEFAULTS: dict[str, Any] = {
     "SMSCODE_PHONE_LIMITS": "5/hour;10/day",
     "SMSCODE_IP_SEND_LIMITS": "20/hour;100/day",
     "SMSCODE_IP_VERIFY_LIMITS": "30/minute;300/hour",
+    "SMSCODE_RATELIMIT_BACKEND": "store",
+    "SMSCODE_DEFAULT_LANGUAGE": "zh",
+    "SMSCODE_MESSAGES": {},
+    "SMSCODE_LOCALES_DIR": None,
     "SMSCODE_STORAGE_URI": "memory://",
     "SMSCODE_STORAGE_OPTIONS": {},
     "SMSCODE_STORAGE_TIMEOUT_SECONDS": 1.0,
@@ -53,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "SMSCODE_ALIYUN_ENDPOINT": "dysmsapi.aliyuncs.com",
     "SMSCODE_ALIYUN_PROTOCOL": "https",
     "SMSCODE_ALIYUN_TIMEOUT_SECONDS": 5.0,
+    "SMSCODE_OPENAPI_ENABLED": True,  # GET /sms/openapi.json
 }
 
 
@@ -163,7 +171,7 @@ class Settings:
             raise ConfigurationError("SMSCODE_STORAGE_TIMEOUT_SECONDS must be in (0, 30].")
 
         storage_uri = str(get("SMSCODE_STORAGE_URI"))
-        scheme = urlsplit(storage_uri).scheme
+        scheme = urlsplit(storage_uri).scheme.lower()
         if scheme not in STORAGE_SCHEMES:
             raise ConfigurationError(
                 f"SMSCODE_STORAGE_URI: unsupported scheme {scheme!r}; use one of "
@@ -218,6 +226,8 @@ def _limits(get: Any, key: str) -> tuple[RateLimitItem, ...]:
     if not text:
         return ()
     try:
+        from limits import parse_many
+
         items = tuple(parse_many(text))
     except ValueError:
         raise ConfigurationError(f"{key}: {text!r} is not a rate limit string "

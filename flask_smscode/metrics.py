@@ -13,13 +13,27 @@ one worker per container), as with any in-process collector.
 from __future__ import annotations
 
 import bisect
+import re
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 # Seconds; an Alibaba Cloud SendSms call usually takes 50-300 ms, a timeout several seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# Every label value is from a fixed set: a label kept per distinct client string is a memory
+# leak an attacker can fill (each label set lives for the life of the process).
+UNKNOWN = "unknown"  # a purpose no app configured: the client chose it, so it is not kept
+OTHER = "other"      # an outcome or provider code that is not a short identifier
+# Outcomes are error codes and provider codes ("isv.BUSINESS_LIMIT_CONTROL"), never client text;
+# the pattern also bounds a misbehaving provider or custom sender.
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,63}")
+
+
+def outcome_label(value: object) -> str:
+    """``value`` if it is a short identifier, else :data:`OTHER`."""
+    return value if isinstance(value, str) and _IDENTIFIER.fullmatch(value) else OTHER
 
 
 class Stats:
@@ -32,16 +46,31 @@ class Stats:
         self.provider_calls: dict[tuple[str, str], int] = defaultdict(int)
         self._latency: dict[str, list[int]] = {}
         self._latency_sum: dict[str, float] = defaultdict(float)
+        # The purposes some app configured (SMSCODE_PURPOSES): the only purpose labels.
+        self._purposes: frozenset[str] = frozenset()
+
+    def allow_purposes(self, purposes: Iterable[str]) -> None:
+        """Accept ``purposes`` as label values (each app's service calls this at start-up)."""
+        with self._lock:
+            self._purposes = self._purposes.union(
+                p for p in purposes if isinstance(p, str) and 0 < len(p) <= 64)
+
+    def purpose_label(self, purpose: object) -> str:
+        """``purpose`` if an app configured it, else :data:`UNKNOWN`."""
+        return purpose if isinstance(purpose, str) and purpose in self._purposes else UNKNOWN
 
     def send(self, purpose: str, outcome: str) -> None:
+        key = (self.purpose_label(purpose), outcome_label(outcome))
         with self._lock:
-            self.sends[(purpose, outcome)] += 1
+            self.sends[key] += 1
 
     def verify(self, purpose: str, outcome: str) -> None:
+        key = (self.purpose_label(purpose), outcome_label(outcome))
         with self._lock:
-            self.verifies[(purpose, outcome)] += 1
+            self.verifies[key] += 1
 
     def provider_call(self, action: str, outcome: str, seconds: float) -> None:
+        action, outcome = outcome_label(action), outcome_label(outcome)
         with self._lock:
             self.provider_calls[(action, outcome)] += 1
             buckets = self._latency.setdefault(action, [0] * (len(LATENCY_BUCKETS) + 1))
@@ -66,6 +95,7 @@ class Stats:
                     "provider_calls": dict(self.provider_calls)}
 
     def reset(self) -> None:
+        """Zero the counts (the allowed purposes stay: they belong to the running apps)."""
         with self._lock:
             self.sends.clear()
             self.verifies.clear()

@@ -1,23 +1,13 @@
-"""Per-client-IP limits on the two endpoints, with the ``limits`` library.
+"""Who a per-IP limit counts: the client's address, or its /64 for IPv6.
 
-Flask-Limiter keeps one ``Limiter`` per app; a blueprint registered on several apps with
-different settings needs one limiter per app, so this uses ``limits`` (Flask-Limiter's
-engine) directly, on the same storage URI as the codes, and fails closed.
+The counting itself happens in the store, folded into the send and verify decisions (one
+round trip per request; see :mod:`flask_smscode.stores.redis`), or in the app's
+Flask-Limiter when ``SMSCODE_RATELIMIT_BACKEND = "flask-limiter"``.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import time
-from collections.abc import Sequence
-from typing import Any
-
-from limits import RateLimitItem
-from limits.storage import MemoryStorage, RedisStorage, Storage
-from limits.strategies import FixedWindowRateLimiter
-
-from .config import ceil_seconds
-from .errors import StorageUnavailable, Throttled
 
 
 def client_key(address: str | None) -> str:
@@ -37,37 +27,3 @@ def client_key(address: str | None) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
-
-
-class IpLimiter:
-    def __init__(self, storage: Storage, *, send: Sequence[RateLimitItem],
-                 verify: Sequence[RateLimitItem]) -> None:
-        self._limiter = FixedWindowRateLimiter(storage)
-        self._limits = {"send": tuple(send), "verify": tuple(verify)}
-
-    @classmethod
-    def for_store(cls, uri: str, store: Any, key_prefix: str, **limits: Sequence[RateLimitItem]
-                  ) -> IpLimiter:
-        """Share the code store's Redis pool; memory:// gets its own in-process storage."""
-        pool = getattr(store, "connection_pool", None)
-        if pool is not None:
-            storage: Storage = RedisStorage(uri, connection_pool=pool, wrap_exceptions=True,
-                                            key_prefix=f"{key_prefix}:ip")
-        else:
-            storage = MemoryStorage()
-        return cls(storage, **limits)
-
-    def hit(self, endpoint: str, address: str | None) -> None:
-        """Count one request; raise Throttled (with the wait) or StorageUnavailable."""
-        who = client_key(address)
-        items = self._limits[endpoint]  # a KeyError here is a bug, not a storage fault
-        try:
-            for item in items:
-                if not self._limiter.hit(item, endpoint, who):
-                    reset_at = self._limiter.get_window_stats(item, endpoint, who).reset_time
-                    raise Throttled("Too many requests from this network; try again later.",
-                                    retry_after=ceil_seconds(reset_at - time.time()))
-        except Throttled:
-            raise
-        except Exception as exc:  # limits wraps redis errors in StorageError; fail closed
-            raise StorageUnavailable() from exc

@@ -7,20 +7,22 @@ holds no reference to the app. Public functions at the bottom reach it through
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
 import hmac
 import logging
 import time
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
 
 from .codes import generate_code, hash_code, is_well_formed
-from .config import Settings
+from .config import Limit, Settings
 from .errors import (
     CodeExpired,
     InvalidCode,
@@ -33,11 +35,14 @@ from .errors import (
     TooManyAttempts,
 )
 from .events import log_event
+from .limiter_adapter import FlaskLimiterAdapter, ratelimit_backend
+from .messages import Catalogue
+from .metrics import STATS
 from .phones import mask_phone, normalize_phone
-from .ratelimit import IpLimiter
+from .ratelimit import client_key
 from .senders import DeliveryUnconfirmed, Sender, build_sender
 from .signals import code_sent, code_verified, verification_failed
-from .stores import PhoneStatus, Store, VerifyOutcome, store_from_uri
+from .stores import ClientLimits, PhoneStatus, Refusal, Store, VerifyOutcome, store_from_uri
 from .tokens import TokenSigner, VerifiedPhone
 
 EXTENSION_KEY = "smscode"
@@ -85,6 +90,7 @@ class SmsCodeService:
     def __init__(self, config: Mapping[str, Any], *, debug: bool = False,
                  testing: bool = False) -> None:
         self.settings = s = Settings.from_config(config)
+        STATS.allow_purposes(s.purposes)  # metric labels and logs name only these purposes
         relaxed = debug or testing
         if s.storage_uri.startswith("memory") and not relaxed:
             warnings.warn(
@@ -101,8 +107,15 @@ class SmsCodeService:
                                            timeout=s.storage_timeout, **s.storage_options)
         self.sender: Sender = build_sender(s.sender, config, show_code=relaxed,
                                            purposes=s.purposes)
-        self.ip_limiter = IpLimiter.for_store(s.storage_uri, self.store, s.key_prefix,
-                                              send=s.ip_send_limits, verify=s.ip_verify_limits)
+        # Per-IP limits: counted by the store inside the send/verify decision (one round
+        # trip), or by the app's Flask-Limiter when SMSCODE_RATELIMIT_BACKEND says so.
+        self.flask_limiter: FlaskLimiterAdapter | None = None
+        if ratelimit_backend(config) == "flask-limiter":
+            self.flask_limiter = FlaskLimiterAdapter.from_config(config)
+        self.ip_limits: dict[str, tuple[Limit, ...]] = {
+            "send": tuple(Limit.from_item(i) for i in s.ip_send_limits),
+            "verify": tuple(Limit.from_item(i) for i in s.ip_verify_limits)}
+        self.messages = Catalogue.from_config(config)  # answers in the client's language
         # Separate keys for the code HMAC and the token signature, both from the app secret.
         self._hash_key = hmac.new(s.secret, b"flask-smscode code hash", hashlib.sha256).digest()
         self.tokens = TokenSigner(s.secret, s.token_ttl)
@@ -113,16 +126,17 @@ class SmsCodeService:
         if purpose is None:
             purpose = "login"
         if not isinstance(purpose, str) or purpose not in self.settings.purposes:
-            raise InvalidRequest("purpose must be one of: " + ", ".join(self.settings.purposes),
+            raise InvalidRequest(key="invalid_request.purpose",
+                                 params={"purposes": ", ".join(self.settings.purposes)},
                                  field="purpose")
         return purpose
 
     def normalize(self, phone: object) -> str:
         """E.164 form of ``phone`` under this app's region settings."""
         if phone is None or phone == "":
-            raise InvalidRequest("The field 'phone' is required.", field="phone")
+            raise InvalidRequest(key="invalid_request.required", field="phone")
         if not isinstance(phone, str):
-            raise InvalidRequest("phone must be a string.", field="phone")
+            raise InvalidRequest(key="invalid_request.not_string", field="phone")
         return normalize_phone(phone, self.settings.default_region,
                                self.settings.allowed_regions)
 
@@ -152,20 +166,22 @@ class SmsCodeService:
     def _send(self, phone: object, purpose: object, client_ip: str | None,
               event: dict[str, Any]) -> SendResult:
         s = self.settings
-        if client_ip is not None:
-            self.ip_limiter.hit("send", client_ip)
-        purpose = event["purpose"] = self.check_purpose(purpose)
-        e164 = self.normalize(phone)
+        client = self._client_limits("send", client_ip)
+        with self._counted_if_refused("send", client):
+            purpose = event["purpose"] = self.check_purpose(purpose)
+            e164 = self.normalize(phone)
         event["phone"] = mask_phone(e164)
         fixed = s.test_numbers.get(e164)
         code = fixed or generate_code(s.code_length)
-        send_id = event["out_id"] = uuid.uuid4().hex  # also the OutId of the SendSms call
-        wait = self.store.reserve_send(e164, purpose, self._hash(e164, purpose, code), send_id,
-                                       ttl=s.code_ttl, cooldown=s.resend_interval,
-                                       limits=s.phone_limits)
-        if wait:
-            raise Throttled("A code was sent to this phone recently; wait before asking for "
-                            "another.", retry_after=wait)
+        # Also the OutId of the SendSms call; 64 random bits keep the phone's hash compact.
+        send_id = event["out_id"] = uuid.uuid4().hex[:16]
+        decision = self.store.reserve_send(
+            e164, purpose, self._hash(e164, purpose, code), send_id, ttl=s.code_ttl,
+            cooldown=s.resend_interval, limits=s.phone_limits, client=client)
+        if decision.refused_by is Refusal.CLIENT:
+            raise Throttled(key="throttled.ip", retry_after=decision.retry_after)
+        if decision.refused_by is Refusal.PHONE:
+            raise Throttled(key="throttled.cooldown", retry_after=decision.retry_after)
         if fixed is not None:  # a test number: every rule above applied, no SMS goes out
             event["outcome"] = "test_number"
             self._signal(code_sent, phone=e164, purpose=purpose, delivery="test")
@@ -211,7 +227,38 @@ class SmsCodeService:
                       outcome="storage_unavailable")
 
     def _hash(self, phone: str, purpose: str, code: str) -> str:
-        return hash_code(self._hash_key, phone, purpose, code)
+        # 96 bits of the HMAC in base64 (16 characters): a wrong code matches by chance
+        # with probability 2**-96, and the field stays short enough for Redis' compact
+        # hash encoding (see stores/lua/common.lua).
+        digest = bytes.fromhex(hash_code(self._hash_key, phone, purpose, code)[:24])
+        return base64.urlsafe_b64encode(digest).decode()
+
+    # -- per-IP limits -------------------------------------------------------------------
+    def _client_limits(self, endpoint: str, client_ip: str | None) -> ClientLimits | None:
+        """What the store counts for this request's client: ``None`` for the Python API
+        without ``client_ip``, or when the app's Flask-Limiter counts (it does so here, and
+        raises Throttled when the client is over its limit)."""
+        if client_ip is None:
+            return None
+        if self.flask_limiter is not None:
+            self.flask_limiter.hit(endpoint, client_ip)
+            return None
+        return ClientLimits(client_key(client_ip), self.ip_limits[endpoint])
+
+    @contextlib.contextmanager
+    def _counted_if_refused(self, endpoint: str,
+                            client: ClientLimits | None) -> Iterator[None]:
+        """A request refused before it reaches the store still spends its client's budget
+        (in a round trip of its own), so malformed floods are limited like any other; a
+        client over its limit hears 429 rather than the validation error."""
+        try:
+            yield
+        except SmsCodeError:
+            if client is not None:
+                wait = self.store.hit_client(endpoint, client)
+                if wait:
+                    raise Throttled(key="throttled.ip", retry_after=wait) from None
+            raise
 
     @staticmethod
     def _log(kind: str, level: int, outcome: str, started: float,
@@ -238,28 +285,29 @@ class SmsCodeService:
     def _verify(self, phone: object, code: object, purpose: object, client_ip: str | None,
                 event: dict[str, Any]) -> VerifyResult:
         s = self.settings
-        if client_ip is not None:
-            self.ip_limiter.hit("verify", client_ip)
-        purpose = event["purpose"] = self.check_purpose(purpose)
-        e164 = self.normalize(phone)
-        event["phone"] = mask_phone(e164)
-        if code is None or code == "":
-            raise InvalidRequest("The field 'code' is required.", field="code")
-        if not isinstance(code, str):
-            raise InvalidRequest("code must be a string of digits.", field="code")
-        if not is_well_formed(code, s.code_length):
-            raise InvalidRequest(f"code must be {s.code_length} digits (0-9).", field="code")
+        client = self._client_limits("verify", client_ip)
+        with self._counted_if_refused("verify", client):
+            purpose = event["purpose"] = self.check_purpose(purpose)
+            e164 = self.normalize(phone)
+            event["phone"] = mask_phone(e164)
+            if code is None or code == "":
+                raise InvalidRequest(key="invalid_request.required", field="code")
+            if not isinstance(code, str):
+                raise InvalidRequest(key="invalid_request.not_string", field="code")
+            if not is_well_formed(code, s.code_length):
+                raise InvalidRequest(key="invalid_request.code_format",
+                                     params={"length": s.code_length}, field="code")
         result = self.store.check_code(e164, purpose, self._hash(e164, purpose, code),
-                                       max_attempts=s.max_attempts, window=s.attempt_window)
+                                       max_attempts=s.max_attempts, window=s.attempt_window,
+                                       client=client)
+        if result.outcome is VerifyOutcome.THROTTLED:
+            raise Throttled(key="throttled.ip", retry_after=result.retry_after)
         if result.outcome is VerifyOutcome.OK:
             self._signal(code_verified, phone=e164, purpose=purpose)
             return VerifyResult(e164, purpose, self.tokens.issue(e164, purpose), s.token_ttl)
         error: SmsCodeError
         if result.outcome is VerifyOutcome.INVALID:
-            error = InvalidCode(
-                "The code is not correct." if result.attempts_left else
-                "The code is not correct and no attempts are left; request a new code later.",
-                attempts_left=result.attempts_left)
+            error = InvalidCode(attempts_left=result.attempts_left)
             event["attempts_left"] = result.attempts_left
         elif result.outcome is VerifyOutcome.EXPIRED:
             error = CodeExpired()
@@ -278,16 +326,18 @@ class SmsCodeService:
         """
         verified = self.tokens.load(token)
         if purpose is not None and verified.purpose != purpose:
-            raise InvalidToken("The verification token is for another purpose.")
+            raise InvalidToken(key="invalid_token.purpose")
         if phone is not None:
             try:
                 same = self.normalize(phone) == verified.phone
             except SmsCodeError:
                 same = False
             if not same:
-                raise InvalidToken("The verification token is for another phone number.")
+                raise InvalidToken(key="invalid_token.phone")
         if consume and not self.store.use_token(verified.token_id, self.tokens.max_age):
-            raise InvalidToken("The verification token has already been used.")
+            raise InvalidToken(key="invalid_token.used")
+        if not consume and self.store.token_used(verified.token_id):
+            raise InvalidToken(key="invalid_token.used")
         return verified
 
     # -- operators -----------------------------------------------------------------------

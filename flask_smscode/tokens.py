@@ -43,8 +43,7 @@ class TokenSigner:
         try:
             data = self._serializer.loads(token, max_age=self.max_age)
         except SignatureExpired:
-            raise InvalidToken("The verification token has expired; verify the phone again.") \
-                from None
+            raise InvalidToken(key="invalid_token.expired") from None
         except BadSignature:
             raise InvalidToken() from None
         try:

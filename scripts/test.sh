@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the suite needs on a fresh Debian/Ubuntu machine, then run it all:
 # unit tests, the behaviour suite on memory:// and on a private redis-server, the loopback
-# Alibaba Cloud SMS server, and the browser test of the demo in headless Chromium.
+# Alibaba Cloud SMS server, and the browser tests of the demo in headless Chromium (their
+# screenshots go to test-output/screenshots/).
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh -m "not browser" -x`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,9 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# A CJK font, or the browser tests' screenshots show Chinese as empty boxes.
+fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || dpkg -s fonts-noto-cjk >/dev/null 2>&1 \
+  || missing+=(fonts-noto-cjk)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing system packages: ${missing[*]}"
   sudo=""

@@ -19,6 +19,8 @@ from flask import Flask
 from flask_smscode import sms_bp
 
 from .dysmsapi_server import DysmsapiServer
+from .redis_cluster import RedisCluster
+from .redis_sentinel import RedisSentinelSet
 from .redis_server import RedisServer
 
 ACCESS_KEY_ID = "test-key-id"
@@ -55,12 +57,21 @@ def key_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
             pass
         finally:
             client.close()
+    for shared in ("redis_cluster", "redis_sentinel"):  # session-wide: clear our keys only
+        if shared in request.fixturenames:
+            request.getfixturevalue(shared).clear_prefix(prefix)
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis),
+                        pytest.param("cluster", marks=pytest.mark.redis_cluster),
+                        pytest.param("sentinel", marks=pytest.mark.redis_sentinel)])
 def store_uri(request: pytest.FixtureRequest) -> str:
     if request.param == "memory":
         return "memory://"
+    if request.param == "cluster":
+        return str(request.getfixturevalue("redis_cluster").uri)
+    if request.param == "sentinel":
+        return str(request.getfixturevalue("redis_sentinel").uri)
     return request.getfixturevalue("redis_url")
 
 
@@ -129,3 +140,27 @@ def app(make_app: Callable[..., Flask]) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> Any:
     return app.test_client()
+
+
+# -- Redis Cluster and Sentinel (H-cluster) ----------------------------------------------------
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A three-master Redis Cluster on loopback for the whole session (about 2 s to start:
+    a fresh master waits 2 s before it reports ``cluster_state:ok``). Tests that move slots
+    or fail masters over start their own (see tests/test_cluster.py)."""
+    cluster = RedisCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[RedisSentinelSet]:
+    """Master, replica and three sentinels on loopback for the whole session (about 2 s)."""
+    sentinels = RedisSentinelSet().start()
+    try:
+        yield sentinels
+    finally:
+        sentinels.cleanup()

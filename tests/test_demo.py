@@ -1,14 +1,21 @@
 """The demo site through Flask's test client: pages, sign-up and log-in through the real
-/sms endpoints, and every way the demo's own views refuse a token.
+/sms endpoints, accounts in SQLite that survive a restart, the stable SECRET_KEY shared with
+``flask smscode``, no account enumeration at the send step, both languages, the CSP, and
+/metrics. Also the helper script's static checks (ES2017, no eval, no inline style).
 
-Each test builds its own app (own memory store, own accounts), and the environment is
-cleared of demo settings so a developer's REDIS_URL or SMSCODE_* cannot leak in.
+Each test builds its own app with its own instance folder (SQLite file and key) and memory
+store, and the environment is cleared of demo settings so a developer's REDIS_URL or
+SMSCODE_* cannot leak in.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
+import stat
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,33 +25,47 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from flask_smscode import __version__, normalize_phone
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # demo_app.py sits at the repo root, outside the package
     sys.path.insert(0, str(ROOT))
 
-from demo_app import banner, config_from_env, create_app  # noqa: E402
-from flask_smscode import normalize_phone  # noqa: E402
+from demo_app import (  # noqa: E402
+    CONTENT_SECURITY_POLICY,
+    _plain_metrics,
+    banner,
+    config_from_env,
+    create_app,
+    stable_secret_key,
+)
 
 PHONE = "13800138000"
 MASKED = "138****8000"
 CODE_LINE = re.compile(r"code (\d{4,10}) sent to (\S+) for (\w+)")
+SCRIPT = ROOT / "flask_smscode" / "static" / "smscode.js"
 
 
 @pytest.fixture(autouse=True)
 def demo_clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
     for key in list(os.environ):
-        if key.startswith("SMSCODE_") or key in {"REDIS_URL", "SECRET_KEY", "FLASK_DEBUG"}:
+        if key.startswith("SMSCODE_") or key in {"REDIS_URL", "SECRET_KEY", "FLASK_DEBUG",
+                                                  "DEMO_INSTANCE_PATH"}:
             monkeypatch.delenv(key)
 
 
 @pytest.fixture
-def demo_make_app() -> Callable[..., Flask]:
-    """A fresh demo app; no resend wait, so one test can send several codes to one phone."""
+def instance(tmp_path: Path) -> Path:
+    return tmp_path / "instance"
+
+
+@pytest.fixture
+def demo_make_app(instance: Path) -> Callable[..., Flask]:
+    """A demo app on ``instance``; no resend wait, so one test can send several codes."""
 
     def make(**config: Any) -> Flask:
-        return create_app({"TESTING": True, "SMSCODE_RESEND_INTERVAL_SECONDS": 0, **config})
+        return create_app({"TESTING": True, "SMSCODE_RESEND_INTERVAL_SECONDS": 0, **config},
+                          instance_path=instance)
 
     return make
 
@@ -56,7 +77,7 @@ def demo_client(demo_make_app: Callable[..., Flask]) -> Iterator[FlaskClient]:
 
 
 @pytest.fixture
-def demo_get_code(caplog: pytest.LogCaptureFixture) -> Callable[[FlaskClient, str, str], str]:
+def demo_get_code(caplog: pytest.LogCaptureFixture) -> Callable[..., str]:
     """Ask /sms/send for a code and read it from the console sender's log line."""
 
     def get_code(test_client: FlaskClient, phone: str = PHONE, purpose: str = "login") -> str:
@@ -64,12 +85,10 @@ def demo_get_code(caplog: pytest.LogCaptureFixture) -> Callable[[FlaskClient, st
         with caplog.at_level(logging.INFO, logger="flask_smscode.console"):
             response = test_client.post("/sms/send", json={"phone": phone, "purpose": purpose})
         assert response.status_code == 200, response.get_json()
-        assert response.get_json()["resend_in"] == 0
         lines = [r.getMessage() for r in caplog.records if r.name == "flask_smscode.console"]
         assert len(lines) == 1, lines
         found = CODE_LINE.search(lines[0])
-        assert found, lines[0]
-        assert found.group(3) == purpose
+        assert found and found.group(3) == purpose, lines[0]
         return found.group(1)
 
     return get_code
@@ -90,7 +109,7 @@ def _text(response: Any) -> str:
 
 def _error_text(html: str) -> str:
     """The content of the page's #error element (the one the browser test reads too)."""
-    found = re.search(r'<div id="error"[^>]*role="alert"[^>]*>(.*?)</div>', html, re.S)
+    found = re.search(r'<div id="error" class="alert" role="alert">(.*?)</div>', html, re.S)
     assert found, "no #error element"
     return found.group(1)
 
@@ -108,47 +127,84 @@ def _login(test_client: FlaskClient, get_code: Callable[..., str], phone: str = 
 
 # -- pages -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", ["/login", "/signup"])
-def test_code_pages_render_with_their_fields(demo_client: FlaskClient, path: str) -> None:
+def test_code_pages_use_the_packaged_helper(demo_client: FlaskClient, path: str) -> None:
     response = demo_client.get(path)
     html = _text(response)
     assert response.status_code == 200
-    for element_id in ("phone", "code", "send-code", "submit", "error", "notice", "token-form"):
-        assert f'id="{element_id}"' in html, element_id
+    assert f'data-smscode data-smscode-purpose="{path[1:]}"' in html
+    for attribute in ("data-smscode-phone", "data-smscode-send", "data-smscode-code",
+                      "data-smscode-token", 'data-smscode-message="phone"',
+                      'data-smscode-message="code"'):
+        assert attribute in html, attribute
+    assert f'<script src="/sms/static/smscode.js?v={__version__}"></script>' in html
+    assert html.count("<script") == 1  # no inline script, no demo script
+    assert not re.search(r"\son\w+=|\sstyle=", html)  # no inline handlers or styles
     assert 'inputmode="numeric"' in html and 'autocomplete="one-time-code"' in html
-    assert "手机号 <span" in html and "Phone" in html and "获取验证码 Get code" in html
     assert ('id="name"' in html) == (path == "/signup")
-    assert f'data-purpose="{path[1:]}"' in html
-    assert 'src="/static/demo.js"' in html and 'href="/static/demo.css"' in html
+    # The phone and code are not posted to the demo's view: only the token (and name).
+    assert re.search(r'<input id="phone" data-smscode-phone', html)
+    assert not re.search(r'<input[^>]*name="(phone|code)"', html)
     assert "http://" not in html and "https://" not in html  # nothing from the internet
     assert response.headers["Cache-Control"] == "no-store"
-    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
 
 
-def test_head_requests_get_the_page(demo_client: FlaskClient) -> None:
-    assert demo_client.head("/login").status_code == 200
-    assert demo_client.head("/signup").status_code == 200
+def test_strict_content_security_policy(demo_client: FlaskClient) -> None:
+    policy = demo_client.get("/login").headers["Content-Security-Policy"]
+    assert policy == CONTENT_SECURITY_POLICY
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+    assert directives["script-src"] == "'self'" and directives["style-src"] == "'self'"
+    assert "unsafe" not in policy and "*" not in policy
+    assert directives["object-src"] == "'none'" and directives["frame-ancestors"] == "'none'"
 
 
 def test_static_files_are_served(demo_client: FlaskClient) -> None:
-    js = demo_client.get("/static/demo.js")
     css = demo_client.get("/static/demo.css")
-    assert js.status_code == 200 and css.status_code == 200
-    js.close()
+    script = demo_client.get(f"/sms/static/smscode.js?v={__version__}")
+    assert css.status_code == 200 and script.status_code == 200
+    assert script.mimetype == "text/javascript"
+    assert script.headers["Cache-Control"] == "public, max-age=31536000, immutable"
     css.close()
-
-
-def test_script_has_a_message_for_every_error_code() -> None:
-    script = (ROOT / "demo" / "static" / "demo.js").read_text(encoding="utf-8")
-    for code in ("invalid_request", "invalid_phone", "region_not_allowed", "invalid_code",
-                 "code_expired", "too_many_attempts", "throttled", "provider_error",
-                 "storage_unavailable", "network_error"):
-        assert f'case "{code}"' in script, code
-    assert "attempts_left" in script and "retry_after" in script
+    script.close()
 
 
 def test_index_and_account_send_visitors_to_login(demo_client: FlaskClient) -> None:
     assert demo_client.get("/").headers["Location"] == "/login"
     assert demo_client.get("/account").headers["Location"] == "/login"
+
+
+# -- languages -------------------------------------------------------------------------------
+def test_chinese_by_default_english_by_accept_language(demo_client: FlaskClient) -> None:
+    zh = _text(demo_client.get("/login"))
+    assert '<html lang="zh-CN">' in zh and "<h1>登录</h1>" in zh and "获取验证码" in zh
+    en = _text(demo_client.get("/login", headers={"Accept-Language": "en-US,en;q=0.9"}))
+    assert '<html lang="en">' in en and "<h1>Log in</h1>" in en and "Get code" in en
+    assert "获取验证码" not in en
+    # Both switch labels on every page, each in its own language.
+    for html in (zh, en):
+        assert "中文" in html and "English" in html
+
+
+def test_language_switch_is_remembered(demo_client: FlaskClient) -> None:
+    response = demo_client.get("/lang/en?next=/signup")
+    assert response.status_code == 303 and response.headers["Location"] == "/signup"
+    html = _text(demo_client.get("/signup", headers={"Accept-Language": "zh-CN"}))
+    assert "<h1>Sign up</h1>" in html  # the choice beats the browser's preference
+    assert 'href="/lang/zh?next=/signup"' in html
+    demo_client.get("/lang/zh?next=/signup")
+    assert "<h1>注册</h1>" in _text(demo_client.get("/signup"))
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil", ""])
+def test_language_switch_only_returns_to_this_site(demo_client: FlaskClient,
+                                                   target: str) -> None:
+    response = demo_client.get("/lang/en", query_string={"next": target})
+    assert response.headers["Location"] == "/"
+
+
+def test_unknown_language_is_ignored(demo_client: FlaskClient) -> None:
+    response = demo_client.get("/lang/fr?next=/login")
+    assert "Set-Cookie" not in response.headers
+    assert "<h1>登录</h1>" in _text(demo_client.get("/login"))
 
 
 # -- flows -----------------------------------------------------------------------------------
@@ -158,20 +214,30 @@ def test_signup_then_logout_then_login(demo_client: FlaskClient,
     assert response.status_code == 303 and response.headers["Location"] == "/account"
 
     page = _text(demo_client.get("/account"))
-    assert "已登录" in page and "Signed in as" in page
-    assert MASKED in page and "小明 Ming" in page
-    assert "13800138000" not in page  # only the masked form is shown
+    assert "已登录" in page and MASKED in page and "小明 Ming" in page
+    assert PHONE not in page  # only the masked form is shown
+    assert 'action="/logout"' in page
     assert demo_client.get("/").headers["Location"] == "/account"
     assert demo_client.get("/login").headers["Location"] == "/account"
 
     response = demo_client.post("/logout")
     assert response.status_code == 303 and response.headers["Location"] == "/login"
     assert demo_client.get("/account").headers["Location"] == "/login"
-    assert "You have signed out" in _text(demo_client.get("/login"))
+    assert "已退出登录。" in _text(demo_client.get("/login"))
 
     response = _login(demo_client, demo_get_code)
     assert response.status_code == 303 and response.headers["Location"] == "/account"
     assert MASKED in _text(demo_client.get("/account"))
+
+
+def test_accounts_survive_a_restart(demo_make_app: Callable[..., Flask],
+                                    demo_get_code: Callable[..., str], instance: Path) -> None:
+    with demo_make_app().test_client() as first:
+        _signup(first, demo_get_code, name="Persistent")
+    assert (instance / "demo.sqlite3").exists()
+    with demo_make_app().test_client() as second:  # a new process would build a new app
+        assert _login(second, demo_get_code).headers["Location"] == "/account"
+        assert "Persistent" in _text(second.get("/account"))
 
 
 def test_login_accepts_any_spelling_of_the_phone(demo_client: FlaskClient,
@@ -182,10 +248,11 @@ def test_login_accepts_any_spelling_of_the_phone(demo_client: FlaskClient,
     assert response.headers["Location"] == "/account"
 
 
-def test_test_numbers_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_test_numbers_from_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                           instance: Path) -> None:
     monkeypatch.setenv("SMSCODE_TEST_NUMBERS", '{"13900139000": "246810"}')
     monkeypatch.setenv("SMSCODE_RESEND_INTERVAL_SECONDS", "0")
-    with create_app({"TESTING": True}).test_client() as test_client:
+    with create_app({"TESTING": True}, instance_path=instance).test_client() as test_client:
         assert test_client.post("/sms/send", json={"phone": "13900139000",
                                                    "purpose": "signup"}).status_code == 200
         token = _verify(test_client, "246810", "signup", phone="13900139000")
@@ -194,13 +261,33 @@ def test_test_numbers_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
         assert "139****9000" in _text(test_client.get("/account"))
 
 
+# -- no enumeration --------------------------------------------------------------------------
+def _send_answer(test_client: FlaskClient, phone: str, purpose: str) -> tuple[int, Any, set]:
+    response = test_client.post("/sms/send", json={"phone": phone, "purpose": purpose})
+    return response.status_code, response.get_json(), set(response.headers.keys()) - {"Date"}
+
+
+def test_send_step_answers_alike_for_known_and_unknown_phones(
+        demo_make_app: Callable[..., Flask], demo_get_code: Callable[..., str]) -> None:
+    known, unknown = "13800138000", "13900139000"
+    with demo_make_app().test_client() as test_client:
+        _signup(test_client, demo_get_code, phone=known)
+        test_client.post("/logout")
+        for purpose in ("login", "signup"):
+            known_answer = _send_answer(test_client, known, purpose)
+            unknown_answer = _send_answer(test_client, unknown, purpose)
+            assert known_answer[0] == unknown_answer[0] == 200
+            assert known_answer[2] == unknown_answer[2]
+            masked = {"phone": "***"}
+            assert {**known_answer[1], **masked} == {**unknown_answer[1], **masked}
+
+
 # -- refusals --------------------------------------------------------------------------------
 @pytest.mark.parametrize("token", ["", "garbage", "a" * 2000])
 def test_login_with_a_bad_token_shows_the_error(demo_client: FlaskClient, token: str) -> None:
     response = demo_client.post("/login", data={"token": token})
     assert response.status_code == 400
-    error = _error_text(_text(response))
-    assert "验证已失效" in error and "invalid" in error
+    assert "验证已失效" in _error_text(_text(response))
     assert demo_client.get("/account").headers["Location"] == "/login"
 
 
@@ -211,19 +298,19 @@ def test_a_used_token_is_refused(demo_client: FlaskClient,
     token = _verify(demo_client, demo_get_code(demo_client), "login")
     assert demo_client.post("/login", data={"token": token}).status_code == 303
     demo_client.post("/logout")
-
     response = demo_client.post("/login", data={"token": token})
     assert response.status_code == 400
-    assert "already been used" in _error_text(_text(response))
+    assert "验证已失效" in _error_text(_text(response))
     assert demo_client.get("/account").headers["Location"] == "/login"
 
 
 def test_a_token_for_another_purpose_is_refused(demo_client: FlaskClient,
                                                 demo_get_code: Callable[..., str]) -> None:
     token = _verify(demo_client, demo_get_code(demo_client, PHONE, "login"), "login")
-    response = demo_client.post("/signup", data={"token": token, "name": "Ming"})
+    response = demo_client.post("/signup", data={"token": token, "name": "Ming"},
+                                headers={"Accept-Language": "en"})
     assert response.status_code == 400
-    assert "another purpose" in _error_text(_text(response))
+    assert "The verification is no longer valid" in _error_text(_text(response))
 
 
 def test_login_for_an_unknown_phone_offers_signup(demo_client: FlaskClient,
@@ -231,8 +318,7 @@ def test_login_for_an_unknown_phone_offers_signup(demo_client: FlaskClient,
     response = _login(demo_client, demo_get_code)
     assert response.status_code == 404
     error = _error_text(_text(response))
-    assert "该手机号未注册 No account for this phone" in error
-    assert '<a href="/signup">' in error and "sign up" in error
+    assert "该手机号未注册。" in error and '<a href="/signup">注册</a>' in error
     assert demo_client.get("/account").headers["Location"] == "/login"
 
 
@@ -240,14 +326,11 @@ def test_duplicate_signup_is_refused(demo_client: FlaskClient,
                                      demo_get_code: Callable[..., str]) -> None:
     _signup(demo_client, demo_get_code, name="First")
     demo_client.post("/logout")
-
     response = _signup(demo_client, demo_get_code, name="Second")
     assert response.status_code == 409
     error = _error_text(_text(response))
-    assert "该手机号已注册 This phone already has an account" in error
-    assert '<a href="/login">' in error
+    assert "该手机号已注册。" in error and '<a href="/login">登录</a>' in error
     assert demo_client.get("/account").headers["Location"] == "/login"
-
     _login(demo_client, demo_get_code)
     assert "First" in _text(demo_client.get("/account"))  # the first account is untouched
 
@@ -259,21 +342,10 @@ def test_signup_needs_a_name_and_keeps_the_token(demo_client: FlaskClient,
     token = _verify(demo_client, demo_get_code(demo_client, PHONE, "signup"), "signup")
     response = demo_client.post("/signup", data={"token": token, "name": name})
     assert response.status_code == 400
-    assert "display name" in _error_text(_text(response))
+    assert "请输入 1 到 32 个字符的昵称。" in _error_text(_text(response))
     # The bad name was refused before the token was checked, so the token still works.
     response = demo_client.post("/signup", data={"token": token, "name": "Ming"})
     assert response.headers["Location"] == "/account"
-
-
-def test_wrong_code_is_refused_by_the_endpoint(demo_client: FlaskClient,
-                                               demo_get_code: Callable[..., str]) -> None:
-    code = demo_get_code(demo_client)
-    wrong = f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"
-    response = demo_client.post("/sms/verify",
-                                json={"phone": PHONE, "code": wrong, "purpose": "login"})
-    assert response.status_code == 400
-    assert response.get_json()["error"] == "invalid_code"
-    assert response.get_json()["attempts_left"] == 4
 
 
 def test_logout_needs_post_and_ends_the_session(demo_client: FlaskClient,
@@ -286,15 +358,14 @@ def test_logout_needs_post_and_ends_the_session(demo_client: FlaskClient,
         assert "phone" not in sess
 
 
-def test_sessions_are_per_app(demo_make_app: Callable[..., Flask],
-                              demo_get_code: Callable[..., str]) -> None:
-    """Accounts live in each app: a session for an account this app never had is dropped."""
-    first = demo_make_app(SECRET_KEY="shared")
-    with first.test_client() as test_client:
-        _signup(test_client, demo_get_code)
-        cookie = test_client.get_cookie("session")
+def test_a_session_for_a_missing_account_is_dropped(tmp_path: Path,
+                                                    demo_get_code: Callable[..., str]) -> None:
+    config = {"TESTING": True, "SECRET_KEY": "shared", "SMSCODE_RESEND_INTERVAL_SECONDS": 0}
+    with create_app(config, instance_path=tmp_path / "a").test_client() as first:
+        _signup(first, demo_get_code)
+        cookie = first.get_cookie("session")
         assert cookie is not None
-    with demo_make_app(SECRET_KEY="shared").test_client() as other:
+    with create_app(config, instance_path=tmp_path / "b").test_client() as other:
         other.set_cookie("session", cookie.value)
         assert other.get("/account").headers["Location"] == "/login"
 
@@ -328,37 +399,122 @@ def test_config_from_env_parses_json_and_keeps_text() -> None:
     assert explicit["SMSCODE_STORAGE_URI"] == "redis://b/0"
 
 
-def test_create_app_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_create_app_reads_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                          instance: Path) -> None:
     monkeypatch.setenv("SMSCODE_CODE_TTL_SECONDS", "120")
     monkeypatch.setenv("SECRET_KEY", "from-env")
-    app = create_app()
+    app = create_app(instance_path=instance)
     assert app.config["SMSCODE_CODE_TTL_SECONDS"] == 120
     assert app.config["SECRET_KEY"] == "from-env"
+    assert not (instance / "secret_key").exists()  # a given key is not written anywhere
     assert app.debug  # demo default, so the console sender shows codes
     response = app.test_client().post("/sms/send", json={"phone": PHONE})
     assert response.get_json()["expires_in"] == 120
-    assert create_app({"SMSCODE_CODE_TTL_SECONDS": 60}).config["SMSCODE_CODE_TTL_SECONDS"] == 60
 
 
-def test_secret_key_is_random_per_start() -> None:
-    first, second = create_app({"TESTING": True}), create_app({"TESTING": True})
-    assert len(first.config["SECRET_KEY"]) == 64
-    assert first.config["SECRET_KEY"] != second.config["SECRET_KEY"]
+def test_secret_key_is_created_once_and_reused(instance: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    first = create_app({"TESTING": True}, instance_path=instance)
+    second = create_app({"TESTING": True}, instance_path=instance)
+    key = first.config["SECRET_KEY"]
+    assert len(key) == 64 and second.config["SECRET_KEY"] == key
+    path = instance / "secret_key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stable_secret_key(instance) == key
+    monkeypatch.setenv("DEMO_INSTANCE_PATH", str(instance))
+    assert create_app({"TESTING": True}).config["SECRET_KEY"] == key
+    path.write_text("short\n")
+    with pytest.raises(RuntimeError, match="too short"):
+        stable_secret_key(instance)
 
 
-def test_banner_names_url_store_and_sender() -> None:
-    text = banner(create_app(), "http://127.0.0.1:5000/")
-    assert "http://127.0.0.1:5000/" in text
+@pytest.mark.redis
+def test_command_line_and_site_agree(redis_url: str, key_prefix: str, instance: Path) -> None:
+    """``flask --app demo_app smscode send`` in its own process issues a code the site
+    accepts: same Redis, same key from instance/secret_key."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SMSCODE_", "FLASK_")) and k not in {"REDIS_URL", "SECRET_KEY"}}
+    env.update(REDIS_URL=redis_url, SMSCODE_KEY_PREFIX=key_prefix,
+               DEMO_INSTANCE_PATH=str(instance))
+    flask = shutil.which("flask", path=str(Path(sys.executable).parent))
+    assert flask is not None
+    done = subprocess.run([flask, "--app", "demo_app", "smscode", "send", PHONE, "--purpose",
+                           "signup"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    code = re.search(r"^Code: (\d{6})$", done.stdout, re.M)
+    assert code, done.stdout
+    app = create_app({"TESTING": True, "SMSCODE_STORAGE_URI": redis_url,
+                      "SMSCODE_KEY_PREFIX": key_prefix}, instance_path=instance)
+    with app.test_client() as site:
+        token = _verify(site, code.group(1), "signup")
+        assert site.post("/signup", data={"token": token, "name": "CLI"}).status_code == 303
+    app.extensions["smscode"].store.close()
+
+
+# -- /metrics and the banner -----------------------------------------------------------------
+def test_metrics_after_a_send(demo_client: FlaskClient,
+                              demo_get_code: Callable[..., str]) -> None:
+    demo_get_code(demo_client, PHONE, "signup")
+    response = demo_client.get("/metrics")
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    assert re.search(r'^smscode_sends_total\{.*purpose="signup".*\} [1-9]', _text(response),
+                     re.M)
+
+
+def test_metrics_fallback_without_prometheus_client(demo_make_app: Callable[..., Flask],
+                                                    demo_get_code: Callable[..., str]) -> None:
+    app = demo_make_app()
+    with app.test_client() as test_client:
+        demo_get_code(test_client, PHONE, "login")
+    with app.test_request_context("/metrics"):
+        response = _plain_metrics()
+    text = response.get_data(as_text=True)
+    assert response.mimetype == "text/plain"
+    assert "# TYPE smscode_sends_total counter" in text
+    assert re.search(r'^smscode_sends_total\{purpose="login",outcome="sent"\} [1-9]', text, re.M)
+
+
+def test_banner_names_url_store_sender_key_and_accounts(instance: Path) -> None:
+    app = create_app(instance_path=instance)
+    text = banner(app, "http://127.0.0.1:5000/")
+    assert "http://127.0.0.1:5000/" in text and "http://127.0.0.1:5000/metrics" in text
     assert "memory://" in text and "console" in text
     assert "the code will be printed below" in text
-    redis_app = create_app({"SMSCODE_STORAGE_URI": "redis://:hunter2@localhost:6379/0"})
+    assert f"{instance / 'secret_key'} (created once, reused)" in text
+    assert f"SQLite, {instance / 'demo.sqlite3'}" in text
+    redis_app = create_app({"SMSCODE_STORAGE_URI": "redis://:hunter2@localhost:6379/0"},
+                           instance_path=instance)
     redis_text = banner(redis_app, "http://127.0.0.1:5000/")
     assert "hunter2" not in redis_text and "redis://:***@localhost:6379/0" in redis_text
 
 
-def test_module_level_app_is_built_on_first_access() -> None:
+def test_module_level_app_is_built_on_first_access(monkeypatch: pytest.MonkeyPatch,
+                                                   instance: Path) -> None:
     import demo_app
 
-    assert "app" not in vars(demo_app) or isinstance(vars(demo_app)["app"], Flask)
+    monkeypatch.setenv("DEMO_INSTANCE_PATH", str(instance))
+    monkeypatch.delitem(vars(demo_app), "app", raising=False)
     assert isinstance(demo_app.app, Flask)
     assert demo_app.app is demo_app.app
+    assert demo_app.app.instance_path == str(instance.resolve())
+
+
+# -- the helper script -----------------------------------------------------------------------
+def test_script_is_es2017_without_eval_or_inline_style() -> None:
+    """No syntax newer than ES2017 (WeChat's and older iOS browsers) and nothing a strict CSP
+    forbids. esprima 4 parses ES2017 and refuses optional chaining, ``??``, class fields and
+    ``catch`` without a binding; it accepts object spread (ES2018), so ``...`` is refused
+    here by token, with eval, the Function constructor, inline styles and HTML injection."""
+    import esprima
+
+    source = SCRIPT.read_text(encoding="utf-8")
+    esprima.parseScript(source)  # raises on anything newer than ES2017 but object spread
+    tokens = [(token.type, token.value) for token in esprima.tokenize(source)]
+    assert ("Punctuator", "...") not in tokens, "spread/rest (object spread is ES2018)"
+    names = {value for kind, value in tokens if kind == "Identifier"}
+    assert not names & {"eval", "Function", "innerHTML", "outerHTML", "insertAdjacentHTML",
+                        "style", "cssText", "setAttributeNS"}, names
+    assert ("Keyword", "class") not in tokens and ("Keyword", "import") not in tokens
+    assert not re.search(r"setAttribute\(\s*\"(style|on\w+)\"", source)
+    assert f'var VERSION = "{__version__}";' in source

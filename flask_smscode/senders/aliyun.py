@@ -52,10 +52,9 @@ class AliyunSender:
                 raise DeliveryUnconfirmed(provider_code=exc.provider_code,
                                           request_id=exc.request_id) from None
             if exc.provider_code in _ILLEGAL_PHONE:
-                raise InvalidPhone("The SMS provider does not accept this phone number.") \
-                    from exc
+                raise InvalidPhone(key="invalid_phone.provider") from exc
             if exc.provider_code in _FLOW_CONTROL:
-                raise Throttled("Too many codes were sent to this phone; try again later.",
+                raise Throttled(key="throttled.provider",
                                 retry_after=exc.retry_after or 60) from exc
             raise ProviderError(provider_code=exc.provider_code or f"client.{exc.code}",
                                 request_id=exc.request_id) from exc

@@ -7,26 +7,32 @@ from urllib.parse import urlsplit
 
 from ..config import STORAGE_SCHEMES
 from ..errors import ConfigurationError
-from .base import Keys, PhoneStatus, Store, VerifyOutcome, VerifyResult
+from .base import (
+    ClientLimits,
+    Keys,
+    PhoneStatus,
+    Refusal,
+    SendDecision,
+    Store,
+    VerifyOutcome,
+    VerifyResult,
+)
 from .memory import MemoryStore
 
-__all__ = ["Keys", "MemoryStore", "PhoneStatus", "Store", "VerifyOutcome", "VerifyResult",
-           "store_from_uri"]
+__all__ = ["ClientLimits", "Keys", "MemoryStore", "PhoneStatus", "Refusal", "SendDecision",
+           "Store", "VerifyOutcome", "VerifyResult", "store_from_uri"]
 
 
 def store_from_uri(uri: str, *, key_prefix: str = "smscode", timeout: float = 1.0,
                    **options: Any) -> Store:
     """Build the store for ``SMSCODE_STORAGE_URI``."""
-    scheme = urlsplit(uri).scheme  # lower-cased, as redis-py needs it
-    if scheme in STORAGE_SCHEMES:
-        uri = scheme + uri[uri.index(":"):]
+    scheme = urlsplit(uri).scheme.lower()
     if scheme == "memory":
         return MemoryStore(key_prefix=key_prefix)
-    if scheme in ("redis", "rediss", "redis+unix"):
+    if scheme in STORAGE_SCHEMES:
         from .redis import RedisStore  # redis-py is only imported when used
 
-        return RedisStore(uri.replace("redis+unix://", "unix://"), key_prefix=key_prefix,
-                          timeout=timeout, **options)
+        return RedisStore(uri, key_prefix=key_prefix, timeout=timeout, **options)
     raise ConfigurationError(
         f"SMSCODE_STORAGE_URI: unsupported scheme {scheme!r}; use one of "
         + ", ".join(f"{s}://" for s in STORAGE_SCHEMES) + ".")

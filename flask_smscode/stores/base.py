@@ -2,7 +2,15 @@
 
 A store makes the two decisions that must be atomic — "may this phone get a code now"
 (cooldown and caps, together with storing the code) and "is this code right" (together
-with counting the attempt and consuming the code) — plus single-use token bookkeeping.
+with counting the attempt and consuming the code) — plus the per-client (IP) limits and
+single-use token bookkeeping.
+
+Layout (Redis; ``memory://`` mirrors it): one hash per phone, ``<prefix>:{+8613800138000}``,
+whose fields carry their own expiry (``c:<purpose>`` the code, ``p:<purpose>`` the code
+it replaced, ``f:<purpose>`` failures, ``cd`` the cooldown, ``n`` the send counters); one
+hash per client,
+``<prefix>:ip:{<address or /64>}``; one string per used token, ``<prefix>:token:<id>``.
+The ``{hash tag}`` keeps every key of one phone in one Redis Cluster slot.
 """
 
 from __future__ import annotations
@@ -19,9 +27,17 @@ class VerifyOutcome(enum.Enum):
     """Result kinds of :meth:`Store.check_code`."""
 
     OK = "ok"
-    INVALID = "invalid"   # wrong code; attempts_left says how many remain
-    EXPIRED = "expired"   # no live code for this phone and purpose
-    LOCKED = "locked"     # too many failures in the window; retry_after says for how long
+    INVALID = "invalid"    # wrong code; attempts_left says how many remain
+    EXPIRED = "expired"    # no live code for this phone and purpose
+    LOCKED = "locked"      # too many failures in the window; retry_after says for how long
+    THROTTLED = "client"   # the client's per-IP verify limit; retry_after says for how long
+
+
+class Refusal(enum.Enum):
+    """Who refused a send: the client's per-IP limit or the phone's cooldown and caps."""
+
+    CLIENT = "client"
+    PHONE = "phone"
 
 
 @dataclass(frozen=True)
@@ -29,6 +45,26 @@ class VerifyResult:
     outcome: VerifyOutcome
     attempts_left: int
     retry_after: int = 0
+
+
+@dataclass(frozen=True)
+class SendDecision:
+    """``refused_by`` is ``None`` when the send was reserved, else who refused and for how long."""
+
+    refused_by: Refusal | None = None
+    retry_after: int = 0
+
+    @property
+    def reserved(self) -> bool:
+        return self.refused_by is None
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """The per-IP limits to count for one request: the client's key and its limits."""
+
+    client: str
+    limits: Sequence[Limit]
 
 
 @dataclass(frozen=True)
@@ -44,26 +80,16 @@ class PhoneStatus:
 
 
 class Keys:
-    """Key names. Every key of one phone carries the phone as a ``{hash tag}``.
-
-    That keeps each script's keys in one slot, so the scripts stay valid on Redis Cluster.
-    """
+    """Key names. Every key of one phone carries the phone as a ``{hash tag}``."""
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
 
-    def code(self, phone: str, purpose: str) -> str:
-        return f"{self.prefix}:{{{phone}}}:code:{purpose}"
+    def phone(self, phone: str) -> str:
+        return f"{self.prefix}:{{{phone}}}"
 
-    def failures(self, phone: str, purpose: str) -> str:
-        return f"{self.prefix}:{{{phone}}}:fail:{purpose}"
-
-    def cooldown(self, phone: str) -> str:
-        return f"{self.prefix}:{{{phone}}}:cooldown"
-
-    def sends(self, phone: str, limit: Limit) -> str:
-        # amount and window: two limits over the same window must not share a counter
-        return f"{self.prefix}:{{{phone}}}:sends:{limit.amount}/{limit.seconds}"
+    def client(self, client: str) -> str:
+        return f"{self.prefix}:ip:{{{client}}}"
 
     def token(self, token_id: str) -> str:
         return f"{self.prefix}:token:{token_id}"
@@ -73,14 +99,19 @@ class Store(Protocol):
     """The storage backend contract; see :mod:`.memory` and :mod:`.redis`.
 
     Every method raises :class:`~flask_smscode.errors.StorageUnavailable` when the
-    backend cannot be reached, and then has changed nothing.
+    backend cannot be reached or answers too late, and then has changed nothing.
     """
 
     def reserve_send(self, phone: str, purpose: str, code_hash: str, send_id: str, *,
-                     ttl: int, cooldown: int, limits: Sequence[Limit]) -> int:
-        """Atomically check cooldown and caps; if clear, count the send, start the
-        cooldown and store the code (replacing any older one). Return 0 when reserved,
-        else the seconds to wait."""
+                     ttl: int, cooldown: int, limits: Sequence[Limit],
+                     client: ClientLimits | None = None) -> SendDecision:
+        """Count the client's request, then atomically check cooldown and caps; if clear,
+        count the send, start the cooldown and store the code (replacing any older one)."""
+        ...
+
+    def hit_client(self, endpoint: str, client: ClientLimits) -> int:
+        """Count one request of ``client`` on ``endpoint`` ("send" or "verify") on its own;
+        return 0 when allowed, else the seconds to wait."""
         ...
 
     def cancel_send(self, phone: str, purpose: str, send_id: str, *,
@@ -90,12 +121,18 @@ class Store(Protocol):
         ...
 
     def check_code(self, phone: str, purpose: str, code_hash: str, *,
-                   max_attempts: int, window: int) -> VerifyResult:
-        """Atomically compare, count a failure or consume the code."""
+                   max_attempts: int, window: int,
+                   client: ClientLimits | None = None) -> VerifyResult:
+        """Count the client's request, then atomically compare, count a failure or consume
+        the code."""
         ...
 
     def use_token(self, token_id: str, ttl: int) -> bool:
         """Mark a token id used; ``False`` if it already was."""
+        ...
+
+    def token_used(self, token_id: str) -> bool:
+        """Whether a token id was used (a peek: marks nothing)."""
         ...
 
     def status(self, phone: str, purpose: str, *, limits: Sequence[Limit]) -> PhoneStatus:
@@ -103,7 +140,7 @@ class Store(Protocol):
 
     def reset(self, phone: str, purposes: Sequence[str], *, limits: Sequence[Limit]) -> int:
         """Delete the phone's codes, failures (for ``purposes``), cooldown and send
-        counters; return how many keys existed."""
+        counters; return how many of them existed."""
         ...
 
     def ping(self) -> None:
@@ -111,3 +148,6 @@ class Store(Protocol):
 
     def close(self) -> None:
         ...
+
+
+ENDPOINT_FIELDS = {"send": "s", "verify": "v"}

@@ -1,14 +1,13 @@
 """In-process store for development and tests (``memory://``).
 
-It makes the same atomic decisions as the Redis store under one lock, but it lives in
-one process: with several gunicorn workers each worker has its own codes and throttles,
-so a code sent through one worker fails on another and limits multiply. Use Redis in
-production.
+It makes the same atomic decisions as the Redis store, over the same field encoding (see
+``lua/common.lua``), under one lock. But it lives in one process: with several gunicorn
+workers each worker has its own codes and throttles, so a code sent through one worker
+fails on another and limits multiply. Use Redis in production.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -16,145 +15,215 @@ from typing import Any
 
 from ..codes import codes_match
 from ..config import Limit
-from .base import Keys, PhoneStatus, VerifyOutcome, VerifyResult
+from .base import (
+    ENDPOINT_FIELDS,
+    ClientLimits,
+    Keys,
+    PhoneStatus,
+    Refusal,
+    SendDecision,
+    VerifyOutcome,
+    VerifyResult,
+)
+from .fields import expiry, n36, phone_status, t36
+from .fields import seconds_from_ms as _seconds
+
+_SWEEP_EVERY = 10_000
+_Limits = list[tuple[int, int]]  # (amount, window_ms)
+
+
+def _ms(limits: Sequence[Limit]) -> _Limits:
+    return [(limit.amount, limit.seconds * 1000) for limit in limits]
+
+
+def _windows(value: str | None, limits: _Limits, now: int) -> tuple[list[list[int]], int]:
+    parts = value.split("|") if value else []
+    state, wait = [], 0
+    for i, (amount, window) in enumerate(limits):
+        count = int(parts[2 * i + 1]) if len(parts) > 2 * i + 1 else 0
+        ends = n36(parts[2 * i + 2]) if len(parts) > 2 * i + 2 else 0
+        if ends <= now:
+            count, ends = 0, now + window
+        if count >= amount:
+            wait = max(wait, ends - now)
+        state.append([count, ends])
+    return state, wait
+
+
+def _windows_value(state: list[list[int]], delta: int) -> str:
+    latest = max(ends for _, ends in state)
+    return f"{t36(latest)}|" + "|".join(f"{max(0, count + delta)}|{t36(ends)}"
+                                        for count, ends in state)
 
 
 class MemoryStore:
-    """A dict of ``key -> (value, expires_at)`` with Redis-like expiry semantics."""
+    """``key -> {field: "<expires_ms>|..."}`` hashes, as in Redis, behind one lock."""
 
-    def __init__(self, key_prefix: str = "smscode", clock: Callable[[], float] = time.monotonic,
-                 **_options: Any) -> None:
+    def __init__(self, key_prefix: str = "smscode",
+                 clock: Callable[[], float] = time.monotonic, **_options: Any) -> None:
         self.keys = Keys(key_prefix)
         self._clock = clock
-        self._data: dict[str, tuple[Any, float | None]] = {}
+        self._hashes: dict[str, dict[str, str]] = {}
+        self._tokens: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._writes = 0
 
-    # -- tiny Redis-alike, called with the lock held -------------------------------------
-    def _get(self, key: str) -> Any:
-        item = self._data.get(key)
-        if item is None:
-            return None
-        value, expires = item
-        if expires is not None and expires <= self._clock():
-            del self._data[key]
-            return None
-        return value
+    def _now(self) -> int:
+        return int(self._clock() * 1000)
 
-    def _ttl(self, key: str) -> float:
-        """Seconds left; -2 when missing, -1 when the key does not expire (as Redis)."""
-        if self._get(key) is None:
-            return -2
-        expires = self._data[key][1]
-        return -1 if expires is None else expires - self._clock()
+    def _load(self, key: str, now: int) -> dict[str, str]:
+        """The live fields of ``key`` (a copy: write back with :meth:`_save`)."""
+        return {f: v for f, v in self._hashes.get(key, {}).items() if expiry(v) > now}
 
-    def _set(self, key: str, value: Any, ttl: float | None) -> None:
-        self._data[key] = (value, None if ttl is None else self._clock() + ttl)
+    def _save(self, key: str, fields: dict[str, str]) -> None:
+        if fields:
+            self._hashes[key] = fields
+        else:
+            self._hashes.pop(key, None)
+        self._writes += 1
+        if self._writes % _SWEEP_EVERY == 0:  # drop what expired, as Redis would
+            now = self._now()
+            self._hashes = {k: h for k, h in self._hashes.items()
+                            if any(expiry(v) > now for v in h.values())}
 
-    def _incr(self, key: str, ttl: int) -> int:
-        current = self._get(key)
-        if current is None:
-            self._set(key, 1, ttl)
-            return 1
-        self._data[key] = (current + 1, self._data[key][1])
-        return current + 1
+    def _client_hit(self, key: str, field: str, limits: Sequence[Limit], now: int) -> int:
+        if not limits:
+            return 0
+        h = self._load(key, now)
+        state, wait = _windows(h.get(field), _ms(limits), now)
+        if wait:
+            return wait
+        h[field] = _windows_value(state, 1)
+        self._save(key, h)
+        return 0
 
     # -- the Store protocol --------------------------------------------------------------
     def reserve_send(self, phone: str, purpose: str, code_hash: str, send_id: str, *,
-                     ttl: int, cooldown: int, limits: Sequence[Limit]) -> int:
-        k = self.keys
+                     ttl: int, cooldown: int, limits: Sequence[Limit],
+                     client: ClientLimits | None = None) -> SendDecision:
         with self._lock:
-            wait = max(self._ttl(k.cooldown(phone)), 0.0)
-            for limit in limits:
-                if (self._get(k.sends(phone, limit)) or 0) >= limit.amount:
-                    wait = max(wait, self._ttl(k.sends(phone, limit)))
+            now = self._now()
+            if client is not None:
+                wait = self._client_hit(self.keys.client(client.client), "s", client.limits,
+                                        now)
+                if wait:
+                    return SendDecision(Refusal.CLIENT, _seconds(wait))
+            key = self.keys.phone(phone)
+            h = self._load(key, now)
+            wait = expiry(h["cd"]) - now if "cd" in h else 0
+            state, capped = _windows(h.get("n"), _ms(limits), now)
+            wait = max(wait, capped)
             if wait > 0:
-                return max(1, math.ceil(wait))
-            for limit in limits:
-                self._incr(k.sends(phone, limit), limit.seconds)
+                return SendDecision(Refusal.PHONE, _seconds(wait))
+            if limits:
+                h["n"] = _windows_value(state, 1)
             if cooldown > 0:
-                self._set(k.cooldown(phone), send_id, cooldown)
-            previous = self._get(k.code(phone, purpose))
-            self._set(k.code(phone, purpose),
-                      (code_hash, send_id, previous[0] if previous else None), ttl)
-            return 0
+                h["cd"] = f"{t36(now + cooldown * 1000)}|{send_id[:6]}"
+            field, replaced = f"c:{purpose}", f"p:{purpose}"
+            if field in h:
+                h[replaced] = f"{t36(now + ttl * 1000)}|{h[field].split('|')[1]}"
+            else:
+                h.pop(replaced, None)
+            h[field] = f"{t36(now + ttl * 1000)}|{code_hash}|{send_id}"
+            self._save(key, h)
+            return SendDecision()
+
+    def hit_client(self, endpoint: str, client: ClientLimits) -> int:
+        with self._lock:
+            wait = self._client_hit(self.keys.client(client.client),
+                                    ENDPOINT_FIELDS[endpoint], client.limits, self._now())
+        return _seconds(wait) if wait else 0
 
     def cancel_send(self, phone: str, purpose: str, send_id: str, *,
                     limits: Sequence[Limit]) -> None:
-        k = self.keys
         with self._lock:
-            code = self._get(k.code(phone, purpose))
-            if code is not None and code[1] == send_id:
-                del self._data[k.code(phone, purpose)]
-            if self._get(k.cooldown(phone)) == send_id:
-                del self._data[k.cooldown(phone)]
-            for limit in limits:
-                used = self._get(k.sends(phone, limit))
-                if used:
-                    self._data[k.sends(phone, limit)] = (used - 1,
-                                                         self._data[k.sends(phone, limit)][1])
+            now, key = self._now(), self.keys.phone(phone)
+            h = self._load(key, now)
+            field = f"c:{purpose}"
+            if field in h and h[field].split("|")[2] == send_id:
+                del h[field]
+            if "cd" in h and h["cd"].split("|")[1] == send_id[:6]:
+                del h["cd"]
+            if "n" in h and limits:
+                h["n"] = _windows_value(_windows(h["n"], _ms(limits), now)[0], -1)
+            self._save(key, h)
 
     def check_code(self, phone: str, purpose: str, code_hash: str, *,
-                   max_attempts: int, window: int) -> VerifyResult:
-        code_key, fail_key = self.keys.code(phone, purpose), self.keys.failures(phone, purpose)
+                   max_attempts: int, window: int,
+                   client: ClientLimits | None = None) -> VerifyResult:
         with self._lock:
-            failures = self._get(fail_key) or 0
+            now = self._now()
+            if client is not None:
+                wait = self._client_hit(self.keys.client(client.client), "v", client.limits,
+                                        now)
+                if wait:
+                    return VerifyResult(VerifyOutcome.THROTTLED, 0, _seconds(wait))
+            key = self.keys.phone(phone)
+            h = self._load(key, now)
+            code_field, fail_field = f"c:{purpose}", f"f:{purpose}"
+            failures, fail_ends = 0, 0
+            if fail_field in h:
+                ends, count = h[fail_field].split("|")
+                fail_ends, failures = n36(ends), int(count)
             if failures >= max_attempts:
-                return VerifyResult(VerifyOutcome.LOCKED, 0, math.ceil(self._ttl(fail_key)))
-            stored = self._get(code_key)
-            if stored is None:
+                return VerifyResult(VerifyOutcome.LOCKED, 0, _seconds(fail_ends - now))
+            if code_field not in h:
                 return VerifyResult(VerifyOutcome.EXPIRED, max_attempts - failures)
-            if codes_match(stored[0], code_hash):
-                self._data.pop(code_key, None)
-                self._data.pop(fail_key, None)
+            stored = h[code_field].split("|")[1]
+            if codes_match(stored, code_hash):
+                h.pop(code_field)
+                h.pop(fail_field, None)
+                h.pop(f"p:{purpose}", None)
+                self._save(key, h)
                 return VerifyResult(VerifyOutcome.OK, max_attempts)
-            if stored[2] and codes_match(stored[2], code_hash):
+            replaced = h.get(f"p:{purpose}")
+            if replaced and codes_match(replaced.split("|")[1], code_hash):
                 # the code this one replaced: an older SMS, not a guess
                 return VerifyResult(VerifyOutcome.EXPIRED, max_attempts - failures)
-            failures = self._incr(fail_key, window)
+            failures += 1
+            if fail_ends <= now:
+                fail_ends = now + window * 1000
+            h[fail_field] = f"{t36(fail_ends)}|{failures}"
             if failures >= max_attempts:
-                self._data.pop(code_key, None)
+                h.pop(code_field)
+            self._save(key, h)
             return VerifyResult(VerifyOutcome.INVALID, max_attempts - failures,
-                                math.ceil(self._ttl(fail_key)))
+                                _seconds(fail_ends - now))
 
     def use_token(self, token_id: str, ttl: int) -> bool:
-        key = self.keys.token(token_id)
         with self._lock:
-            if self._get(key) is not None:
+            now = self._clock()
+            if self._tokens.get(token_id, 0) > now:
                 return False
-            self._set(key, 1, ttl)
+            self._tokens[token_id] = now + ttl
+            if len(self._tokens) > _SWEEP_EVERY:
+                self._tokens = {t: e for t, e in self._tokens.items() if e > now}
             return True
 
-    def status(self, phone: str, purpose: str, *, limits: Sequence[Limit]) -> PhoneStatus:
-        k = self.keys
+    def token_used(self, token_id: str) -> bool:
         with self._lock:
-            code = self._get(k.code(phone, purpose))
-            return PhoneStatus(
-                code_ttl=_whole(self._ttl(k.code(phone, purpose))),
-                out_id=code[1] if code else None,
-                failures=self._get(k.failures(phone, purpose)) or 0,
-                failures_ttl=_whole(self._ttl(k.failures(phone, purpose))),
-                cooldown=_whole(self._ttl(k.cooldown(phone))),
-                sends={limit.text: self._get(k.sends(phone, limit)) or 0 for limit in limits},
-            )
+            return self._tokens.get(token_id, 0) > self._clock()
+
+    def status(self, phone: str, purpose: str, *, limits: Sequence[Limit]) -> PhoneStatus:
+        with self._lock:
+            now = self._now()
+            return phone_status(self._load(self.keys.phone(phone), now), now, purpose, limits)
 
     def reset(self, phone: str, purposes: Sequence[str], *, limits: Sequence[Limit]) -> int:
-        k = self.keys
-        names = [k.cooldown(phone), *(k.sends(phone, limit) for limit in limits)]
-        for purpose in purposes:
-            names += [k.code(phone, purpose), k.failures(phone, purpose)]
         with self._lock:
-            found = [name for name in names if self._get(name) is not None]
-            for name in found:
-                del self._data[name]
-            return len(found)
+            key = self.keys.phone(phone)
+            h = self._load(key, self._now())
+            fields = ["cd", "n", *(f"{kind}:{p}" for p in purposes for kind in "cf")]
+            removed = [f for f in fields if h.pop(f, None) is not None]
+            for purpose in purposes:
+                h.pop(f"p:{purpose}", None)
+            self._save(key, h)
+            return len(removed)
 
     def ping(self) -> None:
         return None
 
     def close(self) -> None:
         with self._lock:
-            self._data.clear()
-
-
-def _whole(ttl: float) -> int:
-    return max(0, math.ceil(ttl))
+            self._hashes.clear()
+            self._tokens.clear()

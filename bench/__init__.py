@@ -1,0 +1,1 @@
+"""The benchmark of flask-smscode against baselines; run ``bash scripts/bench.sh``."""

@@ -1,0 +1,46 @@
+"""The one configuration shared by the app under gunicorn and the driver's own instance.
+
+Both must agree on the secret (codes are stored as HMACs keyed from it), the key prefix and
+the Redis: the driver seeds codes in-process, gunicorn's workers verify them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SECRET_KEY = "bench-secret-key-not-for-production"
+PURPOSE = "login"
+BASE_TTL_SECONDS = 300      # hand-written baseline: code lifetime
+BASE_MAX_FAILURES = 5       # hand-written baseline: wrong codes before it refuses
+BASE_FAIL_WINDOW_SECONDS = 900
+
+
+def app_config(redis_url: str, prefix: str, provider_endpoint: str) -> dict[str, Any]:
+    """flask-smscode as a production app would run it, except two things: the provider is
+    the loopback server over HTTP, and the per-IP limits are raised so high that the load
+    generator's single address is never throttled — they are still counted on every
+    request, so their cost is measured. Each phone gets one send and at most one wrong
+    code, so the per-phone limits keep their defaults."""
+    return {
+        "SECRET_KEY": SECRET_KEY,
+        "SMSCODE_STORAGE_URI": redis_url,
+        "SMSCODE_KEY_PREFIX": prefix,
+        "SMSCODE_SENDER": "aliyun",
+        "SMSCODE_ALIYUN_ACCESS_KEY_ID": "test-key-id",
+        "SMSCODE_ALIYUN_ACCESS_KEY_SECRET": "test-key-secret",
+        "SMSCODE_ALIYUN_SIGN_NAME": "TestSign",
+        "SMSCODE_ALIYUN_TEMPLATE_CODE": "SMS_123456789",
+        "SMSCODE_ALIYUN_ENDPOINT": provider_endpoint,
+        "SMSCODE_ALIYUN_PROTOCOL": "http",
+        "SMSCODE_IP_SEND_LIMITS": "10000000/hour",
+        "SMSCODE_IP_VERIFY_LIMITS": "10000000/hour",
+    }
+
+
+def base_code_key(prefix: str, phone: str) -> str:
+    """Hand-written baseline: the plain code of a phone (what tutorials store)."""
+    return f"{prefix}:base:code:{phone}"
+
+
+def base_fail_key(prefix: str, phone: str) -> str:
+    return f"{prefix}:base:fail:{phone}"

@@ -1,0 +1,102 @@
+"""What the blueprint serves besides the two operations: the front-end helper
+(``/sms/static/smscode.js``) and the OpenAPI document (``GET /sms/openapi.json``).
+
+Both are public and identical for every visitor, unlike the operations' answers (which are
+``no-store``): the script is cached for a year when asked for with the version query that
+:func:`script_url` adds (a new release changes the URL, so no stale script survives an
+upgrade), and revalidated by ETag otherwise.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request, url_for
+from flask.blueprints import BlueprintSetupState
+from werkzeug.exceptions import NotFound
+
+from ._version import __version__
+from .config import get_setting
+from .errors import ConfigurationError
+
+SCRIPT = "smscode.js"
+OPENAPI_SETTING = "SMSCODE_OPENAPI_ENABLED"
+# Endpoints (without the blueprint's name) whose answers may be cached.
+PUBLIC_ENDPOINTS = frozenset({"static", "openapi"})
+VERSIONED_MAX_AGE_SECONDS = 365 * 86400
+# The paths as written in openapi.yaml; the served copy uses where the blueprint is mounted.
+DOCUMENT_PREFIX = "/sms"
+
+
+def script_url() -> str:
+    """The versioned URL of the helper script, for templates: ``{{ smscode_script_url() }}``.
+
+    Uses the blueprint registered as ``smscode`` (its default name)."""
+    return url_for("smscode.static", filename=SCRIPT, v=__version__)
+
+
+@cache
+def _document() -> dict[str, Any]:
+    """The packaged document, parsed once per process (PyYAML only when first served)."""
+    import yaml  # type: ignore[import-untyped]
+
+    text = (files("flask_smscode") / "openapi.yaml").read_text(encoding="utf-8")
+    document: dict[str, Any] = yaml.safe_load(text)
+    return document
+
+
+def openapi_document(prefix: str) -> dict[str, Any]:
+    """The document with its paths moved under ``prefix`` (the blueprint's mount point,
+    ``/sms`` unless ``url_prefix`` says otherwise), so a generated client calls the right URLs."""
+    document = copy.deepcopy(_document())
+    document["paths"] = {
+        (prefix + path[len(DOCUMENT_PREFIX):] if path.startswith(DOCUMENT_PREFIX + "/") else path):
+            item
+        for path, item in document["paths"].items()
+    }
+    return document
+
+
+def openapi_view() -> Response:
+    """``GET /sms/openapi.json``; 404 when ``SMSCODE_OPENAPI_ENABLED`` is false."""
+    if not get_setting(current_app.config, OPENAPI_SETTING):
+        raise NotFound()
+    prefix = url_for(".send").rsplit("/", 1)[0]
+    body = json.dumps(openapi_document(prefix), ensure_ascii=False, indent=1)
+    response = current_app.response_class(body, mimetype="application/json")
+    response.add_etag()
+    response.make_conditional(request)  # 304 for a matching If-None-Match
+    return response
+
+
+def public_cache(response: Response) -> Response:
+    """Cache headers of the public endpoints: a year for the versioned script URL, else
+    revalidate every time (ETag), so an unversioned URL never serves an old script."""
+    versioned = request.args.get("v") == __version__ and request.endpoint is not None \
+        and request.endpoint.endswith(".static")
+    if versioned and response.status_code in (200, 304):
+        response.headers["Cache-Control"] = (f"public, max-age={VERSIONED_MAX_AGE_SECONDS}, "
+                                             "immutable")
+    elif response.status_code in (200, 304):
+        response.headers["Cache-Control"] = "no-cache"
+    else:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _check_settings(state: BlueprintSetupState) -> None:
+    value = get_setting(state.app.config, OPENAPI_SETTING)
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{OPENAPI_SETTING} must be true or false.")
+
+
+def register_assets(blueprint: Blueprint) -> None:
+    """Add the document route, the template helper and the setting's check to ``blueprint``
+    (whose ``static_folder`` serves the script)."""
+    blueprint.add_url_rule("/openapi.json", "openapi", openapi_view, methods=["GET"])
+    blueprint.add_app_template_global(script_url, "smscode_script_url")
+    blueprint.record_once(_check_settings)

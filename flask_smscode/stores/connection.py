@@ -1,0 +1,132 @@
+"""Redis clients from ``SMSCODE_STORAGE_URI``, with the schemes Flask-Limiter and ``limits``
+users already write: ``redis://``, ``rediss://``, ``redis+unix://``,
+``redis+cluster://[:password@]host:port[,host:port...]`` and
+``redis+sentinel://[:password@]host:port[,host:port...]/service_name[/db]`` (the ``rediss+``
+forms use TLS). ``SMSCODE_STORAGE_OPTIONS`` are redis-py keyword arguments and are checked
+against what redis-py accepts, so a typo fails at start-up instead of answering 503 forever.
+
+Clients fail fast — short socket timeouts, no blind retry loop — so an unreachable Redis
+becomes a 503 within the storage timeout instead of hanging a worker. A retry is safe
+anyway: every decision script carries a deadline (see :mod:`.redis`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..errors import ConfigurationError
+
+KEY = "SMSCODE_STORAGE_URI"
+
+
+@dataclass(frozen=True)
+class Connected:
+    client: Any          # redis.Redis or redis.cluster.RedisCluster
+    cluster: bool
+    kind: str            # "redis", "cluster" or "sentinel", for messages
+
+
+def _nodes(netloc: str, scheme: str) -> tuple[str | None, str | None, list[tuple[str, int]]]:
+    """``[user:password@]host:port,host:port`` → (username, password, [(host, port)])."""
+    auth, _, hosts = netloc.rpartition("@")
+    username = password = None
+    if auth:
+        user, _, secret = auth.partition(":")
+        username, password = (unquote(user) or None), (unquote(secret) or None)
+    nodes = []
+    for part in hosts.split(","):
+        host, _, port = part.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigurationError(f"{KEY}: {scheme}:// needs host:port pairs separated by "
+                                     "commas, e.g. redis+cluster://10.0.0.1:7000,10.0.0.2:7000.")
+        nodes.append((host.strip("[]"), int(port)))
+    return username, password, nodes
+
+
+def _accepted(*callables: Any) -> set[str]:
+    names: set[str] = set()
+    for fn in callables:
+        names |= {name for name, p in inspect.signature(fn).parameters.items()
+                  if p.kind is not p.VAR_KEYWORD and name != "self"}
+    return names
+
+
+def _check_options(options: Mapping[str, Any], accepted: set[str], kind: str) -> None:
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ConfigurationError(
+            f"SMSCODE_STORAGE_OPTIONS: unknown option {unknown[0]!r} for {kind} (redis-py "
+            "does not accept it); check the spelling, e.g. 'socket_timeout'.")
+
+
+def _defaults(timeout: float) -> dict[str, Any]:
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),
+        "retry_on_timeout": False,
+        "health_check_interval": 0,
+        "decode_responses": True,
+    }
+
+
+def connect(uri: str, *, timeout: float, options: Mapping[str, Any]) -> Connected:
+    """Build the client for ``uri`` (no I/O: connections open on first use)."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    settings = _defaults(timeout)
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        from redis.cluster import REDIS_ALLOWED_KEYS, ClusterNode, RedisCluster
+
+        _check_options(options, _accepted(RedisCluster.__init__) | set(REDIS_ALLOWED_KEYS)
+                       | {"health_check_interval", "ssl_min_version", "ssl_ciphers"},
+                       "redis+cluster://")
+        username, password, nodes = _nodes(parts.netloc, scheme)
+        del settings["health_check_interval"], settings["retry_on_timeout"]
+        # One retry lets the client follow a failover or a moved slot; redirects (MOVED,
+        # ASK) are followed regardless.
+        settings["retry"] = Retry(NoBackoff(), 1)
+        settings.update(username=username, password=password,
+                        ssl=scheme.startswith("rediss"))
+        settings.update(options)
+        client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes], **settings)
+        return Connected(client, True, "cluster")
+    if scheme in ("redis+sentinel", "rediss+sentinel"):
+        from redis.sentinel import Sentinel
+
+        _check_options(options, _accepted(redis.Redis.__init__) | {"sentinel_kwargs"},
+                       "redis+sentinel://")
+        username, password, nodes = _nodes(parts.netloc, scheme)
+        path = [p for p in parts.path.split("/") if p]
+        if not path:
+            raise ConfigurationError(f"{KEY}: redis+sentinel:// needs the service name as its "
+                                     "path, e.g. redis+sentinel://10.0.0.1:26379/mymaster.")
+        service, db = path[0], int(path[1]) if len(path) > 1 and path[1].isdigit() else 0
+        options = dict(options)
+        sentinel_kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout,
+                           **options.pop("sentinel_kwargs", {})}
+        settings.update(username=username, password=password, db=db,
+                        ssl=scheme.startswith("rediss"))
+        settings.update(options)
+        sentinel = Sentinel(nodes, sentinel_kwargs=sentinel_kwargs, **{
+            k: v for k, v in settings.items() if k in ("socket_timeout",
+                                                         "socket_connect_timeout")})
+        client = sentinel.master_for(service, redis_class=redis.Redis, **settings)
+        return Connected(client, False, "sentinel")
+    if scheme in ("redis", "rediss", "redis+unix", "unix"):
+        _check_options(options, _accepted(redis.Redis.__init__, redis.Connection.__init__,
+                                          redis.connection.AbstractConnection.__init__),
+                       f"{scheme}://")
+        settings.update(options)
+        url = "unix://" + uri.split("://", 1)[1] if scheme == "redis+unix" else \
+            scheme + uri[uri.index(":"):]
+        return Connected(redis.Redis.from_url(url, **settings), False, "redis")
+    raise ConfigurationError(f"{KEY}: unsupported scheme {scheme!r}.")

@@ -1,0 +1,173 @@
+-- Shared by every script (prepended when the scripts are loaded): the clock, the field codec
+-- and fixed-window counters. State lives in hashes whose field values start with their own
+-- expiry time ("<expires>|..."); a hash's TTL is its latest field's, and stale fields are
+-- dropped on the next write. One hash per phone keeps a live code under 200 bytes.
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Times are ms since the epoch written in base 36 (8 characters, not 13): every field must
+-- stay under 64 bytes for Redis' compact listpack encoding of the hash.
+local B36 = '0123456789abcdefghijklmnopqrstuvwxyz'
+
+local function t36(n)
+  n = math.floor(n)
+  local out = ''
+  repeat
+    local d = n % 36
+    out = string.sub(B36, d + 1, d + 1) .. out
+    n = math.floor(n / 36)
+  until n == 0
+  return out
+end
+
+local function n36(text)
+  return tonumber(text, 36) or 0
+end
+
+local function expiry(value)
+  return n36(string.match(value, '^([0-9a-z]+)'))
+end
+
+local function split(text)
+  local out = {}
+  for part in string.gmatch(text .. '|', '([^|]*)|') do
+    out[#out + 1] = part
+  end
+  return out
+end
+
+-- A caller that was told "503" must not see its decision take effect later: each script gets
+-- a deadline on Redis' clock and does nothing once it has passed (0 means no deadline).
+local function too_late(deadline, now)
+  return deadline > 0 and now > deadline
+end
+
+local function hload(key, now)
+  local flat = redis.call('HGETALL', key)
+  local h = {key = key, v = {}, dirty = {}, gone = {}}
+  for i = 1, #flat, 2 do
+    if expiry(flat[i + 1]) > now then
+      h.v[flat[i]] = flat[i + 1]
+    else
+      h.gone[#h.gone + 1] = flat[i]
+    end
+  end
+  return h
+end
+
+local function hput(h, field, value)
+  h.v[field] = value
+  h.dirty[field] = true
+end
+
+local function hdrop(h, field)
+  if h.v[field] then
+    h.v[field] = nil
+    h.dirty[field] = nil
+    h.gone[#h.gone + 1] = field
+  end
+end
+
+local function hsave(h)
+  local latest, args = 0, {}
+  for field, value in pairs(h.v) do
+    local expires = expiry(value)
+    if expires > latest then
+      latest = expires
+    end
+    if h.dirty[field] then
+      args[#args + 1] = field
+      args[#args + 1] = value
+    end
+  end
+  if latest == 0 then
+    if #h.gone > 0 then
+      redis.call('DEL', h.key)
+    end
+    return
+  end
+  if #h.gone > 0 then
+    redis.call('HDEL', h.key, unpack(h.gone))
+  end
+  if #args > 0 then
+    redis.call('HSET', h.key, unpack(args))
+  end
+  if #args > 0 or #h.gone > 0 then
+    redis.call('PEXPIREAT', h.key, latest)
+  end
+end
+
+-- Limits arrive as ARGV[i] = count, then (amount, window_ms) pairs. Returns limits, next index.
+local function read_limits(argv, i)
+  local n, limits = tonumber(argv[i]), {}
+  for j = 1, n do
+    limits[j] = {tonumber(argv[i + 2 * j - 1]), tonumber(argv[i + 2 * j])}
+  end
+  return limits, i + 2 * n + 1
+end
+
+-- Fixed windows, one per limit, in one field: "<latest>|<count>|<ends>|<count>|<ends>...".
+-- Returns each window's {count, ends} and the wait (ms) before every exhausted one has reset.
+local function windows(value, limits, now)
+  local parts = value and split(value) or {}
+  local state, wait = {}, 0
+  for i = 1, #limits do
+    local count = tonumber(parts[2 * i]) or 0
+    local ends = n36(parts[2 * i + 1] or '0')
+    if ends <= now then
+      count, ends = 0, now + limits[i][2]
+    end
+    if count >= limits[i][1] and ends - now > wait then
+      wait = ends - now
+    end
+    state[i] = {count, ends}
+  end
+  return state, wait
+end
+
+local function windows_value(state, delta)
+  local out, latest = {}, 0
+  for i = 1, #state do
+    local count = state[i][1] + delta
+    if count < 0 then
+      count = 0
+    end
+    out[#out + 1] = count
+    out[#out + 1] = t36(state[i][2])
+    if state[i][2] > latest then
+      latest = state[i][2]
+    end
+  end
+  return t36(latest) .. '|' .. table.concat(out, '|')
+end
+
+-- Count one request of a client against its limits (field 's' for send, 'v' for verify).
+-- Returns the wait in ms, 0 when the request was counted and may go on.
+local function client_hit(key, field, limits, now)
+  if #limits == 0 then
+    return 0
+  end
+  local h = hload(key, now)
+  local state, wait = windows(h.v[field], limits, now)
+  if wait > 0 then
+    return wait
+  end
+  hput(h, field, windows_value(state, 1))
+  hsave(h)
+  return 0
+end
+
+-- Constant time: every byte is compared whatever the first difference.
+local function same(known, candidate)
+  local diff = 0
+  if #known ~= #candidate then
+    diff = 1
+  end
+  for i = 1, #known do
+    diff = bit.bor(diff, bit.bxor(string.byte(known, i), string.byte(candidate, i) or 0))
+  end
+  return diff == 0
+end

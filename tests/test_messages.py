@@ -1,0 +1,306 @@
+"""The message catalogue: every answer readable in Chinese and English, chosen per request.
+
+The machine ``error`` code never changes with the language; only ``message`` and the
+``Content-Language`` header do. A third language is a file, not a code change.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask_babel import Babel
+
+from flask_smscode import errors, sms_bp
+from flask_smscode.blueprint import _HTTP_ERROR_CODES
+from flask_smscode.cli import smscode
+from flask_smscode.errors import (
+    ConfigurationError,
+    InvalidCode,
+    InvalidPhone,
+    InvalidRequest,
+    SmsCodeError,
+    Throttled,
+)
+from flask_smscode.messages import (
+    BUILTIN,
+    LOCALES_DIR,
+    Catalogue,
+    default_catalogue,
+    environment_language,
+    load_directory,
+)
+
+PHONE = "13800138000"
+TEST_CODE = "246810"
+
+
+def error_codes() -> set[str]:
+    """Every ``error`` value an answer can carry."""
+    def subclasses(cls: type) -> list[type]:
+        return [cls, *(s for sub in cls.__subclasses__() for s in subclasses(sub))]
+
+    codes = {cls.code for cls in subclasses(SmsCodeError)}
+    return codes | set(_HTTP_ERROR_CODES.values()) | {"http_error", "internal_error"}
+
+
+def make_app(**config: Any) -> Flask:
+    app = Flask(f"messages_{id(config)}")
+    app.config.update(SECRET_KEY="messages-secret", TESTING=True, SMSCODE_SENDER="console",
+                      SMSCODE_TEST_NUMBERS={PHONE: TEST_CODE})
+    app.config.update(config)
+    app.register_blueprint(sms_bp)
+    return app
+
+
+def bad_phone(app: Flask, **headers: str) -> Any:
+    return app.test_client().post("/sms/send", json={"phone": "12345"}, headers=headers)
+
+
+# -- the catalogue --------------------------------------------------------------------------
+def test_every_error_code_has_chinese_and_english_text() -> None:
+    assert {"en", "zh"} <= set(BUILTIN)
+    for code in error_codes():
+        for language in ("en", "zh"):
+            assert BUILTIN[language].get(code), f"{language}.json has no {code!r}"
+
+
+def test_chinese_has_every_english_key_with_the_same_placeholders() -> None:
+    def fields(text: str) -> set[str]:
+        return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+    assert set(BUILTIN["zh"]) == set(BUILTIN["en"])
+    for key, text in BUILTIN["en"].items():
+        assert fields(BUILTIN["zh"][key]) == fields(text), key
+        chinese = BUILTIN["zh"][key]
+        # Chinese, or a line with no words at all ("{used} / {limit}").
+        assert re.search(r"[\u4e00-\u9fff]", chinese) or not re.search(
+            r"[A-Za-z]", re.sub(r"\{\w+\}", "", chinese)), f"zh {key} is not Chinese"
+
+
+def test_every_message_key_used_in_the_package_is_in_the_catalogue() -> None:
+    source = "\n".join(p.read_text() for p in Path(errors.__file__).parent.rglob("*.py"))
+    used = set(re.findall(r'key="([a-z_.]+)"', source))
+    used |= set(re.findall(r'_t\("([a-z_.]+)"', source))
+    assert used, "no keys found: the pattern is out of date"
+    assert used <= set(BUILTIN["en"]), used - set(BUILTIN["en"])
+
+
+def test_no_message_holds_a_code_or_a_full_phone() -> None:
+    params = {"attempts_left": 3, "retry_after": 60, "length": 6, "field": "phone",
+              "purposes": "login, signup", "phone": "138****8000", "masked": "138****8000",
+              "purpose": "login", "delivery": "sent", "expires_in": 300, "resend_in": 60,
+              "seconds": 42, "left": 4, "max": 5, "used": 1, "limit": "5 per 1 hour",
+              "sends": "1 of 5 per 1 hour", "removed": 3, "scope": "", "message": "m",
+              "out_id": "abc"}
+    catalogue = default_catalogue()
+    for language in catalogue.languages:
+        for key in catalogue.keys(language):
+            if key in ("cli.code", "cli.status.phone"):  # operator-only lines, by design
+                continue
+            template = catalogue.text(key, language)
+            assert not re.search(r"\d{4,}", template), (language, key, template)
+            text = catalogue.text(key, language, params)
+            assert PHONE not in text and "{" not in text, (language, key, text)
+
+
+def test_exception_message_stays_english_for_python_callers() -> None:
+    error = InvalidCode(attempts_left=2)
+    assert error.message == "The code is not correct; 2 attempt(s) left."
+    assert str(error) == error.message
+    assert error.render("zh") == "验证码不正确，还可尝试 2 次。"
+    assert InvalidCode(attempts_left=0).key == "invalid_code.last"
+    assert InvalidPhone("Custom text").render("zh") == "Custom text"  # literal, as given
+
+
+def test_missing_translation_falls_back_to_base_then_english() -> None:
+    catalogue = Catalogue({**BUILTIN, "ja": {"throttled": "しばらくしてから再試行してください。"}})
+    assert catalogue.text("throttled.ip", "ja") == "しばらくしてから再試行してください。"
+    assert catalogue.text("code_expired", "ja") == BUILTIN["en"]["code_expired"]
+
+
+def test_a_broken_translation_does_not_break_the_answer() -> None:
+    catalogue = Catalogue({**BUILTIN, "xx": {"throttled": "wait {retry_after s"}})
+    assert catalogue.text("throttled", "xx", {"retry_after": 3}) == "wait {retry_after s"
+
+
+# -- language per request -------------------------------------------------------------------
+@pytest.mark.parametrize(("header", "language"), [
+    ("en", "en"),
+    ("en-US,en;q=0.9", "en"),
+    ("zh-CN", "zh"),
+    ("zh-TW", "zh"),
+    ("zh-Hans-CN,zh;q=0.9", "zh"),
+    ("fr", "zh"),                           # nothing offered we have: the default
+    ("fr;q=1, en;q=0.8, zh;q=0.5", "en"),   # the best we have by q-value
+    ("zh;q=0.3, en;q=0.7", "en"),
+    ("en;q=0.2, zh-CN;q=0.9", "zh"),
+    ("*", "zh"),
+    (None, "zh"),
+])
+def test_accept_language_picks_the_message(header: str | None, language: str) -> None:
+    app = make_app()
+    response = bad_phone(app, **({"Accept-Language": header} if header else {}))
+    body = response.get_json()
+    assert response.status_code == 400
+    assert body["error"] == "invalid_phone"  # never translated
+    assert body["message"] == BUILTIN[language]["invalid_phone"]
+    assert response.headers["Content-Language"] == language
+
+
+def test_default_language_setting() -> None:
+    app = make_app(SMSCODE_DEFAULT_LANGUAGE="en")
+    assert bad_phone(app).get_json()["message"] == BUILTIN["en"]["invalid_phone"]
+    assert bad_phone(app, **{"Accept-Language": "zh-CN"}).headers["Content-Language"] == "zh"
+    with pytest.raises(ConfigurationError, match="SMSCODE_DEFAULT_LANGUAGE"):
+        make_app(SMSCODE_DEFAULT_LANGUAGE="fr")
+
+
+def test_variants_and_placeholders_in_both_languages() -> None:
+    app = make_app(SMSCODE_MAX_ATTEMPTS=2)
+    client = app.test_client()
+    assert client.post("/sms/send", json={"phone": PHONE}).status_code == 200
+    wrong = f"{(int(TEST_CODE) + 1) % 10**6:06d}"
+    first = client.post("/sms/verify", json={"phone": PHONE, "code": wrong},
+                        headers={"Accept-Language": "zh-CN"})
+    assert first.get_json()["message"] == "验证码不正确，还可尝试 1 次。"
+    last = client.post("/sms/verify", json={"phone": PHONE, "code": wrong},
+                       headers={"Accept-Language": "en"})
+    body = last.get_json()
+    assert body["error"] == "invalid_code" and body["attempts_left"] == 0
+    assert body["message"] == BUILTIN["en"]["invalid_code.last"]
+    for answer in (first, last):
+        text = answer.get_data(as_text=True)
+        assert wrong not in text and TEST_CODE not in text and PHONE not in text
+    short = client.post("/sms/verify", json={"phone": PHONE, "code": "12"},
+                        headers={"Accept-Language": "zh"}).get_json()
+    assert short["error"] == "invalid_request" and short["field"] == "code"
+    assert short["message"] == "验证码应为 6 位数字。"
+    again = client.post("/sms/send", json={"phone": PHONE}, headers={"Accept-Language": "en"})
+    assert again.status_code == 429 and again.get_json()["error"] == "throttled"
+    assert again.get_json()["message"] == BUILTIN["en"]["throttled.cooldown"]
+
+
+def test_http_errors_and_method_refusals_are_translated() -> None:
+    app = make_app()
+    client = app.test_client()
+    response = client.get("/sms/send", headers={"Accept-Language": "zh-CN"})
+    assert response.status_code == 405 and response.get_json()["error"] == "method_not_allowed"
+    assert response.get_json()["message"] == BUILTIN["zh"]["method_not_allowed"]
+    response = client.post("/sms/send", data="[1]", content_type="application/json",
+                           headers={"Accept-Language": "en"})
+    assert response.get_json() == {"ok": False, "error": "invalid_request",
+                                   "message": BUILTIN["en"]["invalid_request.body"]}
+
+
+def test_flask_babel_locale_wins_over_accept_language() -> None:
+    app = make_app()
+    chosen = {"locale": "en"}
+    Babel(app, locale_selector=lambda: chosen["locale"])
+    response = bad_phone(app, **{"Accept-Language": "zh-CN"})
+    assert response.get_json()["message"] == BUILTIN["en"]["invalid_phone"]
+    assert response.headers["Content-Language"] == "en"
+    chosen["locale"] = "zh_Hans_CN"
+    response = bad_phone(app, **{"Accept-Language": "en"})
+    assert response.get_json()["message"] == BUILTIN["zh"]["invalid_phone"]
+    chosen["locale"] = "fr"  # a locale we have no messages in: negotiate as without Babel
+    response = bad_phone(app, **{"Accept-Language": "en"})
+    assert response.headers["Content-Language"] == "en"
+
+
+def test_flask_babel_default_locale_applies() -> None:
+    app = make_app(BABEL_DEFAULT_LOCALE="en")
+    Babel(app)
+    assert bad_phone(app, **{"Accept-Language": "zh-CN"}).headers["Content-Language"] == "en"
+
+
+# -- a third language without code changes -------------------------------------------------
+JA = {"invalid_phone": "有効な携帯電話番号ではありません。",
+      "throttled": "リクエストが多すぎます。{retry_after} 秒後に再試行してください。"}
+
+
+def test_a_third_language_from_a_file(tmp_path: Path) -> None:
+    (tmp_path / "ja.json").write_text(json.dumps(JA, ensure_ascii=False), encoding="utf-8")
+    assert load_directory(tmp_path) == {"ja": JA}  # the loader the built-in files use
+    app = make_app(SMSCODE_LOCALES_DIR=str(tmp_path))
+    response = bad_phone(app, **{"Accept-Language": "ja-JP,en;q=0.5"})
+    assert response.get_json()["message"] == JA["invalid_phone"]
+    assert response.headers["Content-Language"] == "ja"
+    client = app.test_client()
+    client.post("/sms/send", json={"phone": PHONE})
+    again = client.post("/sms/send", json={"phone": PHONE}, headers={"Accept-Language": "ja"})
+    # throttled.cooldown is not in ja.json: the base key "throttled" in Japanese answers.
+    assert again.get_json()["message"].startswith("リクエストが多すぎます。")
+    assert bad_phone(app, **{"Accept-Language": "zh"}).headers["Content-Language"] == "zh"
+
+
+def test_app_messages_override_single_keys() -> None:
+    app = make_app(SMSCODE_MESSAGES={"zh": {"invalid_phone": "请输入 11 位手机号。"},
+                                     "en": {"invalid_phone": "Enter your mobile number."}})
+    assert bad_phone(app).get_json()["message"] == "请输入 11 位手机号。"
+    assert bad_phone(app, **{"Accept-Language": "en"}).get_json()["message"] == \
+        "Enter your mobile number."
+    # Other keys keep the built-in text.
+    assert make_app(SMSCODE_MESSAGES={"zh": {}}).extensions["smscode"].messages.text(
+        "code_expired", "zh") == BUILTIN["zh"]["code_expired"]
+
+
+def test_bad_translation_settings_fail_at_start(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="SMSCODE_MESSAGES"):
+        make_app(SMSCODE_MESSAGES={"ja": {"invalid_phone": 3}})
+    with pytest.raises(ConfigurationError, match="SMSCODE_LOCALES_DIR"):
+        make_app(SMSCODE_LOCALES_DIR=str(tmp_path / "missing"))
+    (tmp_path / "ja.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"ja\.json"):
+        make_app(SMSCODE_LOCALES_DIR=str(tmp_path))
+
+
+def test_locale_files_ship_with_the_package() -> None:
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    assert '"locales/*.json"' in pyproject
+    assert {p.name for p in LOCALES_DIR.glob("*.json")} >= {"en.json", "zh.json"}
+
+
+# -- the CLI -------------------------------------------------------------------------------
+@pytest.mark.parametrize(("environ", "language"), [
+    ({"LANG": "zh_CN.UTF-8"}, "zh"),
+    ({"LANG": "en_US.UTF-8"}, "en"),
+    ({"LANG": "C.UTF-8"}, "en"),
+    ({"LANGUAGE": "fr:en", "LANG": "zh_CN.UTF-8"}, "en"),
+    ({"LC_ALL": "zh_TW.UTF-8", "LANG": "en_US.UTF-8"}, "zh"),
+    ({"LANG": "fr_FR.UTF-8"}, "zh"),
+    ({}, "zh"),
+])
+def test_cli_language_from_the_environment(environ: dict[str, str], language: str) -> None:
+    assert environment_language(default_catalogue(), environ) == language
+
+
+def test_cli_follows_the_catalogue() -> None:
+    app = make_app()
+    runner = app.test_cli_runner()
+    zh = runner.invoke(smscode, ["--lang", "zh", "send", PHONE])
+    assert zh.exit_code == 0, zh.output
+    assert zh.output.startswith("验证码已发送至 138****8000")
+    again = runner.invoke(smscode, ["--lang", "zh", "send", PHONE])
+    assert again.exit_code == 1
+    assert re.search(r"Error: throttled: 验证码已发送，请稍后再重新获取。（(59|60) 秒后可重试）",
+                     again.output), again.output
+    en = runner.invoke(smscode, ["send", PHONE], env={"LANG": "en_US.UTF-8", "LC_ALL": "",
+                                                      "LANGUAGE": "", "LC_MESSAGES": ""})
+    assert "asking for another. (retry in" in en.output
+    status = runner.invoke(smscode, ["status", PHONE], env={"LANG": "zh_CN.UTF-8", "LC_ALL": "",
+                                                            "LANGUAGE": "", "LC_MESSAGES": ""})
+    assert "剩余尝试次数：5 / 5" in status.output
+    unknown = runner.invoke(smscode, ["--lang", "xx", "send", PHONE])
+    assert unknown.exit_code == 2 and "--lang" in unknown.output
+
+
+def test_throttled_without_a_key_uses_the_generic_text() -> None:
+    assert Throttled(retry_after=7).render("zh") == "操作过于频繁，请 7 秒后再试。"
+    assert InvalidRequest(key="invalid_request.required", field="phone").render("en") == \
+        "The field 'phone' is required."

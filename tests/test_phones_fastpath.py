@@ -1,0 +1,160 @@
+"""The notification fast path decides exactly as the full phonenumbers parse.
+
+``normalize_phone_fast`` replays phonenumbers' metadata as one regular expression for the
+two spellings bulk lists use (``1XXXXXXXXXX``, ``+861XXXXXXXXXX``). Any difference would
+send a notification to a number the rest of the package refuses, or refuse one it accepts,
+so the two paths are compared over every 5-digit prefix of ``1XXXXXXXXXX`` (the mobile
+ranges are decided by 3 to 6 leading digits), the 6-digit prefixes with finer ranges, the
+``+86`` spelling, other default regions and allowed-region settings, and near misses.
+Nothing here is timed.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Collection, Iterator
+
+import phonenumbers
+import pytest
+
+from flask_smscode.errors import InvalidPhone, RegionNotAllowed
+from flask_smscode.phones import normalize_phone, normalize_phone_fast
+
+SEED = 20261122
+_CN = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+
+
+def full(raw: str, default_region: str, allowed: Collection[str] | None) -> tuple[str, str]:
+    """The decision of the full parse: ("ok", e164), ("region", "") or ("invalid", "")."""
+    try:
+        return "ok", normalize_phone(raw, default_region, allowed)
+    except RegionNotAllowed:
+        return "region", ""
+    except InvalidPhone:
+        return "invalid", ""
+
+
+def fast(raw: str, default_region: str,
+         allowed: Collection[str] | None) -> tuple[str, str] | None:
+    """The decision of the fast path, ``None`` when it leaves the number to the full parse."""
+    try:
+        e164 = normalize_phone_fast(raw, default_region, allowed)
+    except RegionNotAllowed:
+        return "region", ""
+    return None if e164 is None else ("ok", e164)
+
+
+def strips_national_prefix(nsn: str) -> bool:
+    """parse() may strip a carrier code or national prefix here; the fast path leaves it."""
+    return re.match(_CN.national_prefix_for_parsing, nsn) is not None
+
+
+def mainland_numbers(rng: random.Random) -> Iterator[str]:
+    """About 90,000 digit strings ``1XXXXXXXXXX``: every 5-digit prefix, 8 random tails
+    each, then every 6-digit prefix of the ranges the metadata splits finer (161, 174, 179)."""
+    for prefix in range(10_000, 20_000):
+        for _ in range(8):
+            yield f"{prefix}{rng.randrange(10**6):06d}"
+    for head in ("161", "174", "179", "140", "144", "149", "165", "167", "192", "197"):
+        for rest in range(1000):
+            yield f"{head}{rest:03d}{rng.randrange(10**5):05d}"
+
+
+def compare(raw: str, default_region: str, allowed: Collection[str] | None,
+            counts: dict[str, int]) -> None:
+    expected = full(raw, default_region, allowed)
+    got = fast(raw, default_region, allowed)
+    if got is not None:
+        assert got == expected, (raw, default_region, allowed)
+        counts["decided"] += 1
+    else:
+        counts["deferred"] += 1
+    counts[expected[0]] += 1
+
+
+def test_bare_mainland_numbers_decide_like_the_full_parse() -> None:
+    rng = random.Random(SEED)
+    counts = dict.fromkeys(("decided", "deferred", "ok", "region", "invalid"), 0)
+    for raw in mainland_numbers(rng):
+        expected = full(raw, "CN", ("CN",))
+        got = fast(raw, "CN", ("CN",))
+        if got is None:
+            # Only invalid numbers and carrier-code spellings are left to the full parse.
+            assert expected[0] != "ok" or strips_national_prefix(raw), raw
+        else:
+            assert got == expected, raw
+            assert expected == ("ok", "+86" + raw)
+        counts["decided" if got else "deferred"] += 1
+        counts[expected[0]] += 1
+    # The sweep met both answers in quantity: it tested decisions, not one branch.
+    assert counts["ok"] > 30_000 and counts["invalid"] > 30_000, counts
+    assert counts["decided"] == counts["ok"], counts
+
+
+def test_plus86_spelling_decides_like_the_full_parse_under_any_default_region() -> None:
+    rng = random.Random(SEED + 1)
+    counts = dict.fromkeys(("decided", "deferred", "ok", "region", "invalid"), 0)
+    for prefix in range(10_000, 20_000):
+        default_region = ("CN", "US", "HK")[prefix % 3]
+        for _ in range(2):
+            compare(f"+86{prefix}{rng.randrange(10**6):06d}", default_region, ("CN",), counts)
+    assert counts["decided"] > 5_000 and counts["invalid"] > 5_000, counts
+
+
+@pytest.mark.parametrize("allowed", [("CN",), ("HK", "US"), ("HK", "CN"), None, ("*",)])
+def test_region_decisions_match(allowed: tuple[str, ...] | None) -> None:
+    rng = random.Random(SEED + 2)
+    counts = dict.fromkeys(("decided", "deferred", "ok", "region", "invalid"), 0)
+    for _ in range(2000):
+        nsn = f"1{rng.randrange(3, 10)}{rng.randrange(10**9):09d}"
+        for raw in (nsn, "+86" + nsn):
+            compare(raw, "CN", allowed, counts)
+    assert counts["decided"] > 1000, counts
+    if allowed == ("HK", "US"):
+        assert counts["region"] > 1000 and counts["ok"] == 0, counts
+
+
+NEAR_MISSES = [
+    "1380013800", "138001380000", "+861380013800", "+86138001380000", "8613800138000",
+    "008613800138000", "+85261234567", "+1 2015550123", "138 0013 8000", "138-0013-8000",
+    "(+86)13800138000", "１３８００１３８０００", "+８６13800138000", "13800138000 ",
+    " 13800138000", "+8613800138000\n", "013800138000", "+86013800138000", "٣٨٠٠١٣٨٠٠٠١",
+    "1380013800\u0661", "+86 13800138000", "11800138000", "12593138000", "17951234567",
+    "+8617951234567", "+8612345678901", "", "+", "+86",
+]
+
+
+@pytest.mark.parametrize("raw", NEAR_MISSES)
+def test_other_spellings_are_left_to_the_full_parse(raw: str) -> None:
+    """The fast path never answers for spellings outside its two shapes (nor for carrier
+    codes), so whatever parse_phone does with them — separators, full-width digits,
+    invisible marks — stays the one answer."""
+    assert normalize_phone_fast(raw, "CN", ("CN",)) is None
+
+
+def test_non_string_input_is_left_to_the_full_parse() -> None:
+    assert normalize_phone_fast(13800138000, "CN", ("CN",)) is None  # type: ignore[arg-type]
+    assert normalize_phone_fast(None, "CN", ("CN",)) is None  # type: ignore[arg-type]
+
+
+def test_bare_digits_under_another_default_region_are_left_to_the_full_parse() -> None:
+    assert normalize_phone_fast("13800138000", "US", ("CN",)) is None
+    assert normalize_phone_fast("+8613800138000", "US", ("CN",)) == "+8613800138000"
+
+
+def test_hypothesis_digit_strings() -> None:
+    """Property form of the sweep, when Hypothesis is installed (it is not a dependency)."""
+    hypothesis = pytest.importorskip("hypothesis")
+    st = pytest.importorskip("hypothesis.strategies")
+
+    @hypothesis.settings(max_examples=1000, deadline=None, derandomize=True)
+    @hypothesis.given(st.sampled_from(["", "+86", "+86", "86", "+"]),
+                      st.from_regex(r"\A1[0-9]{10}\Z"), st.sampled_from(["CN", "US"]),
+                      st.sampled_from([("CN",), ("US",), None]))
+    def check(head: str, nsn: str, region: str, allowed: tuple[str, ...] | None) -> None:
+        got = fast(head + nsn, region, allowed)
+        if got is not None:
+            assert got == full(head + nsn, region, allowed)
+
+    check()
