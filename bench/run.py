@@ -1,0 +1,719 @@
+"""flask-smscode against its baselines, in one run: ``bash scripts/bench.sh``.
+
+Starts a private redis-server, two loopback Dysmsapi servers (one answering at once, one
+after 50 ms) and the app of :mod:`bench.app` under gunicorn (2 sync workers) on
+127.0.0.1, drives HTTP load from this process, and prints one table: every figure is the
+median (min–max) of ``--runs`` runs (default 3), next to its target. See bench/README.md
+for what each figure means. Options: ``--results FILE`` also writes the Markdown report
+with the machine and a profile; ``--quick`` is a smoke test with small counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+from flask import Flask  # noqa: E402
+
+from bench import load  # noqa: E402
+from bench.settings import (  # noqa: E402
+    BASE_TTL_SECONDS,
+    PURPOSE,
+    app_config,
+    base_code_key,
+)
+from tests.redis_server import RedisServer, free_port  # noqa: E402
+
+WORKERS = 2             # gunicorn sync workers
+CONCURRENCY = 4         # client connections in flight (two per worker: none idles)
+PROVIDER_DELAY = 0.05   # seconds: the provider of the notification figure
+NOTIFY_NUMBERS = 100_000
+NOTIFY_CONCURRENCY = 4
+LIVE_CODES = 100_000
+IMPORT_SAMPLES = 7
+TIME_LIMIT_SECONDS = 900  # the benchmark stops itself, whatever happens
+
+
+# ------------------------------------------------------------------ the table
+
+
+@dataclass
+class Figure:
+    section: str
+    name: str
+    unit: str
+    values: list[float] = field(default_factory=list)
+    target: str = ""
+    check: Callable[[float], bool] | None = None
+    digits: int = 1
+
+    def cell(self, value: float) -> str:
+        return f"{value:,.{self.digits}f}"
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    def summary(self) -> str:
+        if not self.values:
+            return "n/a"
+        text = f"{self.cell(self.median)} {self.unit}".rstrip()
+        if len(self.values) > 1:
+            text += f" ({self.cell(min(self.values))}–{self.cell(max(self.values))})"
+        return text
+
+    def verdict(self) -> str:
+        if self.check is None or not self.values:
+            return ""
+        return "met" if self.check(self.median) else "MISSED"
+
+
+class Table:
+    def __init__(self) -> None:
+        self.figures: dict[tuple[str, str], Figure] = {}
+
+    def add(self, section: str, name: str, value: float, unit: str = "", *, target: str = "",
+            check: Callable[[float], bool] | None = None, digits: int = 1) -> None:
+        key = (section, name)
+        if key not in self.figures:
+            self.figures[key] = Figure(section, name, unit, target=target, check=check,
+                                       digits=digits)
+        self.figures[key].values.append(value)
+
+    def render(self) -> str:
+        rows = [("Figure", "Median (min–max)", "Target", "")]
+        section = None
+        for figure in self.figures.values():
+            if figure.section != section:
+                section = figure.section
+                rows.append((f"**{section}**", "", "", ""))
+            rows.append((figure.name, figure.summary(), figure.target, figure.verdict()))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        lines = []
+        for index, row in enumerate(rows):
+            lines.append("| " + " | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row))
+                         + " |")
+            if index == 0:
+                lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+        return "\n".join(lines)
+
+    def missed(self) -> list[str]:
+        return [f.name for f in self.figures.values() if f.verdict() == "MISSED"]
+
+
+# ------------------------------------------------------------------ processes
+
+
+class Provider:
+    """bench/provider.py in its own process (its CPU does not compete with our GIL)."""
+
+    def __init__(self, delay: float) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.provider", "--delay", str(delay)], cwd=ROOT,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.port = int(self.process.stdout.readline())
+        self.endpoint = f"127.0.0.1:{self.port}"
+
+    def control(self, action: str) -> dict[str, Any]:
+        raw = f"GET /_bench/{action} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        _, answer = load.request_once(("127.0.0.1", self.port), raw)
+        return dict(json.loads(answer.split(b"\r\n\r\n", 1)[1]))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Gunicorn:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        binary = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
+        self.log = log
+        self.process = subprocess.Popen(
+            [binary, "--workers", str(WORKERS), "--worker-class", "sync",
+             "--bind", f"127.0.0.1:{self.port}", "--chdir", str(ROOT), "--timeout", "30",
+             "--log-level", "warning", "bench.app:create_app()"],
+            cwd=ROOT, env={**os.environ, **env}, stdout=log.open("wb"),
+            stderr=subprocess.STDOUT)
+        self.address = ("127.0.0.1", self.port)
+        deadline = time.monotonic() + 60
+        probe = load.encode("127.0.0.1", self.port, "/base/get", {"phone": "13800000000"})
+        while True:
+            try:
+                status, _ = load.request_once(self.address, probe, timeout=2)
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("gunicorn did not start:\n" + log.read_text()[-3000:])
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+# ------------------------------------------------------------------ seeding
+
+
+class CaptureSender:
+    """A sender that sends nothing and keeps each phone's code: the driver seeds live codes
+    through the package's own send (same store, same secret as the gunicorn app)."""
+
+    codes: dict[str, str] = {}
+
+    def __init__(self, config: object) -> None:
+        pass
+
+    def send(self, phone: str, code: str, purpose: str, *, out_id: str) -> Any:
+        from flask_smscode import SendReceipt
+
+        CaptureSender.codes[phone] = code
+        return SendReceipt("OK", out_id)
+
+
+class Phones:
+    """Fresh, valid mainland mobiles: every request gets a phone nothing else touched."""
+
+    def __init__(self, head: str) -> None:
+        self.head = head  # e.g. "13": 13XXXXXXXXX are all mobile numbers
+        self.next = 0
+
+    def take(self, count: int) -> list[str]:
+        width = 11 - len(self.head)
+        start, self.next = self.next, self.next + count
+        return [f"{self.head}{i:0{width}d}" for i in range(start, start + count)]
+
+
+def driver_app(redis_url: str, prefix: str) -> Flask:
+    from flask_smscode import sms_bp
+
+    app = Flask("bench-driver")
+    app.config.update(app_config(redis_url, prefix, "127.0.0.1:1"))
+    app.config["SMSCODE_SENDER"] = CaptureSender
+    app.register_blueprint(sms_bp)
+    return app
+
+
+def seed_package_codes(service: Any, phones: list[str]) -> dict[str, str]:
+    """A live code per phone through ``service.send`` (4 threads); phone -> code."""
+    def one(phone: str) -> tuple[str, str]:
+        result = service.send(phone, PURPOSE)
+        return phone, CaptureSender.codes.pop(result.phone)
+
+    with ThreadPoolExecutor(4) as pool:
+        return dict(pool.map(one, phones))
+
+
+def seed_base_codes(client: redis.Redis, prefix: str, phones: list[str]) -> dict[str, str]:
+    codes = {phone: f"{(index * 7919) % 1_000_000:06d}" for index, phone in enumerate(phones)}
+    pipe = client.pipeline(transaction=False)
+    for phone, code in codes.items():
+        pipe.set(base_code_key(prefix, phone), code, ex=BASE_TTL_SECONDS)
+    pipe.execute()
+    return codes
+
+
+def wrong(code: str) -> str:
+    return f"{(int(code) + 1) % 1_000_000:06d}"
+
+
+# ------------------------------------------------------------------ scenarios
+
+
+@dataclass
+class Scenario:
+    name: str
+    path: str
+    expect: int                                   # the status every answer must have
+    bodies: Callable[[int], list[dict[str, Any]]]  # n -> request bodies (seeds as needed)
+
+
+def make_scenarios(service: Any, rds: redis.Redis, prefix: str) -> dict[str, Scenario]:
+    phones = Phones("13")
+    base_phones = Phones("15")  # 15[0-35-9]: still valid for the baselines' regex
+
+    def package_verify(right: bool) -> Callable[[int], list[dict[str, Any]]]:
+        def bodies(n: int) -> list[dict[str, Any]]:
+            codes = seed_package_codes(service, phones.take(n))
+            return [{"phone": p, "code": c if right else wrong(c), "purpose": PURPOSE}
+                    for p, c in codes.items()]
+        return bodies
+
+    def base_verify(right: bool) -> Callable[[int], list[dict[str, Any]]]:
+        def bodies(n: int) -> list[dict[str, Any]]:
+            codes = seed_base_codes(rds, prefix, base_phones.take(n))
+            return [{"phone": p, "code": c if right else wrong(c)} for p, c in codes.items()]
+        return bodies
+
+    def plain(source: Phones) -> Callable[[int], list[dict[str, Any]]]:
+        return lambda n: [{"phone": p, "purpose": PURPOSE} for p in source.take(n)]
+
+    return {s.name: s for s in (
+        Scenario("GET baseline", "/base/get", 200, plain(base_phones)),
+        Scenario("verify, right code", "/sms/verify", 200, package_verify(True)),
+        Scenario("hand-written verify, right code", "/base/verify", 200, base_verify(True)),
+        Scenario("verify, wrong code", "/sms/verify", 400, package_verify(False)),
+        Scenario("hand-written verify, wrong code", "/base/verify", 400, base_verify(False)),
+        Scenario("SendSms baseline", "/base/sendsms", 200, plain(base_phones)),
+        Scenario("send", "/sms/send", 200, plain(phones)),
+    )}
+
+
+def drive(app: Gunicorn, scenario: Scenario, n: int, concurrency: int) -> load.LoadResult:
+    raws = [load.encode(*app.address, scenario.path, body) for body in scenario.bodies(n)]
+    result = load.run(app.address, raws, concurrency)
+    unexpected = sum(count for status, count in result.statuses.items()
+                     if status != scenario.expect)
+    if unexpected:
+        raise RuntimeError(f"{scenario.name}: {unexpected} of {n} answers were not "
+                           f"{scenario.expect}: {dict(result.statuses)} (a throttle or an "
+                           "error would be measured instead of the decision)")
+    return result
+
+
+# ------------------------------------------------------------------ Redis round trips
+
+
+def commandstats(client: redis.Redis) -> Counter[str]:
+    stats = client.info("commandstats")
+    return Counter({name.removeprefix("cmdstat_"): int(value["calls"])
+                    for name, value in stats.items()})
+
+
+def redis_traffic(rds: redis.Redis, redis_url: str, app: Gunicorn, scenario: Scenario,
+                  n: int) -> tuple[float, float, Counter[str]]:
+    """Round trips and commands per request of ``n`` sequential requests.
+
+    Round trips: commands the app's connections sent, from MONITOR (a script call is one;
+    the commands a script runs show as ``lua`` and are not round trips). Commands: the
+    ``INFO commandstats`` delta, script-internal commands included.
+    """
+    raws = [load.encode(*app.address, scenario.path, body) for body in scenario.bodies(n)]
+    token = uuid.uuid4().hex
+    seen: list[dict[str, Any]] = []
+    ready = threading.Event()
+
+    def watch() -> None:
+        client = redis.Redis.from_url(redis_url)
+        with client.monitor() as monitor:
+            ready.set()
+            for entry in monitor.listen():
+                if token in entry["command"]:
+                    return
+                seen.append(entry)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    ready.wait(10)
+    before = commandstats(rds)
+    for raw in raws:
+        status, _ = load.request_once(app.address, raw)
+        if status != scenario.expect:
+            raise RuntimeError(f"{scenario.name}: answered {status}")
+    after = commandstats(rds)
+    rds.echo(token)
+    watcher.join(10)
+    delta = after - before
+    delta["info"] -= 1  # our own INFO commandstats
+    delta = +delta
+    trips = sum(1 for e in seen if e.get("client_type") != "lua")
+    return trips / n, sum(delta.values()) / n, delta
+
+
+# ------------------------------------------------------------------ memory
+
+
+def memory_per_live_code(rds: redis.Redis, app: Gunicorn, prefix: str) -> tuple[int, list[str]]:
+    """MEMORY USAGE over every key of one phone after one send through the app."""
+    phone = "18912345678"
+    status, _ = load.request_once(app.address, load.encode(
+        *app.address, "/sms/send", {"phone": phone, "purpose": PURPOSE}))
+    if status != 200:
+        raise RuntimeError(f"send for the memory figure answered {status}")
+    total, listed = 0, []
+    for key in sorted(rds.scan_iter(match=f"{prefix}*", count=10_000)):
+        name = key.decode()
+        usage = int(rds.memory_usage(key, samples=0) or 0)
+        if phone[-10:] in name:
+            total += usage
+            listed.append(f"`{name}` ({rds.type(key).decode()}): {usage} B")
+        elif ":ip:" in name or "127.0.0.1" in name:
+            listed.append(f"`{name}` ({rds.type(key).decode()}, per client, not per phone): "
+                          f"{usage} B")
+    return total, listed
+
+
+def used_memory_for_live_codes(redis_url: str, count: int) -> tuple[float, float]:
+    """``used_memory`` growth for ``count`` live codes made through the package's send
+    (fresh prefix, default per-phone limits, no per-IP key); bytes per code, seconds."""
+    prefix = f"benchmem{uuid.uuid4().hex[:6]}"
+    service = _service(driver_app(redis_url, prefix))
+    rds = redis.Redis.from_url(redis_url)
+    service.send("18000000000", PURPOSE)  # scripts loaded, pools open
+    rds.delete(*rds.keys(f"{prefix}*"))
+    before = int(rds.info("memory")["used_memory"])
+    started = time.perf_counter()
+    numbers = [f"18{i:09d}" for i in range(1, count + 1)]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in pool.map(lambda p: service.send(p, PURPOSE), numbers, chunksize=256):
+            pass
+    elapsed = time.perf_counter() - started
+    after = int(rds.info("memory")["used_memory"])
+    CaptureSender.codes.clear()
+    for chunk in _chunks([k for k in rds.scan_iter(match=f"{prefix}*", count=10_000)], 5000):
+        rds.unlink(*chunk)
+    return (after - before) / count, elapsed
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _service(app: Flask) -> Any:
+    from flask_smscode import get_service
+
+    return get_service(app)
+
+
+# ------------------------------------------------------------------ notification
+
+
+def notification(provider: Provider, run: int, skip_invalid: bool) -> tuple[float, float, int]:
+    """Wall time, time to the first call's arrival, calls: 100,000 numbers, 1000 a call,
+    4 in flight, through ``AliyunSms.send_message`` (warm client, as in a long-lived app)."""
+    from flask_smscode import AliyunSms
+
+    sms = AliyunSms("test-key-id", "test-key-secret", "TestSign", endpoint=provider.endpoint,
+                    protocol="http", max_concurrency=NOTIFY_CONCURRENCY)
+    params = {"name": "张三", "time": "22:00"}
+    sms.send_message(["13800138000"], params, "SMS_NOTIFY")  # SDK imported, pool warm
+    head = "186" if skip_invalid else "187"
+    numbers = [f"{head}{(run * NOTIFY_NUMBERS + i) % 10**8:08d}" for i in range(NOTIFY_NUMBERS)]
+    provider.control("reset")
+    started = time.time()
+    answers = sms.send_message(numbers, params, "SMS_NOTIFY", skip_invalid=skip_invalid)
+    wall = time.time() - started
+    stats = provider.control("stats")
+    if not all(a.ok for a in answers) or stats["numbers"] != NOTIFY_NUMBERS:
+        raise RuntimeError(f"notification: {stats}")
+    return wall, float(stats["first_at"]) - started, len(answers)
+
+
+# ------------------------------------------------------------------ import cost
+
+_IMPORT_PROBE = """
+import json, sys, time
+t0 = time.perf_counter(); import flask
+t1 = time.perf_counter(); import flask_smscode
+t2 = time.perf_counter(); loaded = [m for m in ("aliyunsdkcore", "limits", "redis",
+    "phonenumbers") if m in sys.modules]
+from flask_smscode import sms_bp, AliyunSms
+t3 = time.perf_counter()
+print(json.dumps({"flask": t1 - t0, "package": t2 - t1, "app": t3 - t1, "loaded": loaded,
+                  "sdk": "aliyunsdkcore" in sys.modules}))
+"""
+
+
+def import_costs() -> list[dict[str, Any]]:
+    samples = []
+    for _ in range(IMPORT_SAMPLES):
+        out = subprocess.run([sys.executable, "-c", _IMPORT_PROBE], cwd=ROOT, check=True,
+                             capture_output=True, text=True).stdout
+        samples.append(json.loads(out))
+    return samples
+
+
+# ------------------------------------------------------------------ profile
+
+
+def profile(redis_url: str, prefix: str, provider: Provider, count: int = 100) -> str:
+    """cProfile of ``count`` verifies (right code) and ``count`` sends through the Flask app
+    in this process (test client; same Redis, same loopback provider)."""
+    from bench.app import create_app
+
+    os.environ.update(BENCH_REDIS_URL=redis_url, BENCH_PREFIX=prefix,
+                      BENCH_PROVIDER=provider.endpoint)
+    app = create_app()
+    client = app.test_client()
+    service = _service(driver_app(redis_url, prefix))
+    phones = Phones("16")  # 16[25-7]X: mobile
+    phones.next = 6_000_000_000 // 10
+    out = []
+    for label, path, make in (
+        ("verify (right code)", "/sms/verify",
+         lambda: [{"phone": p, "code": c} for p, c in
+                  seed_package_codes(service, phones.take(count)).items()]),
+        ("send (provider answering at once)", "/sms/send",
+         lambda: [{"phone": p} for p in phones.take(count)]),
+    ):
+        warm = make()[:5]
+        for body in warm:
+            client.post(path, json=body)
+        bodies = make()
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for body in bodies:
+            response = client.post(path, json=body)
+            if response.status_code != 200:
+                raise RuntimeError(f"profile {label}: {response.status_code}")
+        profiler.disable()
+        text = io.StringIO()
+        stats = pstats.Stats(profiler, stream=text)
+        stats.sort_stats("cumulative").print_stats(28)
+        body = text.getvalue()
+        body = body[body.index("   ncalls"):] if "   ncalls" in body else body
+        out.append(f"### {label}: {count} requests, cumulative\n\n```text\n"
+                   + body.replace(str(ROOT) + "/", "").replace(sys.prefix + "/", "")
+                   .rstrip() + "\n```")
+    return "\n\n".join(out)
+
+
+# ------------------------------------------------------------------ machine
+
+
+def machine(rds: redis.Redis) -> list[str]:
+    def grep(path: str, key: str) -> str:
+        with contextlib.suppress(OSError):
+            for line in Path(path).read_text().splitlines():
+                if line.startswith(key):
+                    return line.split(":", 1)[1].strip()
+        return "?"
+
+    import gunicorn
+
+    server = rds.info("server")
+    ram = grep("/proc/meminfo", "MemTotal")
+    return [
+        f"- CPUs (nproc): {os.cpu_count()}, {grep('/proc/cpuinfo', 'model name')}",
+        f"- RAM: {int(ram.split()[0]) / 1024 / 1024:.1f} GiB" if ram != "?" else "- RAM: ?",
+        f"- {platform.system()} {platform.release()}, Python {platform.python_version()}, "
+        f"gunicorn {gunicorn.__version__}, redis-py {redis.__version__}",
+        f"- Redis {server['redis_version']} ({server.get('mem_allocator', '?')}), "
+        "private instance, no persistence",
+        f"- load average at start: {os.getloadavg()[0]:.2f} (the machine is shared: "
+        "figures are medians of runs interleaved across scenarios)",
+    ]
+
+
+# ------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=1500,
+                        help="requests per Redis-only scenario and run")
+    parser.add_argument("--send-requests", type=int, default=600,
+                        help="requests per send scenario and run")
+    parser.add_argument("--results", type=Path, help="also write the Markdown report here")
+    parser.add_argument("--quick", action="store_true", help="smoke test: small counts")
+    args = parser.parse_args(argv)
+    global NOTIFY_NUMBERS, LIVE_CODES, IMPORT_SAMPLES
+    if args.quick:
+        args.runs, args.requests, args.send_requests = 1, 100, 50
+        NOTIFY_NUMBERS, LIVE_CODES, IMPORT_SAMPLES = 5000, 2000, 2
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"the benchmark ran longer than {TIME_LIMIT_SECONDS} s")
+
+    signal.signal(signal.SIGALRM, expire)
+    signal.alarm(TIME_LIMIT_SECONDS)
+    began = time.perf_counter()
+    table = Table()
+    notes: list[str] = []
+    with contextlib.ExitStack() as stack:
+        own_redis = RedisServer().start()
+        stack.callback(own_redis.cleanup)
+        redis_url = own_redis.url
+        rds = redis.Redis.from_url(redis_url)
+        providers = [Provider(0.0), Provider(PROVIDER_DELAY)]
+        for provider in providers:
+            stack.callback(provider.stop)
+        instant, slow = providers
+        prefix = f"bench{uuid.uuid4().hex[:6]}"
+        app = Gunicorn({"BENCH_REDIS_URL": redis_url, "BENCH_PREFIX": prefix,
+                        "BENCH_PROVIDER": instant.endpoint},
+                       Path(own_redis.dir) / "gunicorn.log")
+        stack.callback(app.stop)
+        machine_lines = machine(rds)
+        service = _service(driver_app(redis_url, prefix))
+        scenarios = make_scenarios(service, rds, prefix)
+        print(f"flask-smscode benchmark: gunicorn {WORKERS} sync workers, {CONCURRENCY} "
+              f"client connections, {args.runs} run(s)", file=sys.stderr)
+        for scenario in scenarios.values():  # warm both workers: imports, pools, scripts
+            drive(app, scenario, 40, CONCURRENCY)
+
+        http = "HTTP through gunicorn (2 sync workers, 4 client connections)"
+        trips = "Redis per request (MONITOR / INFO commandstats)"
+        for run in range(args.runs):
+            print(f"run {run + 1}/{args.runs}: Redis traffic", file=sys.stderr)
+            for scenario in scenarios.values():
+                if scenario.path == "/base/sendsms":
+                    continue
+                per_trip, per_command, delta = redis_traffic(rds, redis_url, app, scenario, 20)
+                single = scenario.path.startswith("/sms/")
+                table.add(trips, f"{scenario.name}: round trips", per_trip,
+                          target="1 (single Redis)" if single else "",
+                          check=(lambda v: v <= 1.0) if single else None, digits=2)
+                table.add(trips, f"{scenario.name}: commands", per_command, digits=2)
+                if run == 0:
+                    shown = ", ".join(f"{name} {calls / 20:g}" for name, calls in
+                                      sorted(delta.items()))
+                    notes.append(f"- {scenario.name}: {shown}")
+            print(f"run {run + 1}/{args.runs}: HTTP load", file=sys.stderr)
+            results: dict[str, load.LoadResult] = {}
+            for scenario in scenarios.values():
+                n = args.send_requests if "send" in scenario.path else args.requests
+                results[scenario.name] = drive(app, scenario, n, CONCURRENCY)
+            for name, result in results.items():
+                table.add(http, f"{name}: requests/s", result.rps, "req/s", digits=0)
+                table.add(http, f"{name}: p50", result.p50, "ms", digits=2)
+                table.add(http, f"{name}: p99", result.p99, "ms", digits=2)
+            ratios = "Ratios (per run, then median)"
+            get = results["GET baseline"].rps
+            for outcome in ("right", "wrong"):
+                mine = results[f"verify, {outcome} code"].rps
+                table.add(ratios, f"verify ({outcome} code) ÷ GET baseline", mine / get, "×",
+                          target="≥ 0.80×", check=lambda v: v >= 0.8, digits=2)
+                table.add(ratios, f"verify ({outcome} code) ÷ hand-written verify",
+                          mine / results[f"hand-written verify, {outcome} code"].rps, "×",
+                          target="> 1.00×", check=lambda v: v > 1.0, digits=2)
+            table.add(ratios, "send ÷ SendSms baseline",
+                      results["send"].rps / results["SendSms baseline"].rps, "×",
+                      target="≥ 0.80×", check=lambda v: v >= 0.8, digits=2)
+
+        print("memory", file=sys.stderr)
+        mem = "Redis memory"
+        per_phone, keys = memory_per_live_code(rds, app, prefix)
+        table.add(mem, "MEMORY USAGE, all keys of one phone after one send", per_phone, "B",
+                  target="≤ 200 B", check=lambda v: v <= 200, digits=0)
+        base_key = base_code_key(prefix, "15999999999")
+        rds.set(base_key, "123456", ex=BASE_TTL_SECONDS)
+        table.add(mem, "hand-written baseline: one code key (SET ... EX)",
+                  float(rds.memory_usage(base_key, samples=0) or 0), "B", digits=0)
+        for _ in range(1 if args.quick else 1):
+            per_code, seconds = used_memory_for_live_codes(redis_url, LIVE_CODES)
+            table.add(mem, f"used_memory growth ÷ {LIVE_CODES:,} live codes", per_code, "B",
+                      digits=0)
+            table.add(mem, f"time to create {LIVE_CODES:,} live codes in-process (4 threads)",
+                      seconds, "s", digits=1)
+
+        print("notification", file=sys.stderr)
+        calls = -(-NOTIFY_NUMBERS // 1000)
+        floor = -(-calls // NOTIFY_CONCURRENCY) * PROVIDER_DELAY
+        notify = (f"Notification: {NOTIFY_NUMBERS:,} numbers, {calls} calls, "
+                  f"{NOTIFY_CONCURRENCY} in flight, provider answers in 50 ms "
+                  f"(floor {floor:.2f} s)")
+        for run in range(args.runs):
+            for skip_invalid in (False, True):
+                mode = "skip_invalid=True" if skip_invalid else "default (all checked first)"
+                wall, first, made = notification(slow, run, skip_invalid)
+                table.add(notify, f"{mode}: wall time", wall, "s", digits=2)
+                table.add(notify, f"{mode}: wall ÷ floor", wall / floor, "×",
+                          target="≤ 1.20×", check=lambda v: v <= 1.2, digits=2)
+                table.add(notify, f"{mode}: time to first call", first * 1000, "ms", digits=0)
+
+        print("import cost", file=sys.stderr)
+        samples = import_costs()
+        imp = f"Import (fresh interpreters, median of {IMPORT_SAMPLES})"
+        table.add(imp, "`import flask` alone",
+                  statistics.median(s["flask"] for s in samples) * 1000, "ms", digits=1)
+        table.add(imp, "`import flask_smscode` after `import flask`",
+                  statistics.median(s["package"] for s in samples) * 1000, "ms",
+                  target="≤ 40 ms", check=lambda v: v <= 40, digits=1)
+        table.add(imp, "`from flask_smscode import sms_bp, AliyunSms` after `import flask`",
+                  statistics.median(s["app"] for s in samples) * 1000, "ms",
+                  target="≤ 40 ms", check=lambda v: v <= 40, digits=1)
+        loaded = samples[0]["loaded"]
+        notes.append(f"- `import flask_smscode` loads of aliyunsdkcore/limits/redis/"
+                     f"phonenumbers: {', '.join(loaded) or 'none'}; after importing "
+                     f"sms_bp and AliyunSms, aliyunsdkcore loaded: {samples[0]['sdk']}")
+
+        profile_text = ""
+        if args.results:
+            print("profile", file=sys.stderr)
+            profile_text = profile(redis_url, prefix, instant)
+        signal.alarm(0)
+
+    rendered = table.render()
+    elapsed = time.perf_counter() - began
+    missed = table.missed()
+    summary = ("all targets met" if not missed else
+               f"{len(missed)} target(s) missed: " + "; ".join(missed))
+    print(rendered)
+    print("\nRedis commands per request (first run):\n" + "\n".join(notes[:-1]))
+    print("\nKeys after one send:\n" + "\n".join(f"- {k}" for k in keys))
+    print("\n" + notes[-1])
+    print(f"\n{summary} ({elapsed:.0f} s)")
+    if args.results:
+        args.results.write_text(_report(machine_lines, rendered, notes, keys, profile_text,
+                                        summary, elapsed, argv), encoding="utf-8")
+    return 0
+
+
+def _report(machine_lines: list[str], table: str, notes: list[str], keys: list[str],
+            profile_text: str, summary: str, elapsed: float, argv: list[str] | None) -> str:
+    command = "bash scripts/bench.sh " + " ".join(argv or sys.argv[1:])
+    return "\n".join([
+        "# Benchmark results", "",
+        f"Produced by `{command.strip()}` ({elapsed:.0f} s); what each figure means and "
+        "why its target is what it is: [README.md](README.md).", "",
+        "## Machine", "", *machine_lines, "",
+        "## Results", "",
+        "Every figure is the median (min–max) of the runs; ratios are taken within each run.",
+        "", table, "",
+        f"**{summary}.**", "",
+        "Redis commands per request (first run, `INFO commandstats` delta ÷ requests):", "",
+        *notes[:-1], "",
+        "Keys after one send to a fresh phone (`MEMORY USAGE key SAMPLES 0`):", "",
+        *[f"- {k}" for k in keys], "",
+        notes[-1], "",
+        "## Profile", "",
+        "cProfile through the Flask app in one process (Flask test client, the same Redis "
+        "and loopback provider), top functions by cumulative time; divide by the request "
+        "count for one request.", "",
+        profile_text, "",
+    ])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
