@@ -29,14 +29,14 @@ from flask import Flask, Response, jsonify, request
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.settings import (  # noqa: E402
+from bench.settings import (
     BASE_FAIL_WINDOW_SECONDS,
     BASE_MAX_FAILURES,
     app_config,
     base_code_key,
     base_fail_key,
 )
-from flask_smscode import sms_bp  # noqa: E402
+from flask_smscode import sms_bp
 
 _PHONE = re.compile(r"1[3-9][0-9]{9}")
 

@@ -31,22 +31,22 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import redis  # noqa: E402
-from flask import Flask  # noqa: E402
+import redis
+from flask import Flask
 
-from bench import load  # noqa: E402
-from bench.settings import (  # noqa: E402
+from bench import load
+from bench.settings import (
     BASE_TTL_SECONDS,
     PURPOSE,
     app_config,
     base_code_key,
 )
-from tests.redis_server import RedisServer, free_port  # noqa: E402
+from tests.redis_server import RedisServer, free_port
 
 WORKERS = 2             # gunicorn sync workers
 CONCURRENCY = 4         # client connections in flight (two per worker: none idles)
@@ -197,7 +197,7 @@ class CaptureSender:
     """A sender that sends nothing and keeps each phone's code: the driver seeds live codes
     through the package's own send (same store, same secret as the gunicorn app)."""
 
-    codes: dict[str, str] = {}
+    codes: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config: object) -> None:
         pass
@@ -354,7 +354,8 @@ def redis_traffic(rds: redis.Redis, redis_url: str, app: Gunicorn, scenario: Sce
     delta = after - before
     delta["info"] -= 1  # our own INFO commandstats
     delta = +delta
-    trips = sum(1 for e in seen if e.get("client_type") != "lua")
+    trips = sum(1 for e in seen if e.get("client_type") != "lua"
+                and not str(e["command"]).upper().startswith("INFO"))  # ours, not the app's
     return trips / n, sum(delta.values()) / n, delta
 
 
@@ -485,25 +486,31 @@ def profile(redis_url: str, prefix: str, provider: Provider, count: int = 100) -
         ("send (provider answering at once)", "/sms/send",
          lambda: [{"phone": p} for p in phones.take(count)]),
     ):
-        warm = make()[:5]
-        for body in warm:
+        for body in make()[:5]:  # warm: SDK imported, scripts loaded, pools open
             client.post(path, json=body)
-        bodies = make()
-        profiler = cProfile.Profile()
-        profiler.enable()
-        for body in bodies:
-            response = client.post(path, json=body)
-            if response.status_code != 200:
-                raise RuntimeError(f"profile {label}: {response.status_code}")
-        profiler.disable()
-        text = io.StringIO()
-        stats = pstats.Stats(profiler, stream=text)
-        stats.sort_stats("cumulative").print_stats(28)
-        body = text.getvalue()
-        body = body[body.index("   ncalls"):] if "   ncalls" in body else body
-        out.append(f"### {label}: {count} requests, cumulative\n\n```text\n"
-                   + body.replace(str(ROOT) + "/", "").replace(sys.prefix + "/", "")
-                   .rstrip() + "\n```")
+        for clock, timer in (("CPU time of this process", time.process_time),
+                             ("wall clock, Redis and provider waits included",
+                              time.perf_counter)):
+            bodies = make()
+            profiler = cProfile.Profile(timer)
+            started = timer()
+            profiler.enable()
+            for body in bodies:
+                response = client.post(path, json=body)
+                if response.status_code != 200:
+                    raise RuntimeError(f"profile {label}: {response.status_code}")
+            profiler.disable()
+            per_request = (timer() - started) / count * 1000
+            text = io.StringIO()
+            # The test client's own frames (werkzeug/test, flask/testing) are left out.
+            pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(
+                r"^(?!.*(werkzeug/test|flask/testing))", 24)
+            body = text.getvalue()
+            body = body[body.index("   ncalls"):] if "   ncalls" in body else body
+            out.append(f"### {label}: {count} requests, {clock} "
+                       f"({per_request:.2f} ms a request)\n\n```text\n"
+                       + body.replace(str(ROOT) + "/", "").replace(sys.prefix + "/", "")
+                       .rstrip() + "\n```")
     return "\n\n".join(out)
 
 
@@ -537,6 +544,128 @@ def machine(rds: redis.Redis) -> list[str]:
 # ------------------------------------------------------------------ main
 
 
+@dataclass
+class Context:
+    """What the phases share: the running processes, the table and the notes."""
+
+    args: argparse.Namespace
+    redis_url: str
+    rds: redis.Redis
+    prefix: str
+    app: Gunicorn
+    instant: Provider
+    slow: Provider
+    table: Table = field(default_factory=Table)
+    commands: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    profile: str = ""
+
+
+def phase_http(ctx: Context) -> None:
+    """Redis traffic and HTTP load, scenarios interleaved within each run."""
+    service = _service(driver_app(ctx.redis_url, ctx.prefix))
+    scenarios = make_scenarios(service, ctx.rds, ctx.prefix)
+    for scenario in scenarios.values():  # warm both workers: imports, pools, scripts
+        drive(ctx.app, scenario, 40, CONCURRENCY)
+    table, args = ctx.table, ctx.args
+    http = f"HTTP: gunicorn {WORKERS} sync workers, {CONCURRENCY} connections"
+    trips = "Redis per request"
+    for run in range(args.runs):
+        _progress(f"run {run + 1}/{args.runs}: Redis traffic")
+        for scenario in scenarios.values():
+            if scenario.path == "/base/sendsms":
+                continue
+            per_trip, per_command, delta = redis_traffic(ctx.rds, ctx.redis_url, ctx.app,
+                                                         scenario, 20)
+            single = scenario.path.startswith("/sms/")
+            table.add(trips, f"{scenario.name}: round trips", per_trip,
+                      target="1 (single Redis)" if single else "",
+                      check=(lambda v: v <= 1.0) if single else None, digits=2)
+            table.add(trips, f"{scenario.name}: commands", per_command, digits=2)
+            if run == 0:
+                shown = ", ".join(f"{name} {calls / 20:g}" for name, calls in
+                                  sorted(delta.items()))
+                ctx.commands.append(f"- {scenario.name}: {shown}")
+        _progress(f"run {run + 1}/{args.runs}: HTTP load")
+        results: dict[str, load.LoadResult] = {}
+        for scenario in scenarios.values():
+            n = args.send_requests if "send" in scenario.path else args.requests
+            results[scenario.name] = drive(ctx.app, scenario, n, CONCURRENCY)
+        for name, result in results.items():
+            table.add(http, f"{name}: requests/s", result.rps, "req/s", digits=0)
+            table.add(http, f"{name}: p50", result.p50, "ms", digits=2)
+            table.add(http, f"{name}: p99", result.p99, "ms", digits=2)
+        ratios = "Ratios (per run, then median)"
+        get = results["GET baseline"].rps
+        for outcome in ("right", "wrong"):
+            mine = results[f"verify, {outcome} code"].rps
+            table.add(ratios, f"verify ({outcome} code) ÷ GET baseline", mine / get, "×",
+                      target="≥ 0.80×", check=lambda v: v >= 0.8, digits=2)
+            table.add(ratios, f"verify ({outcome} code) ÷ hand-written verify",
+                      mine / results[f"hand-written verify, {outcome} code"].rps, "×",
+                      target="> 1.00×", check=lambda v: v > 1.0, digits=2)
+        table.add(ratios, "send ÷ SendSms baseline",
+                  results["send"].rps / results["SendSms baseline"].rps, "×",
+                  target="≥ 0.80×", check=lambda v: v >= 0.8, digits=2)
+
+
+def phase_memory(ctx: Context) -> None:
+    mem = "Redis memory"
+    per_phone, ctx.keys = memory_per_live_code(ctx.rds, ctx.app, ctx.prefix)
+    ctx.table.add(mem, "MEMORY USAGE, all keys of one phone after one send", per_phone, "B",
+                  target="≤ 200 B", check=lambda v: v <= 200, digits=0)
+    base_key = base_code_key(ctx.prefix, "15999999999")
+    ctx.rds.set(base_key, "123456", ex=BASE_TTL_SECONDS)
+    ctx.table.add(mem, "hand-written baseline: one code key (SET ... EX)",
+                  float(ctx.rds.memory_usage(base_key, samples=0) or 0), "B", digits=0)
+    per_code, seconds = used_memory_for_live_codes(ctx.redis_url, LIVE_CODES)
+    ctx.table.add(mem, f"used_memory growth ÷ {LIVE_CODES:,} live codes", per_code, "B",
+                  digits=0)
+    ctx.table.add(mem, f"time to create {LIVE_CODES:,} live codes in-process (4 threads)",
+                  seconds, "s", digits=1)
+
+
+def phase_notification(ctx: Context) -> None:
+    calls = -(-NOTIFY_NUMBERS // 1000)
+    floor = -(-calls // NOTIFY_CONCURRENCY) * PROVIDER_DELAY
+    notify = f"Notification: {NOTIFY_NUMBERS:,} numbers, 50 ms provider (floor {floor:.2f} s)"
+    for run in range(ctx.args.runs):
+        for skip_invalid in (False, True):
+            mode = "skip_invalid=True" if skip_invalid else "default (all checked first)"
+            wall, first, _ = notification(ctx.slow, run, skip_invalid)
+            ctx.table.add(notify, f"{mode}: wall time", wall, "s", digits=2)
+            ctx.table.add(notify, f"{mode}: wall ÷ floor", wall / floor, "×",
+                          target="≤ 1.20×", check=lambda v: v <= 1.2, digits=2)
+            ctx.table.add(notify, f"{mode}: time to first call", first * 1000, "ms", digits=0)
+
+
+def phase_import(ctx: Context) -> None:
+    samples = import_costs()
+    imp = f"Import (fresh interpreters, median of {IMPORT_SAMPLES})"
+    ctx.table.add(imp, "`import flask` alone",
+                  statistics.median(s["flask"] for s in samples) * 1000, "ms", digits=1)
+    ctx.table.add(imp, "`import flask_smscode` after `import flask`",
+                  statistics.median(s["package"] for s in samples) * 1000, "ms",
+                  target="≤ 40 ms", check=lambda v: v <= 40, digits=1)
+    ctx.table.add(imp, "`from flask_smscode import sms_bp, AliyunSms` after `import flask`",
+                  statistics.median(s["app"] for s in samples) * 1000, "ms",
+                  target="≤ 40 ms", check=lambda v: v <= 40, digits=1)
+    loaded = samples[0]["loaded"]
+    ctx.notes.append(f"- `import flask_smscode` loads (of aliyunsdkcore, limits, redis, "
+                     f"phonenumbers): {', '.join(loaded) or 'none'}; after `from "
+                     f"flask_smscode import sms_bp, AliyunSms`, aliyunsdkcore is loaded: "
+                     f"{samples[0]['sdk']}")
+
+
+def phase_profile(ctx: Context) -> None:
+    ctx.profile = profile(ctx.redis_url, ctx.prefix, ctx.instant)
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
@@ -558,141 +687,60 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGALRM, expire)
     signal.alarm(TIME_LIMIT_SECONDS)
     began = time.perf_counter()
-    table = Table()
-    notes: list[str] = []
+    failures: list[str] = []
     with contextlib.ExitStack() as stack:
         own_redis = RedisServer().start()
         stack.callback(own_redis.cleanup)
-        redis_url = own_redis.url
-        rds = redis.Redis.from_url(redis_url)
         providers = [Provider(0.0), Provider(PROVIDER_DELAY)]
         for provider in providers:
             stack.callback(provider.stop)
-        instant, slow = providers
         prefix = f"bench{uuid.uuid4().hex[:6]}"
-        app = Gunicorn({"BENCH_REDIS_URL": redis_url, "BENCH_PREFIX": prefix,
-                        "BENCH_PROVIDER": instant.endpoint},
+        app = Gunicorn({"BENCH_REDIS_URL": own_redis.url, "BENCH_PREFIX": prefix,
+                        "BENCH_PROVIDER": providers[0].endpoint},
                        Path(own_redis.dir) / "gunicorn.log")
         stack.callback(app.stop)
-        machine_lines = machine(rds)
-        service = _service(driver_app(redis_url, prefix))
-        scenarios = make_scenarios(service, rds, prefix)
-        print(f"flask-smscode benchmark: gunicorn {WORKERS} sync workers, {CONCURRENCY} "
-              f"client connections, {args.runs} run(s)", file=sys.stderr)
-        for scenario in scenarios.values():  # warm both workers: imports, pools, scripts
-            drive(app, scenario, 40, CONCURRENCY)
-
-        http = "HTTP through gunicorn (2 sync workers, 4 client connections)"
-        trips = "Redis per request (MONITOR / INFO commandstats)"
-        for run in range(args.runs):
-            print(f"run {run + 1}/{args.runs}: Redis traffic", file=sys.stderr)
-            for scenario in scenarios.values():
-                if scenario.path == "/base/sendsms":
-                    continue
-                per_trip, per_command, delta = redis_traffic(rds, redis_url, app, scenario, 20)
-                single = scenario.path.startswith("/sms/")
-                table.add(trips, f"{scenario.name}: round trips", per_trip,
-                          target="1 (single Redis)" if single else "",
-                          check=(lambda v: v <= 1.0) if single else None, digits=2)
-                table.add(trips, f"{scenario.name}: commands", per_command, digits=2)
-                if run == 0:
-                    shown = ", ".join(f"{name} {calls / 20:g}" for name, calls in
-                                      sorted(delta.items()))
-                    notes.append(f"- {scenario.name}: {shown}")
-            print(f"run {run + 1}/{args.runs}: HTTP load", file=sys.stderr)
-            results: dict[str, load.LoadResult] = {}
-            for scenario in scenarios.values():
-                n = args.send_requests if "send" in scenario.path else args.requests
-                results[scenario.name] = drive(app, scenario, n, CONCURRENCY)
-            for name, result in results.items():
-                table.add(http, f"{name}: requests/s", result.rps, "req/s", digits=0)
-                table.add(http, f"{name}: p50", result.p50, "ms", digits=2)
-                table.add(http, f"{name}: p99", result.p99, "ms", digits=2)
-            ratios = "Ratios (per run, then median)"
-            get = results["GET baseline"].rps
-            for outcome in ("right", "wrong"):
-                mine = results[f"verify, {outcome} code"].rps
-                table.add(ratios, f"verify ({outcome} code) ÷ GET baseline", mine / get, "×",
-                          target="≥ 0.80×", check=lambda v: v >= 0.8, digits=2)
-                table.add(ratios, f"verify ({outcome} code) ÷ hand-written verify",
-                          mine / results[f"hand-written verify, {outcome} code"].rps, "×",
-                          target="> 1.00×", check=lambda v: v > 1.0, digits=2)
-            table.add(ratios, "send ÷ SendSms baseline",
-                      results["send"].rps / results["SendSms baseline"].rps, "×",
-                      target="≥ 0.80×", check=lambda v: v >= 0.8, digits=2)
-
-        print("memory", file=sys.stderr)
-        mem = "Redis memory"
-        per_phone, keys = memory_per_live_code(rds, app, prefix)
-        table.add(mem, "MEMORY USAGE, all keys of one phone after one send", per_phone, "B",
-                  target="≤ 200 B", check=lambda v: v <= 200, digits=0)
-        base_key = base_code_key(prefix, "15999999999")
-        rds.set(base_key, "123456", ex=BASE_TTL_SECONDS)
-        table.add(mem, "hand-written baseline: one code key (SET ... EX)",
-                  float(rds.memory_usage(base_key, samples=0) or 0), "B", digits=0)
-        for _ in range(1 if args.quick else 1):
-            per_code, seconds = used_memory_for_live_codes(redis_url, LIVE_CODES)
-            table.add(mem, f"used_memory growth ÷ {LIVE_CODES:,} live codes", per_code, "B",
-                      digits=0)
-            table.add(mem, f"time to create {LIVE_CODES:,} live codes in-process (4 threads)",
-                      seconds, "s", digits=1)
-
-        print("notification", file=sys.stderr)
-        calls = -(-NOTIFY_NUMBERS // 1000)
-        floor = -(-calls // NOTIFY_CONCURRENCY) * PROVIDER_DELAY
-        notify = (f"Notification: {NOTIFY_NUMBERS:,} numbers, {calls} calls, "
-                  f"{NOTIFY_CONCURRENCY} in flight, provider answers in 50 ms "
-                  f"(floor {floor:.2f} s)")
-        for run in range(args.runs):
-            for skip_invalid in (False, True):
-                mode = "skip_invalid=True" if skip_invalid else "default (all checked first)"
-                wall, first, made = notification(slow, run, skip_invalid)
-                table.add(notify, f"{mode}: wall time", wall, "s", digits=2)
-                table.add(notify, f"{mode}: wall ÷ floor", wall / floor, "×",
-                          target="≤ 1.20×", check=lambda v: v <= 1.2, digits=2)
-                table.add(notify, f"{mode}: time to first call", first * 1000, "ms", digits=0)
-
-        print("import cost", file=sys.stderr)
-        samples = import_costs()
-        imp = f"Import (fresh interpreters, median of {IMPORT_SAMPLES})"
-        table.add(imp, "`import flask` alone",
-                  statistics.median(s["flask"] for s in samples) * 1000, "ms", digits=1)
-        table.add(imp, "`import flask_smscode` after `import flask`",
-                  statistics.median(s["package"] for s in samples) * 1000, "ms",
-                  target="≤ 40 ms", check=lambda v: v <= 40, digits=1)
-        table.add(imp, "`from flask_smscode import sms_bp, AliyunSms` after `import flask`",
-                  statistics.median(s["app"] for s in samples) * 1000, "ms",
-                  target="≤ 40 ms", check=lambda v: v <= 40, digits=1)
-        loaded = samples[0]["loaded"]
-        notes.append(f"- `import flask_smscode` loads of aliyunsdkcore/limits/redis/"
-                     f"phonenumbers: {', '.join(loaded) or 'none'}; after importing "
-                     f"sms_bp and AliyunSms, aliyunsdkcore loaded: {samples[0]['sdk']}")
-
-        profile_text = ""
+        ctx = Context(args, own_redis.url, redis.Redis.from_url(own_redis.url), prefix, app,
+                      *providers)
+        machine_lines = machine(ctx.rds)
+        _progress(f"flask-smscode benchmark: gunicorn {WORKERS} sync workers, {CONCURRENCY} "
+                  f"client connections, {args.runs} run(s)")
+        phases: list[tuple[str, Callable[[Context], None]]] = [
+            ("HTTP load", phase_http), ("memory", phase_memory),
+            ("notification", phase_notification), ("import cost", phase_import)]
         if args.results:
-            print("profile", file=sys.stderr)
-            profile_text = profile(redis_url, prefix, instant)
+            phases.append(("profile", phase_profile))
+        for name, run_phase in phases:
+            _progress(name)
+            try:
+                run_phase(ctx)
+            except TimeoutError:
+                raise
+            except Exception as exc:  # one broken phase must not lose the others' figures
+                failures.append(f"- {name} failed: {type(exc).__name__}: {exc}"[:600])
+                _progress(failures[-1])
         signal.alarm(0)
 
-    rendered = table.render()
+    rendered = ctx.table.render()
     elapsed = time.perf_counter() - began
-    missed = table.missed()
+    missed = ctx.table.missed()
     summary = ("all targets met" if not missed else
                f"{len(missed)} target(s) missed: " + "; ".join(missed))
+    if failures:
+        summary += f"; {len(failures)} phase(s) failed"
     print(rendered)
-    print("\nRedis commands per request (first run):\n" + "\n".join(notes[:-1]))
-    print("\nKeys after one send:\n" + "\n".join(f"- {k}" for k in keys))
-    print("\n" + notes[-1])
+    print("\nRedis commands per request (first run):\n" + "\n".join(ctx.commands))
+    print("\nKeys after one send:\n" + "\n".join(f"- {k}" for k in ctx.keys))
+    print("\n" + "\n".join(ctx.notes + failures))
     print(f"\n{summary} ({elapsed:.0f} s)")
     if args.results:
-        args.results.write_text(_report(machine_lines, rendered, notes, keys, profile_text,
-                                        summary, elapsed, argv), encoding="utf-8")
-    return 0
+        args.results.write_text(_report(machine_lines, rendered, ctx, failures, summary,
+                                        elapsed, argv), encoding="utf-8")
+    return 1 if failures else 0
 
 
-def _report(machine_lines: list[str], table: str, notes: list[str], keys: list[str],
-            profile_text: str, summary: str, elapsed: float, argv: list[str] | None) -> str:
-    command = "bash scripts/bench.sh " + " ".join(argv or sys.argv[1:])
+def _report(machine_lines: list[str], table: str, ctx: Context, failures: list[str],
+            summary: str, elapsed: float, argv: list[str] | None) -> str:
+    command = "bash scripts/bench.sh " + " ".join(argv if argv is not None else sys.argv[1:])
     return "\n".join([
         "# Benchmark results", "",
         f"Produced by `{command.strip()}` ({elapsed:.0f} s); what each figure means and "
@@ -702,16 +750,17 @@ def _report(machine_lines: list[str], table: str, notes: list[str], keys: list[s
         "Every figure is the median (min–max) of the runs; ratios are taken within each run.",
         "", table, "",
         f"**{summary}.**", "",
+        *([*failures, ""] if failures else []),
         "Redis commands per request (first run, `INFO commandstats` delta ÷ requests):", "",
-        *notes[:-1], "",
+        *ctx.commands, "",
         "Keys after one send to a fresh phone (`MEMORY USAGE key SAMPLES 0`):", "",
-        *[f"- {k}" for k in keys], "",
-        notes[-1], "",
+        *[f"- {k}" for k in ctx.keys], "",
+        *ctx.notes, "",
         "## Profile", "",
         "cProfile through the Flask app in one process (Flask test client, the same Redis "
         "and loopback provider), top functions by cumulative time; divide by the request "
         "count for one request.", "",
-        profile_text, "",
+        ctx.profile, "",
     ])
 
 

@@ -16,6 +16,8 @@ from werkzeug.exceptions import HTTPException
 from .assets import PUBLIC_ENDPOINTS, public_cache, register_assets
 from .config import ceil_seconds
 from .errors import InvalidRequest, SmsCodeError, Throttled
+from .idempotency import HEADER as IDEMPOTENCY_HEADER
+from .idempotency import REPLAYED_HEADER
 from .limiter_adapter import limiter_retry_after
 from .messages import Catalogue, default_catalogue, request_language
 from .service import get_service, init_app
@@ -97,8 +99,22 @@ def send() -> Response:
     if request.method == "OPTIONS":
         return _options()
     data = _payload("send")
-    result = get_service().send(data.get("phone"), _purpose(data), client_ip=_client_ip())
-    return jsonify(result.as_json())
+    # Idempotency-Key (see idempotency.py): a repeat gets the first answer, marked replayed.
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    try:
+        result = get_service().send(data.get("phone"), _purpose(data), client_ip=_client_ip(),
+                                    idempotency_key=key)
+    except SmsCodeError as error:
+        if not getattr(error, "replayed", False):
+            raise
+        response = _error_response(error)
+        response.status_code = getattr(error, "replayed_status", error.status)
+        response.headers[REPLAYED_HEADER] = "true"
+        return response
+    response = jsonify(result.as_json())
+    if result.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return response
 
 
 @sms_bp.route("/verify", methods=_METHODS, provide_automatic_options=False)

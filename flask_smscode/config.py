@@ -61,6 +61,16 @@ DEFAULTS: dict[str, Any] = {
     "SMSCODE_ALIYUN_PROTOCOL": "https",
     "SMSCODE_ALIYUN_TIMEOUT_SECONDS": 5.0,
     "SMSCODE_OPENAPI_ENABLED": True,  # GET /sms/openapi.json
+    # the SMS-pumping guard (guard.py) and idempotent sends (idempotency.py)
+    "SMSCODE_GLOBAL_SEND_LIMITS": "",
+    "SMSCODE_PREFIX_SEND_LIMITS": "100/hour",
+    "SMSCODE_PREFIX_DIGITS": {"86": 7, "*": 3},
+    "SMSCODE_GUARD_WINDOW_SECONDS": 3600,
+    "SMSCODE_GUARD_MIN_SENDS": 20,
+    "SMSCODE_GUARD_MIN_CONVERSION": 0.2,
+    "SMSCODE_GUARD_BLOCK_SECONDS": 43200,
+    "SMSCODE_PRE_SEND_HOOK": None,
+    "SMSCODE_IDEMPOTENCY_WAIT_SECONDS": None,  # None: 2 x SMSCODE_ALIYUN_TIMEOUT_SECONDS
 }
 
 

@@ -139,5 +139,31 @@ class InvalidToken(SmsCodeError):
     code = "invalid_token"
 
 
+class ChallengeRequired(SmsCodeError):
+    """The pre-send hook (captcha, risk check; SMSCODE_PRE_SEND_HOOK) refused the send
+    before anything was counted or sent."""
+
+    code = "challenge_required"
+    status = 400
+
+
+class IdempotencyKeyReused(SmsCodeError):
+    """The Idempotency-Key was used before for another request (another phone or purpose)."""
+
+    code = "idempotency_key_reused"
+    status = 422
+
+
+class RequestInProgress(SmsCodeError):
+    """The Idempotency-Key's first request is still running; retry after ``retry_after``."""
+
+    code = "request_in_progress"
+    status = 409
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1,
+                 key: str | None = None) -> None:
+        super().__init__(message, key=key, retry_after=retry_after)
+
+
 class ConfigurationError(RuntimeError):
     """A SMSCODE_* setting is missing or out of range; raised when the app starts."""

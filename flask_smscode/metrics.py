@@ -29,6 +29,9 @@ OTHER = "other"      # an outcome or provider code that is not a short identifie
 # Outcomes are error codes and provider codes ("isv.BUSINESS_LIMIT_CONTROL"), never client text;
 # the pattern also bounds a misbehaving provider or custom sender.
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,63}")
+# Why the pumping guard refused a send: the global budget, a prefix's budget, a prefix
+# blocked for low conversion (already, or by this request), the pre-send hook.
+GUARD_REASONS = ("global", "prefix", "blocked", "conversion", "challenge")
 
 
 def outcome_label(value: object) -> str:
@@ -44,6 +47,7 @@ class Stats:
         self.sends: dict[tuple[str, str], int] = defaultdict(int)
         self.verifies: dict[tuple[str, str], int] = defaultdict(int)
         self.provider_calls: dict[tuple[str, str], int] = defaultdict(int)
+        self.guard_refusals: dict[tuple[str, ...], int] = defaultdict(int)
         self._latency: dict[str, list[int]] = {}
         self._latency_sum: dict[str, float] = defaultdict(float)
         # The purposes some app configured (SMSCODE_PURPOSES): the only purpose labels.
@@ -69,6 +73,11 @@ class Stats:
         with self._lock:
             self.verifies[key] += 1
 
+    def guard_refusal(self, reason: str) -> None:
+        label = reason if reason in GUARD_REASONS else OTHER
+        with self._lock:
+            self.guard_refusals[(label,)] += 1
+
     def provider_call(self, action: str, outcome: str, seconds: float) -> None:
         action, outcome = outcome_label(action), outcome_label(outcome)
         with self._lock:
@@ -89,10 +98,11 @@ class Stats:
                 out[action] = (buckets, self._latency_sum[action])
             return out
 
-    def snapshot(self) -> dict[str, dict[tuple[str, str], int]]:
+    def snapshot(self) -> dict[str, dict[Any, int]]:
         with self._lock:
             return {"sends": dict(self.sends), "verifies": dict(self.verifies),
-                    "provider_calls": dict(self.provider_calls)}
+                    "provider_calls": dict(self.provider_calls),
+                    "guard_refusals": dict(self.guard_refusals)}
 
     def reset(self) -> None:
         """Zero the counts (the allowed purposes stay: they belong to the running apps)."""
@@ -100,6 +110,7 @@ class Stats:
             self.sends.clear()
             self.verifies.clear()
             self.provider_calls.clear()
+            self.guard_refusals.clear()
             self._latency.clear()
             self._latency_sum.clear()
 
@@ -125,6 +136,8 @@ class SmsCodeCollector:
             ("smscode_provider_requests", "Alibaba Cloud SMS API calls by action and result "
              "code (OK, the provider's error code, unconfirmed, request_failed).",
              "provider_calls", ["action", "code"]),
+            ("smscode_guard_refusals", "Sends refused by the SMS-pumping guard, by reason "
+             "(global, prefix, blocked, conversion, challenge).", "guard_refusals", ["reason"]),
         )
         for name, doc, key, labels in families:
             family = CounterMetricFamily(name, doc, labels=labels)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
@@ -186,3 +186,18 @@ def normalize_phone_fast(raw: object, default_region: str = "CN",
             and "CN" not in allowed_regions:
         raise RegionNotAllowed()
     return "+86" + raw[-11:]
+
+
+def normalize_phones_fast(raws: Sequence[object], default_region: str = "CN",
+                          allowed_regions: Collection[str] | None = ("CN",),
+                          ) -> list[str | None]:
+    """:func:`normalize_phone_fast` over a list, at about 1 µs a number: the E.164 form of
+    each entry the fast path accepts, ``None`` for each entry the full parse must decide
+    (every entry, when mainland numbers are not allowed at all)."""
+    pattern = _fast_mobile_regex(default_region == "CN")
+    if pattern is None or (allowed_regions is not None and "*" not in allowed_regions
+                           and "CN" not in allowed_regions):
+        return [None] * len(raws)
+    match = pattern.fullmatch
+    return ["+86" + raw[-11:] if isinstance(raw, str) and match(raw) else None
+            for raw in raws]

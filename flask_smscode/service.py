@@ -19,22 +19,28 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_request_context, request
 
 from .codes import generate_code, hash_code, is_well_formed
-from .config import Limit, Settings
+from .config import Limit, Settings, get_setting
 from .errors import (
+    ChallengeRequired,
     CodeExpired,
+    ConfigurationError,
+    IdempotencyKeyReused,
     InvalidCode,
     InvalidRequest,
     InvalidToken,
     ProviderError,
+    RequestInProgress,
     SmsCodeError,
     StorageUnavailable,
     Throttled,
     TooManyAttempts,
 )
 from .events import log_event
+from .guard import GuardSettings
+from .idempotency import answer_of_error, check_key, error_for, fingerprint, key_id, log_id
 from .limiter_adapter import FlaskLimiterAdapter, ratelimit_backend
 from .messages import Catalogue
 from .metrics import STATS
@@ -42,11 +48,29 @@ from .phones import mask_phone, normalize_phone
 from .ratelimit import client_key
 from .senders import DeliveryUnconfirmed, Sender, build_sender
 from .signals import code_sent, code_verified, verification_failed
-from .stores import ClientLimits, PhoneStatus, Refusal, Store, VerifyOutcome, store_from_uri
+from .stores import (
+    ClientLimits,
+    GuardRequest,
+    IdempotencyRequest,
+    PhoneStatus,
+    PrefixStatus,
+    Refusal,
+    SendDecision,
+    Store,
+    StoredAnswer,
+    VerifyOutcome,
+    store_from_uri,
+)
 from .tokens import TokenSigner, VerifiedPhone
 
 EXTENSION_KEY = "smscode"
 logger = logging.getLogger("flask_smscode")
+_POLL_SECONDS = 0.05  # how often a duplicate of a running Idempotency-Key looks for its answer
+# The message of a refusal by the store, per refusal kind. The guard's refusals share one
+# sentence that names no reason: an attacker learns nothing about which budget tripped.
+REFUSAL_KEYS = {"client": "throttled.ip", "phone": "throttled.cooldown",
+                "global": "throttled.guard", "prefix": "throttled.guard",
+                "blocked": "throttled.guard", "conversion": "throttled.guard"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +83,7 @@ class SendResult:
     expires_in: int
     resend_in: int
     delivery: str
+    replayed: bool = False  # the answer of an earlier request with the same Idempotency-Key
 
     @property
     def masked_phone(self) -> str:
@@ -119,6 +144,10 @@ class SmsCodeService:
         # Separate keys for the code HMAC and the token signature, both from the app secret.
         self._hash_key = hmac.new(s.secret, b"flask-smscode code hash", hashlib.sha256).digest()
         self.tokens = TokenSigner(s.secret, s.token_ttl)
+        self.guard = GuardSettings.from_config(config)  # the SMS-pumping guard
+        self._idempotency_key = hmac.new(s.secret, b"flask-smscode idempotency",
+                                         hashlib.sha256).digest()
+        self.idempotency_wait, self._claim_ms = _idempotency_times(config, s.storage_timeout)
 
     # -- inputs --------------------------------------------------------------------------
     def check_purpose(self, purpose: object) -> str:
@@ -142,16 +171,18 @@ class SmsCodeService:
 
     # -- send ----------------------------------------------------------------------------
     def send(self, phone: str, purpose: str = "login", *,
-             client_ip: str | None = None) -> SendResult:
+             client_ip: str | None = None, idempotency_key: str | None = None) -> SendResult:
         """Issue a code to ``phone`` for ``purpose`` (raises an :class:`SmsCodeError`).
 
         With ``client_ip`` the per-IP limit is counted first, before any validation, so
-        malformed floods spend the client's budget too. Every outcome is one log line.
+        malformed floods spend the client's budget too. With ``idempotency_key`` a repeat of
+        the same request gets the first answer (``result.replayed``, or the same error with
+        ``exc.replayed``) and sends nothing. Every outcome is one log line.
         """
         started = time.monotonic()
         event: dict[str, Any] = {"purpose": purpose if isinstance(purpose, str) else None}
         try:
-            result = self._send(phone, purpose, client_ip, event)
+            result = self._send(phone, purpose, client_ip, event, idempotency_key)
         except SmsCodeError as exc:
             # The provider failing or the store down is the operator's business (WARNING);
             # throttled attackers and typos are routine (INFO).
@@ -164,35 +195,154 @@ class SmsCodeService:
         return result
 
     def _send(self, phone: object, purpose: object, client_ip: str | None,
-              event: dict[str, Any]) -> SendResult:
+              event: dict[str, Any], idempotency_key: str | None = None) -> SendResult:
         s = self.settings
         client = self._client_limits("send", client_ip)
         with self._counted_if_refused("send", client):
             purpose = event["purpose"] = self.check_purpose(purpose)
             e164 = self.normalize(phone)
+            if idempotency_key is not None:
+                check_key(idempotency_key)
         event["phone"] = mask_phone(e164)
+        self._pre_send_check(e164, purpose)  # before anything is counted or sent
+        guard = self.guard.request(e164)
+        idem = self._idempotency_request(idempotency_key, e164, purpose, event)
         fixed = s.test_numbers.get(e164)
         code = fixed or generate_code(s.code_length)
         # Also the OutId of the SendSms call; 64 random bits keep the phone's hash compact.
         send_id = event["out_id"] = uuid.uuid4().hex[:16]
-        decision = self.store.reserve_send(
-            e164, purpose, self._hash(e164, purpose, code), send_id, ttl=s.code_ttl,
-            cooldown=s.resend_interval, limits=s.phone_limits, client=client)
-        if decision.refused_by is Refusal.CLIENT:
-            raise Throttled(key="throttled.ip", retry_after=decision.retry_after)
-        if decision.refused_by is Refusal.PHONE:
-            raise Throttled(key="throttled.cooldown", retry_after=decision.retry_after)
+        decision = self._reserve(e164, purpose, self._hash(e164, purpose, code), send_id,
+                                 client, guard, idem)
+        if decision.idempotency is not None and decision.idempotency.answer is not None:
+            return self._replay(decision.idempotency.answer, e164, purpose, event)
+        if decision.refused_by is not None:
+            raise self._refused(decision, guard, event)
         if fixed is not None:  # a test number: every rule above applied, no SMS goes out
             event["outcome"] = "test_number"
+            delivery = "sent"
             self._signal(code_sent, phone=e164, purpose=purpose, delivery="test")
-            return SendResult(e164, purpose, s.code_ttl, s.resend_interval, "sent")
-        delivery = self._deliver(e164, code, purpose, send_id, event)
-        event["outcome"] = delivery
-        self._signal(code_sent, phone=e164, purpose=purpose, delivery=delivery)
+        else:
+            try:
+                delivery = self._deliver(e164, code, purpose, send_id, event, guard)
+            except SmsCodeError as exc:
+                self._settle_idempotency(idem, exc)
+                raise
+            event["outcome"] = delivery
+            self._signal(code_sent, phone=e164, purpose=purpose, delivery=delivery)
+        self._settle_idempotency(idem, StoredAnswer(200, "ok", delivery, s.code_ttl,
+                                                    s.resend_interval))
         return SendResult(e164, purpose, s.code_ttl, s.resend_interval, delivery)
 
+    # -- the pumping guard and idempotency --------------------------------------------------
+    def _pre_send_check(self, e164: str, purpose: str) -> None:
+        """SMSCODE_PRE_SEND_HOOK (captcha, risk check): it sees the request and the
+        normalised phone before anything is counted or sent, and refuses by raising
+        ChallengeRequired or returning False."""
+        hook = self.guard.pre_send_hook
+        if hook is None:
+            return
+        try:
+            allowed = hook(request if has_request_context() else None, e164, purpose)
+        except ChallengeRequired:
+            STATS.guard_refusal("challenge")
+            raise
+        if allowed is False:
+            STATS.guard_refusal("challenge")
+            raise ChallengeRequired()
+
+    def _idempotency_request(self, key: str | None, e164: str, purpose: str,
+                             event: dict[str, Any]) -> IdempotencyRequest | None:
+        if key is None:
+            return None
+        stored = key_id(self._idempotency_key, key)
+        event["idempotency_key"] = log_id(stored)  # never the key itself
+        return IdempotencyRequest(stored, fingerprint(self._idempotency_key, e164, purpose),
+                                  ttl_ms=self.settings.code_ttl * 1000,
+                                  pending_ms=self._claim_ms)
+
+    def _reserve(self, e164: str, purpose: str, code_hash: str, send_id: str,
+                 client: ClientLimits | None, guard: GuardRequest | None,
+                 idem: IdempotencyRequest | None) -> SendDecision:
+        """The store's decision; a duplicate of a running Idempotency-Key waits (polling)
+        for its first request's answer, at most ``idempotency_wait`` seconds, then 409."""
+        s = self.settings
+        deadline = time.monotonic() + self.idempotency_wait
+        while True:
+            decision = self.store.reserve_send(
+                e164, purpose, code_hash, send_id, ttl=s.code_ttl, cooldown=s.resend_interval,
+                limits=s.phone_limits, client=client, guard=guard, idempotency=idem)
+            known = decision.idempotency
+            if known is None or known.kind == "replay":
+                return decision
+            if known.kind == "reused":
+                raise IdempotencyKeyReused()
+            if idem is None or not self._wait_for_answer(idem, deadline):
+                raise RequestInProgress(retry_after=min(10, max(1, -(-known.wait_ms // 1000))))
+
+    def _wait_for_answer(self, idem: IdempotencyRequest, deadline: float) -> bool:
+        """Poll until the key's first request has answered (or released it)."""
+        while time.monotonic() < deadline:
+            time.sleep(_POLL_SECONDS)
+            state = self.store.peek_idempotency(idem)
+            if state is None or state.kind != "pending":
+                return True
+        return False
+
+    def _settle_idempotency(self, idem: IdempotencyRequest | None,
+                            outcome: StoredAnswer | SmsCodeError) -> None:
+        """Record the key's answer, or release the key after a fault that sent nothing.
+        The SMS (or the refusal) stands even if the store fails here: logged, not raised."""
+        if idem is None:
+            return
+        try:
+            if isinstance(outcome, (ProviderError, StorageUnavailable)):
+                self.store.release_idempotency(idem)
+            elif isinstance(outcome, SmsCodeError):
+                self.store.finish_idempotency(idem, answer_of_error(outcome))
+            else:
+                self.store.finish_idempotency(idem, outcome)
+        except StorageUnavailable:
+            log_event(logging.WARNING, "send.idempotency", outcome="storage_unavailable",
+                      idempotency_key=log_id(idem.key_id))
+
+    def _replay(self, answer: StoredAnswer, e164: str, purpose: str,
+                event: dict[str, Any]) -> SendResult:
+        event["replayed"] = True
+        if answer.code != "ok":
+            raise error_for(answer, REFUSAL_KEYS.get)
+        event["outcome"] = "replayed"
+        return SendResult(e164, purpose, answer.n1 or 0, answer.n2 or 0, answer.key or "sent",
+                          replayed=True)
+
+    def _refused(self, decision: SendDecision, guard: GuardRequest | None,
+                 event: dict[str, Any]) -> Throttled:
+        """The 429 of a store refusal; the guard's are counted, and logged at WARNING once
+        per window (a budget) or when a prefix gets blocked."""
+        kind = decision.refused_by
+        assert kind is not None
+        if kind not in (Refusal.CLIENT, Refusal.PHONE):
+            event["guard"] = kind.value
+            STATS.guard_refusal(kind.value)
+            prefix = guard.prefix if guard is not None and kind is not Refusal.GLOBAL else None
+            if decision.notice or kind is Refusal.CONVERSION:
+                log_event(logging.WARNING, "guard", outcome={
+                    Refusal.GLOBAL: "global_budget_exhausted",
+                    Refusal.PREFIX: "prefix_budget_exhausted",
+                    Refusal.CONVERSION: "prefix_blocked"}.get(kind, kind.value),
+                          prefix=prefix, retry_after=decision.retry_after)
+        return Throttled(key=REFUSAL_KEYS[kind.value], retry_after=decision.retry_after)
+
+    def guard_status(self) -> tuple[dict[str, int], list[PrefixStatus]]:
+        """The global budget's counts and every number prefix the guard holds state for."""
+        g = self.guard
+        return self.store.guard_status(g.global_limits, g.prefix_limits,
+                                       g.window * 1000 if g.converts else 0)
+
+    def guard_unblock(self, prefix: str) -> bool:
+        return self.store.guard_unblock(prefix)
+
     def _deliver(self, phone: str, code: str, purpose: str, send_id: str,
-                 event: dict[str, Any]) -> str:
+                 event: dict[str, Any], guard: GuardRequest | None = None) -> str:
         """Hand the code to the sender and settle the reservation by the outcome.
 
         A definite refusal cancels the reservation (no live code, cooldown given back); an
@@ -215,12 +365,14 @@ class SmsCodeService:
         else:
             event.update(provider_code=receipt.provider_code, request_id=receipt.request_id)
             return "sent"
-        self._cancel(phone, purpose, send_id)
+        self._cancel(phone, purpose, send_id, guard)
         raise failure  # outside the except blocks: no chained sender exception
 
-    def _cancel(self, phone: str, purpose: str, send_id: str) -> None:
+    def _cancel(self, phone: str, purpose: str, send_id: str,
+                guard: GuardRequest | None = None) -> None:
         try:
-            self.store.cancel_send(phone, purpose, send_id, limits=self.settings.phone_limits)
+            self.store.cancel_send(phone, purpose, send_id, limits=self.settings.phone_limits,
+                                   guard=guard)
         except StorageUnavailable:
             # The code was never delivered, so leaving it is harmless; it expires with its TTL.
             log_event(logging.WARNING, "send.cancel", phone=mask_phone(phone), purpose=purpose,
@@ -244,6 +396,15 @@ class SmsCodeService:
             self.flask_limiter.hit(endpoint, client_ip)
             return None
         return ClientLimits(client_key(client_ip), self.ip_limits[endpoint])
+
+    def count_request(self, endpoint: str, client_ip: str | None) -> None:
+        """Count a request refused before the service saw its fields (an unreadable body)
+        against its client's per-IP limit; raise Throttled when the client is over it."""
+        client = self._client_limits(endpoint, client_ip)
+        if client is not None:
+            wait = self.store.hit_client(endpoint, client)
+            if wait:
+                raise Throttled(key="throttled.ip", retry_after=wait)
 
     @contextlib.contextmanager
     def _counted_if_refused(self, endpoint: str,
@@ -299,7 +460,9 @@ class SmsCodeService:
                                      params={"length": s.code_length}, field="code")
         result = self.store.check_code(e164, purpose, self._hash(e164, purpose, code),
                                        max_attempts=s.max_attempts, window=s.attempt_window,
-                                       client=client)
+                                       client=client,
+                                       guard=self.guard.request(e164) if self.guard.converts
+                                       else None)
         if result.outcome is VerifyOutcome.THROTTLED:
             raise Throttled(key="throttled.ip", retry_after=result.retry_after)
         if result.outcome is VerifyOutcome.OK:
@@ -366,6 +529,22 @@ class SmsCodeService:
                          type(exc).__name__, exc_info=exc)
 
 
+def _idempotency_times(config: Mapping[str, Any], storage_timeout: float) -> tuple[float, int]:
+    """How long a duplicate waits for its key's first answer (default: twice the provider's
+    timeout), and how long that first request's claim holds (ms): longer than the provider
+    call and the store calls around it, so a duplicate never sends while it runs."""
+    provider = get_setting(config, "SMSCODE_ALIYUN_TIMEOUT_SECONDS")
+    provider = float(provider) if isinstance(provider, (int, float)) else 5.0
+    wait = config.get("SMSCODE_IDEMPOTENCY_WAIT_SECONDS")
+    if wait is None:
+        wait = 2 * provider
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 60:
+        raise ConfigurationError("SMSCODE_IDEMPOTENCY_WAIT_SECONDS must be a number of seconds "
+                                 f"from 0 to 60; got {wait!r}.")
+    claim = max(float(wait), 2 * provider) + 2 * storage_timeout
+    return float(wait), int(claim * 1000)
+
+
 class SmsCode:
     """The extension object, for app factories::
 
@@ -415,9 +594,11 @@ def get_service(app: Flask | None = None) -> SmsCodeService:
     return service
 
 
-def send_code(phone: str, purpose: str = "login", *, client_ip: str | None = None) -> SendResult:
+def send_code(phone: str, purpose: str = "login", *, client_ip: str | None = None,
+              idempotency_key: str | None = None) -> SendResult:
     """Send a code to ``phone`` for ``purpose`` in the current app; see :class:`SendResult`."""
-    return get_service().send(phone, purpose, client_ip=client_ip)
+    return get_service().send(phone, purpose, client_ip=client_ip,
+                              idempotency_key=idempotency_key)
 
 
 def verify_code(phone: str, code: str, purpose: str = "login", *,

@@ -131,8 +131,29 @@ class Traffic:
             return 0.0
         return max(a.started + a.seconds for a in outages) - min(a.started for a in outages)
 
+    def assert_recovered(self, since: float, slowest: float = 5.0) -> None:
+        """Nothing hung, and since ``since`` every phone verified a code and its last three
+        answers were successes: work resumed without restarting the app."""
+        assert max(a.seconds for a in self.answers) < slowest, self.report()
+        after = self.between(since)
+        for phone in self.phones:
+            tail = [a for a in after if a.phone == phone]
+            assert any(a.op == "verify" and a.status == 200 for a in tail), self.report()
+            assert tail[-3:] and all(a.status == 200 for a in tail[-3:]), self.report()
+
     def report(self) -> str:
         slowest = max((a.seconds for a in self.answers), default=0.0)
         return (f"{len(self.answers)} requests, {len(self.unavailable())} x 503 over "
                 f"{self.outage_seconds():.2f}s, slowest {slowest:.2f}s, "
                 f"{len(self.lost)} codes lost; {dict(self.tally())}")
+
+
+def fresh_round(client: Any, sms_server: DysmsapiServer, phones: list[str]) -> None:
+    """One send and one verify per phone, each answering 200."""
+    for phone in phones:
+        response = client.post("/sms/send", json={"phone": phone})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        code = sms_server.last_code(phone)
+        response = client.post("/sms/verify", json={"phone": phone, "code": code,
+                                                    "purpose": "login"})
+        assert response.status_code == 200, response.get_data(as_text=True)

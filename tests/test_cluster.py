@@ -16,7 +16,7 @@ import pytest
 
 from flask_smscode import ConfigurationError
 
-from .failover_traffic import TRAFFIC_CONFIG, Traffic
+from .failover_traffic import TRAFFIC_CONFIG, Traffic, fresh_round
 from .redis_cluster import ClusterNode, RedisCluster
 from .test_blueprint import send, verify, wrong
 
@@ -25,7 +25,8 @@ pytestmark = pytest.mark.redis_cluster
 #: Only the ``cluster`` param of ``store_uri``: ``make_app`` then talks to the session cluster.
 on_cluster = pytest.mark.parametrize("store_uri", ["cluster"], indirect=True)
 #: ``make_app`` with the memory store; the test overrides SMSCODE_STORAGE_URI itself.
-own_uri = pytest.mark.parametrize("store_uri", ["memory"], indirect=True)
+own_uri = pytest.mark.parametrize("store_uri", ["memory"], ids=["own-cluster"],
+                                  indirect=True)
 
 
 def e164(national: str) -> str:
@@ -115,24 +116,6 @@ def phones_on(cluster: RedisCluster, node: ClusterNode, count: int, start: int) 
     return found
 
 
-def check_after(traffic: Traffic, settled: float) -> None:
-    """No 5xx but the documented 503, nothing hung, and every phone worked after the change."""
-    assert not traffic.unexpected(), traffic.report()
-    assert max(a.seconds for a in traffic.answers) < 5, traffic.report()
-    after = traffic.between(settled)
-    for phone in traffic.phones:
-        tail = [a for a in after if a.phone == phone]
-        assert any(a.op == "verify" and a.status == 200 for a in tail), traffic.report()
-        assert tail[-3:] and all(a.status == 200 for a in tail[-3:]), traffic.report()
-
-
-def fresh_round(client, sms_server, phones: list[str]) -> None:
-    """A send and verify per phone after the change, through the same app."""
-    for phone in phones:
-        assert send(client, phone).status_code == 200
-        assert verify(client, sms_server.last_code(phone), phone=phone).status_code == 200
-
-
 @own_uri
 def test_slot_migration_during_traffic(make_app, sms_server, moving_cluster, record_property):
     app = make_app(SMSCODE_STORAGE_URI=moving_cluster.uri, **TRAFFIC_CONFIG)
@@ -152,7 +135,8 @@ def test_slot_migration_during_traffic(make_app, sms_server, moving_cluster, rec
     print("slot migration:", traffic.report())
     for phone in phones:
         assert moving_cluster.owner_of(moving_cluster.keyslot(e164(phone))) is target
-    check_after(traffic, settled)
+    assert not traffic.unexpected(), traffic.report()
+    traffic.assert_recovered(settled)
     assert not traffic.lost, traffic.report()  # a migration loses nothing
     fresh_round(app.test_client(), sms_server, phones)
 
@@ -176,7 +160,8 @@ def test_master_failover_during_traffic(make_app, sms_server, moving_cluster, re
     print("master failover:", traffic.report())
     assert promoted.role() == "master" and failing.role() == "slave"
     assert moving_cluster.owner_of(moving_cluster.keyslot(e164(phones[0]))) is promoted
-    check_after(traffic, settled)
+    assert not traffic.unexpected(), traffic.report()
+    traffic.assert_recovered(settled)
     assert not traffic.lost, traffic.report()  # a manual failover waits for the replica
     fresh_round(app.test_client(), sms_server, phones)
     for phone, code in traffic.verified[-5:]:  # single use holds across the failover
@@ -207,7 +192,8 @@ def test_master_crash_and_forced_failover_during_traffic(make_app, sms_server, m
     record_property("traffic", traffic.report())
     print("master crash:", traffic.report())
     assert moving_cluster.owner_of(moving_cluster.keyslot(e164(phones[0]))) is promoted
-    check_after(traffic, settled)
+    assert not traffic.unexpected(), traffic.report()
+    traffic.assert_recovered(settled)
     fresh_round(app.test_client(), sms_server, phones)
     moving_cluster.restart(dying)  # it comes back as the promoted node's replica
     fresh_round(app.test_client(), sms_server, phones)

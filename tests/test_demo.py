@@ -518,3 +518,37 @@ def test_script_is_es2017_without_eval_or_inline_style() -> None:
     assert ("Keyword", "class") not in tokens and ("Keyword", "import") not in tokens
     assert not re.search(r"setAttribute\(\s*\"(style|on\w+)\"", source)
     assert f'var VERSION = "{__version__}";' in source
+
+
+def test_script_url_and_its_caching() -> None:
+    from flask import render_template_string
+
+    from flask_smscode import sms_bp
+
+    app = Flask("script_url")
+    app.config.update(SECRET_KEY="x", TESTING=True)
+    app.register_blueprint(sms_bp, url_prefix="/api/sms")
+    with app.test_request_context():
+        url = render_template_string("{{ smscode_script_url() }}")
+    assert url == f"/api/sms/static/smscode.js?v={__version__}"
+    client = app.test_client()
+    versioned = client.get(url)
+    assert versioned.status_code == 200
+    assert versioned.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert versioned.get_data() == SCRIPT.read_bytes()
+    plain = client.get("/api/sms/static/smscode.js")  # unversioned: always revalidated
+    assert plain.headers["Cache-Control"] == "no-cache" and plain.headers["ETag"]
+    old = client.get("/api/sms/static/smscode.js?v=0.0.1")  # an old page's URL
+    assert old.headers["Cache-Control"] == "no-cache"
+    missing = client.get("/api/sms/static/nope.js")
+    assert missing.status_code == 404 and missing.headers["Cache-Control"] == "no-store"
+    for response in (versioned, plain, old, missing):
+        response.close()
+
+
+def test_version_is_the_distribution_version() -> None:
+    import importlib.metadata
+
+    from flask_smscode._version import _from_pyproject
+
+    assert __version__ == importlib.metadata.version("flask-smscode") == _from_pyproject()

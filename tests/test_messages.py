@@ -221,7 +221,7 @@ def test_flask_babel_default_locale_applies() -> None:
 
 # -- a third language without code changes -------------------------------------------------
 JA = {"invalid_phone": "有効な携帯電話番号ではありません。",
-      "throttled": "リクエストが多すぎます。{retry_after} 秒後に再試行してください。"}
+      "throttled": "リクエストが多すぎます。しばらくしてから再試行してください。"}
 
 
 def test_a_third_language_from_a_file(tmp_path: Path) -> None:
@@ -301,6 +301,10 @@ def test_cli_follows_the_catalogue() -> None:
 
 
 def test_throttled_without_a_key_uses_the_generic_text() -> None:
-    assert Throttled(retry_after=7).render("zh") == "操作过于频繁，请 7 秒后再试。"
+    assert Throttled(retry_after=7).render("zh") == "操作过于频繁，请稍后再试。"
+    # A translation may show the wait; the built-in ones do not, since a form's countdown
+    # (from retry_after) would leave a fixed number in the text stale.
+    custom = Catalogue({**BUILTIN, "zh": {"throttled": "请 {retry_after} 秒后再试。"}})
+    assert Throttled(retry_after=7).render("zh", custom) == "请 7 秒后再试。"
     assert InvalidRequest(key="invalid_request.required", field="phone").render("en") == \
         "The field 'phone' is required."

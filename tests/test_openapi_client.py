@@ -152,3 +152,49 @@ def test_generated_client_parses_bad_requests(client_package: ModuleType,
         client=client, body=models.VerifyRequest(phone=PHONE, code="123456"))
     assert isinstance(expired, models.CodeExpiredError)
     assert sms_server.sent == []
+
+
+# -- GET /sms/openapi.json -------------------------------------------------------------------
+def _doc_app(**config: Any) -> Flask:
+    app = Flask("openapi_doc")
+    app.config.update(SECRET_KEY="doc", TESTING=True, **config)
+    return app
+
+
+def test_served_document_is_the_packaged_one(served_document: dict[str, Any]) -> None:
+    from importlib.resources import files
+
+    import yaml
+
+    packaged = yaml.safe_load((files("flask_smscode") / "openapi.yaml").read_text("utf-8"))
+    assert served_document == packaged
+
+
+def test_served_document_follows_the_url_prefix_and_revalidates() -> None:
+    app = _doc_app()
+    app.register_blueprint(sms_bp, url_prefix="/api/v1/sms")
+    client = app.test_client()
+    response = client.get("/api/v1/sms/openapi.json")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert sorted(response.get_json()["paths"]) == ["/api/v1/sms/send", "/api/v1/sms/verify"]
+    assert response.headers["Cache-Control"] == "no-cache"
+    again = client.get("/api/v1/sms/openapi.json",
+                       headers={"If-None-Match": response.headers["ETag"]})
+    assert again.status_code == 304
+    assert client.post("/api/v1/sms/openapi.json").status_code == 405
+
+
+def test_served_document_can_be_turned_off() -> None:
+    app = _doc_app(SMSCODE_OPENAPI_ENABLED=False)
+    app.register_blueprint(sms_bp)
+    response = app.test_client().get("/sms/openapi.json")
+    assert response.status_code == 404
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_setting_is_checked_at_registration() -> None:
+    from flask_smscode import ConfigurationError
+
+    app = _doc_app(SMSCODE_OPENAPI_ENABLED="no")
+    with pytest.raises(ConfigurationError, match="SMSCODE_OPENAPI_ENABLED"):
+        app.register_blueprint(sms_bp)

@@ -19,7 +19,7 @@ import phonenumbers
 import pytest
 
 from flask_smscode.errors import InvalidPhone, RegionNotAllowed
-from flask_smscode.phones import normalize_phone, normalize_phone_fast
+from flask_smscode.phones import normalize_phone, normalize_phone_fast, normalize_phones_fast
 
 SEED = 20261122
 _CN = phonenumbers.PhoneMetadata.metadata_for_region("CN")
@@ -141,6 +141,22 @@ def test_non_string_input_is_left_to_the_full_parse() -> None:
 def test_bare_digits_under_another_default_region_are_left_to_the_full_parse() -> None:
     assert normalize_phone_fast("13800138000", "US", ("CN",)) is None
     assert normalize_phone_fast("+8613800138000", "US", ("CN",)) == "+8613800138000"
+
+
+@pytest.mark.parametrize("allowed", [("CN",), ("HK",), None])
+@pytest.mark.parametrize("default_region", ["CN", "US"])
+def test_list_form_answers_like_the_single_form(default_region: str,
+                                                allowed: tuple[str, ...] | None) -> None:
+    """The notification client uses the list form; it must agree entry by entry (a region
+    refusal is left to the full parse there, which refuses it the same way)."""
+    rng = random.Random(SEED + 3)
+    entries: list[object] = [*NEAR_MISSES, 13800138000, None]
+    entries += [f"1{rng.randrange(10**10):010d}" for _ in range(2000)]
+    entries += [f"+861{rng.randrange(10**10):010d}" for _ in range(2000)]
+    listed = normalize_phones_fast(entries, default_region, allowed)
+    for raw, e164 in zip(entries, listed, strict=True):
+        single = fast(raw, default_region, allowed)  # type: ignore[arg-type]
+        assert e164 == (single[1] if single and single[0] == "ok" else None), raw
 
 
 def test_hypothesis_digit_strings() -> None:

@@ -9,18 +9,24 @@ from ..config import STORAGE_SCHEMES
 from ..errors import ConfigurationError
 from .base import (
     ClientLimits,
+    GuardRequest,
+    IdempotencyRequest,
+    IdempotencyState,
     Keys,
     PhoneStatus,
+    PrefixStatus,
     Refusal,
     SendDecision,
     Store,
+    StoredAnswer,
     VerifyOutcome,
     VerifyResult,
 )
 from .memory import MemoryStore
 
-__all__ = ["ClientLimits", "Keys", "MemoryStore", "PhoneStatus", "Refusal", "SendDecision",
-           "Store", "VerifyOutcome", "VerifyResult", "store_from_uri"]
+__all__ = ["ClientLimits", "GuardRequest", "IdempotencyRequest", "IdempotencyState", "Keys",
+           "MemoryStore", "PhoneStatus", "PrefixStatus", "Refusal", "SendDecision", "Store",
+           "StoredAnswer", "VerifyOutcome", "VerifyResult", "store_from_uri"]
 
 
 def store_from_uri(uri: str, *, key_prefix: str = "smscode", timeout: float = 1.0,

@@ -34,10 +34,16 @@ class VerifyOutcome(enum.Enum):
 
 
 class Refusal(enum.Enum):
-    """Who refused a send: the client's per-IP limit or the phone's cooldown and caps."""
+    """Who refused a send: the client's per-IP limit, the phone's cooldown and caps, or the
+    pumping guard (the global budget, the number prefix's budget, a prefix blocked for low
+    conversion, or blocked by this very request)."""
 
     CLIENT = "client"
     PHONE = "phone"
+    GLOBAL = "global"          # SMSCODE_GLOBAL_SEND_LIMITS
+    PREFIX = "prefix"          # SMSCODE_PREFIX_SEND_LIMITS
+    BLOCKED = "blocked"        # the prefix is blocked (low conversion), still cooling off
+    CONVERSION = "conversion"  # this request found the conversion too low and blocked it
 
 
 @dataclass(frozen=True)
@@ -48,15 +54,90 @@ class VerifyResult:
 
 
 @dataclass(frozen=True)
+class StoredAnswer:
+    """The answer recorded under an idempotency key, compact enough for one hash field.
+
+    ``code`` is ``"ok"`` for a 200 (then ``key`` is the delivery, ``n1``/``n2`` expires_in
+    and resend_in), else the error code, ``key`` the message key's variant (``cooldown`` for
+    ``throttled.cooldown``, ``""`` for the base sentence, ``r:<refusal>`` for a store
+    refusal) and ``n1`` the retry_after.
+    """
+
+    status: int
+    code: str
+    key: str = ""
+    n1: int | None = None
+    n2: int | None = None
+
+
+@dataclass(frozen=True)
+class IdempotencyState:
+    """What an Idempotency-Key already holds: ``reused`` (another request body),
+    ``pending`` (its first request is still running; ``wait_ms`` left on its claim) or
+    ``replay`` (``answer`` is the first request's answer)."""
+
+    kind: str
+    answer: StoredAnswer | None = None
+    wait_ms: int = 0
+
+
+@dataclass(frozen=True)
 class SendDecision:
-    """``refused_by`` is ``None`` when the send was reserved, else who refused and for how long."""
+    """``refused_by`` is ``None`` when the send was reserved, else who refused and for how long.
+
+    ``notice`` is true for the first refusal of a guard budget in its window (log it once),
+    ``idempotency`` is set when the request's Idempotency-Key was already known (then
+    nothing was counted or reserved).
+    """
 
     refused_by: Refusal | None = None
     retry_after: int = 0
+    notice: bool = False
+    idempotency: IdempotencyState | None = None
 
     @property
     def reserved(self) -> bool:
-        return self.refused_by is None
+        return self.refused_by is None and self.idempotency is None
+
+
+@dataclass(frozen=True)
+class GuardRequest:
+    """The pumping guard's part of one send: the budgets to count and, per number prefix,
+    the conversion guard's thresholds (``window_ms`` 0 turns the conversion guard off)."""
+
+    global_limits: Sequence[Limit] = ()
+    prefix: str | None = None
+    prefix_limits: Sequence[Limit] = ()
+    window_ms: int = 0
+    min_sends: int = 0
+    ratio_permille: int = 0
+    block_ms: int = 0
+
+    @property
+    def counts_prefix(self) -> bool:
+        return self.prefix is not None and (bool(self.prefix_limits) or self.window_ms > 0)
+
+
+@dataclass(frozen=True)
+class IdempotencyRequest:
+    """An Idempotency-Key as the store sees it: its HMAC (``key_id``), the fingerprint of the
+    normalised request, how long an answer is kept and how long a running claim holds."""
+
+    key_id: str
+    fingerprint: str
+    ttl_ms: int
+    pending_ms: int
+
+
+@dataclass(frozen=True)
+class PrefixStatus:
+    """The guard's state of one number prefix (``flask smscode guard status``)."""
+
+    prefix: str
+    sends: float          # sends in the sliding window
+    verifies: float       # successful verifies in the sliding window
+    blocked_for: int      # seconds left on a block, 0 if none
+    counted: dict[str, int]  # prefix limit text -> sends counted in its window
 
 
 @dataclass(frozen=True)
@@ -94,6 +175,16 @@ class Keys:
     def token(self, token_id: str) -> str:
         return f"{self.prefix}:token:{token_id}"
 
+    def guard_global(self) -> str:
+        """The global send budget: one hash (one slot) for the whole app."""
+        return f"{self.prefix}:guard:{{global}}"
+
+    def guard_prefix(self, prefix: str) -> str:
+        return f"{self.prefix}:pfx:{{{prefix}}}"
+
+    def idempotency(self, key_id: str) -> str:
+        return f"{self.prefix}:idem:{{{key_id}}}"
+
 
 class Store(Protocol):
     """The storage backend contract; see :mod:`.memory` and :mod:`.redis`.
@@ -104,9 +195,33 @@ class Store(Protocol):
 
     def reserve_send(self, phone: str, purpose: str, code_hash: str, send_id: str, *,
                      ttl: int, cooldown: int, limits: Sequence[Limit],
-                     client: ClientLimits | None = None) -> SendDecision:
-        """Count the client's request, then atomically check cooldown and caps; if clear,
-        count the send, start the cooldown and store the code (replacing any older one)."""
+                     client: ClientLimits | None = None, guard: GuardRequest | None = None,
+                     idempotency: IdempotencyRequest | None = None) -> SendDecision:
+        """Look up the Idempotency-Key (a known key decides alone), count the client's
+        request, then atomically check cooldown, caps and the pumping guard; if clear,
+        count the send everywhere, start the cooldown, store the code (replacing any older
+        one) and claim the key. A refusal is recorded as the key's answer."""
+        ...
+
+    def finish_idempotency(self, request: IdempotencyRequest, answer: StoredAnswer) -> None:
+        """Record the answer of the request that claimed the key."""
+        ...
+
+    def release_idempotency(self, request: IdempotencyRequest) -> None:
+        """Drop a claim whose request sent nothing because of a fault (502, 503)."""
+        ...
+
+    def peek_idempotency(self, request: IdempotencyRequest) -> IdempotencyState | None:
+        """What the key holds now, changing nothing (a waiting duplicate polls this)."""
+        ...
+
+    def guard_status(self, global_limits: Sequence[Limit], prefix_limits: Sequence[Limit],
+                     window_ms: int) -> tuple[dict[str, int], list[PrefixStatus]]:
+        """The global budget's counts and every number prefix the guard holds state for."""
+        ...
+
+    def guard_unblock(self, prefix: str) -> bool:
+        """Lift a prefix's block and forget its conversion counts; ``False`` if it had none."""
         ...
 
     def hit_client(self, endpoint: str, client: ClientLimits) -> int:
@@ -115,16 +230,18 @@ class Store(Protocol):
         ...
 
     def cancel_send(self, phone: str, purpose: str, send_id: str, *,
-                    limits: Sequence[Limit]) -> None:
+                    limits: Sequence[Limit], guard: GuardRequest | None = None) -> None:
         """Undo a reservation the provider definitely rejected: drop its code and its
-        cooldown (if still this send's) and give back the counted sends."""
+        cooldown (if still this send's) and give back the counted sends (the guard's too:
+        a provider outage must not look like a prefix that never converts)."""
         ...
 
     def check_code(self, phone: str, purpose: str, code_hash: str, *,
                    max_attempts: int, window: int,
-                   client: ClientLimits | None = None) -> VerifyResult:
+                   client: ClientLimits | None = None,
+                   guard: GuardRequest | None = None) -> VerifyResult:
         """Count the client's request, then atomically compare, count a failure or consume
-        the code."""
+        the code; a success counts as a conversion of the phone's prefix (``guard``)."""
         ...
 
     def use_token(self, token_id: str, ttl: int) -> bool:

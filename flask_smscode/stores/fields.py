@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..config import Limit
-from .base import PhoneStatus
+from .base import IdempotencyState, PhoneStatus, PrefixStatus, StoredAnswer
 
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -76,3 +76,80 @@ def phone_status(fields: dict[str, str], now_ms: int, purpose: str,
         cooldown=left(fields.get("cd")),
         sends=sends,
     )
+
+
+# -- the pumping guard and idempotency records (mirrors lua/common.lua) ------------------
+
+def conv_read(value: str | None, window: int, now: int) -> list[int]:
+    """``[k, sends, verifies, previous sends, previous verifies]`` of a prefix's ``cv``."""
+    k = now // window
+    if value:
+        f = value.split("|")
+        stored = n36(f[1])
+        if stored == k:
+            return [k, int(f[2]), int(f[3]), int(f[4]), int(f[5])]
+        if stored == k - 1:
+            return [k, 0, 0, int(f[2]), int(f[3])]
+    return [k, 0, 0, 0, 0]
+
+
+def conv_value(c: Sequence[int], window: int) -> str:
+    return f"{t36((c[0] + 2) * window)}|{t36(c[0])}|{c[1]}|{c[2]}|{c[3]}|{c[4]}"
+
+
+def conv_estimate(c: Sequence[int], window: int, now: int) -> tuple[float, float]:
+    """Sends and verifies over the sliding window ending ``now``."""
+    weight = 1 - (now - c[0] * window) / window
+    return c[1] + c[3] * weight, c[2] + c[4] * weight
+
+
+def conv_add(value: str | None, window: int, now: int, sends: int, verifies: int) -> str:
+    c = conv_read(value, window, now)
+    if sends < 0 and c[1] == 0:
+        c[3] = max(0, c[3] + sends)  # the send was counted in the previous window
+    else:
+        c[1] = max(0, c[1] + sends)
+    c[2] += verifies
+    return conv_value(c, window)
+
+
+def answer_args(answer: StoredAnswer) -> list[Any]:
+    """A stored answer as script arguments: status, code, key variant, n1, n2."""
+    return [answer.status, answer.code, answer.key,
+            "" if answer.n1 is None else answer.n1, "" if answer.n2 is None else answer.n2]
+
+
+def idempotency_state(reply: Sequence[Any]) -> IdempotencyState | None:
+    """What a script's ``idem_look`` reply says (``None`` for an unknown key)."""
+    kind = str(reply[0])
+    if kind == "replay":
+        status, code, key, n1, n2 = (str(v) for v in reply[1:6])
+        return IdempotencyState("replay", StoredAnswer(
+            int(status), code, key, int(n1) if n1 else None, int(n2) if n2 else None))
+    if kind in ("reused", "pending"):
+        return IdempotencyState(kind, wait_ms=max(0, int(reply[1])))
+    return None
+
+
+def prefix_status(prefix: str, fields: dict[str, str], now_ms: int,
+                  limits: Sequence[Limit], window_ms: int) -> PrefixStatus:
+    """Read the encoded fields of one number prefix's hash (shared with the memory store)."""
+    sends = verifies = 0.0
+    if window_ms > 0 and "cv" in fields:
+        sends, verifies = conv_estimate(conv_read(fields["cv"], window_ms, now_ms), window_ms,
+                                        now_ms)
+    counted = window_counts(fields.get("n"), limits, now_ms)
+    blocked = fields.get("b")
+    return PrefixStatus(prefix=prefix, sends=round(sends, 1), verifies=round(verifies, 1),
+                        blocked_for=max(0, math.ceil((expiry(blocked) - now_ms) / 1000))
+                        if blocked else 0, counted=counted)
+
+
+def window_counts(value: str | None, limits: Sequence[Limit], now_ms: int) -> dict[str, int]:
+    """Counts of a windows field (``n``) per limit text."""
+    counters = (value or "").split("|")[1:]
+    out: dict[str, int] = {}
+    for i, limit in enumerate(limits):
+        count, ends = ([*counters[2 * i:2 * i + 2], "0", "0"])[:2]
+        out[limit.text] = int(count) if n36(ends) > now_ms else 0
+    return out

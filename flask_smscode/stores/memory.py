@@ -18,14 +18,30 @@ from ..config import Limit
 from .base import (
     ENDPOINT_FIELDS,
     ClientLimits,
+    GuardRequest,
+    IdempotencyRequest,
+    IdempotencyState,
     Keys,
     PhoneStatus,
+    PrefixStatus,
     Refusal,
     SendDecision,
+    StoredAnswer,
     VerifyOutcome,
     VerifyResult,
 )
-from .fields import expiry, n36, phone_status, t36
+from .fields import (
+    conv_add,
+    conv_estimate,
+    conv_read,
+    conv_value,
+    expiry,
+    n36,
+    phone_status,
+    prefix_status,
+    t36,
+    window_counts,
+)
 from .fields import seconds_from_ms as _seconds
 
 _SWEEP_EVERY = 10_000
@@ -97,24 +113,95 @@ class MemoryStore:
         self._save(key, h)
         return 0
 
+    def _notice_once(self, key: str, h: dict[str, str], ends: int) -> bool:
+        """The first refusal of a guard budget in its window (see notice_once in Lua)."""
+        if "w" in h:
+            return False
+        h["w"] = f"{t36(ends)}|1"
+        self._save(key, h)
+        return True
+
+    def _idem_look(self, h: dict[str, str], fingerprint: str, now: int) -> IdempotencyState | None:
+        if "f" not in h:
+            return None
+        _, fp, state = h["f"].split("|")
+        if fp != fingerprint:
+            return IdempotencyState("reused")
+        if state == "w":
+            return IdempotencyState("pending", wait_ms=expiry(h["f"]) - now)
+        _, status, code, key, n1, n2 = (h.get("a") or "0|0||||").split("|")
+        return IdempotencyState("replay", StoredAnswer(
+            int(status), code, key, int(n1) if n1 else None, int(n2) if n2 else None))
+
+    def _idem_answer(self, key: str, h: dict[str, str], request: IdempotencyRequest, now: int,
+                     answer: StoredAnswer) -> None:
+        expires = t36(now + request.ttl_ms)
+        h["f"] = f"{expires}|{request.fingerprint}|d"
+        h["a"] = (f"{expires}|{answer.status}|{answer.code}|{answer.key}|"
+                  f"{'' if answer.n1 is None else answer.n1}|"
+                  f"{'' if answer.n2 is None else answer.n2}")
+        self._save(key, h)
+
     # -- the Store protocol --------------------------------------------------------------
     def reserve_send(self, phone: str, purpose: str, code_hash: str, send_id: str, *,
                      ttl: int, cooldown: int, limits: Sequence[Limit],
-                     client: ClientLimits | None = None) -> SendDecision:
+                     client: ClientLimits | None = None, guard: GuardRequest | None = None,
+                     idempotency: IdempotencyRequest | None = None) -> SendDecision:
+        """The steps and order of ``lua/send.lua``, under the lock."""
         with self._lock:
             now = self._now()
+            ikey = self.keys.idempotency(idempotency.key_id) if idempotency else ""
+            ih = self._load(ikey, now) if idempotency else {}
+            if idempotency is not None:
+                known = self._idem_look(ih, idempotency.fingerprint, now)
+                if known is not None:
+                    return SendDecision(idempotency=known)
+
+            def refuse(kind: Refusal, wait: int, notice: bool = False) -> SendDecision:
+                if idempotency is not None:
+                    self._idem_answer(ikey, ih, idempotency, now, StoredAnswer(
+                        429, "throttled", f"r:{kind.value}", _seconds(wait)))
+                return SendDecision(kind, _seconds(wait), notice)
+
             if client is not None:
                 wait = self._client_hit(self.keys.client(client.client), "s", client.limits,
                                         now)
                 if wait:
-                    return SendDecision(Refusal.CLIENT, _seconds(wait))
+                    return refuse(Refusal.CLIENT, wait)
             key = self.keys.phone(phone)
             h = self._load(key, now)
             wait = expiry(h["cd"]) - now if "cd" in h else 0
             state, capped = _windows(h.get("n"), _ms(limits), now)
             wait = max(wait, capped)
             if wait > 0:
-                return SendDecision(Refusal.PHONE, _seconds(wait))
+                return refuse(Refusal.PHONE, wait)
+            gkey, g = "", {}
+            gstate: list[list[int]] = []
+            if guard is not None and guard.global_limits:
+                gkey = self.keys.guard_global()
+                g = self._load(gkey, now)
+                gstate, wait = _windows(g.get("n"), _ms(guard.global_limits), now)
+                if wait > 0:
+                    return refuse(Refusal.GLOBAL, wait, self._notice_once(gkey, g, now + wait))
+            xkey, x, cstate = "", {}, None
+            xstate: list[list[int]] = []
+            if guard is not None and guard.prefix is not None and guard.counts_prefix:
+                xkey = self.keys.guard_prefix(guard.prefix)
+                x = self._load(xkey, now)
+                if "b" in x:
+                    return refuse(Refusal.BLOCKED, expiry(x["b"]) - now)
+                xstate, wait = _windows(x.get("n"), _ms(guard.prefix_limits), now)
+                if wait > 0:
+                    return refuse(Refusal.PREFIX, wait, self._notice_once(xkey, x, now + wait))
+                if guard.window_ms > 0:
+                    cstate = conv_read(x.get("cv"), guard.window_ms, now)
+                    sends, verifies = conv_estimate(cstate, guard.window_ms, now)
+                    if sends >= guard.min_sends and \
+                            verifies * 1000 < guard.ratio_permille * sends:
+                        x["b"] = f"{t36(now + guard.block_ms)}|{int(sends)}|{int(verifies)}"
+                        self._save(xkey, x)
+                        return refuse(Refusal.CONVERSION, guard.block_ms, True)
+            # every check passed: count and store
             if limits:
                 h["n"] = _windows_value(state, 1)
             if cooldown > 0:
@@ -126,7 +213,66 @@ class MemoryStore:
                 h.pop(replaced, None)
             h[field] = f"{t36(now + ttl * 1000)}|{code_hash}|{send_id}"
             self._save(key, h)
+            if gkey:
+                g["n"] = _windows_value(gstate, 1)
+                self._save(gkey, g)
+            if xkey and guard is not None:
+                if guard.prefix_limits:
+                    x["n"] = _windows_value(xstate, 1)
+                if cstate is not None:
+                    cstate[1] += 1
+                    x["cv"] = conv_value(cstate, guard.window_ms)
+                self._save(xkey, x)
+            if idempotency is not None:
+                ih["f"] = f"{t36(now + idempotency.pending_ms)}|{idempotency.fingerprint}|w"
+                ih.pop("a", None)
+                self._save(ikey, ih)
             return SendDecision()
+
+    def finish_idempotency(self, request: IdempotencyRequest, answer: StoredAnswer) -> None:
+        with self._lock:
+            now, key = self._now(), self.keys.idempotency(request.key_id)
+            h = self._load(key, now)
+            if "f" not in h or h["f"].split("|")[1:] == [request.fingerprint, "w"]:
+                self._idem_answer(key, h, request, now, answer)
+
+    def release_idempotency(self, request: IdempotencyRequest) -> None:
+        with self._lock:
+            now, key = self._now(), self.keys.idempotency(request.key_id)
+            h = self._load(key, now)
+            if "f" in h and h["f"].split("|")[1:] == [request.fingerprint, "w"]:
+                h.pop("f")
+                h.pop("a", None)
+                self._save(key, h)
+
+    def peek_idempotency(self, request: IdempotencyRequest) -> IdempotencyState | None:
+        with self._lock:
+            now = self._now()
+            return self._idem_look(self._load(self.keys.idempotency(request.key_id), now),
+                                   request.fingerprint, now)
+
+    def guard_status(self, global_limits: Sequence[Limit], prefix_limits: Sequence[Limit],
+                     window_ms: int) -> tuple[dict[str, int], list[PrefixStatus]]:
+        with self._lock:
+            now = self._now()
+            counts = window_counts(self._load(self.keys.guard_global(), now).get("n"),
+                                   global_limits, now)
+            start, found = self.keys.guard_prefix(""), []
+            for key in list(self._hashes):
+                if key.startswith(start[:-1]):
+                    fields = self._load(key, now)
+                    if fields:
+                        found.append(prefix_status(key[len(start) - 1:-1], fields, now,
+                                                   prefix_limits, window_ms))
+            return counts, found
+
+    def guard_unblock(self, prefix: str) -> bool:
+        with self._lock:
+            now, key = self._now(), self.keys.guard_prefix(prefix)
+            h = self._load(key, now)
+            removed = [f for f in ("b", "cv", "w") if h.pop(f, None) is not None]
+            self._save(key, h)
+            return bool(removed)
 
     def hit_client(self, endpoint: str, client: ClientLimits) -> int:
         with self._lock:
@@ -135,7 +281,7 @@ class MemoryStore:
         return _seconds(wait) if wait else 0
 
     def cancel_send(self, phone: str, purpose: str, send_id: str, *,
-                    limits: Sequence[Limit]) -> None:
+                    limits: Sequence[Limit], guard: GuardRequest | None = None) -> None:
         with self._lock:
             now, key = self._now(), self.keys.phone(phone)
             h = self._load(key, now)
@@ -147,10 +293,29 @@ class MemoryStore:
             if "n" in h and limits:
                 h["n"] = _windows_value(_windows(h["n"], _ms(limits), now)[0], -1)
             self._save(key, h)
+            if guard is None:
+                return
+            if guard.global_limits:
+                gkey = self.keys.guard_global()
+                g = self._load(gkey, now)
+                if "n" in g:
+                    g["n"] = _windows_value(_windows(g["n"], _ms(guard.global_limits), now)[0],
+                                            -1)
+                    self._save(gkey, g)
+            if guard.prefix is not None and guard.counts_prefix:
+                xkey = self.keys.guard_prefix(guard.prefix)
+                x = self._load(xkey, now)
+                if "n" in x and guard.prefix_limits:
+                    x["n"] = _windows_value(_windows(x["n"], _ms(guard.prefix_limits), now)[0],
+                                            -1)
+                if "cv" in x and guard.window_ms > 0:
+                    x["cv"] = conv_add(x["cv"], guard.window_ms, now, -1, 0)
+                self._save(xkey, x)
 
     def check_code(self, phone: str, purpose: str, code_hash: str, *,
                    max_attempts: int, window: int,
-                   client: ClientLimits | None = None) -> VerifyResult:
+                   client: ClientLimits | None = None,
+                   guard: GuardRequest | None = None) -> VerifyResult:
         with self._lock:
             now = self._now()
             if client is not None:
@@ -175,6 +340,11 @@ class MemoryStore:
                 h.pop(fail_field, None)
                 h.pop(f"p:{purpose}", None)
                 self._save(key, h)
+                if guard is not None and guard.prefix is not None and guard.window_ms > 0:
+                    xkey = self.keys.guard_prefix(guard.prefix)  # a conversion
+                    x = self._load(xkey, now)
+                    x["cv"] = conv_add(x.get("cv"), guard.window_ms, now, 0, 1)
+                    self._save(xkey, x)
                 return VerifyResult(VerifyOutcome.OK, max_attempts)
             replaced = h.get(f"p:{purpose}")
             if replaced and codes_match(replaced.split("|")[1], code_hash):

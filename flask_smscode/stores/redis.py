@@ -15,6 +15,7 @@ everything.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -31,16 +32,21 @@ from ..errors import ConfigurationError, StorageUnavailable
 from .base import (
     ENDPOINT_FIELDS,
     ClientLimits,
+    GuardRequest,
+    IdempotencyRequest,
+    IdempotencyState,
     Keys,
     PhoneStatus,
+    PrefixStatus,
     Refusal,
     SendDecision,
+    StoredAnswer,
     VerifyOutcome,
     VerifyResult,
 )
 from .connection import connect
+from .fields import answer_args, idempotency_state, phone_status, prefix_status, window_counts
 from .fields import limit_args as _limit_args
-from .fields import phone_status
 from .fields import seconds_from_ms as _seconds
 
 T = TypeVar("T")
@@ -115,7 +121,7 @@ class RedisStore:
         self._clock_lock = threading.Lock()
         self._scripts = {name: self.client.register_script(_load_script(f"{name}.lua"))
                          for name in ("send", "check", "cancel", "hit", "read", "reset",
-                                      "clock")}
+                                      "clock", "idem")}
         if not self.cluster:
             self._refuse_cluster_behind_plain_uri(timeout)
 
@@ -164,26 +170,128 @@ class RedisStore:
         raise AssertionError("unreachable")
 
     # -- the Store protocol ---------------------------------------------------------------
+    # On a single Redis or Sentinel every key of a send (idempotency key, client, phone,
+    # global budget, number prefix) goes to one send.lua call: one round trip. On Cluster
+    # they live in different slots, so the same script runs once per slot, in the order
+    # idempotency claim, client, phone, global, prefix; a refusal by a later step undoes
+    # the earlier ones (cancel.lua) and records the refusal as the key's answer: up to five
+    # round trips, documented in the README.
     @_unavailable_on_redis_error
     def reserve_send(self, phone: str, purpose: str, code_hash: str, send_id: str, *,
                      ttl: int, cooldown: int, limits: Sequence[Limit],
-                     client: ClientLimits | None = None) -> SendDecision:
-        keys = [self.keys.phone(phone)]
-        client_args: list[Any] = [0]
-        if client is not None:
-            if self.cluster:
-                wait = self._hit(ENDPOINT_FIELDS["send"], client)
-                if wait:
-                    return SendDecision(Refusal.CLIENT, wait)
-            else:
-                keys.append(self.keys.client(client.client))
-                client_args = _limit_args(client.limits)
-        outcome, wait_ms = self._decide("send", keys, [
-            purpose, code_hash, send_id, ttl * 1000, cooldown * 1000, *_limit_args(limits),
-            *client_args])
+                     client: ClientLimits | None = None, guard: GuardRequest | None = None,
+                     idempotency: IdempotencyRequest | None = None) -> SendDecision:
+        roles = self._send_roles(phone, client, guard, idempotency)
+        args = self._send_args(purpose, code_hash, send_id, ttl, cooldown, limits, client,
+                               guard, idempotency)
+        if not self.cluster:
+            layout = "".join(roles)
+            return self._send_decision(self._decide("send", list(roles.values()),
+                                                    [layout, *args]))
+        return self._reserve_on_cluster(roles, args, phone, purpose, send_id, limits, client,
+                                        guard, idempotency)
+
+    def _send_roles(self, phone: str, client: ClientLimits | None, guard: GuardRequest | None,
+                    idempotency: IdempotencyRequest | None) -> dict[str, str]:
+        """The keys of one send by role letter (see keyed() in lua/common.lua), in order."""
+        roles: dict[str, str] = {}
+        if idempotency is not None:
+            roles["i"] = self.keys.idempotency(idempotency.key_id)
+        if client is not None and client.limits:
+            roles["c"] = self.keys.client(client.client)
+        roles["P"] = self.keys.phone(phone)
+        if guard is not None and guard.global_limits:
+            roles["g"] = self.keys.guard_global()
+        if guard is not None and guard.prefix is not None and guard.counts_prefix:
+            roles["p"] = self.keys.guard_prefix(guard.prefix)
+        return roles
+
+    @staticmethod
+    def _send_args(purpose: str, code_hash: str, send_id: str, ttl: int, cooldown: int,
+                   limits: Sequence[Limit], client: ClientLimits | None,
+                   guard: GuardRequest | None,
+                   idempotency: IdempotencyRequest | None) -> list[Any]:
+        g = guard or GuardRequest()
+        return [purpose, code_hash, send_id, ttl * 1000, cooldown * 1000, *_limit_args(limits),
+                *_limit_args(client.limits if client is not None else ()),
+                *_limit_args(g.global_limits), *_limit_args(g.prefix_limits),
+                g.window_ms, g.min_sends, g.ratio_permille, g.block_ms,
+                idempotency.fingerprint if idempotency else "",
+                idempotency.pending_ms if idempotency else 0,
+                idempotency.ttl_ms if idempotency else 0]
+
+    @staticmethod
+    def _send_decision(reply: Sequence[Any]) -> SendDecision:
+        outcome = str(reply[0])
         if outcome == "ok":
             return SendDecision()
-        return SendDecision(Refusal(outcome), _seconds(wait_ms))
+        known = idempotency_state(reply)
+        if known is not None:
+            return SendDecision(idempotency=known)
+        return SendDecision(Refusal(outcome), _seconds(reply[1]),
+                            len(reply) > 2 and int(reply[2]) == 1)
+
+    def _reserve_on_cluster(self, roles: dict[str, str], args: list[Any], phone: str,
+                            purpose: str, send_id: str, limits: Sequence[Limit],
+                            client: ClientLimits | None, guard: GuardRequest | None,
+                            idempotency: IdempotencyRequest | None) -> SendDecision:
+        done: list[str] = []
+        try:
+            for role, key in roles.items():
+                decision = self._send_decision(self._decide("send", [key], [role, *args]))
+                if decision.idempotency is not None:
+                    return decision
+                if decision.refused_by is not None:
+                    self._undo_on_cluster(done, roles, purpose, send_id, limits, guard)
+                    if idempotency is not None:
+                        self._idem("finish", idempotency, StoredAnswer(
+                            429, "throttled", f"r:{decision.refused_by.value}",
+                            decision.retry_after))
+                    return decision
+                if role != "i":
+                    done.append(role)
+        except (redis.RedisError, StorageUnavailable):
+            # A 503 must leave nothing behind: undo what this send already counted.
+            with contextlib.suppress(redis.RedisError, StorageUnavailable):
+                self._undo_on_cluster(done, roles, purpose, send_id, limits, guard)
+                if idempotency is not None:
+                    self._idem("release", idempotency)
+            raise
+        return SendDecision()
+
+    def _undo_on_cluster(self, done: Sequence[str], roles: dict[str, str], purpose: str,
+                         send_id: str, limits: Sequence[Limit],
+                         guard: GuardRequest | None) -> None:
+        for role in done:
+            if role in "Pgp":
+                self._scripts["cancel"](keys=[roles[role]], args=[
+                    role, *self._cancel_args(purpose, send_id, limits, guard)])
+
+    @staticmethod
+    def _cancel_args(purpose: str, send_id: str, limits: Sequence[Limit],
+                     guard: GuardRequest | None) -> list[Any]:
+        g = guard or GuardRequest()
+        return [purpose, send_id, *_limit_args(limits), *_limit_args(g.global_limits),
+                *_limit_args(g.prefix_limits), g.window_ms]
+
+    def _idem(self, op: str, request: IdempotencyRequest,
+              answer: StoredAnswer | None = None) -> IdempotencyState | None:
+        extra = [request.ttl_ms, *answer_args(answer)] if answer is not None else []
+        reply = self._scripts["idem"](keys=[self.keys.idempotency(request.key_id)],
+                                      args=[op, request.fingerprint, *extra])
+        return idempotency_state(reply)
+
+    @_unavailable_on_redis_error
+    def finish_idempotency(self, request: IdempotencyRequest, answer: StoredAnswer) -> None:
+        self._idem("finish", request, answer)
+
+    @_unavailable_on_redis_error
+    def release_idempotency(self, request: IdempotencyRequest) -> None:
+        self._idem("release", request)
+
+    @_unavailable_on_redis_error
+    def peek_idempotency(self, request: IdempotencyRequest) -> IdempotencyState | None:
+        return self._idem("peek", request)
 
     @_unavailable_on_redis_error
     def hit_client(self, endpoint: str, client: ClientLimits) -> int:
@@ -198,15 +306,21 @@ class RedisStore:
 
     @_unavailable_on_redis_error
     def cancel_send(self, phone: str, purpose: str, send_id: str, *,
-                    limits: Sequence[Limit]) -> None:
-        self._scripts["cancel"](keys=[self.keys.phone(phone)],
-                                args=[purpose, send_id, *_limit_args(limits)])
+                    limits: Sequence[Limit], guard: GuardRequest | None = None) -> None:
+        roles = {role: key for role, key in self._send_roles(phone, None, guard, None).items()}
+        args = self._cancel_args(purpose, send_id, limits, guard)
+        if not self.cluster:
+            self._scripts["cancel"](keys=list(roles.values()), args=["".join(roles), *args])
+            return
+        for role, key in roles.items():  # one slot per call
+            self._scripts["cancel"](keys=[key], args=[role, *args])
 
     @_unavailable_on_redis_error
     def check_code(self, phone: str, purpose: str, code_hash: str, *,
                    max_attempts: int, window: int,
-                   client: ClientLimits | None = None) -> VerifyResult:
-        keys = [self.keys.phone(phone)]
+                   client: ClientLimits | None = None,
+                   guard: GuardRequest | None = None) -> VerifyResult:
+        roles: dict[str, str] = {}
         client_args: list[Any] = [0]
         if client is not None:
             if self.cluster:
@@ -214,12 +328,49 @@ class RedisStore:
                 if wait:
                     return VerifyResult(VerifyOutcome.THROTTLED, 0, wait)
             else:
-                keys.append(self.keys.client(client.client))
+                roles["c"] = self.keys.client(client.client)
                 client_args = _limit_args(client.limits)
-        outcome, attempts_left, wait_ms = self._decide(
-            "check", keys, [purpose, code_hash, max_attempts, window * 1000, *client_args])
+        roles["P"] = self.keys.phone(phone)
+        converts = guard is not None and guard.prefix is not None and guard.window_ms > 0
+        window_ms = guard.window_ms if guard is not None and converts else 0
+        if converts and guard is not None and guard.prefix is not None and not self.cluster:
+            roles["p"] = self.keys.guard_prefix(guard.prefix)
+        args = [purpose, code_hash, max_attempts, window * 1000, *client_args, window_ms]
+        outcome, attempts_left, wait_ms = self._decide("check", list(roles.values()),
+                                                       ["".join(roles), *args])
+        if outcome == "ok" and converts and self.cluster and guard is not None \
+                and guard.prefix is not None:
+            self._convert_on_cluster(guard.prefix, args)
         return VerifyResult(VerifyOutcome(outcome), int(attempts_left),
                             _seconds(wait_ms) if int(wait_ms) > 0 else 0)
+
+    def _convert_on_cluster(self, prefix: str, args: list[Any]) -> None:
+        """Count the conversion in the prefix's slot. The code is already consumed, so a
+        failure here must not turn the success into a 503: it is logged and skipped."""
+        try:
+            self._decide("check", [self.keys.guard_prefix(prefix)], ["p", *args])
+        except (redis.RedisError, StorageUnavailable) as exc:
+            self.faults.report(self.kind, exc)
+
+    @_unavailable_on_redis_error
+    def guard_status(self, global_limits: Sequence[Limit], prefix_limits: Sequence[Limit],
+                     window_ms: int) -> tuple[dict[str, int], list[PrefixStatus]]:
+        now, *flat = self._scripts["read"](keys=[self.keys.guard_global()], args=[])
+        counts = window_counts(dict(zip(flat[::2], flat[1::2], strict=True)).get("n"),
+                               global_limits, int(now))
+        start = self.keys.guard_prefix("")[:-1]
+        found = []
+        for key in sorted(set(self.client.scan_iter(match=f"{start}*", count=1000))):
+            now, *flat = self._scripts["read"](keys=[key], args=[])
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+            if fields:
+                found.append(prefix_status(key[len(start):-1], fields, int(now),
+                                           prefix_limits, window_ms))
+        return counts, found
+
+    @_unavailable_on_redis_error
+    def guard_unblock(self, prefix: str) -> bool:
+        return bool(self.client.hdel(self.keys.guard_prefix(prefix), "b", "cv", "w"))
 
     @_unavailable_on_redis_error
     def use_token(self, token_id: str, ttl: int) -> bool:

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+from werkzeug.datastructures import MultiDict
 
 from flask_smscode import get_service
 
@@ -75,16 +76,20 @@ BODY_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("xml", {"data": f"<phone>{PHONE}</phone>", "content_type": "application/xml"},
      "invalid_request"),
     ("no_body", {}, "invalid_request"),
-    ("form_repeated_phone", {"data": [("phone", PHONE), ("phone", OTHER_PHONE)]},
+    ("form_repeated_phone", {"data": MultiDict([("phone", PHONE), ("phone", OTHER_PHONE)])},
      "invalid_request"),
-    ("form_repeated_purpose", {"data": [("phone", PHONE), ("purpose", "login"),
-                                        ("purpose", "signup")]}, "invalid_request"),
-    ("multipart_file_as_phone", {"data": {"phone": (io.BytesIO(PHONE.encode()), "p.txt")},
+    ("form_repeated_purpose", {"data": MultiDict([("phone", PHONE), ("purpose", "login"),
+                                                  ("purpose", "signup")])}, "invalid_request"),
+    ("multipart_file_as_phone", {"data": {"phone": (PHONE.encode(), "p.txt")},
                                  "content_type": "multipart/form-data"}, "invalid_request"),
 ]
 
 
 def _post(client, endpoint: str, **kwargs: Any):
+    data = kwargs.get("data")
+    if isinstance(data, dict):  # (bytes, filename): a file upload, opened afresh each time
+        kwargs["data"] = {k: (io.BytesIO(v[0]), v[1]) if isinstance(v, tuple) else v
+                          for k, v in data.items()}
     response = client.post(f"/sms/{endpoint}", **kwargs)
     assert response.status_code < 500, response.get_data(as_text=True)
     return response

@@ -1,19 +1,46 @@
 -- The provider definitely rejected a send: leave no live code and give the cooldown and
--- the counted sends back. Only this send's code and cooldown are removed. No deadline:
--- giving back late is still right.
--- KEYS[1] phone hash; ARGV: purpose, send id, phone limits (n, amount, window_ms...)
+-- the counted sends back — the phone's, the global budget's and the number prefix's (a
+-- provider outage must not look like a prefix whose codes are never verified). Only this
+-- send's code and cooldown are removed. No deadline: giving back late is still right.
+-- Keys named by ARGV[1] (see keyed()): 'P' phone, 'g' global budget, 'p' prefix.
+-- ARGV: layout, purpose, send id, phone limits, global limits, prefix limits (each n,
+--       amount, window_ms...), conversion window_ms
 local now = now_ms()
-local p = hload(KEYS[1], now)
-local field = 'c:' .. ARGV[1]
-if p.v[field] and split(p.v[field])[3] == ARGV[2] then
-  hdrop(p, field)
+local key = keyed(ARGV[1])
+local phone_limits, i = read_limits(ARGV, 4)
+local global_limits, prefix_limits
+global_limits, i = read_limits(ARGV, i)
+prefix_limits, i = read_limits(ARGV, i)
+local conv_window = tonumber(ARGV[i])
+if key.P then
+  local p = hload(key.P, now)
+  local field = 'c:' .. ARGV[2]
+  if p.v[field] and split(p.v[field])[3] == ARGV[3] then
+    hdrop(p, field)
+  end
+  if p.v['cd'] and split(p.v['cd'])[2] == string.sub(ARGV[3], 1, 6) then
+    hdrop(p, 'cd')
+  end
+  if p.v['n'] and #phone_limits > 0 then
+    hput(p, 'n', windows_value(windows(p.v['n'], phone_limits, now), -1))
+  end
+  hsave(p)
 end
-if p.v['cd'] and split(p.v['cd'])[2] == string.sub(ARGV[2], 1, 6) then
-  hdrop(p, 'cd')
+if key.g and #global_limits > 0 then
+  local g = hload(key.g, now)
+  if g.v['n'] then
+    hput(g, 'n', windows_value(windows(g.v['n'], global_limits, now), -1))
+    hsave(g)
+  end
 end
-local limits = read_limits(ARGV, 3)
-if p.v['n'] and #limits > 0 then
-  hput(p, 'n', windows_value(windows(p.v['n'], limits, now), -1))
+if key.p then
+  local x = hload(key.p, now)
+  if x.v['n'] and #prefix_limits > 0 then
+    hput(x, 'n', windows_value(windows(x.v['n'], prefix_limits, now), -1))
+  end
+  if x.v['cv'] and conv_window > 0 then
+    conv_add(x, conv_window, now, -1, 0)
+  end
+  hsave(x)
 end
-hsave(p)
 return 0

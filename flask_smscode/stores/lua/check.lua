@@ -1,24 +1,42 @@
 -- Is this code right? Compare in constant time, then either consume the code (and clear
 -- the failures) or count the failure, in one step: parallel verifies of the right code see
--- exactly one success. Failures belong to phone + purpose and survive a resend.
--- KEYS[1] phone hash, KEYS[2] client hash (optional)
--- ARGV: deadline_ms, purpose, candidate hash, max attempts, failure window_ms,
---       client limits (n, amount, window_ms...)
+-- exactly one success. Failures belong to phone + purpose and survive a resend. A success
+-- counts as a conversion of the phone's number prefix (the pumping guard).
+-- Keys named by ARGV[2] (see keyed()): 'c' client hash, 'P' phone hash, 'p' prefix hash.
+-- On Cluster the app calls it per slot; a call with only 'p' counts one conversion.
+-- ARGV: deadline_ms, layout, purpose, candidate hash, max attempts, failure window_ms,
+--       client limits (n, amount, window_ms...), conversion window_ms
 -- Returns {outcome, attempts_left, wait_ms}; outcome is ok, invalid, expired, locked,
 -- client (the client's per-IP limit) or late.
 local now = now_ms()
 if too_late(tonumber(ARGV[1]), now) then
   return {'late', 0, 0}
 end
-local purpose, candidate = ARGV[2], ARGV[3]
-local max, window = tonumber(ARGV[4]), tonumber(ARGV[5])
-if KEYS[2] then
-  local wait = client_hit(KEYS[2], 'v', read_limits(ARGV, 6), now)
+local key = keyed(ARGV[2])
+local purpose, candidate = ARGV[3], ARGV[4]
+local max, window = tonumber(ARGV[5]), tonumber(ARGV[6])
+local client_limits, i = read_limits(ARGV, 7)
+local conv_window = tonumber(ARGV[i])
+
+local function converted()
+  if key.p and conv_window > 0 then
+    local x = hload(key.p, now)
+    conv_add(x, conv_window, now, 0, 1)
+    hsave(x)
+  end
+  return {'ok', max, 0}
+end
+
+if key.c then
+  local wait = client_hit(key.c, 'v', client_limits, now)
   if wait > 0 then
     return {'client', 0, wait}
   end
 end
-local p = hload(KEYS[1], now)
+if not key.P then
+  return converted()
+end
+local p = hload(key.P, now)
 local code_field, fail_field = 'c:' .. purpose, 'f:' .. purpose
 local failures, fail_ends = 0, 0
 if p.v[fail_field] then
@@ -37,7 +55,7 @@ if same(code[2], candidate) then
   hdrop(p, fail_field)
   hdrop(p, 'p:' .. purpose)
   hsave(p)
-  return {'ok', max, 0}
+  return converted()
 end
 -- The code this one replaced: the user typed the older SMS. Not a guess, not counted.
 local replaced = p.v['p:' .. purpose]

@@ -171,3 +171,97 @@ local function same(known, candidate)
   end
   return diff == 0
 end
+
+-- Optional keys: ARGV names their roles, one letter per key in KEYS order ('P' phone,
+-- 'c' client, 'g' global budget, 'p' number prefix, 'i' idempotency key). One script then
+-- serves a single Redis (every key, one round trip) and Cluster (one slot per call).
+local function keyed(layout)
+  local out = {}
+  for j = 1, #layout do
+    out[string.sub(layout, j, j)] = KEYS[j]
+  end
+  return out
+end
+
+local function seconds(ms)
+  return math.max(1, math.ceil(ms / 1000))
+end
+
+-- A budget's first refusal in its window says so (the app logs one warning per window, not
+-- one per request): field 'w' lives until the exhausted window ends.
+local function notice_once(h, ends)
+  if h.v['w'] then
+    return false
+  end
+  hput(h, 'w', t36(ends) .. '|1')
+  hsave(h)
+  return true
+end
+
+-- The conversion guard's counts of one number prefix, field 'cv':
+-- "<expires>|<window index>|<sends>|<verifies>|<previous sends>|<previous verifies>".
+-- Two fixed windows; the previous one is weighted by the share of it that is still inside
+-- the sliding window ending now.
+local function conv_read(value, window, now)
+  local k = math.floor(now / window)
+  local c = {k = k, s = 0, v = 0, sp = 0, vp = 0}
+  if value then
+    local f = split(value)
+    local stored = n36(f[2])
+    if stored == k then
+      c.s, c.v, c.sp, c.vp = tonumber(f[3]), tonumber(f[4]), tonumber(f[5]), tonumber(f[6])
+    elseif stored == k - 1 then
+      c.sp, c.vp = tonumber(f[3]), tonumber(f[4])
+    end
+  end
+  return c
+end
+
+local function conv_value(c, window)
+  return t36((c.k + 2) * window) .. '|' .. t36(c.k) .. '|' .. c.s .. '|' .. c.v .. '|' ..
+    c.sp .. '|' .. c.vp
+end
+
+local function conv_estimate(c, window, now)
+  local weight = 1 - (now - c.k * window) / window
+  return c.s + c.sp * weight, c.v + c.vp * weight
+end
+
+-- Add delta sends (ds) or verifies (dv) to a prefix hash's conversion counts, and save.
+local function conv_add(h, window, now, ds, dv)
+  local c = conv_read(h.v['cv'], window, now)
+  if ds < 0 and c.s == 0 then
+    c.sp = math.max(0, c.sp + ds)  -- the send was counted in the previous window
+  else
+    c.s = math.max(0, c.s + ds)
+  end
+  c.v = c.v + dv
+  hput(h, 'cv', conv_value(c, window))
+end
+
+-- Idempotency record: 'f' = "<expires>|<fingerprint>|<w working, d done>", and when done
+-- 'a' = "<expires>|<status>|<code>|<key variant>|<n1>|<n2>" (the answer, re-rendered on
+-- replay). Returns nil for an unknown key, else what the script answers.
+local function idem_look(h, fp, now)
+  local f = h.v['f']
+  if not f then
+    return nil
+  end
+  local parts = split(f)
+  if parts[2] ~= fp then
+    return {'reused', 0}
+  end
+  if parts[3] == 'w' then
+    return {'pending', expiry(f) - now}
+  end
+  local a = split(h.v['a'] or '')
+  return {'replay', a[2] or '', a[3] or '', a[4] or '', a[5] or '', a[6] or ''}
+end
+
+local function idem_answer(h, fp, ttl, now, status, code, variant, n1, n2)
+  local expires = t36(now + ttl)
+  hput(h, 'f', expires .. '|' .. fp .. '|d')
+  hput(h, 'a', expires .. '|' .. status .. '|' .. code .. '|' .. variant .. '|' .. (n1 or '') ..
+    '|' .. (n2 or ''))
+  hsave(h)
+end

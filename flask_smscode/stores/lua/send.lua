@@ -1,54 +1,148 @@
 -- May this phone get a code now? If so count the send, start the cooldown and store the
--- code, all in one step (parallel sends must not all pass a separate check). On a single
--- Redis the client's per-IP hit is folded in (KEYS[2]): one round trip per request.
--- KEYS[1] phone hash, KEYS[2] client hash (optional)
--- ARGV: deadline_ms, purpose, code hash, send id, code ttl_ms, cooldown_ms,
---       phone limits (n, amount, window_ms...), client limits (n, amount, window_ms...)
--- Returns {'ok', 0} | {'late', 0} | {'client', wait_ms} | {'phone', wait_ms}
+-- code, all in one step (parallel sends must not all pass a separate check). Every key is
+-- optional and named by ARGV[2] (see keyed() in common.lua): on a single Redis one call
+-- carries the idempotency key, the client's per-IP hit, the phone, the global budget and
+-- the number prefix (one round trip per request); on Cluster the app calls it once per slot.
+-- Order: a known Idempotency-Key answers alone (nothing counted); then the client hit; then
+-- every check (phone cooldown and caps, global budget, prefix block, prefix budget,
+-- conversion) before any write, so a refusal leaves the other counters untouched.
+-- ARGV: deadline_ms, layout, purpose, code hash, send id, code ttl_ms, cooldown_ms,
+--       phone limits, client limits, global limits, prefix limits (each n, amount, window_ms..),
+--       conversion window_ms, min sends, min conversion (per mille), block_ms,
+--       idempotency fingerprint, claim ms, answer ttl_ms
+-- Returns {'ok', 0, 0} | {'late', 0} | {<refusal>, wait_ms, notice} where refusal is client,
+-- phone, global, prefix, blocked or conversion | {'reused', 0} | {'pending', wait_ms} |
+-- {'replay', status, code, key variant, n1, n2}
 local now = now_ms()
 if too_late(tonumber(ARGV[1]), now) then
   return {'late', 0}
 end
-local purpose, hash, id = ARGV[2], ARGV[3], ARGV[4]
-local ttl, cooldown = tonumber(ARGV[5]), tonumber(ARGV[6])
-local phone_limits, i = read_limits(ARGV, 7)
-local client_limits = read_limits(ARGV, i)
-if KEYS[2] then
-  local wait = client_hit(KEYS[2], 's', client_limits, now)
-  if wait > 0 then
-    return {'client', wait}
+local key = keyed(ARGV[2])
+local purpose, hash, id = ARGV[3], ARGV[4], ARGV[5]
+local ttl, cooldown = tonumber(ARGV[6]), tonumber(ARGV[7])
+local phone_limits, i = read_limits(ARGV, 8)
+local client_limits, global_limits, prefix_limits
+client_limits, i = read_limits(ARGV, i)
+global_limits, i = read_limits(ARGV, i)
+prefix_limits, i = read_limits(ARGV, i)
+local conv = {window = tonumber(ARGV[i]), min = tonumber(ARGV[i + 1]),
+              ratio = tonumber(ARGV[i + 2]), block = tonumber(ARGV[i + 3])}
+local fp, claim_ms, answer_ttl = ARGV[i + 4], tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
+
+local idem
+if key.i then
+  idem = hload(key.i, now)
+  local known = idem_look(idem, fp, now)
+  if known then
+    return known
   end
 end
-local p = hload(KEYS[1], now)
--- The wait is the longest of the cooldown and every exhausted cap, so a client told to
--- retry after it is not refused again.
-local wait = 0
-if p.v['cd'] then
-  wait = expiry(p.v['cd']) - now
+
+-- A refusal is this key's answer too (replayed to a retry with the same key).
+local function refuse(kind, wait, notice)
+  if idem then
+    idem_answer(idem, fp, answer_ttl, now, 429, 'throttled', 'r:' .. kind, seconds(wait))
+  end
+  return {kind, wait, notice and 1 or 0}
 end
-local state, capped = windows(p.v['n'], phone_limits, now)
-if capped > wait then
-  wait = capped
+
+if key.c then
+  local wait = client_hit(key.c, 's', client_limits, now)
+  if wait > 0 then
+    return refuse('client', wait)
+  end
 end
-if wait > 0 then
-  return {'phone', wait}
+
+local p, state
+if key.P then
+  p = hload(key.P, now)
+  -- The wait is the longest of the cooldown and every exhausted cap, so a client told to
+  -- retry after it is not refused again.
+  local wait, capped = 0, 0
+  if p.v['cd'] then
+    wait = expiry(p.v['cd']) - now
+  end
+  state, capped = windows(p.v['n'], phone_limits, now)
+  if capped > wait then
+    wait = capped
+  end
+  if wait > 0 then
+    return refuse('phone', wait)
+  end
 end
-if #phone_limits > 0 then
-  hput(p, 'n', windows_value(state, 1))
+
+local g, gstate
+if key.g then
+  g = hload(key.g, now)
+  local wait
+  gstate, wait = windows(g.v['n'], global_limits, now)
+  if wait > 0 then
+    return refuse('global', wait, notice_once(g, now + wait))
+  end
 end
-if cooldown > 0 then
-  -- The first 6 characters of the send id tell cancel whose cooldown this is.
-  hput(p, 'cd', t36(now + cooldown) .. '|' .. string.sub(id, 1, 6))
+
+local x, xstate, cstate
+if key.p then
+  x = hload(key.p, now)
+  if x.v['b'] then
+    return refuse('blocked', expiry(x.v['b']) - now)
+  end
+  local wait
+  xstate, wait = windows(x.v['n'], prefix_limits, now)
+  if wait > 0 then
+    return refuse('prefix', wait, notice_once(x, now + wait))
+  end
+  if conv.window > 0 then
+    cstate = conv_read(x.v['cv'], conv.window, now)
+    local sends, verifies = conv_estimate(cstate, conv.window, now)
+    if sends >= conv.min and verifies * 1000 < conv.ratio * sends then
+      hput(x, 'b', t36(now + conv.block) .. '|' .. math.floor(sends) .. '|' ..
+        math.floor(verifies))
+      hsave(x)
+      return refuse('conversion', conv.block, true)
+    end
+  end
 end
--- The replaced code's hash stays beside the new one ('p:'), so typing it answers
--- "expired". Two fields, not one: a value over 64 bytes would make Redis store the whole
--- hash as a hashtable, three times the memory of its compact listpack form.
-local field = 'c:' .. purpose
-if p.v[field] then
-  hput(p, 'p:' .. purpose, t36(now + ttl) .. '|' .. split(p.v[field])[2])
-else
-  hdrop(p, 'p:' .. purpose)
+
+-- Every check passed: count and store.
+if p then
+  if #phone_limits > 0 then
+    hput(p, 'n', windows_value(state, 1))
+  end
+  if cooldown > 0 then
+    -- The first 6 characters of the send id tell cancel whose cooldown this is.
+    hput(p, 'cd', t36(now + cooldown) .. '|' .. string.sub(id, 1, 6))
+  end
+  -- The replaced code's hash stays beside the new one ('p:'), so typing it answers
+  -- "expired". Two fields, not one: a value over 64 bytes would make Redis store the whole
+  -- hash as a hashtable, three times the memory of its compact listpack form.
+  local field = 'c:' .. purpose
+  if p.v[field] then
+    hput(p, 'p:' .. purpose, t36(now + ttl) .. '|' .. split(p.v[field])[2])
+  else
+    hdrop(p, 'p:' .. purpose)
+  end
+  hput(p, field, t36(now + ttl) .. '|' .. hash .. '|' .. id)
+  hsave(p)
 end
-hput(p, field, t36(now + ttl) .. '|' .. hash .. '|' .. id)
-hsave(p)
-return {'ok', 0}
+if g then
+  hput(g, 'n', windows_value(gstate, 1))
+  hsave(g)
+end
+if x then
+  if #prefix_limits > 0 then
+    hput(x, 'n', windows_value(xstate, 1))
+  end
+  if cstate then
+    cstate.s = cstate.s + 1
+    hput(x, 'cv', conv_value(cstate, conv.window))
+  end
+  hsave(x)
+end
+if idem then
+  -- Claimed: a duplicate waits for this request's answer until the claim runs out.
+  hput(idem, 'f', t36(now + claim_ms) .. '|' .. fp .. '|w')
+  hdrop(idem, 'a')
+  hsave(idem)
+end
+return {'ok', 0, 0}

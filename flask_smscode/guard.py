@@ -1,0 +1,131 @@
+"""The SMS-pumping guard's settings: budgets, number prefixes, conversion thresholds and the
+pre-send hook.
+
+SMS pumping spreads sends over thousands of numbers in premium ranges, from thousands of
+addresses, so per-phone and per-IP limits never trip. What betrays it is *conversion*: codes
+sent to a number range that nobody ever types back. The counting happens in the store,
+inside the send and verify decisions (see ``stores/lua/send.lua``); this module only turns
+the ``SMSCODE_*`` settings into what the store counts for one phone.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
+
+from .config import Limit, get_setting
+from .errors import ConfigurationError
+from .stores import GuardRequest
+
+PrefixFunction = Callable[[str], str]
+PreSendHook = Callable[[Any, str, str], Any]
+
+# Mainland mobiles: the first 7 digits of the national number name the operator's block
+# (HLR segment, 10 000 numbers), the unit premium-range fraud buys. Elsewhere no such
+# plan is universal: the country code and 3 digits.
+DEFAULT_PREFIX_DIGITS: dict[str, int] = {"86": 7, "*": 3}
+
+
+def number_prefix(e164: str, digits: Mapping[str, int]) -> str:
+    """``+8613800138000`` → ``+861380013``: the country code and the first ``digits[cc]``
+    (else ``digits["*"]``) digits of the national number."""
+    number = e164.lstrip("+")
+    for length in (1, 2, 3):  # calling codes are prefix-free: at most one matches
+        country = number[:length]
+        if int(country or 0) in COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        country, length = number[:3], 3
+    keep = digits.get(country, digits.get("*", 3))
+    return "+" + country + number[length:length + keep]
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """The validated guard settings of one app."""
+
+    global_limits: tuple[Limit, ...]
+    prefix_limits: tuple[Limit, ...]
+    prefix_of: PrefixFunction
+    window: int          # seconds of the conversion guard's sliding window
+    min_sends: int       # 0 turns the conversion guard off
+    min_conversion: float
+    block: int           # seconds a low-conversion prefix stays blocked
+    pre_send_hook: PreSendHook | None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> GuardSettings:
+        from .config import _int, _limits  # the shared parsers of config.py
+
+        def get(key: str) -> Any:
+            return get_setting(config, key)
+
+        digits = get("SMSCODE_PREFIX_DIGITS")
+        if callable(digits):
+            prefix_of: PrefixFunction = digits
+        elif isinstance(digits, Mapping) and all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+                and 0 <= v <= 14 for k, v in digits.items()):
+            table = {**DEFAULT_PREFIX_DIGITS, **digits}
+
+            def prefix_of(e164: str) -> str:
+                return number_prefix(e164, table)
+        else:
+            raise ConfigurationError(
+                "SMSCODE_PREFIX_DIGITS must be a dict of country calling code -> digits of "
+                "the national number kept (e.g. {'86': 7, '*': 3}), or a callable "
+                "taking the E.164 number and returning its prefix.")
+        ratio = get("SMSCODE_GUARD_MIN_CONVERSION")
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio <= 1:
+            raise ConfigurationError("SMSCODE_GUARD_MIN_CONVERSION must be a ratio from 0 to 1 "
+                                     f"(0.2 = 20 %); got {ratio!r}.")
+        return cls(
+            global_limits=tuple(Limit.from_item(i)
+                                for i in _limits(get, "SMSCODE_GLOBAL_SEND_LIMITS")),
+            prefix_limits=tuple(Limit.from_item(i)
+                                for i in _limits(get, "SMSCODE_PREFIX_SEND_LIMITS")),
+            prefix_of=prefix_of,
+            window=_int(get, "SMSCODE_GUARD_WINDOW_SECONDS", 60, 7 * 86400),
+            min_sends=_int(get, "SMSCODE_GUARD_MIN_SENDS", 0, 1_000_000),
+            min_conversion=float(ratio),
+            block=_int(get, "SMSCODE_GUARD_BLOCK_SECONDS", 1, 30 * 86400),
+            pre_send_hook=_hook(get("SMSCODE_PRE_SEND_HOOK")),
+        )
+
+    @property
+    def converts(self) -> bool:
+        return self.min_sends > 0
+
+    def request(self, e164: str) -> GuardRequest | None:
+        """What the store counts for a send to ``e164`` (``None``: the guard is off)."""
+        if not (self.global_limits or self.prefix_limits or self.converts):
+            return None
+        prefix = self.prefix_of(e164) if (self.prefix_limits or self.converts) else None
+        if prefix is not None and (not isinstance(prefix, str) or not 0 < len(prefix) <= 32):
+            raise ConfigurationError("SMSCODE_PREFIX_DIGITS: the callable must return a "
+                                     "non-empty string of at most 32 characters.")
+        return GuardRequest(
+            global_limits=self.global_limits, prefix=prefix, prefix_limits=self.prefix_limits,
+            window_ms=self.window * 1000 if self.converts else 0, min_sends=self.min_sends,
+            ratio_permille=round(self.min_conversion * 1000), block_ms=self.block * 1000)
+
+
+def _hook(value: Any) -> PreSendHook | None:
+    """``SMSCODE_PRE_SEND_HOOK``: a callable, or a ``"module:function"`` path to one."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        module, _, name = value.partition(":")
+        try:
+            value = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError):
+            raise ConfigurationError(f"SMSCODE_PRE_SEND_HOOK: cannot import {value!r} "
+                                     "(write 'package.module:function').") from None
+    if not callable(value):
+        raise ConfigurationError("SMSCODE_PRE_SEND_HOOK must be a callable "
+                                 "(request, phone_e164, purpose) -> None.")
+    return value  # type: ignore[no-any-return]
