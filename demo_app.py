@@ -140,11 +140,65 @@ def create_app(config: dict[str, Any] | None = None, *,
     app.extensions[ACCOUNTS_KEY] = Accounts(
         app.config.get("DEMO_DATABASE") or Path(app.instance_path) / DATABASE_FILE)
 
+    if app.config.get("DEMO_CHALLENGE", os.environ.get("DEMO_CHALLENGE") == "1"):
+        _enable_challenge(app)  # the pre-send hook, shown with an arithmetic question
     # Validates the SMSCODE_* settings now (a bad one fails the start, naming the key).
     app.register_blueprint(sms_bp)
     _register_views(app)
     _mount_metrics(app)
     return app
+
+
+# -- the pre-send hook: a stand-in for a captcha (DEMO_CHALLENGE=1) --------------------------
+# SMSCODE_PRE_SEND_HOOK runs before anything is counted or sent. Here it asks for a solved
+# arithmetic question, remembered in the session for a few minutes; a real app checks a
+# captcha token there instead (README: "A captcha before the send").
+CHALLENGE_PASS_SECONDS = 600
+_CHALLENGE_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Challenge</title>
+<link rel="stylesheet" href="{{ url_for('static', filename='demo.css') }}"></head><body><main>
+<form method="post"><p><label for="answer">{{ a }} + {{ b }} = ?</label></p>
+<input id="answer" name="answer" inputmode="numeric" autocomplete="off" required>
+<input type="hidden" name="next" value="{{ next }}">
+{% if wrong %}<p role="alert">&#x2717;</p>{% endif %}<button>OK</button></form></main>
+</body></html>"""
+
+
+def _enable_challenge(app: Flask) -> None:
+    app.config.setdefault("SMSCODE_PRE_SEND_HOOK", demo_challenge_hook)
+    messages = {lang: dict(texts) for lang, texts in
+                (app.config.get("SMSCODE_MESSAGES") or {}).items()}
+    messages.setdefault("en", {}).setdefault(
+        "challenge_required", "Answer the question at /challenge first, then ask for a code.")
+    messages.setdefault("zh", {}).setdefault(
+        "challenge_required", "请先在 /challenge 页面回答问题，再获取验证码。")  # noqa: RUF001
+    app.config["SMSCODE_MESSAGES"] = messages
+    app.add_url_rule("/challenge", "challenge", challenge, methods=["GET", "POST"])
+
+
+def demo_challenge_hook(req: Any, phone: str, purpose: str) -> bool:
+    """Passes while the session holds a solved question (no request: the CLI, allowed)."""
+    import time
+
+    return req is None or float(session.get("challenge_passed_until", 0)) > time.time()
+
+
+def challenge() -> Response | str:
+    import time
+
+    from flask import render_template_string
+
+    target = request.values.get("next", "/login")
+    if not target.startswith("/") or target.startswith("//"):
+        target = "/login"
+    wrong = False
+    if request.method == "POST":
+        if request.form.get("answer", "").strip() == str(session.pop("challenge_answer", "")):
+            session["challenge_passed_until"] = time.time() + CHALLENGE_PASS_SECONDS
+            return redirect(target)
+        wrong = True
+    a, b = secrets.randbelow(9) + 1, secrets.randbelow(9) + 1
+    session["challenge_answer"] = a + b
+    return render_template_string(_CHALLENGE_PAGE, a=a, b=b, next=target, wrong=wrong)
 
 
 def _mount_metrics(app: Flask) -> None:

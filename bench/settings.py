@@ -17,10 +17,10 @@ BASE_FAIL_WINDOW_SECONDS = 900
 
 def app_config(redis_url: str, prefix: str, provider_endpoint: str) -> dict[str, Any]:
     """flask-smscode as a production app would run it, except two things: the provider is
-    the loopback server over HTTP, and the per-IP limits are raised so high that the load
-    generator's single address is never throttled — they are still counted on every
-    request, so their cost is measured. Each phone gets one send and at most one wrong
-    code, so the per-phone limits keep their defaults."""
+    the loopback server over HTTP, and the per-IP and per-number-block limits are raised so
+    high that the load generator (one address, sequential numbers) is never throttled —
+    they are still counted on every request, so their cost is measured. Each phone gets one
+    send and at most one wrong code, so the per-phone limits keep their defaults."""
     return {
         "SECRET_KEY": SECRET_KEY,
         "SMSCODE_STORAGE_URI": redis_url,
@@ -34,6 +34,10 @@ def app_config(redis_url: str, prefix: str, provider_endpoint: str) -> dict[str,
         "SMSCODE_ALIYUN_PROTOCOL": "http",
         "SMSCODE_IP_SEND_LIMITS": "10000000/hour",
         "SMSCODE_IP_VERIFY_LIMITS": "10000000/hour",
+        # The SMS-pumping guard: thousands of sends to one number block (1380000xxxx...)
+        # with few verifies is exactly what it stops. Counted, never reached.
+        "SMSCODE_PREFIX_SEND_LIMITS": "10000000/hour",
+        "SMSCODE_GUARD_MIN_SENDS": 1_000_000,
     }
 
 

@@ -16,14 +16,15 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import click
-from flask import current_app
+from flask import current_app, has_app_context
 from flask.cli import with_appcontext
 
 from .client import REQUEST_FAILED, AliyunSms, AliyunSmsError, SendSmsResponse
@@ -76,20 +77,27 @@ def _app() -> Any:
 
 
 def _messages() -> tuple[Catalogue, str]:
-    """The app's catalogue and the language chosen by --lang, the environment or the app."""
-    app = _app()
-    service = app.extensions.get("smscode")
+    """The app's catalogue and the language chosen by --lang, the environment or the app.
+
+    Option callbacks (``--date``) run before ``with_appcontext`` pushes the app: they get
+    the built-in catalogue, in the same language.
+    """
+    app = _app() if has_app_context() else None
+    service = app.extensions.get("smscode") if app is not None else None
     try:
-        catalogue = service.messages if service is not None else Catalogue.from_config(
-            app.config)
+        catalogue = (service.messages if service is not None
+                     else Catalogue.from_config(app.config) if app is not None
+                     else default_catalogue())
     except ConfigurationError:  # reported by the command itself when it builds the service
         catalogue = default_catalogue()
     ctx = click.get_current_context(silent=True)
     chosen = ctx.find_root().meta.get("smscode.lang") if ctx is not None else None
     language = catalogue.match(chosen) if chosen else None
     if chosen and language is None:
-        raise click.BadParameter(f"no messages in {chosen!r}; available: "
-                                 + ", ".join(catalogue.languages), param_hint="--lang")
+        raise click.BadParameter(catalogue.text(
+            "cli.lang.unknown", environment_language(catalogue),
+            {"language": chosen, "available": ", ".join(catalogue.languages)}),
+            param_hint="--lang")
     return catalogue, language or environment_language(catalogue)
 
 
@@ -245,29 +253,94 @@ def reset(phone: str, purpose: str | None) -> None:
     click.echo(_t("cli.reset", phone=mask_phone(e164), scope=scope, removed=removed))
 
 
+# -- guard -----------------------------------------------------------------------------------
+@smscode.group("guard")
+def guard() -> None:
+    """Inspect and clear the SMS-pumping guard: budgets and number-prefix blocks."""
+
+
+def _guard_data(service: SmsCodeService) -> dict[str, Any]:
+    counts, prefixes = service.guard_status()
+    settings = service.guard
+    return {
+        "global": [{"limit": limit.text, "used": counts.get(limit.text, 0)}
+                   for limit in settings.global_limits],
+        "prefixes": [{"prefix": p.prefix, "sends": p.sends, "verifies": p.verifies,
+                      "conversion": round(p.verifies / p.sends, 3) if p.sends else None,
+                      "blocked_for": p.blocked_for,
+                      "counted": [{"limit": text, "used": used}
+                                  for text, used in p.counted.items()]}
+                     for p in sorted(prefixes, key=lambda p: (-p.blocked_for, -p.sends,
+                                                              p.prefix))],
+    }
+
+
+@guard.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@with_appcontext
+def guard_status(as_json: bool) -> None:
+    """Show the global send budget and every number prefix the guard counts (sends,
+    verifies and conversion over the sliding window, blocks and their time left)."""
+    service = _service()
+    with _errors():
+        data = _guard_data(service)
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+        return
+    if data["global"]:
+        click.echo(_t("cli.guard.global", sends=", ".join(
+            _t("cli.status.send_item", used=g["used"], limit=g["limit"])
+            for g in data["global"])))
+    if not data["prefixes"]:
+        click.echo(_t("cli.guard.none"))
+        return
+    click.echo(_t("cli.guard.header"))
+    for p in data["prefixes"]:
+        click.echo(_t(
+            "cli.guard.row", prefix=p["prefix"], sends=f"{p['sends']:g}",
+            verifies=f"{p['verifies']:g}",
+            conversion="-" if p["conversion"] is None else f"{p['conversion']:.0%}",
+            blocked=_t("cli.guard.blocked", seconds=p["blocked_for"]) if p["blocked_for"]
+            else _t("cli.guard.not_blocked"),
+            counted=", ".join(_t("cli.status.send_item", used=c["used"], limit=c["limit"])
+                              for c in p["counted"]) or "-").rstrip())
+
+
+@guard.command("unblock")
+@click.argument("prefix")
+@with_appcontext
+def guard_unblock(prefix: str) -> None:
+    """Lift the block of PREFIX (as `guard status` shows it, e.g. +861380013) and forget
+    its conversion counts, so it is judged afresh."""
+    service = _service()
+    prefix = prefix.strip()
+    with _errors():
+        found = service.guard_unblock(prefix)
+    click.echo(_t("cli.guard.unblocked" if found else "cli.guard.not_found", prefix=prefix))
+
+
 # -- notify ----------------------------------------------------------------------------------
 def _parse_params(value: str) -> dict[str, Any]:
     try:
         params = json.loads(value)
     except ValueError:
-        raise click.BadParameter("must be a JSON object, e.g. '{\"name\":\"Li\"}'.",
+        raise click.BadParameter(_t("cli.params.not_json", example='\'{"name":"Li"}\''),
                                  param_hint="--params") from None
     if not isinstance(params, dict):
-        raise click.BadParameter("must be a JSON object, not a list or a single value.",
-                                 param_hint="--params")
+        raise click.BadParameter(_t("cli.params.not_object"), param_hint="--params")
     return params
 
 
-def _read_phone_file(path: Path) -> list[tuple[str, str]]:
-    """``(entry, where)`` pairs from a CSV or a one-number-per-line text file."""
+def _read_phone_file(path: Path) -> list[tuple[str, int]]:
+    """``(entry, line number)`` pairs from a CSV or a one-number-per-line text file."""
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise click.BadParameter(f"{path.name} is not UTF-8 text.", param_hint="--file") \
-            from None
-    except OSError as exc:
-        raise click.BadParameter(f"cannot read {path.name} ({exc.strerror}).",
+        raise click.BadParameter(_t("cli.file.not_utf8", name=path.name),
                                  param_hint="--file") from None
+    except OSError as exc:
+        raise click.BadParameter(_t("cli.file.unreadable", name=path.name,
+                                    reason=exc.strerror), param_hint="--file") from None
     lines = text.splitlines()
     data = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
     is_csv = path.suffix.lower() in (".csv", ".tsv") or any(
@@ -277,7 +350,7 @@ def _read_phone_file(path: Path) -> list[tuple[str, str]]:
         for number, line in enumerate(lines, 1):
             entry = line.split("#", 1)[0].strip()
             if entry:
-                entries.append((entry, f"line {number}"))
+                entries.append((entry, number))
         return entries
     delimiter = "\t" if data and "\t" in data[0] and "," not in data[0] else ","
     rows = [(number, row) for number, row in
@@ -291,7 +364,7 @@ def _read_phone_file(path: Path) -> list[tuple[str, str]]:
             column, rows = named[0], rows[1:]
         elif header and not any(ch.isdigit() for ch in header[0]):
             rows = rows[1:]  # a header row with other names: numbers are in the first column
-    return [(row[column].strip(), f"line {number}") for number, row in rows
+    return [(row[column].strip(), number) for number, row in rows
             if len(row) > column and row[column].strip()]
 
 
@@ -300,20 +373,21 @@ def _summary(responses: list[SendSmsResponse], total: int) -> tuple[list[str], b
     ok = [r for r in responses if r.ok]
     failed = [r for r in responses if not r.ok]
     sent = sum(len(r.phone_numbers) for r in ok)
-    lines = [f"Sent: {sent} number(s) in {len(ok)} request(s)"]
-    lines += [f"  {len(r.phone_numbers)} number(s): BizId {r.biz_id or '-'}, "
-              f"RequestId {r.request_id or '-'}, OutId {r.out_id or '-'}" for r in ok]
+    lines = [_t("cli.notify.sent", count=sent, requests=len(ok))]
+    lines += ["  " + _t("cli.notify.batch", count=len(r.phone_numbers), biz_id=r.biz_id or "-",
+                        request_id=r.request_id or "-", out_id=r.out_id or "-") for r in ok]
     for r in failed:
         error = getattr(r, "error", None)  # the AliyunSmsError of that call, when kept
         request_failed = (r.code == "REQUEST_FAILED"
                           or getattr(error, "code", None) == REQUEST_FAILED)
-        note = "; it may have been delivered" if getattr(error, "delivery_unknown", False) \
-            else ""
-        lines.append(f"{'Failed' if request_failed else 'Rejected'}: {len(r.phone_numbers)} "
-                     f"number(s) — {r.code} (RequestId {r.request_id or '-'}{note})")
+        note = _t("cli.notify.maybe_delivered") \
+            if getattr(error, "delivery_unknown", False) else ""
+        lines.append(_t("cli.notify.failed" if request_failed else "cli.notify.rejected",
+                        count=len(r.phone_numbers), code=r.code,
+                        request_id=r.request_id or "-", note=note))
     attempted = sum(len(r.phone_numbers) for r in responses)
     if attempted < total:
-        lines.append(f"Not sent: {total - attempted} number(s) (no answer recorded)")
+        lines.append(_t("cli.notify.not_sent", count=total - attempted))
     return lines, not failed and attempted >= total
 
 
@@ -343,40 +417,43 @@ def notify(template_code: str, params_text: str, phones: str | None, file_path: 
     """
     params = _parse_params(params_text)
     if (phones is None) == (file_path is None):
-        raise click.UsageError("Give exactly one of --phones or --file.")
+        raise click.UsageError(_t("cli.notify.one_source"))
     if file_path is not None:
         entries = _read_phone_file(file_path)
-        source = file_path.name
+        source, place_key = file_path.name, "cli.notify.line"
     else:
-        entries = [(entry, f"entry {i}") for i, entry in
+        entries = [(entry, i) for i, entry in
                    enumerate((e for e in _PHONE_SEPARATORS.split(phones or "") if e), 1)]
-        source = "--phones"
+        source, place_key = "--phones", "cli.notify.entry"
     if not entries:
-        raise click.UsageError(f"No phone numbers found in {source}.")
+        raise click.UsageError(_t("cli.notify.no_phones", source=source))
     client = _client()
     if not (sign_name or client.sign_name):
-        raise click.ClickException("SMSCODE_ALIYUN_SIGN_NAME is not set "
-                                   "(or pass --sign-name).")
+        raise click.ClickException(_t("cli.notify.no_sign_name"))
     raw = [entry for entry, _ in entries]
     valid, invalid = client.normalize_phones(raw)
-    where: dict[str, str] = {}
+    where: dict[str, int] = {}
     for entry, place in entries:
         where.setdefault(entry, place)
     duplicates = len(raw) - len(valid) - len(invalid)
     invalid_lines = []
     if invalid:
-        invalid_lines.append(f"Invalid numbers skipped: {len(invalid)}")
-        invalid_lines += [f"  {where.get(entry, '?')}: {_mask_entry(entry)}"
+        invalid_lines.append(_t("cli.notify.invalid", count=len(invalid)))
+        invalid_lines += ["  " + _t("cli.notify.invalid_item", entry=_mask_entry(entry),
+                                    where=_t(place_key, number=where[entry])
+                                    if entry in where else "?")
                           for entry in invalid[:MAX_INVALID_LISTED]]
         if len(invalid) > MAX_INVALID_LISTED:
-            invalid_lines.append(f"  ... and {len(invalid) - MAX_INVALID_LISTED} more")
+            invalid_lines.append("  " + _t("cli.notify.invalid_more",
+                                           count=len(invalid) - MAX_INVALID_LISTED))
     if not valid:
         click.echo("\n".join(invalid_lines))
-        raise click.ClickException(f"No valid mobile numbers in {source}; nothing was sent.")
+        raise click.ClickException(_t("cli.notify.no_valid", source=source))
 
     responses: list[SendSmsResponse] = []
     # Progress on stderr, so stdout holds only the summary (for scripts and logs).
-    with click.progressbar(length=len(valid), label="Sending", file=sys.stderr) as bar:
+    with click.progressbar(length=len(valid), label=_t("cli.notify.progress"),
+                           file=sys.stderr) as bar:
 
         def advance(response: SendSmsResponse) -> None:
             bar.update(len(response.phone_numbers))
@@ -391,7 +468,7 @@ def notify(template_code: str, params_text: str, phones: str | None, file_path: 
                 raise click.ClickException(str(exc)) from None
     lines, all_sent = _summary(responses, len(valid))
     if duplicates > 0:
-        lines.append(f"Duplicates skipped: {duplicates}")
+        lines.append(_t("cli.notify.duplicates", count=duplicates))
     click.echo("\n".join(lines + invalid_lines))
     if not all_sent or invalid:
         click.get_current_context().exit(1)
@@ -406,7 +483,7 @@ def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -
             return datetime.strptime(value.strip(), fmt).date()
         except ValueError:
             continue
-    raise click.BadParameter("use YYYY-MM-DD or YYYYMMDD.")
+    raise click.BadParameter(_t("cli.date.format"))
 
 
 @smscode.command("delivery")
@@ -445,16 +522,39 @@ def delivery(phone: str, biz_id: str | None, send_date: date, page: int, page_si
             "total_count": report.total_count, "request_id": report.request_id,
             "records": records}, ensure_ascii=False))
         return
-    header = ("Phone", "Status", "Error", "Template", "Sent", "Received", "OutId")
-    rows = [(rec["phone"], rec["status"], r.error_code or "-", r.template_code or "-",
-             _format_time(r.send_time), _format_time(r.receive_time), r.out_id or "-")
+    header = tuple(_t(f"cli.delivery.{column}") for column in (
+        "phone", "status", "error", "template", "sent", "received", "out_id"))
+    rows = [(str(rec["phone"]), _status_text(str(rec["status"])), r.error_code or "-",
+             r.template_code or "-", _format_time(r.send_time), _format_time(r.receive_time),
+             r.out_id or "-")
             for rec, r in zip(records, report, strict=True)]
     if rows:
-        widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-        for row in [header, *rows]:
-            click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True))
-                       .rstrip())
-    shown = f"{len(rows)} of {report.total_count} record(s) on {send_date.isoformat()}"
+        for line in _table([header, *rows]):
+            click.echo(line)
+    shown = _t("cli.delivery.shown", shown=len(rows), total=report.total_count,
+               date=send_date.isoformat())
     if report.total_count > page * page_size:
-        shown += f" (more: --page {page + 1})"
+        shown += _t("cli.delivery.more", page=page + 1)
     click.echo(shown)
+
+
+_STATUS_KEYS = {"WAITING": "cli.delivery.waiting", "FAILED": "cli.delivery.failed",
+                "DELIVERED": "cli.delivery.delivered"}
+
+
+def _status_text(name: str) -> str:
+    """A receipt status in the CLI's language; an unknown one as the provider named it."""
+    key = _STATUS_KEYS.get(name)
+    return _t(key) if key else name
+
+
+def _display_width(text: str) -> int:
+    """Terminal columns: a CJK character (wide or full-width) takes two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
+def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows padded into columns by display width, so Chinese headers line up too."""
+    widths = [max(_display_width(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(str(cell) + " " * (w - _display_width(str(cell)))
+                      for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]

@@ -15,6 +15,7 @@ can start a forged line or blow up a log line.
 from __future__ import annotations
 
 import logging
+import traceback
 import unicodedata
 from typing import Any
 
@@ -37,6 +38,22 @@ def log_event(level: int, event: str, **fields: Any) -> None:
              for key, value in {"event": event, **fields}.items() if value is not None}
     text = " ".join(f"{key}={_quote(value)}" for key, value in clean.items())
     logger.log(level, "smscode %s", text, extra={"smscode": clean})
+
+
+def stack_only(exc: BaseException) -> str:
+    """The stack and type of ``exc`` (its causes included) without any exception message.
+
+    For errors raised by code the package does not own (a signal receiver, a custom
+    sender): their messages may hold a phone number or a code, which never go to a log.
+    """
+    parts = []
+    chain: BaseException | None = exc
+    while chain is not None and len(parts) < 5:
+        frames = "".join(traceback.format_tb(chain.__traceback__))
+        parts.append(f"Traceback (most recent call last):\n{frames}{type(chain).__name__}"
+                     " (message withheld)")
+        chain = chain.__cause__ or chain.__context__
+    return "\n\nwhile handling, from:\n".join(reversed(parts))
 
 
 def _bounded(value: Any) -> Any:

@@ -38,7 +38,7 @@ from .errors import (
     Throttled,
     TooManyAttempts,
 )
-from .events import log_event
+from .events import log_event, stack_only
 from .guard import GuardSettings
 from .idempotency import answer_of_error, check_key, error_for, fingerprint, key_id, log_id
 from .limiter_adapter import FlaskLimiterAdapter, ratelimit_backend
@@ -525,8 +525,8 @@ class SmsCodeService:
         try:
             signal.send(app, **kwargs)
         except Exception as exc:
-            logger.error("smscode signal %s: a receiver raised %s", signal.name,
-                         type(exc).__name__, exc_info=exc)
+            logger.error("smscode signal %s: a receiver raised %s\n%s", signal.name,
+                         type(exc).__name__, stack_only(exc))  # its message may hold the phone
 
 
 def _idempotency_times(config: Mapping[str, Any], storage_timeout: float) -> tuple[float, int]:

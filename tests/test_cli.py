@@ -38,8 +38,13 @@ def bulk_phones(count: int, start: int = 0) -> list[str]:
     return [f"1380013{i:04d}" for i in range(start, start + count)]
 
 
+# The expected output is English: pin the CLI's language whatever the machine's locale
+# (with no LANG at all the CLI speaks SMSCODE_DEFAULT_LANGUAGE, Chinese).
+ENGLISH = {"LANGUAGE": "", "LC_ALL": "C.UTF-8"}
+
+
 def run(app: Flask, *args: str) -> Result:
-    return app.test_cli_runner().invoke(smscode, list(args))
+    return app.test_cli_runner().invoke(smscode, list(args), env=ENGLISH)
 
 
 def ok(result: Result) -> str:
@@ -530,6 +535,7 @@ def demo_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SMSCODE_", "FLASK_", "ALIBABA_CLOUD_"))
            and k not in ("REDIS_URL", "SECRET_KEY")}
+    env.update(ENGLISH)
     env.update(extra)
     return env
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import string
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +71,16 @@ def test_every_error_code_has_chinese_and_english_text() -> None:
             assert BUILTIN[language].get(code), f"{language}.json has no {code!r}"
 
 
+def fields(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def literal(text: str) -> str:
+    """The words of a template, without its {fields}."""
+    return "".join(part for part, _, _, _ in string.Formatter().parse(text))
+
+
 def test_chinese_has_every_english_key_with_the_same_placeholders() -> None:
-    def fields(text: str) -> set[str]:
-        return {name for _, name, _, _ in string.Formatter().parse(text) if name}
 
     assert set(BUILTIN["zh"]) == set(BUILTIN["en"])
     for key, text in BUILTIN["en"].items():
@@ -80,7 +88,7 @@ def test_chinese_has_every_english_key_with_the_same_placeholders() -> None:
         chinese = BUILTIN["zh"][key]
         # Chinese, or a line with no words at all ("{used} / {limit}").
         assert re.search(r"[\u4e00-\u9fff]", chinese) or not re.search(
-            r"[A-Za-z]", re.sub(r"\{\w+\}", "", chinese)), f"zh {key} is not Chinese"
+            r"[A-Za-z]", literal(chinese)), f"zh {key} is not Chinese"
 
 
 def test_every_message_key_used_in_the_package_is_in_the_catalogue() -> None:
@@ -104,8 +112,9 @@ def test_no_message_holds_a_code_or_a_full_phone() -> None:
             if key in ("cli.code", "cli.status.phone"):  # operator-only lines, by design
                 continue
             template = catalogue.text(key, language)
-            assert not re.search(r"\d{4,}", template), (language, key, template)
-            text = catalogue.text(key, language, params)
+            assert not re.search(r"\d{4,}", literal(template)), (language, key, template)
+            values = {**dict.fromkeys(fields(template), "x"), **params}
+            text = catalogue.text(key, language, values)
             assert PHONE not in text and "{" not in text, (language, key, text)
 
 
@@ -308,3 +317,67 @@ def test_throttled_without_a_key_uses_the_generic_text() -> None:
     assert Throttled(retry_after=7).render("zh", custom) == "请 7 秒后再试。"
     assert InvalidRequest(key="invalid_request.required", field="phone").render("en") == \
         "The field 'phone' is required."
+
+
+CHINESE = re.compile(r"[\u4e00-\u9fff]")
+ENGLISH_WORDS = re.compile(r"\b(?:Sent|number|request|Invalid|skipped|Duplicates|Phone|Status|"
+                           r"Template|Received|record|DELIVERED|FAILED|line|entry)\b")
+
+
+def columns(text: str) -> int:
+    """Terminal columns of ``text``: a CJK character takes two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
+def test_cli_notify_and_delivery_speak_chinese(aliyun_config: dict[str, Any], sms_server: Any,
+                                                tmp_path: Path) -> None:
+    """Every line an operator reads from notify and delivery follows --lang, like send."""
+    app = Flask("messages_cli_notify")
+    app.config.update(SECRET_KEY="messages-secret", TESTING=True, **aliyun_config)
+    runner = app.test_cli_runner()
+    english = {"LANGUAGE": "", "LC_ALL": "C.UTF-8"}  # --lang wins over the environment
+    params = '{"name":"Zhang San","time":"22:00"}'
+
+    notify = runner.invoke(smscode, [
+        "--lang", "zh", "notify", "--template", "SMS_NOTIFY", "--params", params,
+        "--phones", f"{PHONE} 12345 {PHONE}"], env=english)
+    assert notify.exit_code == 1, notify.output  # one invalid number: scripts notice
+    [sms] = sms_server.sent
+    assert "已发送：1 个号码，共 1 次请求" in notify.output
+    assert f"  1 个号码：BizId {sms.biz_id}，RequestId {sms.request_id}" in notify.output
+    assert "已跳过重复号码：1 个" in notify.output
+    assert "已跳过无效号码：1 个\n  第 2 项：***45" in notify.output
+    assert "发送中" in notify.stderr
+    assert not ENGLISH_WORDS.search(notify.output), notify.output
+
+    path = tmp_path / "bad.txt"
+    path.write_text("999\n", encoding="utf-8")
+    refused = runner.invoke(smscode, ["--lang", "zh", "notify", "--template", "SMS_NOTIFY",
+                                      "--params", params, "--file", str(path)], env=english)
+    assert refused.exit_code == 1
+    assert "  第 1 行：***99" in refused.output
+    assert "Error: bad.txt 中没有有效的手机号，未发送任何短信。" in refused.output
+    usage = runner.invoke(smscode, ["--lang", "zh", "notify", "--template", "SMS_NOTIFY",
+                                    "--params", "[1]"], env=english)
+    assert usage.exit_code == 2 and "必须是 JSON 对象" in usage.output
+
+    sms_server.set_delivery_status(sms.biz_id, 2, "MOBILE_NOT_ON_SERVICE")
+    delivery = runner.invoke(smscode, ["--lang", "zh", "delivery", PHONE], env=english)
+    assert delivery.exit_code == 0, delivery.output
+    header, row, summary = delivery.output.splitlines()
+    assert header.split() == ["手机号", "状态", "错误码", "模板", "发送时间", "送达时间",
+                              "外部流水号"]
+    assert row.split()[:3] == ["138****8000", "失败", "MOBILE_NOT_ON_SERVICE"]
+    # Columns line up on a terminal, where each Chinese character is two columns wide.
+    assert columns(header[:header.index("状态")]) == columns(row[:row.index("失败")])
+    assert columns(header[:header.index("错误码")]) == columns(row[:row.index("MOBILE")])
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} 共 1 条记录，本页显示 1 条", summary), summary
+    assert not ENGLISH_WORDS.search(delivery.output), delivery.output
+    bad_date = runner.invoke(smscode, ["--lang", "zh", "delivery", PHONE, "--date", "x"],
+                             env=english)
+    assert bad_date.exit_code == 2 and "请使用 YYYY-MM-DD 或 YYYYMMDD 格式。" in bad_date.output
+
+    same = runner.invoke(smscode, ["notify", "--template", "SMS_NOTIFY", "--params", params,
+                                   "--phones", PHONE], env=english)
+    assert "Sent: 1 number(s) in 1 request(s)" in same.output
+    assert CHINESE.search(same.output) is None

@@ -331,6 +331,65 @@ def send_storage_down(make_app, sms_server):
     return response
 
 
+# Idempotency-Key and the pre-send hook (H-guard)
+
+@scenario("/sms/send", 200)
+def send_replayed_by_idempotency_key(make_app, sms_server):
+    client = make_app().test_client()
+    assert send(client, headers={"Idempotency-Key": "k-1"}).status_code == 200
+    response = send(client, "+86 138 0013 8000", headers={"Idempotency-Key": "k-1"})
+    assert response.headers["Idempotent-Replayed"] == "true" and len(sms_server.sent) == 1
+    return response
+
+
+@scenario("/sms/send", 429, "throttled")
+def send_refusal_replayed_by_idempotency_key(make_app, sms_server):
+    client = make_app().test_client()
+    send(client)
+    send(client, headers={"Idempotency-Key": "k-2"})
+    response = send(client, headers={"Idempotency-Key": "k-2"})
+    assert response.headers["Idempotent-Replayed"] == "true"
+    return response
+
+
+@scenario("/sms/send", 400, "invalid_request")
+def send_malformed_idempotency_key(make_app, sms_server):
+    response = send(make_app().test_client(), headers={"Idempotency-Key": "a key"})
+    assert response.get_json()["field"] == "Idempotency-Key"
+    return response
+
+
+@scenario("/sms/send", 400, "challenge_required")
+def send_refused_by_the_pre_send_hook(make_app, sms_server):
+    app = make_app(SMSCODE_PRE_SEND_HOOK=lambda request, phone, purpose: False)
+    return send(app.test_client())
+
+
+@scenario("/sms/send", 422, "idempotency_key_reused", ("IdempotencyKeyReused", "reused"))
+def send_idempotency_key_reused(make_app, sms_server):
+    client = make_app().test_client()
+    send(client, headers={"Idempotency-Key": "k-3"})
+    return send(client, "13900139000", headers={"Idempotency-Key": "k-3"})
+
+
+@scenario("/sms/send", 409, "request_in_progress", ("RequestInProgress", "in_progress"))
+def send_while_the_same_key_is_running(make_app, sms_server):
+    import threading
+    import time
+
+    app = make_app(SMSCODE_IDEMPOTENCY_WAIT_SECONDS=0)
+    sms_server.stall_next(1.0)  # the first request waits at the provider
+    first = threading.Thread(target=lambda: send(app.test_client(),
+                                                 headers={"Idempotency-Key": "k-4"}))
+    first.start()
+    deadline = time.monotonic() + 5
+    while not sms_server.requests and time.monotonic() < deadline:
+        time.sleep(0.02)
+    response = send(app.test_client(), headers={"Idempotency-Key": "k-4"})
+    first.join()
+    return response
+
+
 # /sms/verify
 
 @scenario("/sms/verify", 200, example=("PhoneVerified", "verified"))

@@ -1,21 +1,40 @@
-"""Per-client-IP limits: who counts as one client, and the limiter on memory and Redis.
+"""Per-client-IP limits: who counts as one client, and the counting in the store.
 
 The IP limit is the only brake on one client spraying codes at many phones, so it must
-count per endpoint, group an IPv6 subscriber's /64, and fail closed when Redis is gone.
+count per endpoint, group an IPv6 subscriber's /64, count requests refused before the store
+too, and fail closed when Redis is gone. The store counts it inside the send and verify
+decisions (``reserve_send(client=...)``, ``check_code(client=...)``) and on its own for
+requests refused earlier (``hit_client``); these tests run on memory, Redis, Cluster and
+Sentinel.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
-from limits import parse_many
+from flask import Flask
 
-from flask_smscode.errors import StorageUnavailable, Throttled
-from flask_smscode.ratelimit import IpLimiter, client_key
-from flask_smscode.stores import store_from_uri
+from flask_smscode.config import Limit
+from flask_smscode.errors import StorageUnavailable
+from flask_smscode.ratelimit import client_key
+from flask_smscode.stores import (
+    ClientLimits,
+    MemoryStore,
+    Refusal,
+    SendDecision,
+    Store,
+    VerifyOutcome,
+    store_from_uri,
+)
 from tests.redis_server import free_port
+
+PHONE = "+8613800138000"
+PER_MINUTE_2 = (Limit(2, 60, "2 per 1 minute"),)
+PER_MINUTE_3 = (Limit(3, 60, "3 per 1 minute"),)
+PHONE_LIMITS = (Limit(5, 3600, "5 per 1 hour"),)
 
 
 @pytest.mark.parametrize(("address", "key"), [
@@ -47,104 +66,224 @@ def test_one_ipv6_slash_64_is_one_client() -> None:
     assert client_key("2001:db8:aa:bc::1") != client_key("2001:db8:aa:bb::1")
 
 
-@pytest.fixture
-def make_limiter(store_uri: str, key_prefix: str) -> Iterator[Callable[..., IpLimiter]]:
-    """Build limiters the way the service does: on the code store's URI and pool."""
-    stores = []
+# -- the store's per-client counting -------------------------------------------------------
 
-    def factory(send: str = "2/minute", verify: str = "3/minute",
-                prefix: str | None = None) -> IpLimiter:
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_store(store_uri: str, key_prefix: str,
+               clock: FakeClock) -> Iterator[Callable[..., Store]]:
+    """Stores the way the service builds them, one per prefix (memory on a fake clock)."""
+    stores: list[Store] = []
+
+    def factory(prefix: str | None = None) -> Store:
         prefix = prefix or key_prefix
-        store = store_from_uri(store_uri, key_prefix=prefix)
-        stores.append(store)
-        return IpLimiter.for_store(store_uri, store, prefix, send=parse_many(send) if send else (),
-                                   verify=parse_many(verify) if verify else ())
+        s: Store = (MemoryStore(key_prefix=prefix, clock=clock) if store_uri == "memory://"
+                    else store_from_uri(store_uri, key_prefix=prefix))
+        stores.append(s)
+        return s
 
     yield factory
-    for store in stores:
-        store.close()
+    for s in stores:
+        s.close()
 
 
-def test_send_limit_throttles_with_a_positive_retry_after(
-        make_limiter: Callable[..., IpLimiter]) -> None:
-    limiter = make_limiter(send="2/minute")
-    limiter.hit("send", "1.2.3.4")
-    limiter.hit("send", "1.2.3.4")
-    with pytest.raises(Throttled) as info:
-        limiter.hit("send", "1.2.3.4")
-    assert info.value.retry_after is not None
-    assert 1 <= info.value.retry_after <= 60
-    assert info.value.status == 429
+@pytest.fixture
+def store(make_store: Callable[..., Store]) -> Store:
+    return make_store()
 
 
-def test_endpoints_are_counted_separately(make_limiter: Callable[..., IpLimiter]) -> None:
-    limiter = make_limiter(send="2/minute", verify="3/minute")
+def who(address: str | None, limits: tuple[Limit, ...] = PER_MINUTE_2) -> ClientLimits:
+    return ClientLimits(client_key(address), limits)
+
+
+def send(store: Store, client: ClientLimits, phone: str = PHONE, n: int = 0) -> SendDecision:
+    """A send that the phone alone would always allow (other send id, no cooldown)."""
+    return store.reserve_send(phone, "login", "h" * 16, f"send-{n:04}", ttl=300, cooldown=0,
+                              limits=(), client=client)
+
+
+def verify(store: Store, client: ClientLimits, phone: str = PHONE) -> Any:
+    return store.check_code(phone, "login", "x" * 16, max_attempts=1000, window=900,
+                            client=client)
+
+
+def client_fields(store: Store, client: ClientLimits) -> dict[str, str]:
+    """What the store holds for one client (its hash)."""
+    key = store.keys.client(client.client)  # type: ignore[attr-defined]
+    if isinstance(store, MemoryStore):
+        return dict(store._hashes.get(key, {}))
+    return dict(store.client.hgetall(key))  # type: ignore[attr-defined]
+
+
+def test_hit_client_throttles_with_a_positive_retry_after(store: Store) -> None:
+    client = who("1.2.3.4")
+    assert store.hit_client("send", client) == 0
+    assert store.hit_client("send", client) == 0
+    wait = store.hit_client("send", client)
+    assert 1 <= wait <= 60
+
+
+def test_a_send_over_the_client_limit_is_refused_by_the_client(store: Store) -> None:
+    client = who("1.2.3.4")
+    phones = [f"+86138001380{n:02d}" for n in range(3)]
+    assert send(store, client, phones[0]).reserved
+    assert send(store, client, phones[1]).reserved
+    refused = send(store, client, phones[2])
+    assert refused.refused_by is Refusal.CLIENT
+    assert 1 <= refused.retry_after <= 60
+    # The refused phone got nothing: no code, no cooldown, no send counted.
+    status = store.status(phones[2], "login", limits=PHONE_LIMITS)
+    assert (status.code_ttl, status.cooldown, status.sends) == (0, 0, {"5 per 1 hour": 0})
+
+
+def test_a_verify_over_the_client_limit_is_throttled_before_the_code(store: Store) -> None:
+    client = who("1.2.3.4", PER_MINUTE_2)
+    assert store.reserve_send(PHONE, "login", "r" * 16, "send-1", ttl=300, cooldown=0,
+                              limits=()).reserved
     for _ in range(2):
-        limiter.hit("send", "1.2.3.4")
-    with pytest.raises(Throttled):
-        limiter.hit("send", "1.2.3.4")
-    for _ in range(3):
-        limiter.hit("verify", "1.2.3.4")  # sends did not use up the verify budget
-    with pytest.raises(Throttled):
-        limiter.hit("verify", "1.2.3.4")
+        assert verify(store, client).outcome is VerifyOutcome.INVALID
+    throttled = verify(store, client)
+    assert (throttled.outcome, throttled.attempts_left) == (VerifyOutcome.THROTTLED, 0)
+    assert 1 <= throttled.retry_after <= 60
+    # Not counted as a failure of the phone, and the right code still works elsewhere.
+    assert store.status(PHONE, "login", limits=()).failures == 2
+    right = store.check_code(PHONE, "login", "r" * 16, max_attempts=1000, window=900,
+                             client=who("5.6.7.8"))
+    assert right.outcome is VerifyOutcome.OK
 
 
-def test_clients_are_counted_separately(make_limiter: Callable[..., IpLimiter]) -> None:
-    limiter = make_limiter(send="1/minute")
-    limiter.hit("send", "1.2.3.4")
-    limiter.hit("send", "5.6.7.8")
-    limiter.hit("send", "2001:db8::1")
-    with pytest.raises(Throttled):
-        limiter.hit("send", "::ffff:1.2.3.4")  # the same IPv4 client, mapped
-    with pytest.raises(Throttled):
-        limiter.hit("send", "2001:db8::ffff")  # the same /64
+def test_requests_refused_before_the_store_count_too(store: Store) -> None:
+    """hit_client (a malformed request) and the decisions share one budget per endpoint."""
+    client = who("1.2.3.4", PER_MINUTE_3)
+    assert store.hit_client("send", client) == 0
+    assert store.hit_client("send", client) == 0
+    assert send(store, client).reserved
+    assert send(store, client, n=1).refused_by is Refusal.CLIENT
+    assert store.hit_client("verify", client) == 0
+    assert verify(store, client).outcome is VerifyOutcome.INVALID  # counted, then compared
+    assert store.hit_client("verify", client) == 0
+    assert verify(store, client).outcome is VerifyOutcome.THROTTLED
+    assert store.hit_client("verify", client) > 0
 
 
-def test_every_limit_of_an_endpoint_applies(make_limiter: Callable[..., IpLimiter]) -> None:
-    limiter = make_limiter(send="10/minute;2/hour")
-    limiter.hit("send", "1.2.3.4")
-    limiter.hit("send", "1.2.3.4")
-    with pytest.raises(Throttled) as info:
-        limiter.hit("send", "1.2.3.4")
-    assert 60 < info.value.retry_after <= 3600  # the hourly window, not the minute
+def test_a_send_refused_by_the_phone_still_spends_the_clients_budget(store: Store) -> None:
+    """One client hammering one phone in its cooldown is still one client sending."""
+    client = who("1.2.3.4", PER_MINUTE_3)
+    decisions = [store.reserve_send(PHONE, "login", "h" * 16, f"send-{n}", ttl=300,
+                                    cooldown=60, limits=(), client=client) for n in range(4)]
+    assert [d.refused_by for d in decisions] == [None, Refusal.PHONE, Refusal.PHONE,
+                                                 Refusal.CLIENT]
 
 
-def test_no_limits_never_throttle(make_limiter: Callable[..., IpLimiter]) -> None:
-    limiter = make_limiter(send="", verify="")
-    for _ in range(50):
-        limiter.hit("send", "1.2.3.4")
-        limiter.hit("verify", None)
+def test_endpoints_are_counted_separately(store: Store) -> None:
+    sends, verifies = who("1.2.3.4", PER_MINUTE_2), who("1.2.3.4", PER_MINUTE_3)
+    for n in range(2):
+        assert send(store, sends, n=n).reserved
+    assert send(store, sends, n=2).refused_by is Refusal.CLIENT
+    for _ in range(3):  # sends did not use up the verify budget
+        assert verify(store, verifies).outcome is not VerifyOutcome.THROTTLED
+    assert verify(store, verifies).outcome is VerifyOutcome.THROTTLED
+    assert store.hit_client("send", sends) > 0  # nor the verifies the send budget
 
 
-def test_unknown_clients_share_one_bucket(make_limiter: Callable[..., IpLimiter]) -> None:
-    limiter = make_limiter(send="2/minute")
-    limiter.hit("send", None)
-    limiter.hit("send", "garbage")
-    with pytest.raises(Throttled):
-        limiter.hit("send", "")
+def test_clients_are_counted_separately(store: Store) -> None:
+    limits = (Limit(1, 60, "1 per 1 minute"),)
+    assert send(store, who("1.2.3.4", limits)).reserved
+    assert send(store, who("5.6.7.8", limits), n=1).reserved
+    assert send(store, who("2001:db8::1", limits), n=2).reserved
+    # the same IPv4 client, mapped; the same /64
+    assert send(store, who("::ffff:1.2.3.4", limits), n=3).refused_by is Refusal.CLIENT
+    assert send(store, who("2001:db8::ffff", limits), n=4).refused_by is Refusal.CLIENT
+    assert send(store, who("2001:db8:0:1::1", limits), n=5).reserved  # the next /64
+
+
+def test_every_limit_of_an_endpoint_applies(store: Store) -> None:
+    client = who("1.2.3.4", (Limit(10, 60, "10 per 1 minute"), Limit(2, 3600, "2 per 1 hour")))
+    assert store.hit_client("send", client) == 0
+    assert send(store, client).reserved
+    wait = store.hit_client("send", client)
+    assert 60 < wait <= 3600  # the hourly window, not the minute
+
+
+def test_no_limits_never_throttle_and_store_nothing(store: Store) -> None:
+    client = who("1.2.3.4", ())
+    for n in range(100):
+        assert store.hit_client("send", client) == 0
+        assert store.hit_client("verify", client) == 0
+        assert send(store, client, phone=f"+86138{n:08d}", n=n).reserved
+        assert verify(store, client, phone=f"+86138{n:08d}").outcome is VerifyOutcome.INVALID
+    assert client_fields(store, client) == {}
+
+
+def test_unknown_clients_share_one_bucket(store: Store) -> None:
+    assert store.hit_client("send", who(None)) == 0
+    assert store.hit_client("send", who("garbage")) == 0
+    assert send(store, who("")).refused_by is Refusal.CLIENT
 
 
 def test_apps_with_different_prefixes_do_not_share_counts(
-        make_limiter: Callable[..., IpLimiter], key_prefix: str) -> None:
-    first = make_limiter(send="1/minute")
-    second = make_limiter(send="1/minute", prefix=f"{key_prefix}-other")
-    first.hit("send", "1.2.3.4")
-    second.hit("send", "1.2.3.4")
-    with pytest.raises(Throttled):
-        first.hit("send", "1.2.3.4")
+        make_store: Callable[..., Store], key_prefix: str) -> None:
+    first, second = make_store(), make_store(f"{key_prefix}-other")
+    limits = (Limit(1, 60, "1 per 1 minute"),)
+    assert first.hit_client("send", who("1.2.3.4", limits)) == 0
+    assert second.hit_client("send", who("1.2.3.4", limits)) == 0
+    assert send(second, who("5.6.7.8", limits)).reserved
+    assert first.hit_client("send", who("1.2.3.4", limits)) > 0
+    assert send(first, who("5.6.7.8", limits)).reserved
+
+
+def test_the_window_lifts(store: Store, clock: FakeClock) -> None:
+    client = who("1.2.3.4", (Limit(1, 1, "1 per 1 second"),))
+    assert send(store, client).reserved
+    refused = send(store, client, n=1)
+    assert (refused.refused_by, refused.retry_after) == (Refusal.CLIENT, 1)
+    if isinstance(store, MemoryStore):
+        clock.now += 1.1
+    else:
+        time.sleep(1.1)
+    assert send(store, client, n=2).reserved
+
+
+def test_a_refused_client_request_is_not_counted(store: Store, clock: FakeClock) -> None:
+    """Over the limit, more requests do not push the window further out."""
+    client = who("1.2.3.4", (Limit(1, 60, "1 per 1 minute"), Limit(2, 3600, "2 per 1 hour")))
+    assert store.hit_client("send", client) == 0
+    for _ in range(5):
+        assert 1 <= store.hit_client("send", client) <= 60
+    counters = client_fields(store, client)["s"].split("|")
+    assert counters[1::2] == ["1", "1"]  # one request counted in each window
+
+
+def test_unknown_endpoint_is_a_programming_error(store: Store) -> None:
+    """A typo in the endpoint name is a bug in the caller, not a storage outage (503)."""
+    with pytest.raises(KeyError):
+        store.hit_client("sned", who("1.2.3.4"))
 
 
 @pytest.mark.redis
-def test_redis_limiter_keys_live_under_the_prefix(redis_url: str, key_prefix: str) -> None:
+def test_redis_client_hash_lives_under_the_prefix(redis_url: str, key_prefix: str) -> None:
     """Operators find (and clear) the IP counters next to the codes, under one prefix."""
     store = store_from_uri(redis_url, key_prefix=key_prefix)
     try:
-        limiter = IpLimiter.for_store(redis_url, store, key_prefix, send=parse_many("5/minute"),
-                                      verify=())
-        limiter.hit("send", "1.2.3.4")
-        keys = store.client.keys(f"{key_prefix}:ip*")  # type: ignore[attr-defined]
-        assert len(keys) == 1
-        assert "1.2.3.4" in keys[0]
+        assert store.hit_client("send", who("1.2.3.4")) == 0
+        assert store.hit_client("verify", who("2001:db8::7")) == 0
+        raw = store.client  # type: ignore[attr-defined]
+        assert sorted(raw.scan_iter(match=f"{key_prefix}:*")) == [
+            f"{key_prefix}:ip:{{1.2.3.4}}", f"{key_prefix}:ip:{{2001:db8::/64}}"]
+        assert raw.hkeys(f"{key_prefix}:ip:{{1.2.3.4}}") == ["s"]
+        assert 0 < raw.ttl(f"{key_prefix}:ip:{{1.2.3.4}}") <= 60
     finally:
         store.close()
 
@@ -152,23 +291,36 @@ def test_redis_limiter_keys_live_under_the_prefix(redis_url: str, key_prefix: st
 @pytest.mark.redis
 def test_unreachable_redis_fails_closed_and_fast() -> None:
     """No Redis must mean 503 at once, not an unthrottled send or a hung worker."""
-    uri = f"redis://127.0.0.1:{free_port()}/0"
-    store = store_from_uri(uri, key_prefix="unreachable", timeout=1.0)
+    store = store_from_uri(f"redis://127.0.0.1:{free_port()}/0", key_prefix="unreachable",
+                           timeout=1.0)
     try:
-        limiter = IpLimiter.for_store(uri, store, "unreachable", send=parse_many("5/minute"),
-                                      verify=parse_many("5/minute"))
         for endpoint in ("send", "verify"):
             started = time.monotonic()
             with pytest.raises(StorageUnavailable) as info:
-                limiter.hit(endpoint, "1.2.3.4")
+                store.hit_client(endpoint, who("1.2.3.4"))
             assert time.monotonic() - started < 1.5
             assert info.value.status == 503
     finally:
         store.close()
 
 
-def test_unknown_endpoint_is_a_programming_error(make_limiter: Callable[..., IpLimiter]) -> None:
-    """A typo in the endpoint name is a bug in the caller, not a storage outage."""
-    limiter = make_limiter()
-    with pytest.raises((KeyError, ValueError)):  # anything but StorageUnavailable (a 503)
-        limiter.hit("sned", "1.2.3.4")
+# -- through the app -------------------------------------------------------------------------
+
+def test_malformed_requests_spend_the_ip_budget_through_the_app(
+        make_app: Callable[..., Flask], sms_server: Any) -> None:
+    app = make_app(SMSCODE_IP_SEND_LIMITS="3/minute", SMSCODE_RESEND_INTERVAL_SECONDS=0)
+    http = app.test_client()
+    ip = {"REMOTE_ADDR": "2001:db8:1:2::99"}
+    for body in ({"phone": "not a phone"}, {"phone": "13800138000", "purpose": "nope"}):
+        assert http.post("/sms/send", json=body, environ_base=ip).status_code == 400
+    assert http.post("/sms/send", json={"phone": "13800138000"},
+                     environ_base=ip).status_code == 200
+    # The same /64, another address: over the limit, 429 with the wait, and no SMS.
+    refused = http.post("/sms/send", json={"phone": "13900139000"},
+                        environ_base={"REMOTE_ADDR": "2001:db8:1:2::1"})
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert len(sms_server.sent) == 1
+    other = http.post("/sms/send", json={"phone": "13900139000"},
+                      environ_base={"REMOTE_ADDR": "198.51.100.1"})
+    assert other.status_code == 200

@@ -536,7 +536,7 @@ def test_stored_values_never_contain_the_code(store: Store) -> None:
 
 
 def test_ping_succeeds(store: Store) -> None:
-    assert store.ping() is None
+    store.ping()  # raises StorageUnavailable when it does not
 
 
 # -- concurrency ----------------------------------------------------------------------------
@@ -601,9 +601,13 @@ def test_parallel_sends_of_one_client_stop_at_its_limit(store: Store) -> None:
 # -- an unreachable Redis -------------------------------------------------------------------
 
 @pytest.mark.redis
-def test_unreachable_redis_raises_storage_unavailable_fast() -> None:
-    """Fail closed and fast: a dead Redis is a 503 within the timeout, never a hang."""
-    store = store_from_uri(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
+@pytest.mark.parametrize("uri", ["redis://127.0.0.1:{port}/0",
+                                 "redis+sentinel://127.0.0.1:{port},127.0.0.1:{port}/mymaster"],
+                         ids=["redis", "sentinel"])
+def test_unreachable_redis_raises_storage_unavailable_fast(uri: str) -> None:
+    """Fail closed and fast: a dead Redis (or dead sentinels) is a 503 within the timeout,
+    never a hang nor a retry loop."""
+    store = store_from_uri(uri.format(port=free_port()), timeout=0.5)
     client = ClientLimits("1.2.3.4", (Limit(5, 60, "5 per 1 minute"),))
     calls: list[Callable[[], Any]] = [
         lambda: store.reserve_send(PHONE, "login", "x", "s", ttl=60, cooldown=60, limits=LIMITS,
@@ -634,6 +638,7 @@ def test_unreachable_redis_raises_storage_unavailable_fast() -> None:
 # may be flushed and its statistics reset); cluster and sentinel ones on the session sets.
 
 IP = {"REMOTE_ADDR": "203.0.113.9"}
+Admin = Any  # redis.Redis(decode_responses=True): every reply is str
 BUSY_SCRIPT = """
 local function ms() local t = redis.call('TIME') return t[1] * 1000 + t[2] / 1000 end
 local stop = ms() + tonumber(ARGV[1])
@@ -652,7 +657,7 @@ def own_redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def admin(own_redis: RedisServer) -> Iterator[redis.Redis]:
+def admin(own_redis: RedisServer) -> Iterator[Admin]:
     """A connection of the test's own to the private Redis, emptied before each test."""
     client = redis.Redis(port=own_redis.port, socket_timeout=10, decode_responses=True)
     client.flushall()
@@ -661,7 +666,7 @@ def admin(own_redis: RedisServer) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def make_redis_app(own_redis: RedisServer, admin: redis.Redis,
+def make_redis_app(own_redis: RedisServer, admin: Admin,
                    aliyun_config: dict[str, Any]) -> Iterator[Callable[..., Flask]]:
     apps: list[Flask] = []
 
@@ -707,7 +712,7 @@ def stall(url: str, milliseconds: int) -> threading.Thread:
     return thread
 
 
-def calls(admin: redis.Redis) -> dict[str, int]:
+def calls(admin: Admin) -> dict[str, int]:
     """Calls per command since the last CONFIG RESETSTAT (script-internal ones included)."""
     return {name.removeprefix("cmdstat_"): int(stat["calls"])
             for name, stat in admin.info("commandstats").items()}
@@ -720,17 +725,23 @@ SCRIPT_INTERNAL = {"time", "hgetall", "hset", "hdel", "pexpireat", "del"}
 
 @pytest.mark.redis
 def test_send_and_verify_cost_one_round_trip_each_per_ip_check_included(
-        make_redis_app: Callable[..., Flask], admin: redis.Redis,
+        make_redis_app: Callable[..., Flask], admin: Admin,
         sms_server: DysmsapiServer) -> None:
-    app = make_redis_app()
+    # The app's connections carry a name, so the test tells them from its own.
+    app = make_redis_app(SMSCODE_STORAGE_OPTIONS={"client_name": "smscode-app"})
     # Warm-up: scripts loaded, the clock offset measured (both happen once per process).
     assert post(app, "/sms/send", {"phone": "13900139000"}).status_code == 200
     assert post(app, "/sms/verify", {"phone": "13900139000", "code": "000000"}) \
         .status_code == 400
 
+    def app_connections() -> set[str]:
+        return {c["addr"] for c in admin.client_list() if c["name"] == "smscode-app"}
+
     def top_level(path: str, body: dict[str, Any], status: int) -> list[str]:
         """The commands the app sent for one request (MONITOR shows what ran inside a
         script as "lua"), checked against INFO commandstats."""
+        connections = app_connections()
+        assert connections
         admin.config_resetstat()
         with admin.monitor() as monitor:
             assert post(app, path, body).status_code == status
@@ -740,12 +751,15 @@ def test_send_and_verify_cost_one_round_trip_each_per_ip_check_included(
                 command = monitor.next_command()
                 if "end-of-request" in command["command"]:
                     break
-                if command["client_type"] != "lua":
+                address = f"{command['client_address']}:{command['client_port']}"
+                if address in connections:  # not "lua" (inside a script), not the test's
                     sent.append(command["command"].split()[0].upper())
+        assert app_connections() == connections  # no new connection (no HELLO, no AUTH)
         stats = calls(admin)
         assert stats.get("evalsha") == 1, stats
-        assert set(stats) - {"evalsha", "config|resetstat", "monitor", "echo", "info"} \
-            <= SCRIPT_INTERNAL, stats
+        # Besides the EVALSHA only the script's own commands, and the test's.
+        assert set(stats) - {"evalsha", "config|resetstat", "monitor", "echo", "info",
+                             "hello", "client|list"} <= SCRIPT_INTERNAL, stats
         assert stats.get("hgetall", 0) >= 2  # the client's hash and the phone's, in the script
         return sent
 
@@ -764,7 +778,7 @@ def test_send_and_verify_cost_one_round_trip_each_per_ip_check_included(
 
 @pytest.mark.redis
 def test_a_live_code_costs_at_most_200_bytes_in_one_listpack_hash(
-        make_redis_app: Callable[..., Flask], admin: redis.Redis, sms_server: DysmsapiServer,
+        make_redis_app: Callable[..., Flask], admin: Admin, sms_server: DysmsapiServer,
         record_property: Callable[[str, object], None]) -> None:
     app = make_redis_app()  # default prefix "smscode", default limits
     assert post(app, "/sms/send", {"phone": "13800138000"}).status_code == 200
@@ -791,19 +805,19 @@ CLIENT = ClientLimits("203.0.113.9", (Limit(10, 60, "10 per 1 minute"),))
 
 
 @pytest.fixture
-def own_store(own_redis: RedisServer, admin: redis.Redis) -> Iterator[Store]:
+def own_store(own_redis: RedisServer, admin: Admin) -> Iterator[Store]:
     s = store_from_uri(own_redis.url, key_prefix="dl", timeout=0.5)
     yield s
     s.close()
 
 
-def raw_state(admin: redis.Redis) -> dict[str, dict[str, str]]:
+def raw_state(admin: Admin) -> dict[str, dict[str, str]]:
     return {key: admin.hgetall(key) for key in admin.scan_iter(match="dl:*")}
 
 
 @pytest.mark.redis
 def test_a_decision_reaching_redis_after_its_deadline_changes_nothing(
-        own_store: Store, admin: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+        own_store: Store, admin: Admin, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     assert decide(own_store, "111111", "send-1", client=CLIENT).reserved
     assert check(own_store, "000000").attempts_left == 4
@@ -812,8 +826,12 @@ def test_a_decision_reaching_redis_after_its_deadline_changes_nothing(
     measure = own_store._measure_offset  # type: ignore[attr-defined]
     # Every deadline already passed on any clock; re-measuring does not help.
     monkeypatch.setattr(own_store, "_deadline", lambda key: 1)
-    monkeypatch.setattr(own_store, "_measure_offset",
-                        lambda key: (remeasured.append(key), measure(key))[1])
+
+    def counted_measure(key: str) -> None:
+        remeasured.append(key)
+        measure(key)
+
+    monkeypatch.setattr(own_store, "_measure_offset", counted_measure)
     caplog.set_level(logging.WARNING, logger="flask_smscode")
     with pytest.raises(StorageUnavailable):
         decide(own_store, "222222", "send-2", cooldown=60, client=CLIENT)
@@ -851,7 +869,7 @@ def test_a_skewed_clock_offset_does_not_refuse_everything(own_store: Store,
 
 @pytest.mark.redis
 def test_a_send_answered_503_by_a_stalled_redis_leaves_nothing(
-        own_redis: RedisServer, own_store: Store, admin: redis.Redis) -> None:
+        own_redis: RedisServer, own_store: Store, admin: Admin) -> None:
     assert decide(own_store, phone=OTHER_PHONE, client=CLIENT).reserved  # warm-up
     before = raw_state(admin)
     admin.config_resetstat()
@@ -876,7 +894,7 @@ def test_a_send_answered_503_by_a_stalled_redis_leaves_nothing(
 
 @pytest.mark.redis
 def test_a_verify_answered_503_by_a_stalled_redis_consumes_and_counts_nothing(
-        own_redis: RedisServer, own_store: Store, admin: redis.Redis) -> None:
+        own_redis: RedisServer, own_store: Store, admin: Admin) -> None:
     assert reserve(own_store, "123456") == 0
     assert check(own_store, "000000").attempts_left == 4
     before = raw_state(admin)
@@ -896,7 +914,7 @@ def test_a_verify_answered_503_by_a_stalled_redis_consumes_and_counts_nothing(
 @pytest.mark.redis
 @pytest.mark.parametrize("mode", ["WRITE", "ALL"])
 def test_a_send_and_verify_during_client_pause_leave_nothing(
-        own_store: Store, admin: redis.Redis, mode: str) -> None:
+        own_store: Store, admin: Admin, mode: str) -> None:
     """CLIENT PAUSE longer than the timeout: 503, and nothing when the pause ends. (Redis
     drops a paused command whose client gave up; the busy-script tests above are the ones
     where the late script really runs.)"""
@@ -917,7 +935,7 @@ def test_a_send_and_verify_during_client_pause_leave_nothing(
 
 @pytest.mark.redis
 def test_keys_of_the_old_layout_do_not_break_send_or_verify(
-        make_redis_app: Callable[..., Flask], admin: redis.Redis,
+        make_redis_app: Callable[..., Flask], admin: Admin,
         sms_server: DysmsapiServer) -> None:
     """A deploy over live keys of the previous release: no 500, the new layout is used and
     the old keys simply expire."""
@@ -935,7 +953,8 @@ def test_keys_of_the_old_layout_do_not_break_send_or_verify(
     sent = post(app, "/sms/send", {"phone": "13800138000"})
     assert sent.status_code == 200, sent.get_json()
     wrong = post(app, "/sms/verify", {"phone": "13800138000", "code": "000000"})
-    assert (wrong.status_code, wrong.get_json()["error"]["code"]) == (400, "invalid_code")
+    assert (wrong.status_code, wrong.get_json()["error"]) == (400, "invalid_code")
+    assert wrong.get_json()["attempts_left"] == 4  # the old failure count is not read
     right = post(app, "/sms/verify", {"phone": "13800138000", "code": last_code(sms_server)})
     assert right.status_code == 200, right.get_json()
     assert admin.ttl(f"{old}:sends:10/86400") > 0  # left alone, to expire by itself
@@ -1023,7 +1042,8 @@ def test_bad_cluster_and_sentinel_uris_name_the_setting(uri: str) -> None:
 @pytest.mark.parametrize("option", ["socket_timeoutt", "sentinel_kwargs_typo", "retries"])
 def test_unknown_storage_options_are_refused_by_name(uri: str, option: str) -> None:
     with pytest.raises(ConfigurationError, match="SMSCODE_STORAGE_OPTIONS") as info:
-        store_from_uri(uri.format(port=free_port()), **{option: 1})
+        options: dict[str, Any] = {option: 1}
+        store_from_uri(uri.format(port=free_port()), **options)
     assert repr(option) in str(info.value)
 
 
@@ -1069,7 +1089,7 @@ def test_a_503_through_the_app_says_why_once(make_app: Callable[..., Flask],
                        ("/sms/verify", {"phone": "13800138000", "code": "123456"})]:
         response = post(app, path, body)
         assert response.status_code == 503
-        assert response.get_json()["error"]["code"] == "storage_unavailable"
+        assert response.get_json()["error"] == "storage_unavailable"
         assert int(response.headers["Retry-After"]) >= 1
         assert "s3cretpw" not in response.get_data(as_text=True)
     causes = [r for r in caplog.records if "ConnectionError" in r.getMessage()]

@@ -87,7 +87,8 @@ BODY_CASES: list[tuple[str, dict[str, Any], str]] = [
 
 def _post(client, endpoint: str, **kwargs: Any):
     data = kwargs.get("data")
-    if isinstance(data, dict):  # (bytes, filename): a file upload, opened afresh each time
+    if isinstance(data, dict) and not isinstance(data, MultiDict):
+        # (bytes, filename): a file upload, opened afresh each time
         kwargs["data"] = {k: (io.BytesIO(v[0]), v[1]) if isinstance(v, tuple) else v
                           for k, v in data.items()}
     response = client.post(f"/sms/{endpoint}", **kwargs)
