@@ -67,21 +67,10 @@ def _payload(endpoint: str) -> dict[str, Any]:
 
 
 def _refuse_counted(endpoint: str, error: InvalidRequest) -> NoReturn:
-    """Raise ``error`` once the service has counted the request per client IP.
-
-    The service counts every request before validating it; it is asked to handle an empty
-    request of the same endpoint (which it counts, then refuses as ``invalid_request``), and
-    its refusal is replaced by the real reason. A throttle or store failure goes through.
-    """
-    service = get_service()
-    try:
-        if endpoint == "verify":
-            service.verify(None, None, None, client_ip=_client_ip())  # type: ignore[arg-type]
-        else:
-            service.send(None, None, client_ip=_client_ip())  # type: ignore[arg-type]
-    except InvalidRequest:
-        raise error from None
-    raise error  # pragma: no cover - an empty request is never valid
+    """Raise ``error`` once the request has been counted against its client's per-IP
+    limit (a client over it hears 429 instead); a store failure goes through as 503."""
+    get_service().count_request(endpoint, _client_ip())
+    raise error
 
 
 def _client_ip() -> str:

@@ -43,6 +43,13 @@ Choices where the real service is not pinned down (all documented for the tests 
   Alibaba documents); international numbers are country code + number, 7-15 digits only, not
   starting with 86 nor with 1 (so a 10- or 12-digit "mainland" number is illegal).
 - Template variables longer than 35 characters answer ``isv.PARAM_LENGTH_LIMIT``.
+- ``QuerySmsSign`` / ``QuerySmsTemplate`` (what ``flask smscode doctor`` asks): an unknown sign or
+  template answers HTTP 200 ``isv.SMS_SIGNATURE_ILLEGAL`` / ``isv.SMS_TEMPLATE_ILLEGAL``, the codes
+  SendSms gives for them. ``SendSms`` refuses a sign or template that is not approved with the
+  same codes. ``set_sign`` / ``set_template`` / ``remove_sign`` / ``remove_template`` change the
+  account per test; ``reset()`` restores the signs and templates given to the constructor.
+- ``clock_offset`` (seconds) moves the server's clock: its HTTP ``Date`` header and the
+  ``Timestamp`` window both use it, as a real gateway on a different clock would.
 """
 
 # Full-width punctuation is what real Chinese SMS texts and provider messages contain.
@@ -50,6 +57,7 @@ Choices where the real service is not pinned down (all documented for the tests 
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
 import hmac
 import itertools
@@ -58,6 +66,7 @@ import random
 import re
 import socket
 import threading
+import time
 import traceback
 import uuid
 from collections import deque
@@ -77,6 +86,8 @@ __all__ = [
     "DysmsapiServer",
     "RecordedRequest",
     "SentSms",
+    "SignRecord",
+    "TemplateRecord",
     "encode_query",
     "normalize_phone",
     "percent_encode",
@@ -154,7 +165,15 @@ _COMMON_REQUIRED = (
     "AccessKeyId",
     "Signature",
 )
-_ACTIONS = frozenset({"SendSms", "QuerySendDetails"})
+_ACTIONS = frozenset({"SendSms", "QuerySendDetails", "QuerySmsSign", "QuerySmsTemplate"})
+
+# QuerySmsSign's SignStatus / QuerySmsTemplate's TemplateStatus (help.aliyun.com 121210, 419289).
+STATUS_REVIEWING, STATUS_APPROVED, STATUS_REJECTED, STATUS_CANCELLED = 0, 1, 2, 10
+# QuerySmsTemplate's TemplateType.
+TYPE_CODE, TYPE_NOTICE, TYPE_PROMOTION, TYPE_INTERNATIONAL = 0, 1, 2, 3
+_NO_REMARK = "无审批备注"
+_VARIABLE_RE = re.compile(r"\$\{([^}]+)\}")
+_CREATE_DATE = "2019-01-08 16:44:13"
 
 
 # --------------------------------------------------------------------------- signature
@@ -271,6 +290,34 @@ class SentSms:
 
 
 @dataclass
+class SignRecord:
+    """A signature (签名) of the account, as QuerySmsSign reports it."""
+
+    name: str
+    status: int = STATUS_APPROVED  # 0 reviewing, 1 approved, 2 rejected, 10 cancelled
+    reason: str = _NO_REMARK
+    create_date: str = _CREATE_DATE
+
+
+@dataclass
+class TemplateRecord:
+    """A template of the account, as QuerySmsTemplate reports it."""
+
+    code: str
+    content: str
+    type: int = TYPE_CODE  # 0 verification code, 1 notice, 2 promotion, 3 international
+    status: int = STATUS_APPROVED
+    reason: str = _NO_REMARK
+    name: str = ""
+    create_date: str = _CREATE_DATE
+
+    @property
+    def variables(self) -> list[str]:
+        """The ``${name}`` variables of the content, in order, each once."""
+        return list(dict.fromkeys(_VARIABLE_RE.findall(self.content)))
+
+
+@dataclass
 class RecordedRequest:
     """Any request the server received, accepted or not; ``status`` is None if dropped."""
 
@@ -357,6 +404,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default stderr access log."""
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header on the server's clock (``clock_offset`` lets a test skew it)."""
+        moment = time.time() if timestamp is None else timestamp
+        return email.utils.formatdate(moment + self.server.owner.clock_offset, usegmt=True)
+
     def setup(self) -> None:
         super().setup()
         self.server.owner._track(self.connection, add=True)
@@ -421,6 +473,12 @@ class DysmsapiServer:
         self.templates: dict[str, list[str]] = {
             k: list(v) for k, v in (DEFAULT_TEMPLATES if templates is None else templates).items()
         }
+        self.signs: dict[str, SignRecord] = {}
+        self.template_records: dict[str, TemplateRecord] = {}
+        self.clock_offset = 0.0  # seconds the server's clock is ahead of this machine's
+        self._initial_account = (set(self.sign_names),
+                                 {k: list(v) for k, v in self.templates.items()})
+        self._restore_account()
         self.host = host
         self._requested_port = port
         self.max_clock_skew = max_clock_skew
@@ -504,9 +562,64 @@ class DysmsapiServer:
 
     # ----------------------------------------------------------------- test helpers
 
-    def reset(self) -> None:
-        """Forget sent messages, requests, failure plans, nonces and delivery statuses."""
+    def _restore_account(self) -> None:
+        """Signs and templates as constructed: every one approved, texts from _TEMPLATE_TEXTS."""
+        names, templates = self._initial_account
+        self.sign_names = set(names)
+        self.templates = {k: list(v) for k, v in templates.items()}
+        self.signs = {name: SignRecord(name) for name in names}
+        self.template_records = {}
+        for code, variables in templates.items():
+            text = _TEMPLATE_TEXTS.get(code) or "，".join(f"{n}：${{{n}}}" for n in variables)
+            kind = TYPE_CODE if "code" in variables else TYPE_NOTICE
+            self.template_records[code] = TemplateRecord(code, text, kind, name=code)
+        self.clock_offset = 0.0
+
+    def set_sign(self, name: str, status: int = STATUS_APPROVED, reason: str | None = None) -> None:
+        """Register (or change) a signature: 0 reviewing, 1 approved, 2 rejected, 10 cancelled."""
         with self._lock:
+            self.sign_names.add(name)
+            self.signs[name] = SignRecord(name, status, reason or _NO_REMARK)
+
+    def remove_sign(self, name: str) -> None:
+        """The account no longer has this signature: queries and sends answer it is illegal."""
+        with self._lock:
+            self.sign_names.discard(name)
+            self.signs.pop(name, None)
+
+    def set_template(
+        self,
+        code: str,
+        content: str = "您的验证码为：${code}，5分钟内有效",
+        *,
+        template_type: int = TYPE_CODE,
+        status: int = STATUS_APPROVED,
+        reason: str | None = None,
+        name: str | None = None,
+    ) -> TemplateRecord:
+        """Register (or change) a template; SendSms then requires the content's variables."""
+        record = TemplateRecord(code, content, template_type, status, reason or _NO_REMARK,
+                                name or code)
+        with self._lock:
+            self.template_records[code] = record
+            self.templates[code] = record.variables
+        return record
+
+    def remove_template(self, code: str) -> None:
+        """The account no longer has this template."""
+        with self._lock:
+            self.templates.pop(code, None)
+            self.template_records.pop(code, None)
+
+    def now(self) -> datetime:
+        """The server's clock (UTC), ``clock_offset`` seconds from this machine's."""
+        return datetime.now(timezone.utc) + timedelta(seconds=self.clock_offset)
+
+    def reset(self) -> None:
+        """Forget sent messages, requests, failure plans, nonces and delivery statuses; restore
+        the constructor's signs and templates (all approved) and the clock."""
+        with self._lock:
+            self._restore_account()
             self.sent.clear()
             self.requests.clear()
             self.errors.clear()
@@ -714,7 +827,7 @@ class DysmsapiServer:
                 "InvalidTimeStamp.Format",
                 "Specified time stamp or date value is not well formatted.",
             ) from None
-        skew = abs((datetime.now(timezone.utc) - stamp).total_seconds())
+        skew = abs((self.now() - stamp).total_seconds())
         if skew > self.max_clock_skew:
             raise _ApiError(
                 400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."
@@ -780,6 +893,10 @@ class DysmsapiServer:
     def _run_action(self, action: str, params: dict[str, str]) -> _Reply:
         if action == "SendSms":
             return self._send_sms(params)
+        if action == "QuerySmsSign":
+            return self._query_sms_sign(params)
+        if action == "QuerySmsTemplate":
+            return self._query_sms_template(params)
         return self._query_send_details(params)
 
     # ----------------------------------------------------------------- SendSms
@@ -795,11 +912,17 @@ class DysmsapiServer:
         if bad:
             raise _business("isv.MOBILE_NUMBER_ILLEGAL", f"非法手机号: {bad[0]!r}")
         sign_name = params["SignName"]
-        if sign_name not in self.sign_names:
+        sign_record = self.signs.get(sign_name)
+        if sign_name not in self.sign_names or (
+            sign_record is not None and sign_record.status != STATUS_APPROVED
+        ):
             raise _business("isv.SMS_SIGNATURE_ILLEGAL", "该账号下找不到对应签名")
         template_code = params["TemplateCode"]
         required = self.templates.get(template_code)
-        if required is None:
+        template_record = self.template_records.get(template_code)
+        if required is None or (
+            template_record is not None and template_record.status != STATUS_APPROVED
+        ):
             raise _business("isv.SMS_TEMPLATE_ILLEGAL", "该账号下找不到对应模板")
         template_param = self._parse_template_param(params.get("TemplateParam", ""))
         missing = [name for name in required if name not in template_param]
@@ -852,13 +975,66 @@ class DysmsapiServer:
         return f"{random.randint(100_000_000_000, 999_999_999_999)}{seq:06d}^0"
 
     def _render(self, sign_name: str, template_code: str, values: Mapping[str, str]) -> str:
-        text = _TEMPLATE_TEXTS.get(template_code)
+        record = self.template_records.get(template_code)
+        text = record.content if record is not None else _TEMPLATE_TEXTS.get(template_code)
         if text is None:
             names = self.templates.get(template_code) or list(values)
             text = "，".join(f"{n}：${{{n}}}" for n in names)
         for name, value in values.items():
             text = text.replace("${" + name + "}", value)
         return f"【{sign_name}】{text}"
+
+    # ----------------------------------------------------------------- QuerySmsSign / Template
+
+    def _query_sms_sign(self, params: dict[str, str]) -> _Reply:
+        name = params.get("SignName")
+        if not name:
+            raise _missing("SignName")
+        with self._lock:
+            record = self.signs.get(name) if name in self.sign_names else None
+            if record is None and name in self.sign_names:
+                record = SignRecord(name)  # added to sign_names directly: approved
+        if record is None:
+            raise _business("isv.SMS_SIGNATURE_ILLEGAL", "该账号下找不到对应签名")
+        return self._json_reply(
+            200,
+            {
+                "RequestId": _new_request_id(),
+                "Code": "OK",
+                "Message": "OK",
+                "SignName": record.name,
+                "SignStatus": record.status,
+                "Reason": record.reason,
+                "CreateDate": record.create_date,
+            },
+        )
+
+    def _query_sms_template(self, params: dict[str, str]) -> _Reply:
+        code = params.get("TemplateCode")
+        if not code:
+            raise _missing("TemplateCode")
+        with self._lock:
+            record = self.template_records.get(code) if code in self.templates else None
+            if record is None and code in self.templates:  # added to templates directly
+                text = "，".join(f"{n}：${{{n}}}" for n in self.templates[code])
+                record = TemplateRecord(code, text, name=code)
+        if record is None:
+            raise _business("isv.SMS_TEMPLATE_ILLEGAL", "该账号下找不到对应模板")
+        return self._json_reply(
+            200,
+            {
+                "RequestId": _new_request_id(),
+                "Code": "OK",
+                "Message": "OK",
+                "TemplateCode": record.code,
+                "TemplateName": record.name,
+                "TemplateContent": record.content,
+                "TemplateStatus": record.status,
+                "TemplateType": record.type,
+                "Reason": record.reason,
+                "CreateDate": record.create_date,
+            },
+        )
 
     # ----------------------------------------------------------------- QuerySendDetails
 

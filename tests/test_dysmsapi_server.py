@@ -859,3 +859,95 @@ def test_endpoint_and_lifecycle() -> None:
     finally:
         srv.stop()
     srv.stop()  # idempotent
+
+
+# ------------------------------------------------------------------ QuerySmsSign / Template
+
+
+def test_query_sms_sign_statuses(server: DysmsapiServer, client: AcsClient) -> None:
+    answer = call(client, server, "QuerySmsSign", SignName="TestSign")
+    assert answer["Code"] == "OK" and REQUEST_ID_RE.match(answer["RequestId"])
+    assert (answer["SignName"], answer["SignStatus"]) == ("TestSign", 1)
+    assert answer["Reason"] and re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$", answer["CreateDate"])
+    server.set_sign("Pending", status=0)
+    server.set_sign("Refused", status=2, reason="文件不能证明信息真实性")
+    assert call(client, server, "QuerySmsSign", SignName="Pending")["SignStatus"] == 0
+    refused = call(client, server, "QuerySmsSign", SignName="Refused")
+    assert (refused["SignStatus"], refused["Reason"]) == (2, "文件不能证明信息真实性")
+    server.remove_sign("TestSign")
+    missing = call(client, server, "QuerySmsSign", SignName="TestSign")
+    assert missing["Code"] == "isv.SMS_SIGNATURE_ILLEGAL" and "SignStatus" not in missing
+    # SendSms refuses what is not approved, like the real service.
+    assert send(client, server, SignName="Pending")["Code"] == "isv.SMS_SIGNATURE_ILLEGAL"
+    assert send(client, server, SignName="TestSign")["Code"] == "isv.SMS_SIGNATURE_ILLEGAL"
+    server.reset()  # restores the constructor's signs
+    assert call(client, server, "QuerySmsSign", SignName="TestSign")["SignStatus"] == 1
+    assert call(client, server, "QuerySmsSign", SignName="Pending")["Code"] == (
+        "isv.SMS_SIGNATURE_ILLEGAL")
+
+
+def test_query_sms_template(server: DysmsapiServer, client: AcsClient) -> None:
+    answer = call(client, server, "QuerySmsTemplate", TemplateCode="SMS_LOGIN")
+    assert answer["Code"] == "OK"
+    assert (answer["TemplateCode"], answer["TemplateStatus"], answer["TemplateType"]) == (
+        "SMS_LOGIN", 1, 0)
+    assert "${code}" in answer["TemplateContent"]
+    assert call(client, server, "QuerySmsTemplate", TemplateCode="SMS_NOTIFY")[
+        "TemplateType"] == 1
+    server.set_template("SMS_NEW", "您的验证码为：${code}，5分钟内有效", status=0)
+    server.set_template("SMS_BAD", "验证码${code}", status=2, reason="变量不规范")
+    server.set_template("SMS_HELLO", "${name}，您好", template_type=1)
+    assert call(client, server, "QuerySmsTemplate", TemplateCode="SMS_NEW")[
+        "TemplateStatus"] == 0
+    bad = call(client, server, "QuerySmsTemplate", TemplateCode="SMS_BAD")
+    assert (bad["TemplateStatus"], bad["Reason"]) == (2, "变量不规范")
+    hello = call(client, server, "QuerySmsTemplate", TemplateCode="SMS_HELLO")
+    assert (hello["TemplateType"], hello["TemplateContent"]) == (1, "${name}，您好")
+    assert call(client, server, "QuerySmsTemplate", TemplateCode="SMS_000")["Code"] == (
+        "isv.SMS_TEMPLATE_ILLEGAL")
+    # SendSms follows the template's status and variables.
+    assert send(client, server, TemplateCode="SMS_NEW")["Code"] == "isv.SMS_TEMPLATE_ILLEGAL"
+    assert send(client, server, TemplateCode="SMS_HELLO")["Code"] == (
+        "isv.TEMPLATE_MISSING_PARAMETERS")
+    assert send(client, server, TemplateCode="SMS_HELLO", TemplateParam='{"name":"A"}')[
+        "Code"] == "OK"
+    assert server.sent[-1].content == "【TestSign】A，您好"
+    server.remove_template("SMS_LOGIN")
+    assert send(client, server)["Code"] == "isv.SMS_TEMPLATE_ILLEGAL"
+
+
+@pytest.mark.parametrize(("action", "name"), [("QuerySmsSign", "SignName"),
+                                               ("QuerySmsTemplate", "TemplateCode")])
+def test_query_sign_and_template_missing_parameter(
+    server: DysmsapiServer, client: AcsClient, action: str, name: str
+) -> None:
+    with pytest.raises(ServerException) as info:
+        call(client, server, action)
+    assert (info.value.get_http_status(), info.value.get_error_code()) == (400, f"Missing{name}")
+
+
+def test_clock_offset_moves_date_header_and_timestamp_window(server: DysmsapiServer) -> None:
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=2)
+    try:
+        conn.request("GET", "/")
+        date = conn.getresponse().getheader("Date")
+    finally:
+        conn.close()
+    assert date is not None
+    server_now = datetime.strptime(date, "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=timezone.utc)
+    assert abs((server_now - datetime.now(timezone.utc)).total_seconds()) < 5
+    server.clock_offset = 20 * 60
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=2)
+    try:
+        conn.request("GET", "/")
+        date = conn.getresponse().getheader("Date")
+    finally:
+        conn.close()
+    assert date is not None
+    ahead = datetime.strptime(date, "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=timezone.utc)
+    assert 20 * 60 - 5 < (ahead - datetime.now(timezone.utc)).total_seconds() < 20 * 60 + 5
+    # A request signed on this machine's clock is now 20 minutes old for the server.
+    status, answer = raw_signed(server, "QuerySmsSign", {"SignName": "TestSign"})
+    assert (status, answer["Code"]) == (400, "InvalidTimeStamp.Expired")
+    server.reset()
+    assert server.clock_offset == 0

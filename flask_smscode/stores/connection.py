@@ -13,13 +13,16 @@ anyway: every decision script carries a deadline (see :mod:`.redis`).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
+from redis.commands.core import Script
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from ..errors import ConfigurationError
@@ -32,6 +35,44 @@ class Connected:
     client: Any          # redis.Redis or redis.cluster.RedisCluster
     cluster: bool
     kind: str            # "redis", "cluster" or "sentinel", for messages
+
+
+class LazyCluster:
+    """A RedisCluster built on first use.
+
+    redis-py's RedisCluster connects to its seed nodes in its constructor; an app must still
+    start while its Redis is down (and answer 503 until it is back), so the client is built
+    when the first command needs it, and a failure to build is a connection error.
+    """
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = self._factory()
+                    except RedisClusterException as exc:
+                        message = f"cluster unreachable: {exc}"
+                    else:
+                        return self._client
+                raise redis.ConnectionError(message)
+        return self._client
+
+    def register_script(self, script: str) -> Script:
+        # Bytes: Script would otherwise ask the (not yet built) client for its encoder.
+        return Script(self, script.encode())  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
 
 
 def _nodes(netloc: str, scheme: str) -> tuple[str | None, str | None, list[tuple[str, int]]]:
@@ -97,8 +138,9 @@ def connect(uri: str, *, timeout: float, options: Mapping[str, Any]) -> Connecte
         settings.update(username=username, password=password,
                         ssl=scheme.startswith("rediss"))
         settings.update(options)
-        client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes], **settings)
-        return Connected(client, True, "cluster")
+        startup = [ClusterNode(h, p) for h, p in nodes]
+        return Connected(LazyCluster(lambda: RedisCluster(startup_nodes=startup, **settings)),
+                         True, "cluster")
     if scheme in ("redis+sentinel", "rediss+sentinel"):
         from redis.sentinel import Sentinel
 
@@ -111,7 +153,9 @@ def connect(uri: str, *, timeout: float, options: Mapping[str, Any]) -> Connecte
                                      "path, e.g. redis+sentinel://10.0.0.1:26379/mymaster.")
         service, db = path[0], int(path[1]) if len(path) > 1 and path[1].isdigit() else 0
         options = dict(options)
+        # Sentinels fail fast too: redis-py's default would retry 10 times with backoff.
         sentinel_kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout,
+                           "retry": Retry(NoBackoff(), 0),
                            **options.pop("sentinel_kwargs", {})}
         settings.update(username=username, password=password, db=db,
                         ssl=scheme.startswith("rediss"))

@@ -26,6 +26,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from ..config import Limit
 from ..errors import ConfigurationError, StorageUnavailable
@@ -97,7 +98,7 @@ def _unavailable_on_redis_error(method: Callable[..., T]) -> Callable[..., T]:
     def wrapper(self: RedisStore, *args: Any, **kwargs: Any) -> T:
         try:
             return method(self, *args, **kwargs)
-        except redis.RedisError as exc:
+        except (redis.RedisError, RedisClusterException) as exc:
             self.faults.report(self.kind, exc)
             self._clock_checked = 0.0  # a failover may have moved us to another clock
         raise StorageUnavailable()  # outside the except block: no chained Redis error
