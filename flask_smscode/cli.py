@@ -558,3 +558,42 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(_display_width(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(str(cell) + " " * (w - _display_width(str(cell)))
                       for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+# -- doctor ----------------------------------------------------------------------------------
+_DOCTOR_MARKS = {"ok": "✓", "warn": "!", "fail": "✗", "skip": "-"}
+
+
+@smscode.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@with_appcontext
+def doctor(as_json: bool) -> None:
+    """Check the configured account before users do: endpoint, clock, AccessKey,
+    signature, templates and store, one line each. Exits 1 when any check fails."""
+    from .doctor import FAIL, WARN, run_checks
+
+    checks = run_checks(_app())
+    failures = sum(c.status == FAIL for c in checks)
+    warnings = sum(c.status == WARN for c in checks)
+
+    def text(key: str | None, params: dict[str, Any]) -> str:
+        return _t(key, **params) if key else ""
+
+    rendered = [{**c.as_dict(),
+                 "label": _t(f"cli.doctor.check.{c.check}", subject=c.subject),
+                 "detail": text(c.key, c.params),
+                 "fix": text(c.fix_key, {**c.params, **c.fix_params})} for c in checks]
+    if as_json:
+        click.echo(json.dumps({"ok": failures == 0, "failures": failures,
+                               "warnings": warnings, "checks": rendered}, ensure_ascii=False))
+    else:
+        rows = [(f"{_DOCTOR_MARKS[c['status']]} {_t('cli.doctor.status.' + c['status'])}",
+                 c["label"], c["detail"] + ("  " + _t("cli.doctor.fix", fix=c["fix"])
+                                            if c["fix"] and c["status"] != "ok" else ""))
+                for c in rendered]
+        for line in _table(rows):
+            click.echo(line)
+        click.echo(_t("cli.doctor.summary.fail", failures=failures, warnings=warnings)
+                   if failures else _t("cli.doctor.summary.ok", warnings=warnings))
+    if failures:
+        click.get_current_context().exit(1)
