@@ -583,7 +583,7 @@ def machine(rds: redis.Redis) -> list[str]:
         f"- RAM: {int(ram.split()[0]) / 1024 / 1024:.1f} GiB" if ram != "?" else "- RAM: ?",
         f"- {platform.system()} {platform.release()}, Python {platform.python_version()}, "
         f"gunicorn {gunicorn.__version__}, redis-py {redis.__version__}",
-        f"- Redis {server['redis_version']} ({server.get('mem_allocator', '?')}), "
+        f"- Redis {server['redis_version']} ({rds.info('memory').get('mem_allocator', '?')}), "
         "private instance, no persistence",
         f"- load average at start: {os.getloadavg()[0]:.2f} (the machine is shared: "
         "figures are medians of runs interleaved across scenarios)",
