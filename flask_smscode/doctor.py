@@ -98,15 +98,22 @@ def _provider_checks(config: Mapping[str, Any]) -> list[Check]:
     checks = [endpoint, _clock_check(skew)]
     credentials, sign_answer = _credentials_check(client)
     checks.append(credentials)
+    templates = _templates(config)
     if credentials.status == FAIL:
         checks.append(Check("sign", SKIP, "cli.doctor.skipped"))
-        checks.append(Check("template", SKIP, "cli.doctor.skipped"))
+        checks += [Check("template", SKIP, "cli.doctor.skipped",
+                         subject=_subject(code, purposes))
+                   for code, purposes in templates.items()]
         return checks
     checks.append(_sign_check(client.sign_name, sign_answer))
     param = str(get_setting(config, "SMSCODE_ALIYUN_TEMPLATE_PARAM"))
     checks += [_template_check(client, code, purposes, param)
-               for code, purposes in _templates(config).items()]
+               for code, purposes in templates.items()]
     return checks
+
+
+def _subject(code: str, purposes: list[str]) -> str:
+    return f"{code} ({', '.join(purposes)})" if purposes else code
 
 
 def _endpoint_check(client: AliyunSms) -> tuple[Check, float | None]:
@@ -235,7 +242,7 @@ def _templates(config: Mapping[str, Any]) -> dict[str, list[str]]:
 
 
 def _template_check(client: AliyunSms, code: str, purposes: list[str], param: str) -> Check:
-    subject = f"{code} ({', '.join(purposes)})" if purposes else code
+    subject = _subject(code, purposes)
     params: dict[str, Any] = {"template": code, "variable": "${" + param + "}"}
     try:
         answer = client.call("QuerySmsTemplate", {"TemplateCode": code})
