@@ -30,7 +30,7 @@ from .dysmsapi_server import CHINA_TZ
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTIFY_PARAMS = '{"name":"Zhang San","time":"22:00"}'
-COMMANDS = ("send", "status", "reset", "notify", "delivery")
+COMMANDS = ("send", "status", "reset", "notify", "delivery", "guard", "doctor")
 
 
 def bulk_phones(count: int, start: int = 0) -> list[str]:

@@ -146,16 +146,27 @@ def test_one_failed_batch_keeps_every_answer(sms, sms_server):
 
 
 def test_calls_run_concurrently_within_the_bound(sms_server):
+    """max_concurrency=2: two calls are in flight together, and a third waits for one of
+    them (observed through the server, which records each SMS on arrival; no timing bound)."""
+    import threading
     import time
 
     sms = AliyunSms(ACCESS_KEY_ID, ACCESS_KEY_SECRET, "TestSign", endpoint=sms_server.endpoint,
                     protocol="http", timeout=5, max_concurrency=2)
-    sms_server.stall_next(0.4, times=4)
-    started = time.monotonic()
-    answers = sms.send_message(mobiles(3500), NOTIFY, "SMS_NOTIFY")
-    elapsed = time.monotonic() - started
+    sms_server.stall_next(1.0, times=4)
+    answers: list = []
+    worker = threading.Thread(
+        target=lambda: answers.extend(sms.send_message(mobiles(3500), NOTIFY, "SMS_NOTIFY")))
+    worker.start()
+    deadline = time.monotonic() + 5
+    while len(sms_server.sent) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(sms_server.sent) == 2  # two calls in flight at once, not one after the other
+    time.sleep(0.5)
+    assert len(sms_server.sent) == 2  # the third waits while both are stalled
+    worker.join(10)
     assert len(answers) == 4 and all(a.ok for a in answers)
-    assert 0.75 < elapsed < 1.6  # two rounds of two concurrent 0.4 s calls, not four in series
+    assert len(sms_server.sent) == 4
 
 
 def test_caller_out_id_on_every_call(sms, sms_server):

@@ -37,7 +37,7 @@ def test_request_is_signed_and_well_formed(client, sms_server):
     assert params["RegionId"] == "cn-hangzhou" and params["AccessKeyId"] == "test-key-id"
     assert params["PhoneNumbers"] == "13800138000"
     assert params["TemplateParam"] == '{"code":"%s"}' % sms_server.last_code(PHONE)
-    assert len(params["OutId"]) == 32
+    assert len(params["OutId"]) == 16  # the send id: 64 random bits in hex
 
 
 def test_flow_control_is_throttled(app, client, sms_server, caplog):
