@@ -13,7 +13,9 @@ anyway: every decision script carries a deadline (see :mod:`.redis`).
 from __future__ import annotations
 
 import inspect
+import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +37,64 @@ class Connected:
     client: Any          # redis.Redis or redis.cluster.RedisCluster
     cluster: bool
     kind: str            # "redis", "cluster" or "sentinel", for messages
+    watch: SentinelWatch | None = None
+
+
+class SentinelWatch:
+    """Drops the master's pooled connections the moment the sentinels announce a new master.
+
+    redis-py asks the sentinels for the master when it opens a connection, but connections
+    already in the pool stay on the old master, which accepts writes until Sentinel demotes
+    it (seconds later, ~10 s measured). A code consumed there would still be live on the new
+    master and verify a second time. A thread per process listens for ``+switch-master`` on
+    the sentinels and disconnects the pool, so the next command finds the new master.
+    (Redis' own ``min-replicas-to-write 1`` narrows what an old master accepts, too.)
+    """
+
+    def __init__(self, sentinel: Any, service: str, pool: Any) -> None:
+        self._sentinel, self._service, self._pool = sentinel, service, pool
+        self._pid = 0
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def ensure(self) -> None:
+        """Start the listener in this process (threads do not survive a gunicorn fork)."""
+        if self._pid != os.getpid() and not self._closed:
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._pid = os.getpid()
+                    threading.Thread(target=self._run, args=(self._pid,), daemon=True,
+                                     name="smscode-sentinel-watch").start()
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _listening(self, pid: int) -> bool:
+        return self._pid == pid and not self._closed
+
+    def _run(self, pid: int) -> None:
+        while self._listening(pid):
+            for node in self._sentinel.sentinels:
+                pubsub = node.pubsub(ignore_subscribe_messages=True)
+                try:
+                    pubsub.subscribe("+switch-master")
+                    while self._listening(pid):
+                        message = pubsub.get_message(timeout=0.5)
+                        data = message["data"] if message else None
+                        if isinstance(data, bytes):
+                            data = data.decode("utf-8", "replace")
+                        if isinstance(data, str) and data.split(" ", 1)[0] == self._service:
+                            self._pool.disconnect()
+                except (redis.RedisError, OSError, ValueError):
+                    pass  # this sentinel is down: listen to the next one
+                finally:
+                    try:
+                        pubsub.close()
+                    except (redis.RedisError, OSError):
+                        pass
+                if not self._listening(pid):
+                    return
+            time.sleep(0.5)
 
 
 class LazyCluster:
@@ -164,7 +224,8 @@ def connect(uri: str, *, timeout: float, options: Mapping[str, Any]) -> Connecte
             k: v for k, v in settings.items() if k in ("socket_timeout",
                                                          "socket_connect_timeout")})
         client = sentinel.master_for(service, redis_class=redis.Redis, **settings)
-        return Connected(client, False, "sentinel")
+        return Connected(client, False, "sentinel",
+                         SentinelWatch(sentinel, service, client.connection_pool))
     if scheme in ("redis", "rediss", "redis+unix", "unix"):
         _check_options(options, _accepted(redis.Redis.__init__, redis.Connection.__init__,
                                           redis.connection.AbstractConnection.__init__),

@@ -96,6 +96,8 @@ def _unavailable_on_redis_error(method: Callable[..., T]) -> Callable[..., T]:
 
     @wraps(method)
     def wrapper(self: RedisStore, *args: Any, **kwargs: Any) -> T:
+        if self._watch is not None:
+            self._watch.ensure()
         try:
             return method(self, *args, **kwargs)
         except (redis.RedisError, RedisClusterException) as exc:
@@ -114,6 +116,7 @@ class RedisStore:
         self.client = connected.client
         self.cluster = connected.cluster
         self.kind = connected.kind
+        self._watch = connected.watch
         self.faults = _FaultLog()
         # The script must run before the client gives up; what is left covers the reply.
         self._budget_ms = timeout * 1000 * 0.75
@@ -396,4 +399,6 @@ class RedisStore:
         self.client.ping()
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
         self.client.close()
