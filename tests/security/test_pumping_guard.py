@@ -278,3 +278,19 @@ def test_the_demo_asks_its_arithmetic_question_before_a_send(store_uri, key_pref
     assert client.post("/sms/send", json={"phone": PHONE}).status_code == 200
     assert len(sms_server.sent) == 1
     get_service(app).store.close()
+
+
+def test_the_same_attack_on_the_demo_site_costs_20_sms(store_uri, key_prefix, aliyun_config,
+                                                     sms_server, tmp_path,
+                                                     record_property) -> None:
+    """The attack above against demo_app.py itself (its zero-configuration settings, sending
+    through the loopback provider): the conversion guard stops it after 20 SMS."""
+    from demo_app import create_app
+
+    app = create_app({"TESTING": True, "SECRET_KEY": "demo-attack",
+                      "SMSCODE_STORAGE_URI": store_uri, "SMSCODE_KEY_PREFIX": key_prefix,
+                      **aliyun_config}, instance_path=tmp_path)
+    answered, statuses = run_attack(app)
+    record_property("demo_attack_sms_reaching_provider", len(sms_server.sent))
+    assert len(sms_server.sent) == answered == 20
+    assert statuses == {200: 20, 429: ATTACK_NUMBERS - 20}
