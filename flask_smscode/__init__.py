@@ -11,9 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__ as __version__
 from .errors import (
+    AliyunInvalidArguments,
+    AliyunProviderRefused,
+    AliyunRequestFailed,
+    AliyunSmsError,
     ChallengeRequired,
     CodeExpired,
     ConfigurationError,
+    DeliveryUnconfirmed,
+    FlaskSmsCodeError,
     IdempotencyKeyReused,
     InvalidCode,
     InvalidPhone,
@@ -33,13 +39,16 @@ from .errors import (
 # redis load with the first name that needs them, the Alibaba SDK with the first SendSms
 # call. `from flask_smscode import sms_bp` keeps working (it goes through __getattr__).
 _LAZY: dict[str, str] = {
-    "AliyunSms": "client",
-    "AliyunSmsError": "client",
+    "AliyunSender": "aliyun",
+    "AliyunSettings": "aliyun",
+    "AliyunSms": "aliyun",
     "ConsoleSender": "senders",
-    "DeliveryUnconfirmed": "senders",
+    "DeliveryRecord": "aliyun",
+    "DeliveryReport": "aliyun",
+    "DeliveryStatus": "aliyun",
     "SendReceipt": "senders",
     "SendResult": "service",
-    "SendSmsResponse": "client",
+    "SendSmsResponse": "aliyun",
     "Sender": "senders",
     "SmsCode": "service",
     "SmsCodeService": "service",
@@ -59,10 +68,18 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
+    from .aliyun import (
+        AliyunSender,
+        AliyunSettings,
+        AliyunSms,
+        DeliveryRecord,
+        DeliveryReport,
+        DeliveryStatus,
+        SendSmsResponse,
+    )
     from .blueprint import sms_bp
-    from .client import AliyunSms, AliyunSmsError, SendSmsResponse
     from .phones import mask_phone, normalize_phone
-    from .senders import ConsoleSender, DeliveryUnconfirmed, Sender, SendReceipt
+    from .senders import ConsoleSender, Sender, SendReceipt
     from .service import (
         SendResult,
         SmsCode,
@@ -92,13 +109,22 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AliyunInvalidArguments",
+    "AliyunProviderRefused",
+    "AliyunRequestFailed",
+    "AliyunSender",
+    "AliyunSettings",
     "AliyunSms",
     "AliyunSmsError",
     "ChallengeRequired",
     "CodeExpired",
     "ConfigurationError",
     "ConsoleSender",
+    "DeliveryRecord",
+    "DeliveryReport",
+    "DeliveryStatus",
     "DeliveryUnconfirmed",
+    "FlaskSmsCodeError",
     "IdempotencyKeyReused",
     "InvalidCode",
     "InvalidPhone",

@@ -223,3 +223,6 @@ def _no_store(response: Response) -> Response:
 
 
 register_assets(sms_bp)  # GET /openapi.json, smscode_script_url()
+
+# POST /sms/reports/<secret>: delivery reports pushed by Alibaba Cloud (off unless configured).
+from . import report_view as _report_view  # noqa: E402,F401  (registers its route on sms_bp)

@@ -27,11 +27,12 @@ import click
 from flask import current_app, has_app_context
 from flask.cli import with_appcontext
 
-from .client import REQUEST_FAILED, AliyunSms, AliyunSmsError, SendSmsResponse
-from .errors import ConfigurationError, SmsCodeError
+from .aliyun.client import AliyunSms
+from .aliyun.receipts import CHINA_TZ
+from .aliyun.sendsms import SendSmsResponse
+from .errors import REQUEST_FAILED, AliyunSmsError, ConfigurationError, SmsCodeError
 from .messages import Catalogue, default_catalogue, environment_language
 from .phones import mask_phone
-from .receipts import CHINA_TZ
 from .senders import ConsoleSender, Sender, SendReceipt
 from .service import SmsCodeService, get_service, init_app
 
@@ -218,6 +219,7 @@ def status(phone: str, purpose: str, as_json: bool) -> None:
     service = _service()
     with _errors():
         data = _status_data(service, phone, purpose)
+        _add_delivery(service, data)
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False))
         return
@@ -235,7 +237,20 @@ def status(phone: str, purpose: str, as_json: bool) -> None:
     sends = ", ".join(_t("cli.status.send_item", used=item["used"], limit=item["limit"])
                       for item in data["sends"])
     lines.append(_t("cli.status.sends", sends=sends or _t("cli.status.no_phone_limits")))
+    if "delivery" in data:
+        delivery = data["delivery"]
+        lines.append(_t(f"cli.status.delivery.{delivery['state']}",
+                        err_code=delivery["err_code"] or "-", out_id=delivery["out_id"] or "-"))
     click.echo("\n".join(lines))
+
+
+def _add_delivery(service: SmsCodeService, data: dict[str, Any]) -> None:
+    """With the report receiver on, the last code's delivery as Alibaba reported it."""
+    from .aliyun.reports import delivery_for
+    from .report_view import report_settings
+
+    if report_settings(current_app).enabled:
+        data["delivery"] = delivery_for(service, data["phone"], data["out_id"]).as_json()
 
 
 @smscode.command("reset")

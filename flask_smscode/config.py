@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -27,51 +27,89 @@ STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+cluster", "
                    "redis+sentinel", "rediss+sentinel")
 MAX_CODE_TTL_SECONDS = 600  # NIST 800-63B / OWASP ASVS 6.5.5: codes live at most 10 minutes
 
-DEFAULTS: dict[str, Any] = {
-    "SMSCODE_PURPOSES": ("login", "signup", "reset_password"),
-    "SMSCODE_CODE_LENGTH": 6,
-    "SMSCODE_CODE_TTL_SECONDS": 300,
-    "SMSCODE_MAX_ATTEMPTS": 5,
-    "SMSCODE_ATTEMPT_WINDOW_SECONDS": 900,
-    "SMSCODE_RESEND_INTERVAL_SECONDS": 60,
-    "SMSCODE_PHONE_LIMITS": "5/hour;10/day",
-    "SMSCODE_IP_SEND_LIMITS": "20/hour;100/day",
-    "SMSCODE_IP_VERIFY_LIMITS": "30/minute;300/hour",
-    "SMSCODE_RATELIMIT_BACKEND": "store",
-    "SMSCODE_DEFAULT_LANGUAGE": "zh",
-    "SMSCODE_MESSAGES": {},
-    "SMSCODE_LOCALES_DIR": None,
-    "SMSCODE_STORAGE_URI": "memory://",
-    "SMSCODE_STORAGE_OPTIONS": {},
-    "SMSCODE_STORAGE_TIMEOUT_SECONDS": 1.0,
-    "SMSCODE_KEY_PREFIX": "smscode",
-    "SMSCODE_DEFAULT_REGION": "CN",
-    "SMSCODE_ALLOWED_REGIONS": ("CN",),
-    "SMSCODE_TEST_NUMBERS": {},
-    "SMSCODE_TOKEN_TTL_SECONDS": 600,
-    "SMSCODE_SECRET_KEY": None,
-    "SMSCODE_SENDER": "console",
-    "SMSCODE_ALIYUN_ACCESS_KEY_ID": None,
-    "SMSCODE_ALIYUN_ACCESS_KEY_SECRET": None,
-    "SMSCODE_ALIYUN_SIGN_NAME": None,
-    "SMSCODE_ALIYUN_TEMPLATE_CODE": None,
-    "SMSCODE_ALIYUN_TEMPLATE_PARAM": "code",
-    "SMSCODE_ALIYUN_REGION": "cn-hangzhou",
-    "SMSCODE_ALIYUN_ENDPOINT": "dysmsapi.aliyuncs.com",
-    "SMSCODE_ALIYUN_PROTOCOL": "https",
-    "SMSCODE_ALIYUN_TIMEOUT_SECONDS": 5.0,
-    "SMSCODE_OPENAPI_ENABLED": True,  # GET /sms/openapi.json
+class Setting(NamedTuple):
+    """One row of the settings table: the default, its unit, and what the key means."""
+
+    default: Any
+    unit: str
+    meaning: str
+
+
+_S = Setting
+# Every SMSCODE_* key in one table: name, default, unit, one-line meaning. The README's
+# configuration table says the same at more length; DEFAULTS below is derived from this.
+SETTINGS: dict[str, Setting] = {
+    "SMSCODE_PURPOSES": _S(("login", "signup", "reset_password"), "names",
+                           "allowed purpose values; a code is bound to one"),
+    "SMSCODE_CODE_LENGTH": _S(6, "digits", "digits per code, 4-10"),
+    "SMSCODE_CODE_TTL_SECONDS": _S(300, "seconds", "code lifetime, at most 600"),
+    "SMSCODE_MAX_ATTEMPTS": _S(5, "attempts", "wrong guesses per phone and purpose"),
+    "SMSCODE_ATTEMPT_WINDOW_SECONDS": _S(900, "seconds", "the failure count's window"),
+    "SMSCODE_RESEND_INTERVAL_SECONDS": _S(60, "seconds", "cooldown between two sends"),
+    "SMSCODE_PHONE_LIMITS": _S("5/hour;10/day", "rate string", "sends per phone"),
+    "SMSCODE_IP_SEND_LIMITS": _S("20/hour;100/day", "rate string",
+                                 "/sms/send requests per client address"),
+    "SMSCODE_IP_VERIFY_LIMITS": _S("30/minute;300/hour", "rate string",
+                                   "/sms/verify requests per client address"),
+    "SMSCODE_RATELIMIT_BACKEND": _S("store", "name",
+                                    "who counts the per-IP limits: store or flask-limiter"),
+    "SMSCODE_DEFAULT_LANGUAGE": _S("zh", "language tag", "fallback language of messages"),
+    "SMSCODE_MESSAGES": _S({}, "dict", "your own texts per language"),
+    "SMSCODE_LOCALES_DIR": _S(None, "path", "a directory of <lang>.json message files"),
+    "SMSCODE_STORAGE_URI": _S("memory://", "URI", "where codes and counters live"),
+    "SMSCODE_STORAGE_OPTIONS": _S({}, "dict", "extra redis-py keyword arguments"),
+    "SMSCODE_STORAGE_TIMEOUT_SECONDS": _S(1.0, "seconds", "Redis connect and read timeout"),
+    "SMSCODE_KEY_PREFIX": _S("smscode", "text", "prefix of every Redis key"),
+    "SMSCODE_DEFAULT_REGION": _S("CN", "ISO 3166 region",
+                                 "region of numbers typed without a country code"),
+    "SMSCODE_ALLOWED_REGIONS": _S(("CN",), "ISO 3166 regions",
+                                  "regions codes may be sent to; ['*'] for all"),
+    "SMSCODE_TEST_NUMBERS": _S({}, "dict", "phone -> fixed code, no SMS sent"),
+    "SMSCODE_TOKEN_TTL_SECONDS": _S(600, "seconds", "lifetime of the verified-phone token"),
+    "SMSCODE_SECRET_KEY": _S(None, "text", "HMAC and token key (else SECRET_KEY)"),
+    "SMSCODE_SENDER": _S("console", "name or dotted path", "who sends the codes"),
+    "SMSCODE_ALIYUN_ACCESS_KEY_ID": _S(None, "text",
+                                       "AccessKey id (else ALIBABA_CLOUD_ACCESS_KEY_ID)"),
+    "SMSCODE_ALIYUN_ACCESS_KEY_SECRET": _S(None, "text", "AccessKey secret (else "
+                                           "ALIBABA_CLOUD_ACCESS_KEY_SECRET)"),
+    "SMSCODE_ALIYUN_SIGN_NAME": _S(None, "text", "the approved signature"),
+    "SMSCODE_ALIYUN_TEMPLATE_CODE": _S(None, "code or dict",
+                                       "one template code, or purpose -> code"),
+    "SMSCODE_ALIYUN_TEMPLATE_PARAM": _S("code", "variable name",
+                                        "the template variable that receives the code"),
+    "SMSCODE_ALIYUN_REGION": _S("cn-hangzhou", "RegionId", "the API region"),
+    "SMSCODE_ALIYUN_ENDPOINT": _S("dysmsapi.aliyuncs.com", "host[:port]", "the API host"),
+    "SMSCODE_ALIYUN_PROTOCOL": _S("https", "https|http", "http only for a loopback endpoint"),
+    "SMSCODE_ALIYUN_TIMEOUT_SECONDS": _S(5.0, "seconds",
+                                         "read timeout of one call; connect: min(this, 3)"),
+    "SMSCODE_OPENAPI_ENABLED": _S(True, "bool", "serve GET /sms/openapi.json"),
     # the SMS-pumping guard (guard.py) and idempotent sends (idempotency.py)
-    "SMSCODE_GLOBAL_SEND_LIMITS": "",
-    "SMSCODE_PREFIX_SEND_LIMITS": "100/hour",
-    "SMSCODE_PREFIX_DIGITS": {"86": 7, "*": 3},
-    "SMSCODE_GUARD_WINDOW_SECONDS": 3600,
-    "SMSCODE_GUARD_MIN_SENDS": 20,
-    "SMSCODE_GUARD_MIN_CONVERSION": 0.2,
-    "SMSCODE_GUARD_BLOCK_SECONDS": 43200,
-    "SMSCODE_PRE_SEND_HOOK": None,
-    "SMSCODE_IDEMPOTENCY_WAIT_SECONDS": None,  # None: 2 x SMSCODE_ALIYUN_TIMEOUT_SECONDS
+    "SMSCODE_GLOBAL_SEND_LIMITS": _S("", "rate string", "sends of the whole app; '' is off"),
+    "SMSCODE_PREFIX_SEND_LIMITS": _S("100/hour", "rate string", "sends per number prefix"),
+    "SMSCODE_PREFIX_DIGITS": _S({"86": 7, "*": 3}, "digits per calling code",
+                                "what a number prefix is"),
+    "SMSCODE_GUARD_WINDOW_SECONDS": _S(3600, "seconds", "the conversion guard's window"),
+    "SMSCODE_GUARD_MIN_SENDS": _S(20, "sends", "sends before a prefix's conversion is judged"),
+    "SMSCODE_GUARD_MIN_CONVERSION": _S(0.2, "ratio", "below this share a prefix is blocked"),
+    "SMSCODE_GUARD_BLOCK_SECONDS": _S(43200, "seconds", "how long a prefix stays blocked"),
+    "SMSCODE_PRE_SEND_HOOK": _S(None, "callable or 'module:function'",
+                                "run before anything is counted (captcha)"),
+    "SMSCODE_IDEMPOTENCY_WAIT_SECONDS": _S(None, "seconds", "how long a duplicate waits; "
+                                           "None: 2 x SMSCODE_ALIYUN_TIMEOUT_SECONDS"),
+    # delivery reports pushed by Alibaba Cloud (aliyun/reports.py, report_view.py)
+    "SMSCODE_ALIYUN_REPORT_SECRET": _S(None, "text, 32+ of [A-Za-z0-9_-]",
+                                       "path secret of POST /sms/reports/<secret>; None: off"),
+    "SMSCODE_ALIYUN_REPORT_ALLOWED_IPS": _S((), "addresses/networks",
+                                            "report sources allowed; empty: any"),
+    "SMSCODE_ALIYUN_REPORT_MAX_BYTES": _S(1_048_576, "bytes", "largest report body (413)"),
+    "SMSCODE_ALIYUN_REPORT_TTL_SECONDS": _S(86400, "seconds",
+                                            "how long a phone's last delivery is kept"),
 }
+del _S
+
+# Key -> default, the view most code needs. A key added here instead of to SETTINGS still
+# works, but belongs in the table above with its unit and meaning.
+DEFAULTS: dict[str, Any] = {key: setting.default for key, setting in SETTINGS.items()}
 
 
 def get_setting(config: Mapping[str, Any], key: str) -> Any:
@@ -137,15 +175,7 @@ class Settings:
         resend_interval = _int(get, "SMSCODE_RESEND_INTERVAL_SECONDS", 0, 86400)
         token_ttl = _int(get, "SMSCODE_TOKEN_TTL_SECONDS", 1, 86400)
 
-        default_region = _region(get("SMSCODE_DEFAULT_REGION"), "SMSCODE_DEFAULT_REGION")
-        allowed = get("SMSCODE_ALLOWED_REGIONS")
-        if isinstance(allowed, str):
-            allowed = [allowed]
-        if not isinstance(allowed, (list, tuple, set, frozenset)) or not allowed:
-            raise ConfigurationError("SMSCODE_ALLOWED_REGIONS must be a non-empty list of "
-                                     "region codes like ['CN'] (or ['*'] for every region).")
-        allowed_regions = None if "*" in allowed else tuple(
-            _region(r, "SMSCODE_ALLOWED_REGIONS") for r in allowed)
+        default_region, allowed_regions = regions_from_config(config)
 
         secret = config.get("SMSCODE_SECRET_KEY") or config.get("SECRET_KEY")
         if not secret:
@@ -212,6 +242,30 @@ class Settings:
             secret=secret,
             sender=get("SMSCODE_SENDER"),
         )
+
+
+def regions_from_config(config: Mapping[str, Any]) -> tuple[str, tuple[str, ...] | None]:
+    """``SMSCODE_DEFAULT_REGION`` and ``SMSCODE_ALLOWED_REGIONS`` (``None``: every region),
+    validated; the one reading of both keys (the app's settings and the Alibaba client)."""
+    default_region = _region(get_setting(config, "SMSCODE_DEFAULT_REGION"),
+                             "SMSCODE_DEFAULT_REGION")
+    return default_region, allowed_regions(get_setting(config, "SMSCODE_ALLOWED_REGIONS"))
+
+
+def allowed_regions(allowed: Any, key: str = "SMSCODE_ALLOWED_REGIONS",
+                    ) -> tuple[str, ...] | None:
+    """A list of region codes, ``None`` when it holds the wildcard ``"*"``."""
+    if isinstance(allowed, str):
+        allowed = [allowed]
+    if not isinstance(allowed, (list, tuple, set, frozenset)) or not allowed:
+        raise ConfigurationError(f"{key} must be a non-empty list of region codes like "
+                                 "['CN'] (or ['*'] for every region).")
+    return None if "*" in allowed else tuple(_region(r, key) for r in allowed)
+
+
+def region_code(value: Any, key: str) -> str:
+    """An ISO 3166 region code phonenumbers knows, upper-cased; refused naming ``key``."""
+    return _region(value, key)
 
 
 def _region(value: Any, key: str) -> str:

@@ -1,6 +1,21 @@
-"""One exception tree for everything the package refuses, with its HTTP mapping.
+"""The package's one exception tree, and each HTTP refusal's mapping.
 
-Each error carries a stable machine code (the ``error`` field of a JSON answer), an HTTP
+Everything the package raises derives from :class:`FlaskSmsCodeError`, so
+``except FlaskSmsCodeError`` catches all of it (itsdangerous keeps one root, ``BadData``,
+the same way)::
+
+    FlaskSmsCodeError
+    ├── SmsCodeError           a refusal of /sms/send or /sms/verify: code + HTTP status
+    │   ├── InvalidRequest, InvalidPhone, RegionNotAllowed, InvalidCode, CodeExpired, ...
+    │   └── ProviderError      502: the SMS provider refused or failed the send
+    ├── ConfigurationError     a SMSCODE_* setting is wrong (also a RuntimeError, as before)
+    ├── DeliveryUnconfirmed    a sender's "the SMS may have gone out": nothing to refuse
+    └── AliyunSmsError         a failed Dysmsapi call of the client, numeric .code
+        ├── AliyunInvalidArguments   46001  nothing was sent
+        ├── AliyunProviderRefused    46002  Alibaba Cloud answered with an error
+        └── AliyunRequestFailed      46003  the request failed (network, timeout, bad answer)
+
+Each HTTP refusal carries a stable machine code (the ``error`` field of a JSON answer), an HTTP
 status, and a message *key* with parameters rather than finished text: the sentence is
 looked up in :mod:`flask_smscode.messages` when the answer is built, in the language the
 request asked for. ``exc.message`` is the English sentence, for logs and Python callers.
@@ -9,23 +24,40 @@ Messages never contain a code, a full phone number or a key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self is 3.11+; annotations only
+
+    from .aliyun.sendsms import SendSmsResponse
     from .messages import Catalogue
 
 
-class SmsCodeError(Exception):
+class FlaskSmsCodeError(Exception):
+    """The root of every exception flask-smscode raises."""
+
+
+class SmsCodeError(FlaskSmsCodeError):
     """Base class: ``code`` is the machine-readable error, ``status`` the HTTP status.
 
     ``key`` picks the sentence in the catalogue (default: ``code``; variants such as
     ``invalid_code.last``); ``params`` fill its ``{placeholders}``. A literal ``message``
     (e.g. from a custom sender) is shown as given, in every language.
+
+    A refusal caused by the SMS provider carries the provider's own fields
+    (:meth:`with_provider`), never in the JSON body: they are for logs and callers, so the
+    service reads them here instead of digging in ``__cause__``.
     """
 
     code: ClassVar[str] = "error"
     status: ClassVar[int] = 400
+    # The provider's account of a refusal (None: not the provider's, or not known).
+    provider_code: str | None = None
+    request_id: str | None = None
+    biz_id: str | None = None
+    out_id: str | None = None
+    sender: str | None = None
 
     def __init__(self, message: str | None = None, *, key: str | None = None,
                  params: Mapping[str, Any] | None = None, retry_after: int | None = None,
@@ -36,6 +68,14 @@ class SmsCodeError(Exception):
         self.retry_after = retry_after
         self.extra = extra
         super().__init__(self.message)
+
+    def with_provider(self, *, provider_code: str | None = None, request_id: str | None = None,
+                      biz_id: str | None = None, out_id: str | None = None,
+                      sender: str | None = None) -> Self:
+        """Attach what the provider said (for logs and failover); returns ``self`` to raise."""
+        self.provider_code, self.request_id = provider_code, request_id
+        self.biz_id, self.out_id, self.sender = biz_id, out_id, sender
+        return self
 
     @property
     def message(self) -> str:
@@ -165,5 +205,87 @@ class RequestInProgress(SmsCodeError):
         super().__init__(message, key=key, retry_after=retry_after)
 
 
-class ConfigurationError(RuntimeError):
-    """A SMSCODE_* setting is missing or out of range; raised when the app starts."""
+class ConfigurationError(FlaskSmsCodeError, RuntimeError):
+    """A SMSCODE_* setting is missing or out of range; raised when the app starts.
+
+    Still a ``RuntimeError``, as it was before the tree had one root.
+    """
+
+
+class DeliveryUnconfirmed(FlaskSmsCodeError):
+    """Raise from a sender when the request may have reached the provider but no answer
+    came back (a read timeout). The code and cooldown are kept and the send is not retried.
+    """
+
+    def __init__(self, message: str = "The provider did not answer in time",
+                 *, provider_code: str | None = None, request_id: str | None = None,
+                 out_id: str | None = None, sender: str | None = None) -> None:
+        super().__init__(message)
+        self.provider_code = provider_code
+        self.request_id = request_id
+        self.out_id = out_id
+        self.sender = sender
+
+
+# Error codes of the Alibaba Cloud client, as the low-code SMS element defined them.
+PARAM_MISSING = 46001      # a parameter missing or the phone list empty: nothing sent
+PROVIDER_ERROR = 46002     # Alibaba Cloud answered with an error
+REQUEST_FAILED = 46003     # the request itself failed (network, timeout, unreadable answer)
+
+
+class AliyunSmsError(FlaskSmsCodeError):
+    """A failed Dysmsapi call of :class:`~flask_smscode.AliyunSms`.
+
+    ``code`` is 46001 (bad arguments, nothing sent), 46002 (Alibaba Cloud answered with an
+    error: ``provider_code`` and ``request_id`` say which) or 46003 (the request failed;
+    ``delivery_unknown`` is true when it may have reached Alibaba Cloud — a read timeout
+    after the request left — in which case it must not be retried blindly). The package
+    raises the subclass of each code; ``AliyunSmsError(code, message)`` still works.
+    Messages never hold a key, a phone number, a template value or a provider message.
+    """
+
+    def __init__(self, code: int, message: str, *, provider_code: str | None = None,
+                 request_id: str | None = None, http_status: int | None = None,
+                 delivery_unknown: bool = False, retry_after: int | None = None,
+                 out_id: str | None = None,
+                 responses: Sequence[SendSmsResponse] = ()) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.provider_code = provider_code
+        self.request_id = request_id
+        self.http_status = http_status
+        self.delivery_unknown = delivery_unknown
+        self.retry_after = retry_after
+        self.out_id = out_id
+        # send_message: the answer of every SendSms call made, failed ones included.
+        self.responses = list(responses)
+
+    def __str__(self) -> str:
+        parts = [f"[{self.code}] {self.message}"]
+        if self.provider_code:
+            parts.append(f"provider code {self.provider_code}")
+        if self.request_id:
+            parts.append(f"request id {self.request_id}")
+        return "; ".join(parts)
+
+
+class AliyunInvalidArguments(AliyunSmsError):
+    """46001: a parameter missing or invalid, or the phone list empty; nothing was sent."""
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(PARAM_MISSING, message, **fields)
+
+
+class AliyunProviderRefused(AliyunSmsError):
+    """46002: Alibaba Cloud answered with an error (``provider_code``, ``request_id``)."""
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(PROVIDER_ERROR, message, **fields)
+
+
+class AliyunRequestFailed(AliyunSmsError):
+    """46003: the request failed; ``delivery_unknown`` when it may have been delivered."""
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(REQUEST_FAILED, message, **fields)

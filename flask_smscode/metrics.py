@@ -150,6 +150,7 @@ class SmsCodeCollector:
         for action, (buckets, total) in sorted(self.stats.latency().items()):
             latency.add_metric([action], buckets, total)
         yield latency
+        yield from report_families()
 
 
 _registered: dict[int, SmsCodeCollector] = {}
@@ -169,3 +170,54 @@ def register_metrics(registry: Any = None) -> SmsCodeCollector:
         registry.register(collector)
         _registered[id(registry)] = collector
     return collector
+
+
+# -- delivery reports pushed by Alibaba Cloud (aliyun/reports.py) ------------------------
+# The outcome of each report: stored as delivered or failed, a duplicate of one already
+# stored, late (an older send than the one stored), unknown (not a code send of ours).
+REPORT_OUTCOMES = ("delivered", "failed", "duplicate", "late", "unknown")
+# err_code is provider text (and, if the receiver's secret leaked, anyone's): only short
+# codes of this shape become labels or stored values, everything else is "other".
+_REPORT_ERR = re.compile(r"[A-Za-z0-9_.:-]{1,40}")
+
+
+def report_err_label(value: object) -> str:
+    """``value`` if it is a short provider code (``DELIVERED``, ``MK:0001``), else "other"."""
+    return value if isinstance(value, str) and _REPORT_ERR.fullmatch(value) else OTHER
+
+
+class ReportStats:
+    """Delivery reports by outcome and err_code (thread-safe, per process like STATS)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: dict[tuple[str, str], int] = defaultdict(int)
+
+    def count(self, outcome: str, err_code: object) -> None:
+        key = (outcome if outcome in REPORT_OUTCOMES else OTHER, report_err_label(err_code))
+        with self._lock:
+            self.counts[key] += 1
+
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self.counts)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counts.clear()
+
+
+REPORTS = ReportStats()
+
+
+def report_families(stats: ReportStats = REPORTS) -> Iterator[Any]:
+    """The Prometheus family of :data:`REPORTS` (yielded by :class:`SmsCodeCollector`)."""
+    from prometheus_client.core import CounterMetricFamily
+
+    family = CounterMetricFamily(
+        "smscode_delivery_reports", "Delivery reports pushed by Alibaba Cloud, by outcome "
+        "(delivered, failed, duplicate, late, unknown) and err_code.",
+        labels=["outcome", "err_code"])
+    for labels, count in sorted(stats.snapshot().items()):
+        family.add_metric(list(labels), count)
+    yield family

@@ -14,6 +14,8 @@ from collections.abc import Collection, Sequence
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 
+# provider_phone: re-exported for compatibility; the provider's format lives with it.
+from .aliyun.numbers import provider_phone as provider_phone
 from .errors import InvalidPhone, RegionNotAllowed
 
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
@@ -107,12 +109,6 @@ def _split_e164(text: str) -> tuple[int | None, str]:
             if int(digits[:size]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
                 return int(digits[:size]), digits[size:]
     return None, "".join(ch for ch in text if ch.isascii() and ch.isdigit())
-
-
-def provider_phone(e164: str) -> str:
-    """The form Alibaba Cloud expects: 11 digits for mainland, country code + number otherwise."""
-    digits = e164.lstrip("+")
-    return digits[2:] if digits.startswith("86") else digits
 
 
 # -- fast path for well-formed mainland mobiles (bulk notifications) ---------------------

@@ -15,3 +15,7 @@ _signals = Namespace()
 code_sent = _signals.signal("code-sent")
 code_verified = _signals.signal("code-verified")
 verification_failed = _signals.signal("verification-failed")
+# A delivery report pushed by Alibaba Cloud was stored for one of our code sends (never for
+# duplicates, late or unknown reports). Keyword arguments: ``phone`` (E.164), ``state``
+# ("delivered" or "failed"), ``err_code`` (bounded, see metrics.report_err_label), ``out_id``.
+delivery_reported = _signals.signal("delivery-reported")

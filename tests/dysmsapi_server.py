@@ -50,6 +50,12 @@ Choices where the real service is not pinned down (all documented for the tests 
   account per test; ``reset()`` restores the signs and templates given to the constructor.
 - ``clock_offset`` (seconds) moves the server's clock: its HTTP ``Date`` header and the
   ``Timestamp`` window both use it, as a real gateway on a different clock would.
+- Delivery reports (SmsReport, HTTP batch push mode): ``delivery_report(sms, ...)`` builds one
+  report of a message it "sent" (delivered, failed with an ``err_code``, or with a forged
+  OutId); ``push_reports(url, [...])`` POSTs a JSON array of them as Alibaba does, so tests
+  push delivered, failed, duplicated (the same report twice) and late (an older send's report
+  after a newer one's) reports. ``push_accepted`` judges the answer as Alibaba does: HTTP 200
+  with a numeric ``code``, else it pushes again (after 1, 5 and 10 minutes).
 """
 
 # Full-width punctuation is what real Chinese SMS texts and provider messages contain.
@@ -68,6 +74,8 @@ import socket
 import threading
 import time
 import traceback
+import urllib.error
+import urllib.request
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -486,6 +494,7 @@ class DysmsapiServer:
         self.requests: list[RecordedRequest] = []
         self.errors: list[str] = []  # tracebacks of server-side bugs (never printed)
         self._reports: list[SentSms] = []  # synthetic messages from add_delivery_report()
+        self.pushes: list[tuple[int, Any]] = []  # answers to push_reports()
         self._status: dict[tuple[str, str], tuple[int, str]] = {}
         self._nonces: set[tuple[str, str]] = set()
         self._plans: deque[_Plan] = deque()
@@ -624,6 +633,7 @@ class DysmsapiServer:
             self.requests.clear()
             self.errors.clear()
             self._reports.clear()
+            self.pushes.clear()
             self._status.clear()
             self._nonces.clear()
             self._plans.clear()
@@ -753,6 +763,71 @@ class DysmsapiServer:
             self._reports.append(msg)
         self.set_delivery_status(msg.biz_id, status, err_code)
         return msg
+
+    # ----------------------------------------------------------------- pushed reports
+
+    def delivery_report(
+        self,
+        sms: SentSms,
+        *,
+        phone: str | None = None,
+        success: bool = True,
+        err_code: str | None = None,
+        err_msg: str | None = None,
+        out_id: str | None = None,
+        report_delay: float = 3.0,
+    ) -> dict[str, Any]:
+        """One SmsReport for ``sms`` (to ``phone``, default its first number), in the shape
+        Alibaba's HTTP batch push posts: ``success`` a bool, ``sms_size`` a string, times in
+        China time, ``biz_id`` SendSms's BizId, ``out_id`` its OutId (override to forge)."""
+        sent_at = sms.send_date.astimezone(CHINA_TZ)
+        code = err_code or ("DELIVERED" if success else "UNDELIVERED")
+        return {
+            "phone_number": normalize_phone(phone) if phone else sms.phones[0],
+            "send_time": _fmt(sent_at),
+            "report_time": _fmt(sent_at + timedelta(seconds=report_delay)),
+            "success": success,
+            "err_code": code,
+            "err_msg": err_msg or ("用户接收成功" if success else "用户接收失败"),
+            "sms_size": "1",
+            "biz_id": sms.biz_id,
+            "out_id": sms.out_id if out_id is None else out_id,
+        }
+
+    def push_reports(
+        self, url: str, reports: list[dict[str, Any]] | bytes, *, timeout: float = 5.0,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        """POST ``reports`` (a JSON array, or raw bytes) to ``url`` as Alibaba's SmsReport
+        push does; returns the HTTP status and the answer (parsed JSON, else text).
+
+        Alibaba counts a push as received only on HTTP 200 with a numeric ``code``; every
+        push is kept in ``self.pushes`` as ``(status, answer)``.
+        """
+        body = reports if isinstance(reports, bytes) else json.dumps(
+            reports, ensure_ascii=False).encode("utf-8")
+        request = urllib.request.Request(
+            url, data=body, method="POST",
+            headers={"Content-Type": "application/json;charset=utf-8", **(headers or {})})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        try:
+            answer: Any = json.loads(raw.decode("utf-8"))
+        except ValueError:
+            answer = raw.decode("utf-8", "replace")
+        with self._lock:
+            self.pushes.append((status, answer))
+        return status, answer
+
+    @staticmethod
+    def push_accepted(status: int, answer: Any) -> bool:
+        """Whether Alibaba would stop retrying: HTTP 200 and a numeric ``code``."""
+        return (status == 200 and isinstance(answer, dict)
+                and isinstance(answer.get("code"), int) and not isinstance(answer["code"], bool))
 
     # ----------------------------------------------------------------- request processing
 

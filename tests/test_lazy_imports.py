@@ -39,7 +39,7 @@ def test_every_public_name_resolves() -> None:
     exec("from flask_smscode import *", namespace)
     assert set(flask_smscode.__all__) <= set(namespace)
     assert set(flask_smscode.__all__) <= set(dir(flask_smscode))
-    assert flask_smscode.AliyunSms.__module__ == "flask_smscode.client"
+    assert flask_smscode.AliyunSms.__module__ == "flask_smscode.aliyun.client"
 
 
 def test_unknown_names_raise_attribute_error() -> None:

@@ -5,26 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..errors import DeliveryUnconfirmed
+
+__all__ = ["DeliveryUnconfirmed", "SendReceipt", "Sender"]
+
 
 @dataclass(frozen=True)
 class SendReceipt:
-    """What the provider said about an accepted message (for logs and receipts)."""
+    """What a sender hands back when the provider accepted a message (logs, receipts,
+    failover). A refusal carries the same fields on the error it raises
+    (:meth:`~flask_smscode.errors.SmsCodeError.with_provider`)."""
 
     provider_code: str | None = None
     request_id: str | None = None
     biz_id: str | None = None
-
-
-class DeliveryUnconfirmed(Exception):
-    """Raise from a sender when the request may have reached the provider but no answer
-    came back (a read timeout). The code and cooldown are kept and the send is not retried.
-    """
-
-    def __init__(self, message: str = "The provider did not answer in time",
-                 *, provider_code: str | None = None, request_id: str | None = None) -> None:
-        super().__init__(message)
-        self.provider_code = provider_code
-        self.request_id = request_id
+    out_id: str | None = None
+    sender: str | None = None   # which sender carried it ("aliyun", "console", ...)
 
 
 class Sender(Protocol):

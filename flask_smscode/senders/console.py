@@ -29,4 +29,5 @@ class ConsoleSender:
         else:
             logger.info("smscode console sender: code sent to %s for %s (no SMS; set "
                         "SMSCODE_SENDER for real delivery)", mask_phone(phone), purpose)
-        return SendReceipt(provider_code="console", request_id=out_id)
+        return SendReceipt(provider_code="console", request_id=out_id, out_id=out_id,
+                           sender="console")

@@ -268,3 +268,48 @@ class Store(Protocol):
 
 
 ENDPOINT_FIELDS = {"send": "s", "verify": "v"}
+
+
+# -- delivery reports pushed by Alibaba Cloud (aliyun/reports.py) -------------------------
+# One more field in the phone's hash: ``d`` = ``expires|report_id|state|err_code``, the last
+# delivery reported for the phone's code sends. ``report_id`` is the OutId without its tag
+# (2 random + 8 time characters, see aliyun/reports.py), ``state`` ``d`` (delivered) or ``f``
+# (failed), ``err_code`` at most 40 characters: 62 bytes at most, so the hash stays listpack.
+DELIVERY_FIELD = "d"
+REPORT_STATES = {"d": "delivered", "f": "failed"}
+
+
+@dataclass(frozen=True)
+class LastDelivery:
+    """The last delivery report stored for a phone (``d``)."""
+
+    report_id: str   # the OutId's untagged part: ``report_id[2:]`` is its time (base 36)
+    state: str       # "delivered" or "failed"
+    err_code: str
+
+
+def last_delivery(value: str | None) -> LastDelivery | None:
+    """Decode a ``d`` field (shared by the memory and Redis stores)."""
+    if not value:
+        return None
+    parts = value.split("|", 3)
+    if len(parts) != 4 or parts[2] not in REPORT_STATES:
+        return None
+    return LastDelivery(parts[1], REPORT_STATES[parts[2]], parts[3])
+
+
+class ReportStore(Protocol):
+    """What the report receiver needs of a store (both stores implement it).
+
+    ``record_delivery`` stores a report against its phone unless the phone already holds
+    this very send's report (``"duplicate"``: first report wins, nothing changes) or the
+    report of a newer send (``"late"``: an older send never overwrites a newer one);
+    otherwise ``"stored"``. Raises StorageUnavailable like every store method.
+    """
+
+    def record_delivery(self, phone: str, report_id: str, state: str, err_code: str, *,
+                        ttl_ms: int) -> str:
+        ...
+
+    def last_delivery(self, phone: str) -> LastDelivery | None:
+        ...

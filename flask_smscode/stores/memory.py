@@ -16,12 +16,14 @@ from typing import Any
 from ..codes import codes_match
 from ..config import Limit
 from .base import (
+    DELIVERY_FIELD,
     ENDPOINT_FIELDS,
     ClientLimits,
     GuardRequest,
     IdempotencyRequest,
     IdempotencyState,
     Keys,
+    LastDelivery,
     PhoneStatus,
     PrefixStatus,
     Refusal,
@@ -29,6 +31,7 @@ from .base import (
     StoredAnswer,
     VerifyOutcome,
     VerifyResult,
+    last_delivery,
 )
 from .fields import (
     conv_add,
@@ -397,3 +400,25 @@ class MemoryStore:
         with self._lock:
             self._hashes.clear()
             self._tokens.clear()
+
+    # -- delivery reports (aliyun/reports.py; mirrors lua/report.lua) --------------------
+    def record_delivery(self, phone: str, report_id: str, state: str, err_code: str, *,
+                        ttl_ms: int) -> str:
+        with self._lock:
+            now, key = self._now(), self.keys.phone(phone)
+            h = self._load(key, now)
+            current = h.get(DELIVERY_FIELD)
+            if current:
+                stored = current.split("|")[1]
+                if stored == report_id:
+                    return "duplicate"
+                if stored[2:] > report_id[2:]:
+                    return "late"
+            h[DELIVERY_FIELD] = f"{t36(now + ttl_ms)}|{report_id}|{state}|{err_code}"
+            self._save(key, h)
+            return "stored"
+
+    def last_delivery(self, phone: str) -> LastDelivery | None:
+        with self._lock:
+            now = self._now()
+            return last_delivery(self._load(self.keys.phone(phone), now).get(DELIVERY_FIELD))

@@ -31,12 +31,14 @@ from redis.exceptions import RedisClusterException
 from ..config import Limit
 from ..errors import ConfigurationError, StorageUnavailable
 from .base import (
+    DELIVERY_FIELD,
     ENDPOINT_FIELDS,
     ClientLimits,
     GuardRequest,
     IdempotencyRequest,
     IdempotencyState,
     Keys,
+    LastDelivery,
     PhoneStatus,
     PrefixStatus,
     Refusal,
@@ -44,6 +46,7 @@ from .base import (
     StoredAnswer,
     VerifyOutcome,
     VerifyResult,
+    last_delivery,
 )
 from .connection import connect
 from .fields import answer_args, idempotency_state, phone_status, prefix_status, window_counts
@@ -402,3 +405,21 @@ class RedisStore:
         if self._watch is not None:
             self._watch.close()
         self.client.close()
+
+    # -- delivery reports (aliyun/reports.py; lua/report.lua) ----------------------------
+    @_unavailable_on_redis_error
+    def record_delivery(self, phone: str, report_id: str, state: str, err_code: str, *,
+                        ttl_ms: int) -> str:
+        script = self._scripts.get("report")
+        if script is None:  # registered on first use: apps without reports never load it
+            script = self._scripts["report"] = self.client.register_script(
+                _load_script("report.lua"))
+        return str(script(keys=[self.keys.phone(phone)],
+                          args=[report_id, state, err_code, ttl_ms]))
+
+    @_unavailable_on_redis_error
+    def last_delivery(self, phone: str) -> LastDelivery | None:
+        # read.lua skips fields past their expiry on Redis' clock (they linger until the
+        # hash's next write).
+        _, *flat = self._scripts["read"](keys=[self.keys.phone(phone)], args=[])
+        return last_delivery(dict(zip(flat[::2], flat[1::2], strict=True)).get(DELIVERY_FIELD))

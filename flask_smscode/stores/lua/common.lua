@@ -47,10 +47,15 @@ end
 
 local function hload(key, now)
   local flat = redis.call('HGETALL', key)
-  local h = {key = key, v = {}, dirty = {}, gone = {}}
+  -- latest: the hash's TTL as hsave last set it (the latest live field's expiry)
+  local h = {key = key, v = {}, dirty = {}, gone = {}, latest = 0}
   for i = 1, #flat, 2 do
-    if expiry(flat[i + 1]) > now then
+    local expires = expiry(flat[i + 1])
+    if expires > now then
       h.v[flat[i]] = flat[i + 1]
+      if expires > h.latest then
+        h.latest = expires
+      end
     else
       h.gone[#h.gone + 1] = flat[i]
     end
@@ -95,7 +100,9 @@ local function hsave(h)
   if #args > 0 then
     redis.call('HSET', h.key, unpack(args))
   end
-  if #args > 0 or #h.gone > 0 then
+  -- Every write goes through here, so the TTL already is h.latest: each redis.call costs a
+  -- few microseconds of Redis' single thread, so an unchanged TTL is not set again.
+  if (#args > 0 or #h.gone > 0) and latest ~= h.latest then
     redis.call('PEXPIREAT', h.key, latest)
   end
 end

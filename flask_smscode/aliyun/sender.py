@@ -1,0 +1,75 @@
+"""``SMSCODE_SENDER = "aliyun"``: one verification code to one phone through SendSms.
+
+The outcome goes back explicitly: a :class:`~flask_smscode.SendReceipt` when Alibaba Cloud
+accepted the message; otherwise an HTTP refusal (:class:`~flask_smscode.InvalidPhone`,
+:class:`~flask_smscode.Throttled`, :class:`~flask_smscode.ProviderError`) or
+:class:`~flask_smscode.DeliveryUnconfirmed` carrying the provider code, request id and
+OutId itself — never chained to the client error, so no traceback holds provider text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import (
+    AliyunSmsError,
+    DeliveryUnconfirmed,
+    InvalidPhone,
+    ProviderError,
+    SmsCodeError,
+    Throttled,
+)
+from ..senders.base import SendReceipt
+from .client import AliyunSms
+from .numbers import provider_phone
+from .settings import AliyunSettings
+
+# SendSms answers that mean "this number cannot receive": the user typed a bad number.
+_ILLEGAL_PHONE = {"isv.MOBILE_NUMBER_ILLEGAL"}
+# Flow control: Alibaba's per-number 1/min, 5/h, 10/day (the day/month account caps are
+# plain provider errors, since retrying soon will not help the user).
+_FLOW_CONTROL = {"isv.BUSINESS_LIMIT_CONTROL"}
+
+
+class AliyunSender:
+    """Template per purpose, the code as its parameter (``SMSCODE_ALIYUN_TEMPLATE_PARAM``)."""
+
+    name = "aliyun"
+
+    def __init__(self, config: Mapping[str, Any] | None = None, *,
+                 purposes: Sequence[str] = (), settings: AliyunSettings | None = None) -> None:
+        self.settings = settings or AliyunSettings.from_config(config or {})
+        self.templates, self.default_template = self.settings.sender_templates(purposes)
+        self.param = self.settings.template_param
+        self.client = AliyunSms.from_settings(self.settings)
+
+    def send(self, phone: str, code: str, purpose: str, *, out_id: str) -> SendReceipt:
+        template = self.templates.get(purpose) or self.default_template
+        failure: DeliveryUnconfirmed | SmsCodeError | None = None
+        try:
+            answer = self.client.send_sms([provider_phone(phone)], str(template),
+                                          {self.param: code}, out_id=out_id)
+        except AliyunSmsError as exc:
+            failure = self._refusal(exc, out_id)
+        if failure is not None:
+            raise failure  # outside the except block: nothing chained
+        return SendReceipt(provider_code=answer.code, request_id=answer.request_id,
+                           biz_id=answer.biz_id, out_id=answer.out_id, sender=self.name)
+
+    def _refusal(self, exc: AliyunSmsError, out_id: str) -> DeliveryUnconfirmed | SmsCodeError:
+        """The client's error as the service's outcome, with the provider's fields on it."""
+        if exc.delivery_unknown:
+            return DeliveryUnconfirmed(provider_code=exc.provider_code,
+                                       request_id=exc.request_id, out_id=out_id,
+                                       sender=self.name)
+        refusal: SmsCodeError
+        if exc.provider_code in _ILLEGAL_PHONE:
+            refusal = InvalidPhone(key="invalid_phone.provider")
+        elif exc.provider_code in _FLOW_CONTROL:
+            refusal = Throttled(key="throttled.provider", retry_after=exc.retry_after or 60)
+        else:
+            refusal = ProviderError()
+        return refusal.with_provider(provider_code=exc.provider_code or f"client.{exc.code}",
+                                     request_id=exc.request_id, out_id=out_id,
+                                     sender=self.name)

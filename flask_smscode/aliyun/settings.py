@@ -1,0 +1,138 @@
+"""The ``SMSCODE_ALIYUN_*`` settings, validated once into :class:`AliyunSettings`.
+
+The transport, the code sender and the notifier are all built from this one value, so a
+rule about a key (which protocols, which timeouts, where credentials come from) is written
+here and nowhere else. Errors name the key to fix, as every start-up error does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..config import allowed_regions as parse_allowed_regions
+from ..config import get_setting, region_code, regions_from_config
+from ..errors import ConfigurationError
+
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+MAX_TIMEOUT_SECONDS = 60.0
+MAX_CONNECT_TIMEOUT_SECONDS = 3.0  # a connection takes milliseconds; waiting longer only hangs
+
+
+def is_loopback(endpoint: str) -> bool:
+    """Whether ``host[:port]`` names this machine (where plain HTTP cannot be overheard)."""
+    host = urlsplit(f"//{endpoint}").hostname or ""
+    return host in _LOOPBACK_HOSTS or host.startswith("127.")
+
+
+@dataclass(frozen=True)
+class AliyunSettings:
+    """Validated Alibaba Cloud SMS settings; build with :meth:`from_config` or :meth:`build`."""
+
+    access_key_id: str = field(repr=False)
+    access_key_secret: str = field(repr=False)
+    sign_name: str | None = None
+    region: str = "cn-hangzhou"
+    endpoint: str = "dysmsapi.aliyuncs.com"
+    protocol: str = "https"             # "https" or "http" (loopback only)
+    timeout: float = 5.0                # seconds, read timeout of one call
+    connect_timeout: float = 3.0        # seconds
+    max_concurrency: int = 4            # SendSms calls in flight for one notification
+    default_region: str = "CN"
+    allowed_regions: tuple[str, ...] | None = ("CN",)   # None: every region
+    template_code: str | Mapping[str, str] | None = None  # one code, or purpose -> code
+    template_param: str = "code"
+
+    @classmethod
+    def build(cls, access_key_id: str | None = None, access_key_secret: str | None = None,
+              sign_name: str | None = None, *, region: str = "cn-hangzhou",
+              endpoint: str = "dysmsapi.aliyuncs.com", protocol: str = "https",
+              timeout: float = 5.0, connect_timeout: float | None = None,
+              max_concurrency: int = 4, default_region: str = "CN",
+              allowed_regions: Iterable[str] | None = ("CN",),
+              template_code: str | Mapping[str, str] | None = None,
+              template_param: str = "code") -> AliyunSettings:
+        """Validate and normalise; the credentials fall back to the environment variables
+        of Alibaba's own tools (``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``_SECRET``)."""
+        access_key_id = access_key_id or os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        access_key_secret = access_key_secret or os.environ.get(
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        if not access_key_id:
+            raise ConfigurationError("SMSCODE_ALIYUN_ACCESS_KEY_ID (or the environment "
+                                     "variable ALIBABA_CLOUD_ACCESS_KEY_ID) is not set.")
+        if not access_key_secret:
+            raise ConfigurationError("SMSCODE_ALIYUN_ACCESS_KEY_SECRET (or the environment "
+                                     "variable ALIBABA_CLOUD_ACCESS_KEY_SECRET) is not set.")
+        protocol = str(protocol).lower()
+        if protocol not in ("https", "http"):
+            raise ConfigurationError("SMSCODE_ALIYUN_PROTOCOL must be 'https' or 'http'.")
+        endpoint = str(endpoint)
+        if protocol == "http" and not is_loopback(endpoint):
+            raise ConfigurationError(
+                "SMSCODE_ALIYUN_PROTOCOL 'http' is only allowed for a loopback "
+                "SMSCODE_ALIYUN_ENDPOINT: plain HTTP puts the AccessKeyId and the code on "
+                "the wire in clear.")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+                or not 0 < timeout <= MAX_TIMEOUT_SECONDS:
+            raise ConfigurationError("SMSCODE_ALIYUN_TIMEOUT_SECONDS must be in (0, 60].")
+        if template_code is not None and not isinstance(template_code, (str, Mapping)):
+            raise ConfigurationError("SMSCODE_ALIYUN_TEMPLATE_CODE must be a template code "
+                                     "or a dict purpose -> code.")
+        regions = None if allowed_regions is None else \
+            parse_allowed_regions(tuple(allowed_regions))
+        return cls(
+            access_key_id=str(access_key_id), access_key_secret=str(access_key_secret),
+            sign_name=sign_name or None, region=str(region), endpoint=endpoint,
+            protocol=protocol, timeout=float(timeout),
+            connect_timeout=float(connect_timeout or min(timeout, MAX_CONNECT_TIMEOUT_SECONDS)),
+            max_concurrency=max(1, int(max_concurrency)),
+            default_region=region_code(default_region, "SMSCODE_DEFAULT_REGION"),
+            allowed_regions=regions,
+            template_code=({str(k): str(v) for k, v in template_code.items()}
+                           if isinstance(template_code, Mapping) else template_code),
+            template_param=str(template_param))
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> AliyunSettings:
+        """The ``SMSCODE_ALIYUN_*`` keys (and the two region keys) of a Flask config."""
+
+        def get(key: str) -> Any:
+            return get_setting(config, key)
+
+        default_region, regions = regions_from_config(config)
+        values: dict[str, Any] = {
+            "access_key_id": get("SMSCODE_ALIYUN_ACCESS_KEY_ID"),
+            "access_key_secret": get("SMSCODE_ALIYUN_ACCESS_KEY_SECRET"),
+            "sign_name": get("SMSCODE_ALIYUN_SIGN_NAME"),
+            "region": get("SMSCODE_ALIYUN_REGION"),
+            "endpoint": get("SMSCODE_ALIYUN_ENDPOINT"),
+            "protocol": get("SMSCODE_ALIYUN_PROTOCOL"),
+            "timeout": get("SMSCODE_ALIYUN_TIMEOUT_SECONDS"),
+            "default_region": default_region, "allowed_regions": regions,
+            "template_code": get("SMSCODE_ALIYUN_TEMPLATE_CODE"),
+            "template_param": get("SMSCODE_ALIYUN_TEMPLATE_PARAM"),
+        }
+        values.update(overrides)
+        return cls.build(**values)
+
+    def sender_templates(self, purposes: Sequence[str]) -> tuple[dict[str, str], str | None]:
+        """What the code sender needs beyond the client: a signature, and a template for
+        every purpose. Returns (purpose -> template, the one template for all or None)."""
+        if not self.sign_name:
+            raise ConfigurationError("SMSCODE_ALIYUN_SIGN_NAME must be set for the aliyun "
+                                     "sender (the 签名 approved in the SMS console).")
+        templates = self.template_code
+        if not templates:
+            raise ConfigurationError("SMSCODE_ALIYUN_TEMPLATE_CODE must be set for the aliyun "
+                                     "sender (one template code, or a dict purpose -> code).")
+        if isinstance(templates, Mapping):
+            missing = [p for p in purposes if not templates.get(p)]
+            if missing:
+                raise ConfigurationError("SMSCODE_ALIYUN_TEMPLATE_CODE has no template for "
+                                         "purpose(s): " + ", ".join(missing))
+            return dict(templates), None
+        return {}, str(templates)
+
