@@ -16,6 +16,7 @@ everything.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import threading
@@ -26,7 +27,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 import redis
-from redis.exceptions import RedisClusterException
+from redis.exceptions import NoScriptError, RedisClusterException
 
 from ..config import Limit
 from ..errors import ConfigurationError, StorageUnavailable
@@ -86,6 +87,15 @@ class _FaultLog:
         logger.warning("smscode event=storage outcome=storage_unavailable store=%s cause=%r%s",
                        kind, cause,
                        f" suppressed={suppressed}" if suppressed else "")
+
+
+@functools.lru_cache(maxsize=256)
+def _check_conf(max_attempts: int, window_ms: int, conversion_ms: int,
+                client_limits: tuple[Limit, ...]) -> str:
+    """check.lua's settings as one argument (see its header): they are the same on every
+    verify of an app, and each argument costs redis-py and Redis encoding work."""
+    return "|".join(map(str, (max_attempts, window_ms, conversion_ms,
+                              *_limit_args(client_limits))))
 
 
 def _redis_message(exc: BaseException) -> str:
@@ -159,12 +169,22 @@ class RedisStore:
                     self._measure_offset(key)
         return int(time.time() * 1000 + self._offset_ms + self._budget_ms)
 
+    def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """EVALSHA of a loaded script: redis-py's Script wrapper costs a request more Python
+        than the call itself; a Redis that lost its scripts (restart, failover) gets the
+        script again, as the wrapper would do."""
+        script = self._scripts[name]
+        try:
+            return self.client.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return script(keys=keys, args=args)
+
     def _decide(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """Run a decision script with a deadline; "late" is a 503 that changed nothing."""
         for attempt in (1, 2):
             started = time.monotonic()
             deadline = self._deadline(keys[0])
-            result = self._scripts[name](keys=keys, args=[deadline, *args])
+            result = self._run(name, keys, [deadline, *args])
             if result[0] != "late":
                 return result
             elapsed_ms = (time.monotonic() - started) * 1000
@@ -328,7 +348,7 @@ class RedisStore:
                    client: ClientLimits | None = None,
                    guard: GuardRequest | None = None) -> VerifyResult:
         roles: dict[str, str] = {}
-        client_args: list[Any] = [0]
+        client_limits: tuple[Limit, ...] = ()
         if client is not None:
             if self.cluster:
                 wait = self._hit(ENDPOINT_FIELDS["verify"], client)
@@ -336,13 +356,14 @@ class RedisStore:
                     return VerifyResult(VerifyOutcome.THROTTLED, 0, wait)
             else:
                 roles["c"] = self.keys.client(client.client)
-                client_args = _limit_args(client.limits)
+                client_limits = tuple(client.limits)
         roles["P"] = self.keys.phone(phone)
         converts = guard is not None and guard.prefix is not None and guard.window_ms > 0
         window_ms = guard.window_ms if guard is not None and converts else 0
         if converts and guard is not None and guard.prefix is not None and not self.cluster:
             roles["p"] = self.keys.guard_prefix(guard.prefix)
-        args = [purpose, code_hash, max_attempts, window * 1000, *client_args, window_ms]
+        args = [purpose, code_hash, _check_conf(max_attempts, window * 1000, window_ms,
+                                                client_limits)]
         outcome, attempts_left, wait_ms = self._decide("check", list(roles.values()),
                                                        ["".join(roles), *args])
         if outcome == "ok" and converts and self.cluster and guard is not None \

@@ -4,8 +4,9 @@
 -- counts as a conversion of the phone's number prefix (the pumping guard).
 -- Keys named by ARGV[2] (see keyed()): 'c' client hash, 'P' phone hash, 'p' prefix hash.
 -- On Cluster the app calls it per slot; a call with only 'p' counts one conversion.
--- ARGV: deadline_ms, layout, purpose, candidate hash, max attempts, failure window_ms,
---       client limits (n, amount, window_ms...), conversion window_ms
+-- ARGV: deadline_ms, layout, purpose, candidate hash, and the app's settings in one
+--       argument: "max attempts|failure window_ms|conversion window_ms|client limits
+--       (n|amount|window_ms...)"
 -- Returns {outcome, attempts_left, wait_ms}; outcome is ok, invalid, expired, locked,
 -- client (the client's per-IP limit) or late.
 local now = now_ms()
@@ -14,9 +15,9 @@ if too_late(tonumber(ARGV[1]), now) then
 end
 local key = keyed(ARGV[2])
 local purpose, candidate = ARGV[3], ARGV[4]
-local max, window = tonumber(ARGV[5]), tonumber(ARGV[6])
-local client_limits, i = read_limits(ARGV, 7)
-local conv_window = tonumber(ARGV[i])
+local conf = split(ARGV[5])
+local max, window, conv_window = tonumber(conf[1]), tonumber(conf[2]), tonumber(conf[3])
+local client_limits = read_limits(conf, 4)
 
 local function converted()
   if key.p and conv_window > 0 then
