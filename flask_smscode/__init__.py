@@ -46,6 +46,7 @@ _LAZY: dict[str, str] = {
     "DeliveryRecord": "aliyun",
     "DeliveryReport": "aliyun",
     "DeliveryStatus": "aliyun",
+    "Delivery": "aliyun.reports",
     "SendReceipt": "senders",
     "SendResult": "service",
     "SendSmsResponse": "aliyun",
@@ -57,6 +58,8 @@ _LAZY: dict[str, str] = {
     "check_token": "service",
     "code_sent": "signals",
     "code_verified": "signals",
+    "delivery_reported": "signals",
+    "delivery_status": "aliyun.reports",
     "get_service": "service",
     "init_app": "service",
     "mask_phone": "phones",
@@ -77,6 +80,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
         DeliveryStatus,
         SendSmsResponse,
     )
+    from .aliyun.reports import Delivery, delivery_status
     from .blueprint import sms_bp
     from .phones import mask_phone, normalize_phone
     from .senders import ConsoleSender, Sender, SendReceipt
@@ -91,7 +95,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
         send_code,
         verify_code,
     )
-    from .signals import code_sent, code_verified, verification_failed
+    from .signals import code_sent, code_verified, delivery_reported, verification_failed
     from .tokens import VerifiedPhone
 
 
@@ -120,6 +124,7 @@ __all__ = [
     "CodeExpired",
     "ConfigurationError",
     "ConsoleSender",
+    "Delivery",
     "DeliveryRecord",
     "DeliveryReport",
     "DeliveryStatus",
@@ -148,6 +153,8 @@ __all__ = [
     "check_token",
     "code_sent",
     "code_verified",
+    "delivery_reported",
+    "delivery_status",
     "get_service",
     "init_app",
     "mask_phone",

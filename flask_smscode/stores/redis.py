@@ -98,6 +98,15 @@ def _check_conf(max_attempts: int, window_ms: int, conversion_ms: int,
                               *_limit_args(client_limits))))
 
 
+@functools.lru_cache(maxsize=256)
+def _send_conf(ttl_ms: int, cooldown_ms: int, phone: tuple[Limit, ...],
+               client: tuple[Limit, ...], global_: tuple[Limit, ...],
+               prefix: tuple[Limit, ...], *guard: int) -> str:
+    """send.lua's settings as one argument, like :func:`_check_conf`."""
+    return "|".join(map(str, (ttl_ms, cooldown_ms, *_limit_args(phone), *_limit_args(client),
+                              *_limit_args(global_), *_limit_args(prefix), *guard)))
+
+
 def _redis_message(exc: BaseException) -> str:
     """Redis' own message, bounded. redis-py's messages name host:port, never a password."""
     text = " ".join(str(exc).split())
@@ -239,10 +248,11 @@ class RedisStore:
                    guard: GuardRequest | None,
                    idempotency: IdempotencyRequest | None) -> list[Any]:
         g = guard or GuardRequest()
-        return [purpose, code_hash, send_id, ttl * 1000, cooldown * 1000, *_limit_args(limits),
-                *_limit_args(client.limits if client is not None else ()),
-                *_limit_args(g.global_limits), *_limit_args(g.prefix_limits),
-                g.window_ms, g.min_sends, g.ratio_permille, g.block_ms,
+        conf = _send_conf(ttl * 1000, cooldown * 1000, tuple(limits),
+                          tuple(client.limits) if client is not None else (),
+                          tuple(g.global_limits), tuple(g.prefix_limits),
+                          g.window_ms, g.min_sends, g.ratio_permille, g.block_ms)
+        return [purpose, code_hash, send_id, conf,
                 idempotency.fingerprint if idempotency else "",
                 idempotency.pending_ms if idempotency else 0,
                 idempotency.ttl_ms if idempotency else 0]

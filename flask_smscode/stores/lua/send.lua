@@ -6,10 +6,10 @@
 -- Order: a known Idempotency-Key answers alone (nothing counted); then the client hit; then
 -- every check (phone cooldown and caps, global budget, prefix block, prefix budget,
 -- conversion) before any write, so a refusal leaves the other counters untouched.
--- ARGV: deadline_ms, layout, purpose, code hash, send id, code ttl_ms, cooldown_ms,
---       phone limits, client limits, global limits, prefix limits (each n, amount, window_ms..),
---       conversion window_ms, min sends, min conversion (per mille), block_ms,
---       idempotency fingerprint, claim ms, answer ttl_ms
+-- ARGV: deadline_ms, layout, purpose, code hash, send id, the app's settings in one
+--       argument ("code ttl_ms|cooldown_ms|phone limits|client limits|global limits|prefix
+--       limits (each n|amount|window_ms..)|conversion window_ms|min sends|min conversion
+--       (per mille)|block_ms"), idempotency fingerprint, claim ms, answer ttl_ms
 -- Returns {'ok', 0, 0} | {'late', 0} | {<refusal>, wait_ms, notice} where refusal is client,
 -- phone, global, prefix, blocked or conversion | {'reused', 0} | {'pending', wait_ms} |
 -- {'replay', status, code, key variant, n1, n2}
@@ -19,15 +19,16 @@ if too_late(tonumber(ARGV[1]), now) then
 end
 local key = keyed(ARGV[2])
 local purpose, hash, id = ARGV[3], ARGV[4], ARGV[5]
-local ttl, cooldown = tonumber(ARGV[6]), tonumber(ARGV[7])
-local phone_limits, i = read_limits(ARGV, 8)
+local conf = split(ARGV[6])
+local ttl, cooldown = tonumber(conf[1]), tonumber(conf[2])
+local phone_limits, i = read_limits(conf, 3)
 local client_limits, global_limits, prefix_limits
-client_limits, i = read_limits(ARGV, i)
-global_limits, i = read_limits(ARGV, i)
-prefix_limits, i = read_limits(ARGV, i)
-local conv = {window = tonumber(ARGV[i]), min = tonumber(ARGV[i + 1]),
-              ratio = tonumber(ARGV[i + 2]), block = tonumber(ARGV[i + 3])}
-local fp, claim_ms, answer_ttl = ARGV[i + 4], tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
+client_limits, i = read_limits(conf, i)
+global_limits, i = read_limits(conf, i)
+prefix_limits, i = read_limits(conf, i)
+local conv = {window = tonumber(conf[i]), min = tonumber(conf[i + 1]),
+              ratio = tonumber(conf[i + 2]), block = tonumber(conf[i + 3])}
+local fp, claim_ms, answer_ttl = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 
 local idem
 if key.i then
