@@ -27,6 +27,7 @@ import click
 from flask import current_app, has_app_context
 from flask.cli import with_appcontext
 
+from .aliyun.batch import BatchEntry
 from .aliyun.client import AliyunSms
 from .aliyun.receipts import CHINA_TZ
 from .aliyun.sendsms import SendSmsResponse
@@ -37,6 +38,8 @@ from .senders import ConsoleSender, Sender, SendReceipt
 from .service import SmsCodeService, get_service, init_app
 
 PHONE_COLUMNS = ("phone", "mobile", "phone_number", "手机号", "手机")
+# Optional per-row columns of `notify --file` without --params (every other one is a variable).
+SIGN_NAME_COLUMN, EXTEND_CODE_COLUMN = "sign_name", "sms_up_extend_code"
 MAX_INVALID_LISTED = 20
 _PHONE_SEPARATORS = re.compile(r"[\s,;，；、]+")  # noqa: RUF001 - full-width commas are typed
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -198,6 +201,7 @@ def _status_data(service: SmsCodeService, phone: str, purpose: str) -> dict[str,
         "code_live": snapshot.code_ttl > 0,
         "code_ttl": snapshot.code_ttl,
         "out_id": snapshot.out_id,
+        "sender": snapshot.sender,  # which sender of SMSCODE_SENDER carried the live code
         "attempts_left": max(0, settings.max_attempts - snapshot.failures),
         "max_attempts": settings.max_attempts,
         "failures_ttl": snapshot.failures_ttl,
@@ -228,6 +232,8 @@ def status(phone: str, purpose: str, as_json: bool) -> None:
              _t("cli.status.code_live", seconds=data["code_ttl"]) if data["code_live"]
              else _t("cli.status.code_dead"),
              _t("cli.status.out_id", out_id=data["out_id"] or _t("cli.status.none"))]
+    if data["sender"]:
+        lines.append(_t("cli.status.sender", sender=data["sender"]))
     attempts = _t("cli.status.attempts", left=data["attempts_left"], max=data["max_attempts"])
     if data["failures_ttl"]:
         attempts += _t("cli.status.window", seconds=data["failures_ttl"])
@@ -346,16 +352,21 @@ def _parse_params(value: str) -> dict[str, Any]:
     return params
 
 
-def _read_phone_file(path: Path) -> list[tuple[str, int]]:
-    """``(entry, line number)`` pairs from a CSV or a one-number-per-line text file."""
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text (a BOM, as Excel writes it, dropped); refusals name it."""
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        return path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise click.BadParameter(_t("cli.file.not_utf8", name=path.name),
                                  param_hint="--file") from None
     except OSError as exc:
         raise click.BadParameter(_t("cli.file.unreadable", name=path.name,
                                     reason=exc.strerror), param_hint="--file") from None
+
+
+def _read_phone_file(path: Path) -> list[tuple[str, int]]:
+    """``(entry, line number)`` pairs from a CSV or a one-number-per-line text file."""
+    text = _read_text(path)
     lines = text.splitlines()
     data = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
     is_csv = path.suffix.lower() in (".csv", ".tsv") or any(
@@ -409,30 +420,43 @@ def _summary(responses: list[SendSmsResponse], total: int) -> tuple[list[str], b
 @smscode.command("notify")
 @click.option("--template", "template_code", required=True, metavar="CODE",
               help="Template code approved in the SMS console (SMS_...).")
-@click.option("--params", "params_text", required=True, metavar="JSON",
-              help="Template variables as a JSON object; never printed.")
+@click.option("--params", "params_text", default=None, metavar="JSON",
+              help="Template variables as a JSON object, the same for every number; never "
+                   "printed. Without it, --file must be a CSV with a header: a phone column "
+                   "and one column per template variable (optional sign_name and "
+                   "sms_up_extend_code columns), sent per row with SendBatchSms.")
 @click.option("--phones", default=None, metavar="LIST",
               help="Numbers separated by commas, spaces or newlines.")
 @click.option("--file", "file_path", default=None,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A CSV (column phone/mobile/phone_number/手机号/手机, else the first) or a "
-                   "text file with one number per line (# comments); UTF-8.")
+                   "text file with one number per line (# comments); UTF-8. Without --params: "
+                   "a CSV whose other columns fill the template, row by row.")
 @click.option("--sign-name", default=None, metavar="NAME",
               help="Sign name (签名); default SMSCODE_ALIYUN_SIGN_NAME.")
 @click.option("--out-id", default=None, metavar="ID",
               help="OutId for every SendSms call (default: one per call).")
+@click.option("--sms-up-extend-code", default=None, metavar="DIGITS",
+              help="Uplink extension code (SmsUpExtendCode, 1-7 digits) for every number.")
 @with_appcontext
-def notify(template_code: str, params_text: str, phones: str | None, file_path: Path | None,
-           sign_name: str | None, out_id: str | None) -> None:
+def notify(template_code: str, params_text: str | None, phones: str | None,
+           file_path: Path | None, sign_name: str | None, out_id: str | None,
+           sms_up_extend_code: str | None) -> None:
     """Send a notification template to many numbers.
 
-    Numbers go out in SendSms calls of at most 1000. Invalid numbers are skipped and
-    counted; exits 1 when any number was invalid or any call was rejected, so scripts
-    notice.
+    With --params, numbers go out in SendSms calls of at most 1000. Without it, --file is a
+    CSV of people: each row's columns fill the template, in SendBatchSms calls of at most
+    100. Invalid numbers (rows) are skipped and counted; exits 1 when any was invalid or
+    any call was rejected, so scripts notice.
     """
-    params = _parse_params(params_text)
+    params = _parse_params(params_text) if params_text is not None else None
     if (phones is None) == (file_path is None):
         raise click.UsageError(_t("cli.notify.one_source"))
+    if params is None:
+        if file_path is None:
+            raise click.UsageError(_t("cli.notify.params_required"))
+        _notify_people(file_path, template_code, sign_name, out_id, sms_up_extend_code)
+        return
     if file_path is not None:
         entries = _read_phone_file(file_path)
         source, place_key = file_path.name, "cli.notify.line"
@@ -476,7 +500,8 @@ def notify(template_code: str, params_text: str, phones: str | None, file_path: 
         try:
             responses = client.send_message(valid, params, template_code, skip_invalid=True,
                                             on_batch=advance, out_id=out_id,
-                                            sign_name=sign_name)
+                                            sign_name=sign_name,
+                                            sms_up_extend_code=sms_up_extend_code)
         except AliyunSmsError as exc:
             responses = list(getattr(exc, "responses", None) or [])
             if not responses:  # refused before any call: nothing went out
@@ -486,6 +511,83 @@ def notify(template_code: str, params_text: str, phones: str | None, file_path: 
         lines.append(_t("cli.notify.duplicates", count=duplicates))
     click.echo("\n".join(lines + invalid_lines))
     if not all_sent or invalid:
+        click.get_current_context().exit(1)
+
+
+def _read_people_file(path: Path) -> tuple[str, list[tuple[int, dict[str, str]]]]:
+    """The phone column's name and ``(line number, {column: value})`` per data row of a CSV
+    (or TSV) whose header names a phone column; refused (usage error) otherwise."""
+    text = _read_text(path)
+    first = next((line for line in text.splitlines()
+                  if line.strip() and not line.lstrip().startswith("#")), "")
+    delimiter = "\t" if "\t" in first and "," not in first else ","
+    rows = [(number, [cell.strip() for cell in row]) for number, row in
+            enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), 1)
+            if any(cell.strip() for cell in row) and not row[0].lstrip().startswith("#")]
+    header = rows[0][1] if rows else []
+    phone_column = next((c for c in header if c.lower() in PHONE_COLUMNS), None)
+    if phone_column is None:
+        raise click.UsageError(_t("cli.notify.no_phone_column", name=path.name,
+                                  columns=", ".join(PHONE_COLUMNS)))
+    people = [(number, dict(zip(header, cells + [""] * (len(header) - len(cells)),
+                                strict=False)))
+              for number, cells in rows[1:]]
+    return phone_column, people
+
+
+def _notify_people(path: Path, template_code: str, sign_name: str | None,
+                   out_id: str | None, extend_code: str | None) -> None:
+    """``notify --file people.csv`` without ``--params``: one SendBatchSms entry per row."""
+    phone_column, people = _read_people_file(path)
+    if not people:
+        raise click.UsageError(_t("cli.notify.no_phones", source=path.name))
+    special = {phone_column.lower(), SIGN_NAME_COLUMN, EXTEND_CODE_COLUMN}
+    client = _client()
+    entries: list[BatchEntry] = []
+    lines: list[int] = []
+    bad: list[str] = []
+    for number, row in people:
+        where = _t("cli.notify.line", number=number)
+        values = {k: v for k, v in row.items() if k and k.lower() not in special}
+        empty = [k for k, v in values.items() if not v]
+        if empty:  # a blank variable would go out as an empty word, or fail the whole call
+            bad.append(_t("cli.notify.bad.empty", where=where, columns=", ".join(empty)))
+            continue
+        lowered = {k.lower(): v for k, v in row.items()}
+        entries.append(BatchEntry(row[phone_column], values,
+                                  lowered.get(SIGN_NAME_COLUMN) or None,
+                                  lowered.get(EXTEND_CODE_COLUMN) or extend_code))
+        lines.append(number)
+    with _errors():
+        plan = client.prepare_batch(entries, sign_name=sign_name)
+    for problem in plan.problems:
+        bad.append(_t(f"cli.notify.bad.{problem.field}",
+                      where=_t("cli.notify.line", number=lines[problem.index]),
+                      entry=problem.shown or "-"))
+    bad_lines = [_t("cli.notify.bad_rows", count=len(bad))] + [
+        "  " + line for line in bad[:MAX_INVALID_LISTED]] if bad else []
+    if len(bad) > MAX_INVALID_LISTED:
+        bad_lines.append("  " + _t("cli.notify.invalid_more", count=len(bad) - MAX_INVALID_LISTED))
+    if not plan.ready:
+        click.echo("\n".join(bad_lines))
+        raise click.ClickException(_t("cli.notify.no_valid", source=path.name))
+    ready = [entries[r.index] for r in plan.ready]
+    responses: list[SendSmsResponse] = []
+    with click.progressbar(length=len(ready), label=_t("cli.notify.progress"),
+                           file=sys.stderr) as bar:
+        try:
+            responses = client.send_batch(ready, template_code, sign_name=sign_name,
+                                          out_id=out_id,
+                                          on_batch=lambda r: bar.update(len(r.phone_numbers)))
+        except AliyunSmsError as exc:
+            responses = list(getattr(exc, "responses", None) or [])
+            if not responses:  # refused before any call: nothing went out
+                raise click.ClickException(str(exc)) from None
+    summary, all_sent = _summary(responses, len(ready))
+    if plan.duplicates:
+        summary.append(_t("cli.notify.duplicates", count=plan.duplicates))
+    click.echo("\n".join(summary + bad_lines))
+    if not all_sent or bad:
         click.get_current_context().exit(1)
 
 

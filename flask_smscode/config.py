@@ -67,7 +67,10 @@ SETTINGS: dict[str, Setting] = {
     "SMSCODE_TEST_NUMBERS": _S({}, "dict", "phone -> fixed code, no SMS sent"),
     "SMSCODE_TOKEN_TTL_SECONDS": _S(600, "seconds", "lifetime of the verified-phone token"),
     "SMSCODE_SECRET_KEY": _S(None, "text", "HMAC and token key (else SECRET_KEY)"),
-    "SMSCODE_SENDER": _S("console", "name or dotted path", "who sends the codes"),
+    "SMSCODE_SENDER": _S("console", "name(s) or dotted path",
+                         "who sends the codes; several (list or 'a,b'): failover in order"),
+    "SMSCODE_SENDERS_CONFIG": _S({}, "dict name -> dict",
+                                 "named senders: SMSCODE_* overrides per sender (failover)"),
     "SMSCODE_ALIYUN_ACCESS_KEY_ID": _S(None, "text",
                                        "AccessKey id (else ALIBABA_CLOUD_ACCESS_KEY_ID)"),
     "SMSCODE_ALIYUN_ACCESS_KEY_SECRET": _S(None, "text", "AccessKey secret (else "
@@ -75,6 +78,9 @@ SETTINGS: dict[str, Setting] = {
     "SMSCODE_ALIYUN_SIGN_NAME": _S(None, "text", "the approved signature"),
     "SMSCODE_ALIYUN_TEMPLATE_CODE": _S(None, "code or dict",
                                        "one template code, or purpose -> code"),
+    "SMSCODE_ALIYUN_INTL_TEMPLATE_CODE": _S(None, "code or dict", "international template "
+                                            "(TemplateType 3) for numbers outside the "
+                                            "mainland; one code, or purpose -> code"),
     "SMSCODE_ALIYUN_TEMPLATE_PARAM": _S("code", "variable name",
                                         "the template variable that receives the code"),
     "SMSCODE_ALIYUN_REGION": _S("cn-hangzhou", "RegionId", "the API region"),

@@ -8,6 +8,7 @@ the same way)::
     ├── SmsCodeError           a refusal of /sms/send or /sms/verify: code + HTTP status
     │   ├── InvalidRequest, InvalidPhone, RegionNotAllowed, InvalidCode, CodeExpired, ...
     │   └── ProviderError      502: the SMS provider refused or failed the send
+    │       └── ProviderUnavailable   ... definitely, the provider's own fault: fail over
     ├── ConfigurationError     a SMSCODE_* setting is wrong (also a RuntimeError, as before)
     ├── DeliveryUnconfirmed    a sender's "the SMS may have gone out": nothing to refuse
     └── AliyunSmsError         a failed Dysmsapi call of the client, numeric .code
@@ -162,6 +163,12 @@ class ProviderError(SmsCodeError):
         # Kept for logs and callers, deliberately not part of the JSON body.
         self.provider_code = provider_code
         self.request_id = request_id
+
+
+class ProviderUnavailable(ProviderError):
+    """A *definite* failure of the provider itself (5xx, no connection, its system error,
+    the account out of service or credit): nothing was sent, so the next sender of
+    ``SMSCODE_SENDER`` may try. Still a 502 ``provider_error`` when it is the last one."""
 
 
 class StorageUnavailable(SmsCodeError):

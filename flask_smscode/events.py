@@ -35,6 +35,8 @@ def log_event(level: int, event: str, **fields: Any) -> None:
         STATS.send(str(fields.get("purpose")), str(fields.get("outcome")))
     elif event == "verify":
         STATS.verify(str(fields.get("purpose")), str(fields.get("outcome")))
+    if not logger.isEnabledFor(level):
+        return  # counted; the line would be dropped anyway, so it is not built
     clean = {_escape(str(key)): _bounded(value)
              for key, value in {"event": event, **fields}.items() if value is not None}
     text = " ".join(f"{key}={_quote(value)}" for key, value in clean.items())
@@ -92,4 +94,4 @@ def _escape(text: str) -> str:
 def _quote(text: Any) -> str:
     """Quote (logfmt) a value that is empty or holds a space, ``=`` or ``"``."""
     text = str(text)
-    return f'"{text}"' if (not text or any(c in text for c in ' ="')) else text
+    return f'"{text}"' if (not text or " " in text or "=" in text or '"' in text) else text

@@ -151,6 +151,7 @@ class SmsCodeCollector:
             latency.add_metric([action], buckets, total)
         yield latency
         yield from report_families()
+        yield from sender_families()
 
 
 _registered: dict[int, SmsCodeCollector] = {}
@@ -218,6 +219,56 @@ def report_families(stats: ReportStats = REPORTS) -> Iterator[Any]:
         "smscode_delivery_reports", "Delivery reports pushed by Alibaba Cloud, by outcome "
         "(delivered, failed, duplicate, late, unknown) and err_code.",
         labels=["outcome", "err_code"])
+    for labels, count in sorted(stats.snapshot().items()):
+        family.add_metric(list(labels), count)
+    yield family
+
+
+# -- failover: which sender carried each code (senders/failover.py) ----------------------
+# Per sender of SMSCODE_SENDER, what its attempts came to: it carried the code ("sent"), its
+# outcome is unknown ("unconfirmed"), it definitely failed and the next sender was tried
+# ("failover"), or it ended the send with a refusal or failure ("failed").
+SENDER_OUTCOMES = ("sent", "unconfirmed", "failover", "failed")
+
+
+class SenderStats:
+    """Attempts by sender and outcome; sender labels only from the configured names."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: dict[tuple[str, str], int] = defaultdict(int)
+        self._names: frozenset[str] = frozenset()
+
+    def allow(self, names: Iterable[str]) -> None:
+        """Accept ``names`` (an app's SMSCODE_SENDER, at start-up) as label values."""
+        with self._lock:
+            self._names = self._names.union(n for n in names if 0 < len(n) <= 64)
+
+    def count(self, sender: object, outcome: str) -> None:
+        label = sender if isinstance(sender, str) and sender in self._names else OTHER
+        key = (label, outcome if outcome in SENDER_OUTCOMES else OTHER)
+        with self._lock:
+            self.counts[key] += 1
+
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self.counts)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counts.clear()
+
+
+SENDERS = SenderStats()
+
+
+def sender_families(stats: SenderStats = SENDERS) -> Iterator[Any]:
+    """The Prometheus family of :data:`SENDERS` (yielded by :class:`SmsCodeCollector`)."""
+    from prometheus_client.core import CounterMetricFamily
+
+    family = CounterMetricFamily(
+        "smscode_sender_attempts", "Code sends per sender of SMSCODE_SENDER, by outcome "
+        "(sent, unconfirmed, failover, failed).", labels=["sender", "outcome"])
     for labels, count in sorted(stats.snapshot().items()):
         family.add_metric(list(labels), count)
     yield family

@@ -7,9 +7,11 @@ Flask-Limiter when ``SMSCODE_RATELIMIT_BACKEND = "flask-limiter"``.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 
+@functools.lru_cache(maxsize=4096)  # every request parses its client's address: most repeat
 def client_key(address: str | None) -> str:
     """The identity an IP limit counts: the address itself, or its /64 for IPv6.
 

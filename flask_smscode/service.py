@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -16,7 +17,7 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, current_app, has_request_context, request
 
@@ -43,10 +44,10 @@ from .guard import GuardSettings
 from .idempotency import answer_of_error, check_key, error_for, fingerprint, key_id, log_id
 from .limiter_adapter import FlaskLimiterAdapter, ratelimit_backend
 from .messages import Catalogue
-from .metrics import STATS
+from .metrics import SENDERS, STATS
 from .phones import mask_phone, normalize_phone, normalize_phone_fast
 from .ratelimit import client_key
-from .senders import DeliveryUnconfirmed, Sender, build_sender
+from .senders import DeliveryUnconfirmed, Sender, build_sender, sender_names
 from .signals import code_sent, code_verified, verification_failed
 from .stores import (
     ClientLimits,
@@ -61,6 +62,7 @@ from .stores import (
     VerifyOutcome,
     store_from_uri,
 )
+from .stores.base import SenderStore  # both stores implement it (failover)
 from .tokens import TokenSigner, VerifiedPhone
 
 EXTENSION_KEY = "smscode"
@@ -132,6 +134,9 @@ class SmsCodeService:
                                            timeout=s.storage_timeout, **s.storage_options)
         self.sender: Sender = build_sender(s.sender, config, show_code=relaxed,
                                            purposes=s.purposes)
+        # Several senders fail over in order; their names label logs, metrics and status.
+        self.sender_names = sender_names({**config, "SMSCODE_SENDER": s.sender})
+        SENDERS.allow(self.sender_names)
         # Per-IP limits: counted by the store inside the send/verify decision (one round
         # trip), or by the app's Flask-Limiter when SMSCODE_RATELIMIT_BACKEND says so.
         self.flask_limiter: FlaskLimiterAdapter | None = None
@@ -352,26 +357,52 @@ class SmsCodeService:
         """Hand the code to the sender and settle the reservation by the outcome.
 
         A definite refusal cancels the reservation (no live code, cooldown given back); an
-        unknown outcome keeps both, because the SMS may arrive.
+        unknown outcome keeps both, because the SMS may arrive. With several senders the
+        failover happened inside ``self.sender``: one reservation, settled once here.
         """
+        sender: str | None = None
         try:
             receipt = self.sender.send(phone, code, purpose, out_id=send_id)
         except DeliveryUnconfirmed as exc:
             event.update(provider_code=exc.provider_code, request_id=exc.request_id)
+            self._carried_by(exc.sender, phone, purpose, send_id, "unconfirmed", event)
             return "unconfirmed"
         except SmsCodeError as exc:
             failure: SmsCodeError = exc
             # A sender puts the provider's code and request id on the error it raises
             # (SmsCodeError.with_provider); None when the refusal is not the provider's.
             event.update(provider_code=exc.provider_code, request_id=exc.request_id)
+            sender = exc.sender
         except Exception as exc:  # a custom sender's bug; its text may hold the code
             failure = ProviderError()
             event["exception"] = type(exc).__name__
         else:
             event.update(provider_code=receipt.provider_code, request_id=receipt.request_id)
+            self._carried_by(receipt.sender, phone, purpose, send_id, "sent", event)
             return "sent"
+        event["sender"] = name = self._sender_name(sender)
+        SENDERS.count(name, "failed")
         self._cancel(phone, purpose, send_id, guard)
         raise failure  # outside the except blocks: no chained sender exception
+
+    def _sender_name(self, reported: str | None) -> str:
+        """The configured name of the sender that answered (one sender: its name always)."""
+        names = self.sender_names
+        return reported if len(names) > 1 and reported in names else names[0]
+
+    def _carried_by(self, reported: str | None, phone: str, purpose: str, send_id: str,
+                    outcome: str, event: dict[str, Any]) -> None:
+        """Log, count and store which sender carried the code. Only a sender other than
+        the first is written to the store (one more round trip, after a failover only)."""
+        event["sender"] = name = self._sender_name(reported)
+        SENDERS.count(name, outcome)
+        index = self.sender_names.index(name)
+        if index:
+            try:
+                cast(SenderStore, self.store).record_sender(phone, purpose, send_id, index)
+            except StorageUnavailable:  # the SMS is out: status just shows the first sender
+                log_event(logging.WARNING, "send.sender", phone=mask_phone(phone),
+                          purpose=purpose, sender=name, outcome="storage_unavailable")
 
     def _cancel(self, phone: str, purpose: str, send_id: str,
                 guard: GuardRequest | None = None) -> None:
@@ -510,8 +541,15 @@ class SmsCodeService:
 
     # -- operators -----------------------------------------------------------------------
     def status(self, phone: str, purpose: str = "login") -> PhoneStatus:
-        return self.store.status(self.normalize(phone), self.check_purpose(purpose),
-                                 limits=self.settings.phone_limits)
+        """The phone's state; ``sender`` names who carried the live code (failover)."""
+        e164, purpose = self.normalize(phone), self.check_purpose(purpose)
+        snapshot = self.store.status(e164, purpose, limits=self.settings.phone_limits)
+        if not snapshot.out_id:
+            return snapshot
+        names = self.sender_names
+        index = cast(SenderStore, self.store).sender_of(e164, purpose, snapshot.out_id) \
+            if len(names) > 1 else 0
+        return dataclasses.replace(snapshot, sender=names[index if index < len(names) else 0])
 
     def reset(self, phone: str, purpose: str | None = None) -> int:
         """Clear codes, failures (of ``purpose``, or all purposes) and throttles of a phone."""
@@ -523,6 +561,8 @@ class SmsCodeService:
     def _signal(signal: Any, **kwargs: Any) -> None:
         """Notify receivers. A failing receiver is logged, not raised: the SMS has gone out
         (or the code is used up), and the client must hear so."""
+        if not signal.receivers:  # nobody listens (the usual case): skip the app lookup
+            return
         try:
             app = current_app._get_current_object()  # type: ignore[attr-defined]
         except RuntimeError:  # used outside an app context: nobody to send as

@@ -43,6 +43,19 @@ Choices where the real service is not pinned down (all documented for the tests 
   Alibaba documents); international numbers are country code + number, 7-15 digits only, not
   starting with 86 nor with 1 (so a 10- or 12-digit "mainland" number is illegal).
 - Template variables longer than 35 characters answer ``isv.PARAM_LENGTH_LIMIT``.
+- Numbers outside the mainland (HK/MO/TW included) need an international template
+  (TemplateType 3, ``SMS_INTL_CODE`` by default), in which every number is read as country
+  code + number: a ``+86``/``86``/``0086`` number answers ``isv.DOMESTIC_NUMBER_NOT_SUPPORTED``
+  (as Alibaba does). A domestic template with a number outside the mainland answers
+  ``isv.SMS_TEMPLATE_ILLEGAL`` (Alibaba only says the two kinds cannot be mixed).
+- ``SmsUpExtendCode`` (and each item of ``SmsUpExtendCodeJson``): ASCII digits, at most 7
+  (Alibaba's SDK samples), else ``isv.INVALID_PARAMETERS``; recorded on ``SentSms``.
+- ``SendBatchSms``: ``PhoneNumberJson``/``SignNameJson``/``TemplateParamJson``/
+  ``SmsUpExtendCodeJson`` must be JSON arrays (``isv.INVALID_JSON_PARAM``) of the same length
+  (``isv.INVALID_PARAMETERS``), at most 100 numbers (``isv.MOBILE_COUNT_OVER_LIMIT``); every
+  sign name must exist. Each number is recorded as its own ``SentSms`` (its sign, values and
+  extension code), all sharing the call's BizId, RequestId and OutId. Failure plans
+  (``fail_next``, ``stall_next``) apply to SendBatchSms as to SendSms.
 - ``QuerySmsSign`` / ``QuerySmsTemplate`` (what ``flask smscode doctor`` asks): an unknown sign or
   template answers HTTP 200 ``isv.SMS_SIGNATURE_ILLEGAL`` / ``isv.SMS_TEMPLATE_ILLEGAL``, the codes
   SendSms gives for them. ``SendSms`` refuses a sign or template that is not approved with the
@@ -91,6 +104,7 @@ __all__ = [
     "DEFAULT_ACCOUNTS",
     "DEFAULT_SIGN_NAMES",
     "DEFAULT_TEMPLATES",
+    "INTERNATIONAL_TEMPLATES",
     "DysmsapiServer",
     "RecordedRequest",
     "SentSms",
@@ -117,7 +131,10 @@ DEFAULT_TEMPLATES: dict[str, list[str]] = {
     "SMS_SIGNUP": ["code"],
     "SMS_RESET": ["code"],
     "SMS_NOTIFY": ["name", "time"],
+    "SMS_INTL_CODE": ["code"],  # international (TemplateType 3): numbers outside the mainland
 }
+# Templates of DEFAULT_TEMPLATES that are international (TemplateType 3).
+INTERNATIONAL_TEMPLATES: frozenset[str] = frozenset({"SMS_INTL_CODE"})
 # Texts used to render ``Content`` in QuerySendDetails; other templates get a generic text.
 _TEMPLATE_TEXTS: dict[str, str] = {
     "SMS_123456789": "您的验证码为${code}，该验证码5分钟内有效，请勿泄漏于他人！",
@@ -125,9 +142,12 @@ _TEMPLATE_TEXTS: dict[str, str] = {
     "SMS_SIGNUP": "您正在注册，验证码为${code}，5分钟内有效。",
     "SMS_RESET": "您正在重置密码，验证码为${code}，5分钟内有效。",
     "SMS_NOTIFY": "${name}，您预约的时间为${time}。",
+    "SMS_INTL_CODE": "Your verification code is ${code}. It expires in 5 minutes.",
 }
 
 MAX_PHONE_NUMBERS = 1000
+MAX_BATCH_NUMBERS = 100  # SendBatchSms
+MAX_EXTEND_CODE = 7  # SmsUpExtendCode: digits only, at most 7
 MAX_OUT_ID = 256
 MAX_TEMPLATE_VAR = 35
 MAX_PAGE_SIZE = 50
@@ -136,6 +156,9 @@ _MAINLAND_RE = re.compile(r"^(?:\+86|0086|86|\+)?(1\d{10})$")
 # Country code + number; a leading 1 (NANP) is always 11 digits, i.e. already "mainland" above,
 # so anything else starting with 1 is a mistyped mainland number and is refused.
 _INTERNATIONAL_RE = re.compile(r"^(?!86)[2-9]\d{6,14}$")
+# With an international template every number is country code + number (7-15 digits), so
+# an 11-digit 1... number is a US/Canada number there, not a mainland one.
+_ABROAD_RE = re.compile(r"^(?!86)[1-9]\d{6,14}$")
 
 # Messages the real service uses, so ``fail_next(code)`` without a message looks real.
 _DEFAULT_MESSAGES: dict[str, str] = {
@@ -173,7 +196,9 @@ _COMMON_REQUIRED = (
     "AccessKeyId",
     "Signature",
 )
-_ACTIONS = frozenset({"SendSms", "QuerySendDetails", "QuerySmsSign", "QuerySmsTemplate"})
+_ACTIONS = frozenset({"SendSms", "SendBatchSms", "QuerySendDetails", "QuerySmsSign",
+                      "QuerySmsTemplate"})
+_SENDING = frozenset({"SendSms", "SendBatchSms"})  # the actions failure plans apply to
 
 # QuerySmsSign's SignStatus / QuerySmsTemplate's TemplateStatus (help.aliyun.com 121210, 419289).
 STATUS_REVIEWING, STATUS_APPROVED, STATUS_REJECTED, STATUS_CANCELLED = 0, 1, 2, 10
@@ -580,7 +605,8 @@ class DysmsapiServer:
         self.template_records = {}
         for code, variables in templates.items():
             text = _TEMPLATE_TEXTS.get(code) or "，".join(f"{n}：${{{n}}}" for n in variables)
-            kind = TYPE_CODE if "code" in variables else TYPE_NOTICE
+            kind = TYPE_INTERNATIONAL if code in INTERNATIONAL_TEMPLATES else \
+                TYPE_CODE if "code" in variables else TYPE_NOTICE
             self.template_records[code] = TemplateRecord(code, text, kind, name=code)
         self.clock_offset = 0.0
 
@@ -696,7 +722,7 @@ class DysmsapiServer:
         """Consume one use of the highest-precedence plan that applies to ``action``."""
         with self._lock:
             for kind in ("fail", "http", "stall", "drop"):
-                if kind in ("fail", "stall") and action != "SendSms":
+                if kind in ("fail", "stall") and action not in _SENDING:
                     continue
                 for plan in self._plans:
                     if plan.kind == kind:
@@ -953,7 +979,7 @@ class DysmsapiServer:
         # stall
         if args["then_record"]:
             try:
-                reply = self._run_action("SendSms", params)
+                reply = self._run_action(params.get("Action") or "SendSms", params)
             except _ApiError as err:
                 reply = (
                     self._business_reply(err.code, err.message)
@@ -968,6 +994,8 @@ class DysmsapiServer:
     def _run_action(self, action: str, params: dict[str, str]) -> _Reply:
         if action == "SendSms":
             return self._send_sms(params)
+        if action == "SendBatchSms":
+            return self._send_batch_sms(params)
         if action == "QuerySmsSign":
             return self._query_sms_sign(params)
         if action == "QuerySmsTemplate":
@@ -983,34 +1011,16 @@ class DysmsapiServer:
         phones = params["PhoneNumbers"].split(",")
         if len(phones) > MAX_PHONE_NUMBERS:
             raise _business("isv.MOBILE_COUNT_OVER_LIMIT", "手机号码数量超过限制，最多支持1000条")
-        bad = [p for p in phones if not _is_valid_phone(p)]
-        if bad:
-            raise _business("isv.MOBILE_NUMBER_ILLEGAL", f"非法手机号: {bad[0]!r}")
+        self._check_syntax(phones)
         sign_name = params["SignName"]
-        sign_record = self.signs.get(sign_name)
-        if sign_name not in self.sign_names or (
-            sign_record is not None and sign_record.status != STATUS_APPROVED
-        ):
-            raise _business("isv.SMS_SIGNATURE_ILLEGAL", "该账号下找不到对应签名")
+        self._check_sign(sign_name)
         template_code = params["TemplateCode"]
-        required = self.templates.get(template_code)
-        template_record = self.template_records.get(template_code)
-        if required is None or (
-            template_record is not None and template_record.status != STATUS_APPROVED
-        ):
-            raise _business("isv.SMS_TEMPLATE_ILLEGAL", "该账号下找不到对应模板")
+        required, international = self._check_template(template_code)
+        self._check_numbers(phones, international)
         template_param = self._parse_template_param(params.get("TemplateParam", ""))
-        missing = [name for name in required if name not in template_param]
-        if missing:
-            raise _business(
-                "isv.TEMPLATE_MISSING_PARAMETERS", f"模版缺少变量: {', '.join(missing)}"
-            )
-        too_long = [k for k, v in template_param.items() if len(v) > MAX_TEMPLATE_VAR]
-        if too_long:
-            raise _business("isv.PARAM_LENGTH_LIMIT", f"参数超出长度限制: {too_long[0]}")
-        out_id = params.get("OutId")
-        if out_id is not None and len(out_id) > MAX_OUT_ID:
-            raise _business("isv.INVALID_PARAMETERS", "OutId 超过256个字符")
+        self._check_values(required, template_param)
+        out_id = self._check_out_id(params)
+        extend_code = self._check_extend_code(params.get("SmsUpExtendCode"))
         request_id = _new_request_id()
         msg = SentSms(
             phone_numbers=phones,
@@ -1023,7 +1033,7 @@ class DysmsapiServer:
             access_key_id=params["AccessKeyId"],
             send_date=datetime.now(CHINA_TZ),
             content=self._render(sign_name, template_code, template_param),
-            sms_up_extend_code=params.get("SmsUpExtendCode"),
+            sms_up_extend_code=extend_code,
         )
         with self._lock:
             self.sent.append(msg)
@@ -1031,6 +1041,141 @@ class DysmsapiServer:
             200,
             {"Code": "OK", "Message": "OK", "BizId": msg.biz_id, "RequestId": request_id},
         )
+
+    # SendBatchSms: parallel JSON arrays, one entry per number (help.aliyun.com 66041).
+    def _send_batch_sms(self, params: dict[str, str]) -> _Reply:
+        for name in ("PhoneNumberJson", "SignNameJson", "TemplateCode"):
+            if not params.get(name):
+                raise _missing(name)
+        phones = self._json_array(params["PhoneNumberJson"], str)
+        signs = self._json_array(params["SignNameJson"], str)
+        if not phones:
+            raise _business("isv.INVALID_PARAMETERS", "PhoneNumberJson 不能为空")
+        if len(phones) > MAX_BATCH_NUMBERS:
+            raise _business("isv.MOBILE_COUNT_OVER_LIMIT", "手机号码数量超过限制，最多支持100条")
+        if len(signs) != len(phones):
+            raise _business("isv.INVALID_PARAMETERS", "签名数量与手机号码数量不一致")
+        self._check_syntax(phones)
+        for sign_name in dict.fromkeys(signs):
+            self._check_sign(sign_name)
+        template_code = params["TemplateCode"]
+        required, international = self._check_template(template_code)
+        raw_values = params.get("TemplateParamJson")
+        values = [self._param_object(v) for v in self._json_array(raw_values, dict)] \
+            if raw_values else [{} for _ in phones]
+        if len(values) != len(phones):
+            raise _business("isv.INVALID_PARAMETERS", "模板变量数量与手机号码数量不一致")
+        raw_codes = params.get("SmsUpExtendCodeJson")
+        codes: list[str | None] = list(self._json_array(raw_codes, str)) if raw_codes \
+            else [None] * len(phones)
+        if len(codes) != len(phones):
+            raise _business("isv.INVALID_PARAMETERS", "扩展码数量与手机号码数量不一致")
+        self._check_numbers(phones, international)
+        for entry in values:
+            self._check_values(required, entry)
+        codes = [self._check_extend_code(c) for c in codes]
+        out_id = self._check_out_id(params)
+        request_id, biz_id = _new_request_id(), self._new_biz_id()
+        now = datetime.now(CHINA_TZ)
+        messages = [
+            SentSms(phone_numbers=[phone], sign_name=sign_name, template_code=template_code,
+                    template_param=entry, out_id=out_id, biz_id=biz_id, request_id=request_id,
+                    access_key_id=params["AccessKeyId"], send_date=now,
+                    content=self._render(sign_name, template_code, entry),
+                    sms_up_extend_code=code)
+            for phone, sign_name, entry, code in zip(phones, signs, values, codes, strict=True)
+        ]
+        with self._lock:
+            self.sent.extend(messages)
+        return self._json_reply(
+            200, {"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": request_id}
+        )
+
+    # ----------------------------------------------------------------- shared send checks
+
+    def _check_template(self, template_code: str) -> tuple[list[str], bool]:
+        """The template's variables and whether it is international (TemplateType 3)."""
+        required = self.templates.get(template_code)
+        record = self.template_records.get(template_code)
+        if required is None or (record is not None and record.status != STATUS_APPROVED):
+            raise _business("isv.SMS_TEMPLATE_ILLEGAL", "该账号下找不到对应模板")
+        return required, record is not None and record.type == TYPE_INTERNATIONAL
+
+    @staticmethod
+    def _check_syntax(phones: list[str]) -> None:
+        """A number neither mainland nor country code + number is illegal whatever the
+        template."""
+        bad = [p for p in phones if not (_is_valid_phone(p) or _ABROAD_RE.match(p))]
+        if bad:
+            raise _business("isv.MOBILE_NUMBER_ILLEGAL", f"非法手机号: {bad[0]!r}")
+
+    @staticmethod
+    def _check_numbers(phones: list[str], international: bool) -> None:
+        """Domestic templates reach mainland numbers only; international ones (HK/MO/TW
+        included) take country code + number and refuse a +86/86/0086 number."""
+        if international:
+            domestic = [p for p in phones if p.lstrip("+").removeprefix("00").startswith("86")]
+            if domestic:
+                raise _business("isv.DOMESTIC_NUMBER_NOT_SUPPORTED",
+                                "国际/港澳台消息模板不支持发送境内号码")
+            bad = [p for p in phones if not _ABROAD_RE.match(p)]
+        else:
+            bad = [p for p in phones if not _is_valid_phone(p)]
+        if bad:
+            raise _business("isv.MOBILE_NUMBER_ILLEGAL", f"非法手机号: {bad[0]!r}")
+        if not international and any(not _MAINLAND_RE.match(p) for p in phones):
+            raise _business("isv.SMS_TEMPLATE_ILLEGAL",
+                            "国内短信模板不能发送国际/港澳台号码，请使用国际/港澳台模板")
+
+    def _check_sign(self, sign_name: str) -> None:
+        record = self.signs.get(sign_name)
+        if sign_name not in self.sign_names or (
+            record is not None and record.status != STATUS_APPROVED
+        ):
+            raise _business("isv.SMS_SIGNATURE_ILLEGAL", "该账号下找不到对应签名")
+
+    @staticmethod
+    def _check_values(required: list[str], values: Mapping[str, str]) -> None:
+        missing = [name for name in required if name not in values]
+        if missing:
+            raise _business(
+                "isv.TEMPLATE_MISSING_PARAMETERS", f"模版缺少变量: {', '.join(missing)}"
+            )
+        too_long = [k for k, v in values.items() if len(v) > MAX_TEMPLATE_VAR]
+        if too_long:
+            raise _business("isv.PARAM_LENGTH_LIMIT", f"参数超出长度限制: {too_long[0]}")
+
+    @staticmethod
+    def _check_out_id(params: Mapping[str, str]) -> str | None:
+        out_id = params.get("OutId")
+        if out_id is not None and len(out_id) > MAX_OUT_ID:
+            raise _business("isv.INVALID_PARAMETERS", "OutId 超过256个字符")
+        return out_id
+
+    @staticmethod
+    def _check_extend_code(code: str | None) -> str | None:
+        """SmsUpExtendCode: ASCII digits, at most 7; empty means none."""
+        if not code:
+            return None
+        if not (code.isascii() and code.isdigit()) or len(code) > MAX_EXTEND_CODE:
+            raise _business("isv.INVALID_PARAMETERS", "上行短信扩展码不合法")
+        return code
+
+    @staticmethod
+    def _json_array(raw: str | None, kind: type) -> list[Any]:
+        try:
+            value = json.loads(raw or "")
+        except ValueError:
+            raise _business("isv.INVALID_JSON_PARAM", "JSON参数不合法") from None
+        if not isinstance(value, list) or not all(isinstance(v, kind) for v in value):
+            raise _business("isv.INVALID_JSON_PARAM", "JSON参数不合法")
+        return value
+
+    @staticmethod
+    def _param_object(value: dict[str, Any]) -> dict[str, str]:
+        if not all(isinstance(v, str) for v in value.values()):
+            raise _business("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
+        return value
 
     @staticmethod
     def _parse_template_param(raw: str) -> dict[str, str]:

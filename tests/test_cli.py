@@ -202,8 +202,9 @@ def test_status_json(make_app: Callable[..., Flask], sms_server: Any) -> None:
     assert verify(app, wrong(sms_server.last_code(PHONE))).status_code == 400
     data = json.loads(ok(run(app, "status", PHONE, "--json")))
     assert set(data) == {"phone", "purpose", "code_live", "code_ttl", "out_id",
-                         "attempts_left", "max_attempts", "failures_ttl", "cooldown", "sends"}
-    assert data["phone"] == E164 and data["purpose"] == "login"
+                         "attempts_left", "max_attempts", "failures_ttl", "cooldown", "sends",
+                         "sender"}
+    assert data["phone"] == E164 and data["purpose"] == "login" and data["sender"] == "aliyun"
     assert data["code_live"] is True and 295 <= data["code_ttl"] <= 300
     assert data["out_id"] == sms_server.sent[0].out_id
     assert data["attempts_left"] == 4 and data["max_attempts"] == 5

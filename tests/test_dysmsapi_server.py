@@ -289,8 +289,6 @@ def test_get_method_and_form_body_are_accepted(server: DysmsapiServer, client: A
         "+8613800138000",
         "8613800138000",
         "008613800138000",
-        "85291234567",  # Hong Kong, country code + number
-        "447911123456",  # UK
         "14155552671",  # 11 digits starting with 1: taken as mainland
         ",".join(f"138{i:08d}" for i in range(1000)),
     ],
@@ -298,6 +296,26 @@ def test_get_method_and_form_body_are_accepted(server: DysmsapiServer, client: A
 def test_accepted_phone_numbers(server: DysmsapiServer, client: AcsClient, numbers: str) -> None:
     assert send(client, server, PhoneNumbers=numbers)["Code"] == "OK"
     assert server.sent[0].phone_numbers == numbers.split(",")
+
+
+@pytest.mark.parametrize(
+    "numbers",
+    [
+        "85291234567",  # Hong Kong, country code + number
+        "447911123456",  # UK
+        "14155552671",  # with an international template: the US, not the mainland
+    ],
+)
+def test_international_numbers_need_an_international_template(
+    server: DysmsapiServer, client: AcsClient, numbers: str
+) -> None:
+    assert send(client, server, PhoneNumbers=numbers, TemplateCode="SMS_INTL_CODE")["Code"] == "OK"
+    assert server.sent[0].phone_numbers == [numbers]
+    if numbers != "14155552671":  # domestic template: the two kinds cannot be mixed
+        assert send(client, server, PhoneNumbers=numbers)["Code"] == "isv.SMS_TEMPLATE_ILLEGAL"
+    answer = send(client, server, PhoneNumbers="8613800138000", TemplateCode="SMS_INTL_CODE")
+    assert answer["Code"] == "isv.DOMESTIC_NUMBER_NOT_SUPPORTED"
+    assert len(server.sent) == 1
 
 
 def test_custom_accounts_sign_names_and_templates() -> None:

@@ -6,6 +6,8 @@ transport.py   the one door to aliyun-python-sdk-core (lazy import, traps defuse
 sendsms.py     one SendSms call and its typed answer ``SendSmsResponse``
 sender.py      ``AliyunSender``: a verification code to one phone (``SMSCODE_SENDER``)
 notify.py      ``send_message`` / ``sendMessage``: one template to many phones, in batches
+sendbatch.py   one SendBatchSms call (per-number signatures and values, at most 100)
+batch.py       ``send_batch``: per-recipient values, validated, chunked, run concurrently
 receipts.py    ``query_send_details``: ``DeliveryReport`` of ``DeliveryRecord``/``DeliveryStatus``
 reports.py     delivery reports pushed by Alibaba Cloud (SmsReport)
 loaders.py     the low-code element's ``sms.json`` / ``e.json``
@@ -32,10 +34,12 @@ _LAZY: dict[str, str] = {
     "AliyunSettings": "settings",
     "AliyunSms": "client",
     "AliyunSmsError": "..errors",
+    "BatchEntry": "batch",
     "CHINA_TZ": "receipts",
     "DeliveryRecord": "receipts",
     "DeliveryReport": "receipts",
     "DeliveryStatus": "receipts",
+    "MAX_PHONES_PER_BATCH_CALL": "sendbatch",
     "MAX_PHONES_PER_CALL": "sendsms",
     "PARAM_MISSING": "..errors",
     "PROVIDER_ERROR": "..errors",
@@ -56,9 +60,11 @@ if TYPE_CHECKING:
         AliyunRequestFailed,
         AliyunSmsError,
     )
+    from .batch import BatchEntry
     from .client import AliyunSms
     from .numbers import provider_phone
     from .receipts import CHINA_TZ, DeliveryRecord, DeliveryReport, DeliveryStatus
+    from .sendbatch import MAX_PHONES_PER_BATCH_CALL
     from .sender import AliyunSender
     from .sendsms import MAX_PHONES_PER_CALL, SendSmsResponse
     from .settings import AliyunSettings
@@ -82,6 +88,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "API_VERSION",
     "CHINA_TZ",
+    "MAX_PHONES_PER_BATCH_CALL",
     "MAX_PHONES_PER_CALL",
     "PARAM_MISSING",
     "PROVIDER_ERROR",
@@ -93,6 +100,7 @@ __all__ = [
     "AliyunSettings",
     "AliyunSms",
     "AliyunSmsError",
+    "BatchEntry",
     "DeliveryRecord",
     "DeliveryReport",
     "DeliveryStatus",

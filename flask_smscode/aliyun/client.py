@@ -2,8 +2,8 @@
 
 It only assembles the package's jobs — validated settings (:mod:`.settings`), the SDK
 transport (:mod:`.transport`), one SendSms call (:mod:`.sendsms`), notifications
-(:mod:`.notify`), receipts (:mod:`.receipts`) and the low-code loaders (:mod:`.loaders`) —
-behind the API the README documents.
+(:mod:`.notify`), per-recipient batches (:mod:`.batch`), receipts (:mod:`.receipts`) and
+the low-code loaders (:mod:`.loaders`) — behind the API the README documents.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .batch import BatchNotifications
 from .loaders import credentials_from_json, element_sms_json
 from .notify import Notifications
 from .receipts import ReceiptQueries
@@ -20,7 +21,7 @@ from .settings import AliyunSettings
 from .transport import Transport
 
 
-class AliyunSms(Notifications, ReceiptQueries):
+class AliyunSms(Notifications, BatchNotifications, ReceiptQueries):
     """A thread-safe Dysmsapi client: one instance per app or process is enough.
 
     Credentials fall back to ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``_SECRET`` from the
@@ -124,11 +125,13 @@ class AliyunSms(Notifications, ReceiptQueries):
 
     def send_sms(self, phone_numbers: Sequence[str], template_code: str,
                  params: Mapping[str, Any] | None = None, *, out_id: str | None = None,
-                 sign_name: str | None = None) -> SendSmsResponse:
+                 sign_name: str | None = None,
+                 sms_up_extend_code: str | None = None) -> SendSmsResponse:
         """One SendSms call to at most 1000 numbers, already in the provider's format.
 
-        Parameter values are sent as strings (Alibaba rejects others). Raises
+        Parameter values are sent as strings (Alibaba rejects others); ``sms_up_extend_code``
+        is the uplink extension code (1-7 digits). Raises
         :class:`~flask_smscode.AliyunSmsError` unless Alibaba Cloud answered ``Code == "OK"``.
         """
         return send_sms(self.transport, phone_numbers, template_code, params, out_id=out_id,
-                        sign_name=sign_name)
+                        sign_name=sign_name, sms_up_extend_code=sms_up_extend_code)

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import (
     PROVIDER_ERROR,
@@ -26,10 +26,12 @@ from ..errors import (
 from ..events import log_event
 from ..phones import mask_phone, normalize_phone, normalize_phones_fast
 from .numbers import provider_phone
-from .sendsms import MAX_PHONES_PER_CALL, SendSmsResponse
+from .sendsms import MAX_PHONES_PER_CALL, SendSmsResponse, check_extend_code
 
 if TYPE_CHECKING:
     from .settings import AliyunSettings
+
+_Job = TypeVar("_Job")
 
 
 class Notifications:
@@ -41,7 +43,8 @@ class Notifications:
     if TYPE_CHECKING:
         def send_sms(self, phone_numbers: Sequence[str], template_code: str,
                      params: Mapping[str, Any] | None = None, *, out_id: str | None = None,
-                     sign_name: str | None = None) -> SendSmsResponse: ...
+                     sign_name: str | None = None,
+                     sms_up_extend_code: str | None = None) -> SendSmsResponse: ...
 
     def normalize_phones(self, phone_list: Iterable[str] | str) -> tuple[list[str], list[str]]:
         """Split ``phone_list`` (or a comma/space separated string) into valid E.164
@@ -75,12 +78,14 @@ class Notifications:
                      template_code: str | None, *, out_id: str | None = None,
                      sign_name: str | None = None, skip_invalid: bool = False,
                      on_batch: Callable[[SendSmsResponse], None] | None = None,
+                     sms_up_extend_code: str | None = None,
                      ) -> list[SendSmsResponse]:
         """Send one template to many phones; return one answer per SendSms call made.
 
         Numbers are normalised and de-duplicated, then sent in calls of at most 1000,
         ``max_concurrency`` at a time; ``on_batch`` is called (in this thread) as each
-        call finishes. Parameter values are sent as strings. Errors: 46001 when the list
+        call finishes. Parameter values are sent as strings; ``sms_up_extend_code`` (the
+        uplink extension code, 1-7 digits) goes with every call. Errors: 46001 when the list
         is empty, a parameter is missing or (unless ``skip_invalid``) a number is invalid;
         after every call ran, 46002/46003 if any failed, with ``.responses`` holding
         every call's answer so the caller sees what went out.
@@ -97,6 +102,7 @@ class Notifications:
         if not (sign_name or self.settings.sign_name):
             raise AliyunInvalidArguments("No sign name (verifySign / SMSCODE_ALIYUN_SIGN_NAME) "
                                          "was given")
+        extend_code = check_extend_code(sms_up_extend_code)
         entries = _entries(phone_list or [])
         numbers: Iterable[str | None]
         if skip_invalid:  # parsed while sending, one batch ahead of the calls in flight
@@ -113,23 +119,10 @@ class Notifications:
                 raise AliyunInvalidArguments(f"{len(invalid)} entr(ies) of the phone list are "
                                              f"not valid mobile numbers: {shown}")
         answers = self._send_batches(_batches(numbers), template_code, params, out_id,
-                                     sign_name, on_batch)
+                                     sign_name, on_batch, extend_code)
         if not answers:  # every entry was invalid and skipped: nothing was sent
             raise AliyunInvalidArguments("The phone list is empty")
-        failed = [r for r in answers if not r.ok]
-        if failed:
-            first = failed[0].error
-            provider_side = any(r.error is not None and r.error.code == PROVIDER_ERROR
-                                for r in failed)
-            kind = AliyunProviderRefused if provider_side else AliyunRequestFailed
-            raise kind(
-                f"{len(failed)} of {len(answers)} SendSms call(s) failed "
-                f"({sum(len(r.phone_numbers) for r in failed)} number(s))",
-                provider_code=first.provider_code if first else None,
-                request_id=first.request_id if first else None,
-                delivery_unknown=any(r.error is not None and r.error.delivery_unknown
-                                     for r in failed),
-                responses=answers)
+        raise_for_failures(answers, "SendSms")
         return answers
 
     def sendMessage(self, phoneList: Iterable[str] | str | None = None,
@@ -142,37 +135,22 @@ class Notifications:
     def _send_batches(self, batches: Iterator[list[str]], template_code: str,
                       params: Mapping[str, Any], out_id: str | None, sign_name: str | None,
                       on_batch: Callable[[SendSmsResponse], None] | None,
-                      ) -> list[SendSmsResponse]:
+                      extend_code: str | None = None) -> list[SendSmsResponse]:
         """Submit each batch as it is produced, ``max_concurrency`` in flight; the answers
         in batch order. The next batch is parsed while the calls in flight wait."""
-        results: dict[int, SendSmsResponse] = {}
-        pending: dict[Future[SendSmsResponse], int] = {}
-        limit = self.settings.max_concurrency
-
-        def collect(done: Iterable[Future[SendSmsResponse]]) -> None:
-            for future in done:
-                response = future.result()
-                results[pending.pop(future)] = response
-                if on_batch is not None:
-                    on_batch(response)
-
-        with ThreadPoolExecutor(limit, thread_name_prefix="smscode-send") as pool:
-            for index, batch in enumerate(batches):
-                while len(pending) >= limit:
-                    collect(wait(pending, return_when=FIRST_COMPLETED).done)
-                pending[pool.submit(self._send_batch, batch, template_code, params, out_id,
-                                    sign_name)] = index
-            while pending:
-                collect(wait(pending, return_when=FIRST_COMPLETED).done)
-        return [results[index] for index in sorted(results)]
+        return run_bounded(
+            batches, lambda batch: self._send_batch(batch, template_code, params, out_id,
+                                                    sign_name, extend_code),
+            self.settings.max_concurrency, on_batch)
 
     def _send_batch(self, phones: list[str], template_code: str, params: Mapping[str, Any],
-                    out_id: str | None, sign_name: str | None) -> SendSmsResponse:
+                    out_id: str | None, sign_name: str | None,
+                    extend_code: str | None = None) -> SendSmsResponse:
         out_id = out_id or uuid.uuid4().hex
         started = time.perf_counter()
         try:
             response = self.send_sms(phones, template_code, params, out_id=out_id,
-                                     sign_name=sign_name)
+                                     sign_name=sign_name, sms_up_extend_code=extend_code)
         except AliyunSmsError as exc:
             response = SendSmsResponse(
                 code=exc.provider_code or "REQUEST_FAILED", message=exc.message, biz_id=None,
@@ -184,6 +162,52 @@ class Notifications:
                   request_id=response.request_id, biz_id=response.biz_id, out_id=out_id,
                   latency_ms=round((time.perf_counter() - started) * 1000, 1))
         return response
+
+
+def run_bounded(jobs: Iterable[_Job], call: Callable[[_Job], SendSmsResponse], limit: int,
+                on_done: Callable[[SendSmsResponse], None] | None = None,
+                ) -> list[SendSmsResponse]:
+    """Run ``call`` on each job as it is produced, ``limit`` in flight (``jobs`` is read
+    lazily, so the next one is prepared while the calls wait); ``on_done`` runs in this
+    thread as each call finishes. The answers come back in job order. Shared by SendSms
+    notifications and SendBatchSms batches: one concurrency rule for both."""
+    results: dict[int, SendSmsResponse] = {}
+    pending: dict[Future[SendSmsResponse], int] = {}
+
+    def collect(done: Iterable[Future[SendSmsResponse]]) -> None:
+        for future in done:
+            response = future.result()
+            results[pending.pop(future)] = response
+            if on_done is not None:
+                on_done(response)
+
+    with ThreadPoolExecutor(limit, thread_name_prefix="smscode-send") as pool:
+        for index, job in enumerate(jobs):
+            while len(pending) >= limit:
+                collect(wait(pending, return_when=FIRST_COMPLETED).done)
+            pending[pool.submit(call, job)] = index
+        while pending:
+            collect(wait(pending, return_when=FIRST_COMPLETED).done)
+    return [results[index] for index in sorted(results)]
+
+
+def raise_for_failures(answers: Sequence[SendSmsResponse], action: str) -> None:
+    """After every call ran: 46002 if Alibaba refused any, else 46003 if any request failed,
+    with ``.responses`` holding every call's answer so the caller sees what went out."""
+    failed = [r for r in answers if not r.ok]
+    if not failed:
+        return
+    first = failed[0].error
+    provider_side = any(r.error is not None and r.error.code == PROVIDER_ERROR for r in failed)
+    kind = AliyunProviderRefused if provider_side else AliyunRequestFailed
+    raise kind(
+        f"{len(failed)} of {len(answers)} {action} call(s) failed "
+        f"({sum(len(r.phone_numbers) for r in failed)} number(s))",
+        provider_code=first.provider_code if first else None,
+        request_id=first.request_id if first else None,
+        delivery_unknown=any(r.error is not None and r.error.delivery_unknown
+                             for r in failed),
+        responses=list(answers))
 
 
 def _entries(phone_list: Iterable[str] | str) -> list[Any]:

@@ -17,12 +17,14 @@ from ..errors import (
     DeliveryUnconfirmed,
     InvalidPhone,
     ProviderError,
+    ProviderUnavailable,
     SmsCodeError,
     Throttled,
 )
 from ..senders.base import SendReceipt
 from .client import AliyunSms
-from .numbers import provider_phone
+from .failover import provider_down
+from .numbers import is_mainland, provider_phone
 from .settings import AliyunSettings
 
 # SendSms answers that mean "this number cannot receive": the user typed a bad number.
@@ -41,14 +43,17 @@ class AliyunSender:
                  purposes: Sequence[str] = (), settings: AliyunSettings | None = None) -> None:
         self.settings = settings or AliyunSettings.from_config(config or {})
         self.templates, self.default_template = self.settings.sender_templates(purposes)
+        # Numbers outside the mainland (HK/MO/TW included) need an international template.
+        self.intl_templates, self.default_intl_template = \
+            self.settings.sender_intl_templates(purposes)
         self.param = self.settings.template_param
         self.client = AliyunSms.from_settings(self.settings)
 
     def send(self, phone: str, code: str, purpose: str, *, out_id: str) -> SendReceipt:
-        template = self.templates.get(purpose) or self.default_template
+        template = self._template(phone, purpose)
         failure: DeliveryUnconfirmed | SmsCodeError | None = None
         try:
-            answer = self.client.send_sms([provider_phone(phone)], str(template),
+            answer = self.client.send_sms([provider_phone(phone)], template,
                                           {self.param: code}, out_id=out_id)
         except AliyunSmsError as exc:
             failure = self._refusal(exc, out_id)
@@ -56,6 +61,16 @@ class AliyunSender:
             raise failure  # outside the except block: nothing chained
         return SendReceipt(provider_code=answer.code, request_id=answer.request_id,
                            biz_id=answer.biz_id, out_id=answer.out_id, sender=self.name)
+
+    def _template(self, phone: str, purpose: str) -> str:
+        """The domestic template for a mainland number, the international one otherwise
+        (when configured: without ``SMSCODE_ALIYUN_INTL_TEMPLATE_CODE`` the allowed regions
+        are mainland only, checked at start-up)."""
+        if not is_mainland(phone):
+            intl = self.intl_templates.get(purpose) or self.default_intl_template
+            if intl:
+                return intl
+        return str(self.templates.get(purpose) or self.default_template)
 
     def _refusal(self, exc: AliyunSmsError, out_id: str) -> DeliveryUnconfirmed | SmsCodeError:
         """The client's error as the service's outcome, with the provider's fields on it."""
@@ -69,7 +84,8 @@ class AliyunSender:
         elif exc.provider_code in _FLOW_CONTROL:
             refusal = Throttled(key="throttled.provider", retry_after=exc.retry_after or 60)
         else:
-            refusal = ProviderError()
+            # The provider itself definitely failed: the next sender may try (failover.py).
+            refusal = ProviderUnavailable() if provider_down(exc) else ProviderError()
         return refusal.with_provider(provider_code=exc.provider_code or f"client.{exc.code}",
                                      request_id=exc.request_id, out_id=out_id,
                                      sender=self.name)

@@ -12,6 +12,9 @@ from ..errors import AliyunInvalidArguments, AliyunProviderRefused, AliyunSmsErr
 from .transport import Transport
 
 MAX_PHONES_PER_CALL = 1000  # SendSms accepts at most 1000 comma-separated numbers
+# SmsUpExtendCode, the uplink extension code appended to the sending number so replies can be
+# told apart: digits only, at most 7 (Alibaba's SendSms samples: "扩展码字段控制在7位或以下").
+MAX_EXTEND_CODE_DIGITS = 7
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,8 @@ class SendSmsResponse:
 
 def send_sms(transport: Transport, phone_numbers: Sequence[str], template_code: str,
              params: Mapping[str, Any] | None = None, *, out_id: str | None = None,
-             sign_name: str | None = None) -> SendSmsResponse:
+             sign_name: str | None = None,
+             sms_up_extend_code: str | None = None) -> SendSmsResponse:
     """One SendSms call to at most 1000 numbers, already in the provider's format.
 
     Raises :class:`~flask_smscode.errors.AliyunSmsError` unless Alibaba Cloud answered
@@ -55,6 +59,7 @@ def send_sms(transport: Transport, phone_numbers: Sequence[str], template_code: 
                                      "was given")
     if not template_code:
         raise AliyunInvalidArguments("No template code was given")
+    extend_code = check_extend_code(sms_up_extend_code)
     out_id = out_id or uuid.uuid4().hex
     # Alibaba refuses non-string values (isv.INVALID_JSON_PARAM).
     template_param = json.dumps({str(k): as_text(v) for k, v in (params or {}).items()},
@@ -62,6 +67,7 @@ def send_sms(transport: Transport, phone_numbers: Sequence[str], template_code: 
     answer = transport.call("SendSms", {
         "PhoneNumbers": ",".join(phone_numbers), "SignName": sign,
         "TemplateCode": template_code, "TemplateParam": template_param, "OutId": out_id,
+        "SmsUpExtendCode": extend_code,
     })
     response = SendSmsResponse(
         code=str(answer.get("Code", "")), message=str(answer.get("Message", "")),
@@ -73,6 +79,19 @@ def send_sms(transport: Transport, phone_numbers: Sequence[str], template_code: 
             provider_code=response.code or None, request_id=response.request_id,
             http_status=200, retry_after=flow_control_wait(response), out_id=out_id)
     return response
+
+
+def check_extend_code(value: object, name: str = "SmsUpExtendCode") -> str | None:
+    """``value`` as Alibaba takes an uplink extension code (1-7 ASCII digits), ``None`` for
+    none (``None`` or ``""``); anything else raises 46001 naming the parameter, never
+    echoing the value."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()) \
+            or len(value) > MAX_EXTEND_CODE_DIGITS:
+        raise AliyunInvalidArguments(f"{name} must be 1 to {MAX_EXTEND_CODE_DIGITS} digits "
+                                     "(the uplink extension code)")
+    return value
 
 
 def as_text(value: Any) -> str:

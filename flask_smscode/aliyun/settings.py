@@ -45,6 +45,9 @@ class AliyunSettings:
     allowed_regions: tuple[str, ...] | None = ("CN",)   # None: every region
     template_code: str | Mapping[str, str] | None = None  # one code, or purpose -> code
     template_param: str = "code"
+    # International (TemplateType 3) template(s) for numbers outside the mainland, HK/MO/TW
+    # included: Alibaba refuses a domestic template for them and the reverse.
+    intl_template_code: str | Mapping[str, str] | None = None
 
     @classmethod
     def build(cls, access_key_id: str | None = None, access_key_secret: str | None = None,
@@ -54,7 +57,8 @@ class AliyunSettings:
               max_concurrency: int = 4, default_region: str = "CN",
               allowed_regions: Iterable[str] | None = ("CN",),
               template_code: str | Mapping[str, str] | None = None,
-              template_param: str = "code") -> AliyunSettings:
+              template_param: str = "code",
+              intl_template_code: str | Mapping[str, str] | None = None) -> AliyunSettings:
         """Validate and normalise; the credentials fall back to the environment variables
         of Alibaba's own tools (``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``_SECRET``)."""
         access_key_id = access_key_id or os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID")
@@ -81,6 +85,9 @@ class AliyunSettings:
         if template_code is not None and not isinstance(template_code, (str, Mapping)):
             raise ConfigurationError("SMSCODE_ALIYUN_TEMPLATE_CODE must be a template code "
                                      "or a dict purpose -> code.")
+        if intl_template_code is not None and not isinstance(intl_template_code, (str, Mapping)):
+            raise ConfigurationError("SMSCODE_ALIYUN_INTL_TEMPLATE_CODE must be a template "
+                                     "code or a dict purpose -> code.")
         regions = None if allowed_regions is None else \
             parse_allowed_regions(tuple(allowed_regions))
         return cls(
@@ -93,7 +100,10 @@ class AliyunSettings:
             allowed_regions=regions,
             template_code=({str(k): str(v) for k, v in template_code.items()}
                            if isinstance(template_code, Mapping) else template_code),
-            template_param=str(template_param))
+            template_param=str(template_param),
+            intl_template_code=({str(k): str(v) for k, v in intl_template_code.items()}
+                                if isinstance(intl_template_code, Mapping)
+                                else intl_template_code or None))
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> AliyunSettings:
@@ -114,6 +124,7 @@ class AliyunSettings:
             "default_region": default_region, "allowed_regions": regions,
             "template_code": get("SMSCODE_ALIYUN_TEMPLATE_CODE"),
             "template_param": get("SMSCODE_ALIYUN_TEMPLATE_PARAM"),
+            "intl_template_code": get("SMSCODE_ALIYUN_INTL_TEMPLATE_CODE"),
         }
         values.update(overrides)
         return cls.build(**values)
@@ -136,3 +147,29 @@ class AliyunSettings:
             return dict(templates), None
         return {}, str(templates)
 
+    @property
+    def allows_international(self) -> bool:
+        """Whether ``SMSCODE_ALLOWED_REGIONS`` admits numbers outside the mainland (``*`` or
+        any region but CN; Alibaba counts Hong Kong, Macao and Taiwan as international)."""
+        return self.allowed_regions is None or any(r != "CN" for r in self.allowed_regions)
+
+    def sender_intl_templates(self, purposes: Sequence[str],
+                              ) -> tuple[dict[str, str], str | None]:
+        """The international template per purpose (or one for all), required when the
+        allowed regions reach beyond the mainland; ``({}, None)`` when they do not."""
+        templates = self.intl_template_code
+        if not templates and not self.allows_international:
+            return {}, None  # mainland only: codes never need an international template
+        if not templates:
+            raise ConfigurationError(
+                "SMSCODE_ALIYUN_INTL_TEMPLATE_CODE must be set for the aliyun sender when "
+                "SMSCODE_ALLOWED_REGIONS admits numbers outside the mainland: Alibaba Cloud "
+                "sends to them (Hong Kong, Macao and Taiwan included) only with an "
+                "international template (one code, or a dict purpose -> code).")
+        if isinstance(templates, Mapping):
+            missing = [p for p in purposes if not templates.get(p)]
+            if missing:
+                raise ConfigurationError("SMSCODE_ALIYUN_INTL_TEMPLATE_CODE has no template "
+                                         "for purpose(s): " + ", ".join(missing))
+            return dict(templates), None
+        return {}, str(templates)

@@ -158,6 +158,9 @@ class PhoneStatus:
     failures_ttl: int
     cooldown: int            # seconds until the next send is allowed
     sends: dict[str, int]    # limit text ("5 per 1 hour") -> sends counted in its window
+    # Which sender of SMSCODE_SENDER carried the live code (failover); filled in by the
+    # service, which knows the names (the store keeps an index: stores/lua/sender.lua).
+    sender: str | None = None
 
 
 class Keys:
@@ -312,4 +315,34 @@ class ReportStore(Protocol):
         ...
 
     def last_delivery(self, phone: str) -> LastDelivery | None:
+        ...
+
+
+# -- failover: which sender carried a code (senders/failover.py; lua/sender.lua) -----------
+# ``sn:<purpose>`` = ``expires|send_id|index``, written only when a sender other than the
+# first of SMSCODE_SENDER carried the code, and expiring with it: no field means the first.
+SENDER_FIELD = "sn:"
+
+
+def sender_index(value: str | None, send_id: str) -> int:
+    """The sender index an ``sn:`` field records for ``send_id`` (0: the first sender)."""
+    if not value:
+        return 0
+    parts = value.split("|")
+    return int(parts[2]) if len(parts) == 3 and parts[1] == send_id and parts[2].isdigit() \
+        else 0
+
+
+class SenderStore(Protocol):
+    """What failover needs of a store (both stores implement it).
+
+    ``record_sender`` notes that sender ``index`` (1 = the second) carried ``send_id``'s
+    code, if that code is still the live one; ``sender_of`` reads it back (0 when nothing
+    was recorded: the first sender). Raise StorageUnavailable like every store method.
+    """
+
+    def record_sender(self, phone: str, purpose: str, send_id: str, index: int) -> None:
+        ...
+
+    def sender_of(self, phone: str, purpose: str, send_id: str) -> int:
         ...

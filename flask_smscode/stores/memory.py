@@ -422,3 +422,21 @@ class MemoryStore:
         with self._lock:
             now = self._now()
             return last_delivery(self._load(self.keys.phone(phone), now).get(DELIVERY_FIELD))
+
+    # -- failover: which sender carried a code (mirrors lua/sender.lua) ------------------
+    def record_sender(self, phone: str, purpose: str, send_id: str, index: int) -> None:
+        with self._lock:
+            now, key = self._now(), self.keys.phone(phone)
+            h = self._load(key, now)
+            code = h.get(f"c:{purpose}")
+            if code is None or code.split("|")[2] != send_id:
+                return  # a newer send replaced it (or it is gone)
+            h[f"sn:{purpose}"] = f"{code.split('|')[0]}|{send_id}|{index}"
+            self._save(key, h)
+
+    def sender_of(self, phone: str, purpose: str, send_id: str) -> int:
+        from .base import sender_index
+
+        with self._lock:
+            h = self._load(self.keys.phone(phone), self._now())
+            return sender_index(h.get(f"sn:{purpose}"), send_id)

@@ -454,3 +454,21 @@ class RedisStore:
         # hash's next write).
         _, *flat = self._scripts["read"](keys=[self.keys.phone(phone)], args=[])
         return last_delivery(dict(zip(flat[::2], flat[1::2], strict=True)).get(DELIVERY_FIELD))
+
+    # -- failover: which sender carried a code (lua/sender.lua) --------------------------
+    @_unavailable_on_redis_error
+    def record_sender(self, phone: str, purpose: str, send_id: str, index: int) -> None:
+        script = self._scripts.get("sender")
+        if script is None:  # registered on first use: most apps never fail over
+            script = self._scripts["sender"] = self.client.register_script(
+                _load_script("sender.lua"))
+        script(keys=[self.keys.phone(phone)], args=[purpose, send_id, index])
+
+    @_unavailable_on_redis_error
+    def sender_of(self, phone: str, purpose: str, send_id: str) -> int:
+        from .base import sender_index
+
+        value = self.client.hget(self.keys.phone(phone), f"sn:{purpose}")
+        text = value.decode() if isinstance(value, bytes) else value
+        # The field expires with the code; a lingering one names an older send_id.
+        return sender_index(text, send_id)

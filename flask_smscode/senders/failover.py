@@ -1,0 +1,62 @@
+"""Several senders in order (``SMSCODE_SENDER = ["aliyun", "backup"]``): one SMS, at most.
+
+A send moves to the next sender only when the current one raised
+:class:`~flask_smscode.errors.ProviderUnavailable` — a *definite* failure of the provider
+itself, after which nothing was sent (for Alibaba Cloud: :mod:`flask_smscode.aliyun.failover`).
+Anything else ends the send where it is: a receipt, an unknown outcome
+(:class:`DeliveryUnconfirmed`: the SMS may be on its way, and a second one would be a
+duplicate), a refusal about the number or flow control, or a custom sender's bug. The same
+OutId goes to every attempt, so a delivery report finds its send whoever carried it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+
+from ..errors import DeliveryUnconfirmed, ProviderError, ProviderUnavailable, SmsCodeError
+from ..events import log_event
+from ..metrics import SENDERS
+from ..phones import mask_phone
+from .base import Sender, SendReceipt
+
+
+class FailoverSender:
+    """Tries ``senders`` (name, sender) in order; the receipt or error names the one that
+    answered last (``sender``), which the service logs, counts and stores with the code."""
+
+    def __init__(self, senders: Sequence[tuple[str, Sender]]) -> None:
+        if len(senders) < 2:
+            raise ValueError("FailoverSender needs at least two senders")
+        self.senders = tuple(senders)
+        self.names = tuple(name for name, _ in self.senders)
+
+    def send(self, phone: str, code: str, purpose: str, *, out_id: str) -> SendReceipt:
+        last = len(self.senders) - 1
+        for index, (name, sender) in enumerate(self.senders):
+            failure: SmsCodeError | DeliveryUnconfirmed | None = None
+            try:
+                receipt = sender.send(phone, code, purpose, out_id=out_id)
+            except ProviderUnavailable as exc:
+                exc.sender = name
+                if index == last:
+                    raise  # every sender failed: the service answers 502, cancels once
+                SENDERS.count(name, "failover")
+                log_event(logging.WARNING, "send.failover", phone=mask_phone(phone),
+                          purpose=purpose, sender=name, provider_code=exc.provider_code,
+                          request_id=exc.request_id, next=self.names[index + 1])
+                continue
+            except (SmsCodeError, DeliveryUnconfirmed) as exc:
+                exc.sender = name
+                raise  # a refusal or an unknown outcome: never another SMS
+            except Exception as exc:  # a custom sender's bug: unknown whether it sent
+                log_event(logging.ERROR, "send.sender_error", phone=mask_phone(phone),
+                          purpose=purpose, sender=name, exception=type(exc).__name__)
+                failure = ProviderError().with_provider(sender=name)
+            if failure is not None:
+                raise failure  # outside the except block: its text may hold the code
+            if isinstance(receipt, SendReceipt):
+                return dataclasses.replace(receipt, sender=name)
+            return SendReceipt(sender=name)  # a custom sender that returned nothing
+        raise AssertionError("unreachable: the last sender returns or raises")
