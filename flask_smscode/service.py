@@ -21,7 +21,7 @@ from typing import Any, cast
 
 from flask import Flask, current_app, has_request_context, request
 
-from .aliyun.reports import OutIds
+from .aliyun.reports import OutIds, ReportSettings, record_sent
 from .codes import generate_code, hash_code, is_well_formed
 from .config import Limit, Settings, get_setting
 from .errors import (
@@ -149,6 +149,7 @@ class SmsCodeService:
         # Separate keys for the code HMAC and the token signature, both from the app secret.
         self._hash_key = hmac.new(s.secret, b"flask-smscode code hash", hashlib.sha256).digest()
         self.out_ids = OutIds(s.secret)  # OutIds of code sends (delivery reports)
+        self.reports = ReportSettings.from_config(config)
         self.tokens = TokenSigner(s.secret, s.token_ttl)
         self.guard = GuardSettings.from_config(config)  # the SMS-pumping guard
         self._idempotency_key = hmac.new(s.secret, b"flask-smscode idempotency",
@@ -379,11 +380,22 @@ class SmsCodeService:
         else:
             event.update(provider_code=receipt.provider_code, request_id=receipt.request_id)
             self._carried_by(receipt.sender, phone, purpose, send_id, "sent", event)
+            if self.reports.enabled:
+                self._record_sent(phone, send_id, receipt.biz_id)
             return "sent"
         event["sender"] = name = self._sender_name(sender)
         SENDERS.count(name, "failed")
         self._cancel(phone, purpose, send_id, guard)
         raise failure  # outside the except blocks: no chained sender exception
+
+    def _record_sent(self, phone: str, send_id: str, biz_id: str | None) -> None:
+        """Delivery reports on: keep the BizId so a report without our OutId still finds
+        its send (BizId + phone). The SMS is out whatever the store says."""
+        try:
+            record_sent(self, self.reports, phone, send_id, biz_id)
+        except StorageUnavailable:
+            log_event(logging.WARNING, "send.report", phone=mask_phone(phone),
+                      outcome="storage_unavailable")
 
     def _sender_name(self, reported: str | None) -> str:
         """The configured name of the sender that answered (one sender: its name always)."""

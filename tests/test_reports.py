@@ -193,7 +193,8 @@ def test_report_after_the_code_was_verified(served, sms_server):
     sms = send(base, sms_server)
     status, _ = post(f"{base}/sms/verify", {"phone": PHONE, "code": sms.code})
     assert status == 200
-    assert delivery(app) == {"state": "none", "err_code": None, "out_id": None}
+    # The code is used up, but its SMS is still on record as sent, waiting for its report.
+    assert delivery(app) == {"state": "waiting", "err_code": None, "out_id": sms.out_id}
     assert accepted(
         sms_server, sms_server.push_reports(receiver(base), [sms_server.delivery_report(sms)])
     )
@@ -205,10 +206,11 @@ def test_unknown_sends_are_counted_and_dropped(served, sms_server):
     sms = send(base, sms_server)
     forged = sms.out_id[:-1] + ("0" if sms.out_id[-1] != "0" else "1")
     reports = [
-        sms_server.delivery_report(sms, out_id=forged),  # tag does not match
+        # tag does not match, and neither does the BizId
+        {**sms_server.delivery_report(sms, out_id=forged), "biz_id": "900000000000000000^0"},
         sms_server.delivery_report(sms, phone=OTHER_PHONE),  # another phone's report
-        sms_server.delivery_report(sms, out_id="campaign-7"),  # a notification
-        sms_server.delivery_report(sms, out_id=""),  # no OutId at all
+        {**sms_server.delivery_report(sms, out_id="campaign-7"), "biz_id": "1^0"},  # notice
+        {**sms_server.delivery_report(sms, out_id=""), "biz_id": ""},  # no OutId, no BizId
         {"success": True, "err_code": "<script>", "phone_number": "x" * 500},
     ]
     answer = sms_server.push_reports(receiver(base), reports)
@@ -216,6 +218,25 @@ def test_unknown_sends_are_counted_and_dropped(served, sms_server):
     assert delivery(app)["state"] == "waiting"
     assert delivery(app, OTHER_PHONE)["state"] == "none"
     assert counts() == {("unknown", "DELIVERED"): 4, ("unknown", "other"): 1}
+
+
+def test_a_report_without_our_out_id_is_matched_by_biz_id_and_phone(served, sms_server):
+    """The send was recorded as waiting with its BizId; a report carrying no OutId (or
+    another one) but that BizId and phone is this send's."""
+    app, base = served
+    sms = send(base, sms_server)
+    assert sms.biz_id
+    report = {**sms_server.delivery_report(sms, success=False, err_code="MK:0001"),
+              "out_id": ""}
+    assert accepted(sms_server, sms_server.push_reports(receiver(base), [report]))
+    assert delivery(app) == {"state": "failed", "err_code": "MK:0001", "out_id": sms.out_id}
+    assert counts() == {("failed", "MK:0001"): 1}
+    # Pushed again (Alibaba retries): answered 200 and changes nothing. Once its report is
+    # stored the BizId is no longer kept (the field stays under 64 bytes), so without an
+    # OutId the repeat is counted as unknown rather than as a duplicate.
+    assert accepted(sms_server, sms_server.push_reports(receiver(base), [report]))
+    assert delivery(app) == {"state": "failed", "err_code": "MK:0001", "out_id": sms.out_id}
+    assert counts() == {("failed", "MK:0001"): 1, ("unknown", "MK:0001"): 1}
 
 
 def test_cli_status_shows_the_delivery(served, sms_server):

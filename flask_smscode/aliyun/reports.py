@@ -14,9 +14,10 @@ phone and the other 10 characters under a key derived from the app secret. A rep
 OutId carries a valid tag for its phone is one of our code sends — even after the code was
 verified and its hash field deleted — and the tag cannot be forged by whoever learns the
 receiver's URL. Anything else (notifications, other systems on the account, a forged or
-mangled report) is *unknown*: counted and dropped, never an error. Reports are matched by
-OutId only: every code send has one, so BizId + phone would only identify sends that are not
-ours (see the README).
+mangled report) is *unknown*: counted and dropped, never an error. A report without a valid
+OutId of ours is matched by BizId + phone: once the provider accepted a send, the service
+records it as "waiting" with its BizId (:func:`record_sent`; one more round trip per send,
+only while the receiver is on).
 
 **What is kept.** One field per phone (``d`` in the phone's hash, see stores/base.py): the
 last reported send's untagged OutId, delivered or failed, and its bounded err_code. A
@@ -58,7 +59,8 @@ _OUT_ID = re.compile(r"[0-9a-z]{16}")
 _SECRET = re.compile(r"[A-Za-z0-9_-]{32,128}")
 _DIGITS = re.compile(r"\+?[0-9]{6,17}")
 MIN_SECRET_CHARS = 32
-STATES = {"delivered": "d", "failed": "f"}
+STATES = {"delivered": "d", "failed": "f", "waiting": "w"}
+_BIZ_ID = re.compile(r"[0-9A-Za-z^_.:-]{1,40}")
 
 
 def _b36(number: int, width: int) -> str:
@@ -270,7 +272,7 @@ def _record_one(
     service: SmsCodeService, codec: OutIds, settings: ReportSettings, report: Report, app: Any
 ) -> str:
     for phone in report_phones(report.phone_number):
-        report_id = codec.report_id(phone, report.out_id)
+        report_id = codec.report_id(phone, report.out_id) or _by_biz_id(service, phone, report)
         if report_id is not None:
             break
     else:
@@ -304,6 +306,30 @@ def _record_one(
     return outcome
 
 
+def _by_biz_id(service: SmsCodeService, phone: str, report: Report) -> str | None:
+    """A report without our OutId: the phone's last send if its BizId is the report's (the
+    service records it as "waiting" when the receiver is on; see :func:`record_sent`)."""
+    if not report.biz_id or not _BIZ_ID.fullmatch(report.biz_id):
+        return None
+    last = service.store.last_delivery(phone)  # type: ignore[attr-defined]
+    if last is not None and last.state == "waiting" and last.err_code == report.biz_id:
+        return str(last.report_id)
+    return None
+
+
+def record_sent(service: SmsCodeService, settings: ReportSettings, phone: str, out_id: str,
+                biz_id: str | None) -> None:
+    """Remember a send the provider accepted as "waiting" with its BizId, so that its report
+    is matched by BizId + phone when it comes without our OutId. One more round trip per
+    send, taken only when the receiver is on (SMSCODE_ALIYUN_REPORT_SECRET)."""
+    if not settings.enabled or not biz_id or not _BIZ_ID.fullmatch(biz_id):
+        return
+    report_id = out_ids_of(service).report_id(phone, out_id)
+    if report_id is not None:
+        service.store.record_delivery(  # type: ignore[attr-defined]
+            phone, report_id, STATES["waiting"], biz_id, ttl_ms=settings.ttl_ms)
+
+
 # -- what status shows -------------------------------------------------------------------
 
 
@@ -329,6 +355,10 @@ def delivery_of(
 ) -> Delivery:
     """Combine the live code's OutId with the last stored report."""
     live_id = codec.report_id(phone, live_out_id) if live_out_id else None
+    if last is not None and last.state == "waiting":
+        if live_out_id and live_id != last.report_id:
+            return Delivery("waiting", out_id=live_out_id)
+        return Delivery("waiting", out_id=codec.out_id(phone, last.report_id))
     if live_out_id and (last is None or live_id != last.report_id):
         # The live code's report has not arrived (a stored one is of an older send).
         return Delivery("waiting", out_id=live_out_id)

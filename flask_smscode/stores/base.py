@@ -279,7 +279,10 @@ ENDPOINT_FIELDS = {"send": "s", "verify": "v"}
 # (2 random + 8 time characters, see aliyun/reports.py), ``state`` ``d`` (delivered) or ``f``
 # (failed), ``err_code`` at most 40 characters: 62 bytes at most, so the hash stays listpack.
 DELIVERY_FIELD = "d"
-REPORT_STATES = {"d": "delivered", "f": "failed"}
+# "w": sent, no report yet; its err_code slot holds the send's BizId (written after the
+# provider accepted the send, when the receiver is on), so a report without our OutId can
+# still be matched by BizId + phone.
+REPORT_STATES = {"d": "delivered", "f": "failed", "w": "waiting"}
 
 
 @dataclass(frozen=True)
@@ -287,7 +290,7 @@ class LastDelivery:
     """The last delivery report stored for a phone (``d``)."""
 
     report_id: str   # the OutId's untagged part: ``report_id[2:]`` is its time (base 36)
-    state: str       # "delivered" or "failed"
+    state: str       # "delivered", "failed" or "waiting" (then err_code is the BizId)
     err_code: str
 
 
@@ -307,7 +310,8 @@ class ReportStore(Protocol):
     ``record_delivery`` stores a report against its phone unless the phone already holds
     this very send's report (``"duplicate"``: first report wins, nothing changes) or the
     report of a newer send (``"late"``: an older send never overwrites a newer one);
-    otherwise ``"stored"``. Raises StorageUnavailable like every store method.
+    otherwise ``"stored"``. A "waiting" record of the same send (state ``w``) is replaced by
+    its report, never the other way round. Raises StorageUnavailable like every store method.
     """
 
     def record_delivery(self, phone: str, report_id: str, state: str, err_code: str, *,

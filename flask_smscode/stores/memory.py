@@ -409,8 +409,8 @@ class MemoryStore:
             h = self._load(key, now)
             current = h.get(DELIVERY_FIELD)
             if current:
-                stored = current.split("|")[1]
-                if stored == report_id:
+                stored, stored_state = current.split("|")[1:3]
+                if stored == report_id and (stored_state != "w" or state == "w"):
                     return "duplicate"
                 if stored[2:] > report_id[2:]:
                     return "late"
