@@ -686,7 +686,8 @@ _DOCTOR_MARKS = {"ok": "✓", "warn": "!", "fail": "✗", "skip": "-"}
 @with_appcontext
 def doctor(as_json: bool) -> None:
     """Check the configured account before users do: endpoint, clock, AccessKey,
-    signature, templates and store, one line each. Exits 1 when any check fails."""
+    signature, templates (international ones too) and store, one line each, for every
+    Alibaba Cloud sender of SMSCODE_SENDER. Exits 1 when any check fails."""
     from .doctor import FAIL, WARN, run_checks
 
     checks = run_checks(_app())
@@ -696,8 +697,13 @@ def doctor(as_json: bool) -> None:
     def text(key: str | None, params: dict[str, Any]) -> str:
         return _t(key, **params) if key else ""
 
+    def label(check: Any) -> str:
+        """The check's name, with the sender's in front when SMSCODE_SENDER names several."""
+        name = _t(f"cli.doctor.check.{check.check}", subject=check.subject).strip()
+        return _t("cli.doctor.label", sender=check.sender, label=name) if check.sender else name
+
     rendered = [{**c.as_dict(),
-                 "label": _t(f"cli.doctor.check.{c.check}", subject=c.subject),
+                 "label": label(c),
                  "detail": text(c.key, c.params),
                  "fix": text(c.fix_key, {**c.params, **c.fix_params})} for c in checks]
     if as_json:

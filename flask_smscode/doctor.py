@@ -12,8 +12,16 @@ loopback test endpoint), clock (local UTC against the provider's ``Date`` header
 refuses timestamps off by more than 15 minutes), credentials (a signed ``QuerySmsSign``
 call is accepted), signature (``QuerySmsSign``: exists and approved), each template
 (``QuerySmsTemplate``: exists, approved, verification-code type, holds the configured
-variable and no other), store (reachable; a cluster behind a plain ``redis://`` URI is the
-store's own start-up refusal, reported here).
+variable and no other), each international template (``SMSCODE_ALIYUN_INTL_TEMPLATE_CODE``:
+the same, but of the international type 3, which Alibaba requires for numbers outside the
+mainland), store (reachable; a cluster behind a plain ``redis://`` URI is the store's own
+start-up refusal, reported here).
+
+With failover (``SMSCODE_SENDER`` naming several senders) the provider checks run once per
+Alibaba Cloud sender with that sender's own effective settings (its
+``SMSCODE_SENDERS_CONFIG`` entry over the app's), each line labelled with the sender's name:
+the backup account is the one nobody looks at until the day it is needed. Other senders
+(console, a dotted path) cannot be checked from here and get a SKIP line saying so.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import re
 import ssl
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,12 +41,14 @@ from flask import Flask
 from .client import PROVIDER_ERROR, AliyunSms, AliyunSmsError
 from .config import Settings, get_setting
 from .errors import ConfigurationError, StorageUnavailable
+from .senders.names import SenderSpec, sender_specs
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 CLOCK_WARN_SECONDS = 60.0    # NTP keeps clocks within a second: a minute means it is not running
 CLOCK_FAIL_SECONDS = 900.0   # Alibaba refuses a Timestamp more than 15 minutes off
 ENDPOINT_TIMEOUT_SECONDS = 5.0
 TEMPLATE_TYPE_CODE = 0       # QuerySmsTemplate TemplateType: 0 verification code
+TEMPLATE_TYPE_INTL = 3       # 3 international (numbers outside the mainland, HK/MO/TW too)
 SIGN_STATUS = {0: "reviewing", 1: "approved", 2: "rejected", 10: "cancelled"}
 _KEY_ERRORS = {"InvalidAccessKeyId.NotFound", "InvalidAccessKeyId", "InvalidAccessKeyId.Inactive"}
 _PERMISSION_ERRORS = {"Forbidden.RAM", "isp.RAM_PERMISSION_DENY", "Forbidden"}
@@ -51,13 +61,15 @@ _VARIABLE = re.compile(r"\$\{([^}]+)\}")
 class Check:
     """One line of the report: ``key``/``fix_key`` are message catalogue keys."""
 
-    check: str                      # endpoint, clock, credentials, sign, template, store
+    check: str                      # provider, endpoint, clock, credentials, sign, template,
+                                    # intl_template, store
     status: str                     # ok, warn, fail, skip
     key: str
     params: dict[str, Any] = field(default_factory=dict)
     fix_key: str | None = None
     fix_params: dict[str, Any] = field(default_factory=dict)
     subject: str = ""               # the template code (and purposes) a template line is about
+    sender: str = ""                # the sender a provider line is about (several senders)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,15 +89,30 @@ def mask_uri(uri: str) -> str:
 
 def run_checks(app: Flask) -> list[Check]:
     """Every check against ``app``'s configuration, in order."""
-    config = app.config
     checks: list[Check] = []
-    if str(get_setting(config, "SMSCODE_SENDER")).lower() != "aliyun":
-        checks.append(Check("provider", SKIP, "cli.doctor.provider.console",
-                            {"sender": get_setting(config, "SMSCODE_SENDER")}))
+    try:
+        specs = sender_specs(app.config)
+    except ConfigurationError as exc:
+        checks.append(Check("provider", FAIL, "cli.doctor.config", {"reason": str(exc)}))
     else:
-        checks += _provider_checks(config)
+        # One plain "aliyun" keeps its unlabelled lines; otherwise say whose line it is.
+        labelled = len(specs) > 1 or any(spec.named for spec in specs)
+        for spec in specs:
+            checks += [replace(check, sender=spec.name if labelled else "")
+                       for check in _sender_checks(spec)]
     checks.append(_store_check(app))
     return checks
+
+
+def _sender_checks(spec: SenderSpec) -> list[Check]:
+    """The provider checks of one sender of ``SMSCODE_SENDER``, from its own config view."""
+    if spec.kind == "aliyun":
+        return _provider_checks(spec.config)
+    if spec.kind == "console":
+        return [Check("provider", SKIP, "cli.doctor.provider.console")]
+    kind = spec.kind if isinstance(spec.kind, str) else getattr(
+        spec.kind, "__qualname__", type(spec.kind).__qualname__)
+    return [Check("provider", SKIP, "cli.doctor.provider.custom", {"kind": kind})]
 
 
 # -- the provider -------------------------------------------------------------------------------
@@ -98,18 +125,33 @@ def _provider_checks(config: Mapping[str, Any]) -> list[Check]:
     checks = [endpoint, _clock_check(skew)]
     credentials, sign_answer = _credentials_check(client)
     checks.append(credentials)
-    templates = _templates(config)
+    templates = _templates(client.settings.template_code)
+    intl_templates = _templates(client.settings.intl_template_code)
     if credentials.status == FAIL:
         checks.append(Check("sign", SKIP, "cli.doctor.skipped"))
         checks += [Check("template", SKIP, "cli.doctor.skipped",
                          subject=_subject(code, purposes))
                    for code, purposes in templates.items()]
+        checks += [Check("intl_template", SKIP, "cli.doctor.skipped",
+                         subject=_subject(code, purposes))
+                   for code, purposes in intl_templates.items()]
         return checks
     checks.append(_sign_check(client.sign_name, sign_answer))
-    param = str(get_setting(config, "SMSCODE_ALIYUN_TEMPLATE_PARAM"))
+    param = client.settings.template_param
     checks += [_template_check(client, code, purposes, param)
                for code, purposes in templates.items()]
+    if not intl_templates and client.settings.allows_international:
+        # The sender refuses to start like this; say so here too, on the line it concerns.
+        checks.append(Check("intl_template", FAIL, "cli.doctor.intl_template.not_set",
+                            {"regions": _regions(client.settings.allowed_regions)},
+                            "cli.doctor.fix.intl_template_code"))
+    checks += [_template_check(client, code, purposes, param, international=True)
+               for code, purposes in intl_templates.items()]
     return checks
+
+
+def _regions(regions: tuple[str, ...] | None) -> str:
+    return "*" if regions is None else ", ".join(regions)
 
 
 def _subject(code: str, purposes: list[str]) -> str:
@@ -228,9 +270,8 @@ def _sign_check(sign_name: str | None, answer: dict[str, Any] | None) -> Check:
     return Check("sign", FAIL, "cli.doctor.sign.unusable", params, "cli.doctor.fix.sign_rejected")
 
 
-def _templates(config: Mapping[str, Any]) -> dict[str, list[str]]:
+def _templates(setting: str | Mapping[str, str] | None) -> dict[str, list[str]]:
     """Template code -> the purposes it serves (empty: the one template for every purpose)."""
-    setting = get_setting(config, "SMSCODE_ALIYUN_TEMPLATE_CODE")
     if not setting:
         return {}
     if isinstance(setting, Mapping):
@@ -241,8 +282,20 @@ def _templates(config: Mapping[str, Any]) -> dict[str, list[str]]:
     return {str(setting): []}
 
 
-def _template_check(client: AliyunSms, code: str, purposes: list[str], param: str) -> Check:
+def _template_check(client: AliyunSms, code: str, purposes: list[str], param: str, *,
+                    international: bool = False) -> Check:
+    """A code template (TemplateType 0), or with ``international`` one for numbers outside
+    the mainland (TemplateType 3): both must be approved and carry the code variable."""
     subject = _subject(code, purposes)
+    check = "intl_template" if international else "template"
+    expected_type = TEMPLATE_TYPE_INTL if international else TEMPLATE_TYPE_CODE
+    if international:
+        ok_key, type_key = "cli.doctor.intl_template.ok", "cli.doctor.intl_template.type"
+        fix_code, fix_type = "cli.doctor.fix.intl_template_code", \
+            "cli.doctor.fix.intl_template_type"
+    else:
+        ok_key, type_key = "cli.doctor.template.ok", "cli.doctor.template.type"
+        fix_code, fix_type = "cli.doctor.fix.template_code", "cli.doctor.fix.template_type"
     params: dict[str, Any] = {"template": code, "variable": "${" + param + "}"}
     try:
         answer = client.call("QuerySmsTemplate", {"TemplateCode": code})
@@ -250,14 +303,14 @@ def _template_check(client: AliyunSms, code: str, purposes: list[str], param: st
         answer = {"Code": exc.provider_code or "REQUEST_FAILED", "RequestId": exc.request_id}
     result = str(answer.get("Code") or "")
     if result in _PERMISSION_ERRORS:
-        return Check("template", WARN, "cli.doctor.no_permission",
+        return Check(check, WARN, "cli.doctor.no_permission",
                      {"action": "QuerySmsTemplate", "code": result},
                      "cli.doctor.fix.permission", subject=subject)
     if result in _TEMPLATE_MISSING:
-        return Check("template", FAIL, "cli.doctor.template.missing", {**params, "code": result},
-                     "cli.doctor.fix.template_code", subject=subject)
+        return Check(check, FAIL, "cli.doctor.template.missing", {**params, "code": result},
+                     fix_code, subject=subject)
     if result != "OK":
-        return Check("template", FAIL, "cli.doctor.refused",
+        return Check(check, FAIL, "cli.doctor.refused",
                      {"action": "QuerySmsTemplate", "code": result or "-",
                       "request_id": answer.get("RequestId") or "-"}, subject=subject)
     status = _int(answer.get("TemplateStatus"))
@@ -266,24 +319,23 @@ def _template_check(client: AliyunSms, code: str, purposes: list[str], param: st
     variables = list(dict.fromkeys(_VARIABLE.findall(content)))
     params.update(status=status, type=kind, reason=_one_line(answer.get("Reason")))
     if status == 0:
-        return Check("template", FAIL, "cli.doctor.template.reviewing", params,
+        return Check(check, FAIL, "cli.doctor.template.reviewing", params,
                      "cli.doctor.fix.wait_review", subject=subject)
     if status != 1:
-        return Check("template", FAIL, "cli.doctor.template.rejected", params,
+        return Check(check, FAIL, "cli.doctor.template.rejected", params,
                      "cli.doctor.fix.template_rejected", subject=subject)
-    if kind != TEMPLATE_TYPE_CODE:
-        return Check("template", FAIL, "cli.doctor.template.type", params,
-                     "cli.doctor.fix.template_type", subject=subject)
+    if kind != expected_type:
+        return Check(check, FAIL, type_key, params, fix_type, subject=subject)
     if param not in variables:
-        return Check("template", FAIL, "cli.doctor.template.no_variable",
+        return Check(check, FAIL, "cli.doctor.template.no_variable",
                      {**params, "found": ", ".join("${" + v + "}" for v in variables) or "-"},
                      "cli.doctor.fix.template_param", subject=subject)
     extra = [v for v in variables if v != param]
     if extra:
-        return Check("template", FAIL, "cli.doctor.template.extra",
+        return Check(check, FAIL, "cli.doctor.template.extra",
                      {**params, "extra": ", ".join("${" + v + "}" for v in extra)},
                      "cli.doctor.fix.template_extra", subject=subject)
-    return Check("template", OK, "cli.doctor.template.ok", params, subject=subject)
+    return Check(check, OK, ok_key, params, subject=subject)
 
 
 def _int(value: Any) -> int | None:

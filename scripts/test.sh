@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the suite needs on a fresh Debian/Ubuntu machine, then run it all:
-# unit tests, the behaviour suite on memory:// and on a private redis-server, the loopback
+# the quality gates (ruff check, ruff format --check, mypy --strict on the package), unit
+# tests, the behaviour suite on memory:// and on a private redis-server, the loopback
 # Alibaba Cloud SMS server, and the browser tests of the demo in headless Chromium (their
 # screenshots go to test-output/screenshots/).
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh -m "not browser" -x`).
@@ -25,4 +26,13 @@ fi
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# Quality gates first: any lint finding, unformatted file or strict-typing error fails the
+# run (and so CI) before a single test runs. SMSCODE_SKIP_GATES=1 skips them while iterating.
+if [ "${SMSCODE_SKIP_GATES:-0}" != "1" ]; then
+  echo "ruff check, ruff format --check, mypy --strict"
+  .venv/bin/ruff check .
+  .venv/bin/ruff format --check .
+  .venv/bin/mypy
+fi
 exec .venv/bin/python -m pytest "$@"

@@ -19,7 +19,14 @@ from flask_smscode import sms_bp
 from flask_smscode.cli import smscode
 
 from .conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
-from .dysmsapi_server import STATUS_REJECTED, STATUS_REVIEWING, TYPE_NOTICE, DysmsapiServer
+from .dysmsapi_server import (
+    STATUS_REJECTED,
+    STATUS_REVIEWING,
+    TYPE_CODE,
+    TYPE_INTERNATIONAL,
+    TYPE_NOTICE,
+    DysmsapiServer,
+)
 from .redis_cluster import RedisCluster
 
 ENGLISH = {"LANGUAGE": "", "LC_ALL": "C.UTF-8"}
@@ -300,3 +307,154 @@ def test_chinese_output(make_app: Callable[..., Flask], sms: DysmsapiServer) -> 
     assert "✗ 失败  签名" in result.output
     assert "“TestSign”正在审核中（SignStatus 0）" in result.output
     assert "1 项检查失败，1 个警告。" in result.output
+
+
+# -- failover: every Alibaba Cloud sender, with its own settings ------------------------------
+BACKUP_KEY_ID, BACKUP_SECRET = "LTAIbackup0000", "backup-secret-value"
+SENDER_LABELS = ("endpoint", "clock", "credentials", "signature", f"template {TEMPLATE}")
+
+
+@pytest.fixture(scope="module")
+def backup_server() -> Iterator[DysmsapiServer]:
+    """A second account on a second loopback server: what a failover backup really is."""
+    with DysmsapiServer({BACKUP_KEY_ID: BACKUP_SECRET}, sign_names=["BackupSign"]) as srv:
+        yield srv
+
+
+@pytest.fixture
+def backup(backup_server: DysmsapiServer) -> Iterator[DysmsapiServer]:
+    backup_server.reset()
+    yield backup_server
+    assert backup_server.errors == []
+    backup_server.reset()
+
+
+def failover_config(backup: DysmsapiServer) -> dict[str, Any]:
+    return {"SMSCODE_SENDER": "aliyun,backup", "SMSCODE_SENDERS_CONFIG": {"backup": {
+        "SMSCODE_ALIYUN_ACCESS_KEY_ID": BACKUP_KEY_ID,
+        "SMSCODE_ALIYUN_ACCESS_KEY_SECRET": BACKUP_SECRET,
+        "SMSCODE_ALIYUN_SIGN_NAME": "BackupSign", "SMSCODE_ALIYUN_ENDPOINT": backup.endpoint}}}
+
+
+def test_every_sender_is_checked_with_its_own_settings(
+        make_app: Callable[..., Flask], sms: DysmsapiServer, backup: DysmsapiServer) -> None:
+    backup.set_sign("BackupSign", status=STATUS_REVIEWING)
+    result = doctor(make_app(**failover_config(backup)))
+    assert result.exit_code == 1, result.output
+    out = result.output
+    for sender in ("aliyun", "backup"):
+        for label in SENDER_LABELS:
+            if (sender, label) != ("backup", "signature"):
+                assert status(out, f"{sender}: {label}") in ("OK", "WARN"), out
+    failing = line(out, "backup: signature")
+    assert failing.startswith("✗ FAIL")
+    assert '"BackupSign" is under review (SignStatus 0)' in failing
+    assert "AccessKey LTAI**** accepted" in line(out, "backup: credentials")
+    assert f"{backup.endpoint} reachable" in line(out, "backup: endpoint")
+    assert status(out, "store") == "OK"
+    assert out.rstrip().endswith("1 check(s) failed, 2 warning(s).")
+    # Each account was asked about its own signature, with its own (accepted) key.
+    assert [(r.action, r.signature_ok) for r in sms.requests if r.action] == [
+        ("QuerySmsSign", True), ("QuerySmsTemplate", True)]
+    assert [(r.action, r.signature_ok) for r in backup.requests if r.action] == [
+        ("QuerySmsSign", True), ("QuerySmsTemplate", True)]
+    assert BACKUP_SECRET not in out and BACKUP_KEY_ID not in out
+    data = json.loads(make_app(**failover_config(backup)).test_cli_runner().invoke(
+        smscode, ["doctor", "--json"], env=ENGLISH).output)
+    failed = [(c["sender"], c["check"]) for c in data["checks"] if c["status"] == "fail"]
+    assert failed == [("backup", "sign")]
+
+
+def test_console_in_the_list_is_skipped(make_app: Callable[..., Flask],
+                                        sms: DysmsapiServer) -> None:
+    result = doctor(make_app(SMSCODE_SENDER=["console", "aliyun"]))
+    assert result.exit_code == 0, result.output
+    skipped = line(result.output, "console: provider")
+    assert skipped.startswith("- SKIP") and "no SMS provider to check" in skipped
+    for label in ("clock", "credentials", "signature", f"template {TEMPLATE}"):
+        assert status(result.output, f"aliyun: {label}") == "OK", result.output
+    assert [r.action for r in sms.requests if r.action] == ["QuerySmsSign", "QuerySmsTemplate"]
+
+
+class OwnSender:
+    """A user's own sender class (``SMSCODE_SENDER = "...,tests.test_doctor.OwnSender"``)."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    def send(self, phone: str, code: str, purpose: str, **kwargs: Any) -> None:
+        """Sends nothing: the doctor never sends, and cannot check this sender."""
+
+
+def test_custom_sender_is_skipped_with_its_path(make_app: Callable[..., Flask],
+                                               sms: DysmsapiServer) -> None:
+    result = doctor(make_app(SMSCODE_SENDER="aliyun,tests.test_doctor.OwnSender"))
+    assert result.exit_code == 0, result.output
+    skipped = line(result.output, "tests.test_doctor.OwnSender: provider")
+    assert "tests.test_doctor.OwnSender is not an Alibaba Cloud sender" in skipped
+    assert status(result.output, "aliyun: signature") == "OK"
+
+
+# -- international templates -----------------------------------------------------------------
+INTL = "SMS_INTL_CODE"
+
+
+def test_good_international_template(make_app: Callable[..., Flask],
+                                     sms: DysmsapiServer) -> None:
+    result = doctor(make_app(SMSCODE_ALLOWED_REGIONS=["CN", "HK", "SG"],
+                             SMSCODE_ALIYUN_INTL_TEMPLATE_CODE=INTL))
+    assert result.exit_code == 0, result.output
+    ok = line(result.output, f"intl template {INTL}")
+    assert ok.startswith("✓ OK")
+    assert "international type (TemplateType 3), contains ${code}" in ok
+    assert sorted(r.action for r in sms.requests if r.action) == [
+        "QuerySmsSign", "QuerySmsTemplate", "QuerySmsTemplate"]
+
+
+def test_domestic_template_as_international_fails(make_app: Callable[..., Flask],
+                                                  sms: DysmsapiServer) -> None:
+    sms.set_template(INTL, "您的验证码为：${code}，5分钟内有效", template_type=TYPE_CODE)
+    result = doctor(make_app(SMSCODE_ALLOWED_REGIONS="*",
+                             SMSCODE_ALIYUN_INTL_TEMPLATE_CODE={"login": INTL, "signup": INTL,
+                                                                "reset_password": INTL}))
+    assert result.exit_code == 1, result.output
+    label = f"intl template {INTL} (login, signup, reset_password)"
+    failing = line(result.output, label)
+    assert failing.startswith("✗ FAIL")
+    assert "is not an international template (TemplateType 0, expected 3)" in failing
+    assert "fix: apply for an international template" in failing
+    assert status(result.output, f"template {TEMPLATE}") == "OK"
+    assert result.output.rstrip().endswith("1 check(s) failed, 1 warning(s).")
+
+
+def test_international_template_without_the_code_variable(
+        make_app: Callable[..., Flask], sms: DysmsapiServer) -> None:
+    sms.set_template(INTL, "Your code is ${number}.", template_type=TYPE_INTERNATIONAL)
+    result = doctor(make_app(SMSCODE_ALLOWED_REGIONS=["CN", "HK"],
+                             SMSCODE_ALIYUN_INTL_TEMPLATE_CODE=INTL))
+    assert "does not contain ${code} (variables: ${number})" in line(
+        result.output, f"intl template {INTL}")
+    assert result.exit_code == 1
+
+
+def test_international_regions_without_a_template(make_app: Callable[..., Flask],
+                                                  sms: DysmsapiServer) -> None:
+    result = doctor(make_app(SMSCODE_ALLOWED_REGIONS=["CN", "HK"]))
+    assert result.exit_code == 1, result.output
+    failing = line(result.output, "intl template")
+    assert "(CN, HK) admits numbers outside the mainland" in failing
+    assert "SMSCODE_ALIYUN_INTL_TEMPLATE_CODE" in failing
+
+
+def test_backup_international_template_is_its_own(
+        make_app: Callable[..., Flask], sms: DysmsapiServer, backup: DysmsapiServer) -> None:
+    backup.set_template("SMS_BACKUP_INTL", "您的验证码为：${code}", template_type=TYPE_CODE)
+    config = failover_config(backup)
+    config["SMSCODE_SENDERS_CONFIG"]["backup"]["SMSCODE_ALIYUN_INTL_TEMPLATE_CODE"] = \
+        "SMS_BACKUP_INTL"
+    result = doctor(make_app(SMSCODE_ALLOWED_REGIONS=["CN", "HK"],
+                             SMSCODE_ALIYUN_INTL_TEMPLATE_CODE=INTL, **config))
+    assert result.exit_code == 1, result.output
+    assert status(result.output, f"aliyun: intl template {INTL}") == "OK"
+    assert "(TemplateType 0, expected 3)" in line(result.output,
+                                                 "backup: intl template SMS_BACKUP_INTL")

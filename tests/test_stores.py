@@ -536,7 +536,16 @@ def test_stored_values_never_contain_the_code(store: Store) -> None:
 
 
 def test_ping_succeeds(store: Store) -> None:
-    store.ping()  # raises StorageUnavailable when it does not
+    assert store.ping() is None  # raises StorageUnavailable when it does not
+
+
+def test_ping_of_an_unreachable_redis_is_storage_unavailable() -> None:
+    store = store_from_uri(f"redis://127.0.0.1:{free_port()}/0", timeout=0.3)
+    try:
+        with pytest.raises(StorageUnavailable):
+            store.ping()
+    finally:
+        store.close()
 
 
 # -- concurrency ----------------------------------------------------------------------------
@@ -1057,7 +1066,12 @@ def test_sentinel_kwargs_is_a_sentinel_option_only() -> None:
                          ids=["redis", "sentinel"])
 def test_known_storage_options_pass(uri: str) -> None:
     store = store_from_uri(uri, timeout=0.3, socket_keepalive=True, client_name="smscode")
-    store.close()
+    try:  # the options reach redis-py's connections, next to the package's own timeout
+        kwargs = store.client.connection_pool.connection_kwargs  # type: ignore[attr-defined]
+        assert kwargs["client_name"] == "smscode" and kwargs["socket_keepalive"] is True
+        assert kwargs["socket_timeout"] == 0.3
+    finally:
+        store.close()
 
 
 @pytest.mark.redis

@@ -121,8 +121,15 @@ def test_malformed_keys_are_400_naming_the_header_and_write_nothing(make_app, sm
 
 @pytest.mark.parametrize("key", ["1", "x" * 255, str(uuid.uuid4()), "!~#$%&'*+-.^_`|"])
 def test_well_formed_keys_are_accepted(make_app, sms_server, key):
-    response = keyed_send(make_app().test_client(), key)
+    client = make_app().test_client()
+    response = keyed_send(client, key)
     assert response.status_code == 200, response.get_json()
+    assert REPLAYED not in response.headers
+    # the key was taken: a repeat gets the first answer and sends no second SMS
+    again = keyed_send(client, key)
+    assert again.status_code == 200 and again.headers[REPLAYED] == "true"
+    assert again.get_json() == response.get_json()
+    assert len(sms_server.messages_to(PHONE)) == 1
 
 
 def test_a_provider_failure_releases_the_key_so_a_retry_sends(make_app, sms_server):

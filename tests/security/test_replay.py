@@ -30,10 +30,12 @@ def _code_unlike(client, sms_server, other: str, phone=PHONE, purpose="login") -
             return code
 
 
-def _refused(app, watch, token, *args, **kwargs) -> None:
+def _refused(app, watch, token, *args, reason=None, **kwargs) -> None:
     with app.app_context(), pytest.raises(InvalidToken) as info:
         check_token(token, *args, **kwargs)
     watch.exception(info.value)
+    if reason is not None:
+        assert info.value.key == reason
 
 
 # -- codes -------------------------------------------------------------------------------
@@ -84,16 +86,16 @@ def test_a_token_works_once(make_app, sms_server, secrets_watch):
     token = _token(app.test_client(), sms_server)
     with app.app_context():
         assert check_token(token, "login").phone == E164
-    _refused(app, secrets_watch, token, "login")
+    _refused(app, secrets_watch, token, "login", reason="invalid_token.used")
 
 
 def test_a_used_token_fails_a_peek(make_app, sms_server, secrets_watch):
     app = make_app()
     token = _token(app.test_client(), sms_server)
     with app.app_context():
-        check_token(token, "login", consume=False)  # peeking does not use it
-        check_token(token, "login")
-    _refused(app, secrets_watch, token, "login", consume=False)
+        assert check_token(token, "login", consume=False).phone == E164  # a peek: not used
+        assert check_token(token, "login").phone == E164
+    _refused(app, secrets_watch, token, "login", consume=False, reason="invalid_token.used")
 
 
 def test_a_forged_or_altered_token_is_refused(make_app, sms_server, secrets_watch):
@@ -116,17 +118,18 @@ def test_an_expired_token_is_refused(make_app, sms_server, secrets_watch):
     app = make_app(SMSCODE_TOKEN_TTL_SECONDS=1)
     token = _token(app.test_client(), sms_server)
     time.sleep(2.1)
-    _refused(app, secrets_watch, token, "login", consume=False)
-    _refused(app, secrets_watch, token, "login")
+    _refused(app, secrets_watch, token, "login", consume=False, reason="invalid_token.expired")
+    _refused(app, secrets_watch, token, "login", reason="invalid_token.expired")
 
 
 def test_a_token_for_another_purpose_or_phone_is_refused_and_not_used_up(
         make_app, sms_server, secrets_watch):
     app = make_app()
     token = _token(app.test_client(), sms_server, purpose="signup")
-    _refused(app, secrets_watch, token, "login")
-    _refused(app, secrets_watch, token, "reset_password")
-    _refused(app, secrets_watch, token, "signup", phone=OTHER_PHONE)
-    _refused(app, secrets_watch, token, "signup", phone="not a phone")
+    _refused(app, secrets_watch, token, "login", reason="invalid_token.purpose")
+    _refused(app, secrets_watch, token, "reset_password", reason="invalid_token.purpose")
+    _refused(app, secrets_watch, token, "signup", phone=OTHER_PHONE, reason="invalid_token.phone")
+    _refused(app, secrets_watch, token, "signup", phone="not a phone",
+             reason="invalid_token.phone")
     with app.app_context():
         assert check_token(token, "signup", phone="+86 138 0013 8000").purpose == "signup"
