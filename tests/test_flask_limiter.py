@@ -128,7 +128,10 @@ def test_flask_limiter_backend_shows_the_sms_limits_in_its_headers(
 
 def test_limiter_initialised_before_the_blueprint(make_app: Any) -> None:
     app, _ = make_app(limiter_first=True, SMSCODE_RATELIMIT_BACKEND="flask-limiter")
-    assert [send(app, p).status_code for p in PHONES[:3]] == [200, 200, 429]
+    responses = [send(app, p) for p in PHONES[:3]]
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    assert responses[0].headers["X-RateLimit-Limit"] == "2"  # the SMS limit, via the Limiter
+    assert_throttled(responses[2], key="throttled.ip")
 
 
 def test_ratelimit_enabled_false_turns_the_sms_ip_limits_off(make_app: Any) -> None:
@@ -150,7 +153,10 @@ def test_flask_limiter_backend_counts_default_limits_once(make_app: Any) -> None
     app, _ = make_app(default_limits=["3/minute"], SMSCODE_RATELIMIT_BACKEND="flask-limiter",
                       SMSCODE_IP_SEND_LIMITS="10/minute")
     # Counted twice per request, the default limit would refuse the second request.
-    assert [send(app, p).status_code for p in PHONES[:4]] == [200, 200, 200, 429]
+    responses = [send(app, p) for p in PHONES[:4]]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    assert_throttled(responses[3])  # the app's default limit, not the SMS one (10/minute)
+    assert responses[3].headers["X-RateLimit-Limit"] == "3"
 
 
 def test_flask_limiter_backend_with_exempted_blueprint(make_app: Any) -> None:
@@ -174,7 +180,9 @@ def test_store_backend_exempted_blueprint_counts_once(make_app: Any) -> None:
 
 def test_store_backend_ignores_ratelimit_enabled(make_app: Any) -> None:
     app, _ = make_app(RATELIMIT_ENABLED=False)
-    assert [send(app, p).status_code for p in PHONES[:3]] == [200, 200, 429]
+    responses = [send(app, p) for p in PHONES[:3]]
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    assert_throttled(responses[2], key="throttled.ip")  # the store's own per-IP limit
 
 
 def test_unknown_backend_is_refused_at_start(make_app: Any) -> None:
