@@ -133,4 +133,6 @@ def test_shell_examples_run(block: Block, tmp_path: Path, readme_redis: str) -> 
 
 @pytest.mark.parametrize("block", [b for b in SHELL if b.illustration], ids=lambda b: b.where)
 def test_shell_illustrations_parse(block: Block) -> None:
-    subprocess.run(["bash", "-n", "-c", block.code], check=True, timeout=30)
+    done = subprocess.run(["bash", "-n", "-c", block.code], capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert done.returncode == 0 and done.stderr == "", f"{block.where}\n{done.stderr}"

@@ -47,6 +47,21 @@ def test_round_trip(signer: TokenSigner) -> None:
     int(loaded.token_id, 16)
 
 
+@pytest.mark.parametrize("purpose", ["login", "x" * 64])  # the second one compresses
+def test_issue_is_byte_for_byte_itsdangerous(signer: TokenSigner, purpose: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """issue() signs without itsdangerous' per-call signer (speed): the token must be the
+    one ``URLSafeTimedSerializer.dumps`` makes at the same second with the same id."""
+    import uuid
+
+    fixed = uuid.UUID(int=0x1234)
+    monkeypatch.setattr(uuid, "uuid4", lambda: fixed)
+    monkeypatch.setattr(time, "time", lambda: 1_763_800_000.5)
+    expected = signer._serializer.dumps({"phone": PHONE, "purpose": purpose, "id": fixed.hex})
+    assert signer.issue(PHONE, purpose) == expected
+    assert signer.load(expected).purpose == purpose
+
+
 def test_each_token_has_its_own_id(signer: TokenSigner) -> None:
     """The id is what single use is recorded under; two verifies must not share one."""
     ids = {signer.load(signer.issue(PHONE, "login")).token_id for _ in range(50)}
