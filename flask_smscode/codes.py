@@ -16,8 +16,11 @@ _ASCII_DIGITS = re.compile(r"[0-9]+")
 
 
 def generate_code(length: int = 6) -> str:
-    """A uniformly random string of ``length`` ASCII digits (leading zeros kept)."""
-    return "".join(secrets.choice("0123456789") for _ in range(length))
+    """A uniformly random string of ``length`` ASCII digits (leading zeros kept).
+
+    One ``randbelow(10**length)`` is as uniform as ``length`` draws of a digit (each value
+    equally likely either way) and a sixth of their cost."""
+    return f"{secrets.randbelow(10 ** length):0{length}d}"
 
 
 def is_well_formed(code: object, length: int) -> bool:

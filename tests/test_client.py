@@ -249,10 +249,20 @@ def test_bad_config_files_are_46001(tmp_path, files, message):
     assert info.value.code == 46001
 
 
-def test_blueprint_sender_uses_this_client(app):
+def test_blueprint_sender_uses_this_client(app, aliyun_config, sms_server):
+    """The code sender is an AliyunSms built from the app's SMSCODE_ALIYUN_* settings, and
+    a code sent through the blueprint is a SendSms call of that client (its key and sign)."""
     from flask_smscode import get_service
 
-    assert isinstance(get_service(app).sender.client, AliyunSms)
+    client = get_service(app).sender.client
+    assert isinstance(client, AliyunSms)
+    assert client.endpoint == aliyun_config["SMSCODE_ALIYUN_ENDPOINT"]
+    assert client.sign_name == aliyun_config["SMSCODE_ALIYUN_SIGN_NAME"]
+    assert app.test_client().post("/sms/send", json={"phone": "13800138000"}).status_code == 200
+    [request] = [r for r in sms_server.requests if r.action == "SendSms"]
+    assert request.signature_ok
+    assert request.access_key_id == aliyun_config["SMSCODE_ALIYUN_ACCESS_KEY_ID"]
+    assert request.params["SignName"] == aliyun_config["SMSCODE_ALIYUN_SIGN_NAME"]
 
 
 def test_from_config_reads_the_smscode_keys(aliyun_config):
