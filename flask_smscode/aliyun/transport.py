@@ -78,7 +78,7 @@ class Transport:
         if self._acs is None:
             with self._acs_lock:
                 if self._acs is None:
-                    from aliyunsdkcore.client import AcsClient  # type: ignore[import-untyped]
+                    from aliyunsdkcore.client import AcsClient
 
                     s = self.settings
                     self._acs = AcsClient(
@@ -98,12 +98,12 @@ class Transport:
         ``OK`` in a 200 answer is left to the caller (business errors arrive as HTTP 200).
         """
         # The SDK ships no type information: its names are Any behind this typed method.
-        from aliyunsdkcore.acs_exception.exceptions import (  # type: ignore[import-untyped]
+        from aliyunsdkcore.acs_exception.exceptions import (
             ClientException,
             ServerException,
         )
-        from aliyunsdkcore.http import protocol_type  # type: ignore[import-untyped]
-        from aliyunsdkcore.request import CommonRequest  # type: ignore[import-untyped]
+        from aliyunsdkcore.http import protocol_type
+        from aliyunsdkcore.request import CommonRequest
 
         request = CommonRequest(domain=self.settings.endpoint, version=API_VERSION,
                                 action_name=action)

@@ -198,7 +198,8 @@ def connect(uri: str, *, timeout: float, options: Mapping[str, Any]) -> Connecte
         settings.update(username=username, password=password,
                         ssl=scheme.startswith("rediss"))
         settings.update(options)
-        startup = [ClusterNode(h, p) for h, p in nodes]
+        # redis-py leaves these constructors unannotated.
+        startup = [ClusterNode(h, p) for h, p in nodes]  # type: ignore[no-untyped-call]
         return Connected(LazyCluster(lambda: RedisCluster(startup_nodes=startup, **settings)),
                          True, "cluster")
     if scheme in ("redis+sentinel", "rediss+sentinel"):
@@ -220,10 +221,9 @@ def connect(uri: str, *, timeout: float, options: Mapping[str, Any]) -> Connecte
         settings.update(username=username, password=password, db=db,
                         ssl=scheme.startswith("rediss"))
         settings.update(options)
-        sentinel = Sentinel(nodes, sentinel_kwargs=sentinel_kwargs, **{
-            k: v for k, v in settings.items() if k in ("socket_timeout",
-                                                         "socket_connect_timeout")})
-        client = sentinel.master_for(service, redis_class=redis.Redis, **settings)
+        sentinel = Sentinel(nodes, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+        client = sentinel.master_for(  # type: ignore[no-untyped-call]
+            service, redis_class=redis.Redis, **settings)
         return Connected(client, False, "sentinel",
                          SentinelWatch(sentinel, service, client.connection_pool))
     if scheme in ("redis", "rediss", "redis+unix", "unix"):
