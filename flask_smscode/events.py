@@ -66,7 +66,8 @@ def _bounded(value: Any) -> Any:
     return _escape(str(value))
 
 
-# Printable ASCII but the backslash and the double quote: text that needs no escape (checked in one C-level scan).
+# Printable ASCII but the backslash and the double quote: text that needs no escape
+# (checked in one C-level scan).
 _PLAIN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e ]*")
 
 

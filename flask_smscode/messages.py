@@ -13,11 +13,15 @@ English (the source language), so a partial translation still answers sensibly.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
 from .errors import ConfigurationError
 
@@ -163,10 +167,23 @@ def request_language(catalogue: Catalogue) -> str:
         chosen = catalogue.match(babel_language)
         if chosen is not None:
             return chosen
+    header = request.headers.get("Accept-Language")
+    if header is not None and len(header) > _CACHED_HEADER_CHARS:
+        return _header_language.__wrapped__(catalogue, header)
+    return _header_language(catalogue, header)
+
+
+_CACHED_HEADER_CHARS = 200  # longer values (rare, or made up) are parsed, not kept
+
+
+@functools.lru_cache(maxsize=512)  # a few header values cover nearly all clients; bounded
+def _header_language(catalogue: Catalogue, header: str | None) -> str:
+    """The answer's language for an ``Accept-Language`` value (a pure function of both:
+    a catalogue does not change once built)."""
     # werkzeug parses the header and sorts it by q-value; each tag is then matched exactly
     # or by its primary subtag. (LanguageAccept.best_match tries primary subtags only after
     # no exact match at all, so "zh-CN, en;q=0.2" would answer in English.)
-    for tag, quality in request.accept_languages:
+    for tag, quality in parse_accept_header(header, LanguageAccept):
         if quality <= 0:
             continue
         if tag == "*":
