@@ -109,23 +109,27 @@ def stable_secret_key(instance_path: str | Path) -> str:
         key = path.read_text(encoding="ascii").strip()
         if len(key) >= 32:
             return key
-        raise RuntimeError(f"{path} is empty or too short; delete it to make a new key.") \
-            from None
+        raise RuntimeError(f"{path} is empty or too short; delete it to make a new key.") from None
     key = secrets.token_hex(32)
     with os.fdopen(fd, "w", encoding="ascii") as file:
         file.write(key + "\n")
     return key
 
 
-def create_app(config: dict[str, Any] | None = None, *,
-               instance_path: str | Path | None = None) -> Flask:
+def create_app(
+    config: dict[str, Any] | None = None, *, instance_path: str | Path | None = None
+) -> Flask:
     """Build the demo app; precedence: ``config`` > environment > demo defaults.
 
     ``instance_path`` (else ``DEMO_INSTANCE_PATH``, else ``./instance``) holds the accounts'
     SQLite file and, when no ``SECRET_KEY`` is given, the stable key."""
     folder = instance_path or os.environ.get("DEMO_INSTANCE_PATH") or None
-    app = Flask(__name__, template_folder="demo/templates", static_folder="demo/static",
-                instance_path=str(Path(folder).resolve()) if folder else None)
+    app = Flask(
+        __name__,
+        template_folder="demo/templates",
+        static_folder="demo/static",
+        instance_path=str(Path(folder).resolve()) if folder else None,
+    )
     if "FLASK_DEBUG" not in os.environ:
         # Demo only: the console sender shows codes only in debug (or testing) mode. Never
         # run a real site with debug on.
@@ -138,7 +142,8 @@ def create_app(config: dict[str, Any] | None = None, *,
         app.config["SECRET_KEY"] = stable_secret_key(app.instance_path)
         app.extensions["demo_secret_source"] = str(Path(app.instance_path) / SECRET_FILE)
     app.extensions[ACCOUNTS_KEY] = Accounts(
-        app.config.get("DEMO_DATABASE") or Path(app.instance_path) / DATABASE_FILE)
+        app.config.get("DEMO_DATABASE") or Path(app.instance_path) / DATABASE_FILE
+    )
 
     if app.config.get("DEMO_CHALLENGE", os.environ.get("DEMO_CHALLENGE") == "1"):
         _enable_challenge(app)  # the pre-send hook, shown with an arithmetic question
@@ -165,12 +170,16 @@ _CHALLENGE_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Cha
 
 def _enable_challenge(app: Flask) -> None:
     app.config.setdefault("SMSCODE_PRE_SEND_HOOK", demo_challenge_hook)
-    messages = {lang: dict(texts) for lang, texts in
-                (app.config.get("SMSCODE_MESSAGES") or {}).items()}
+    messages = {
+        lang: dict(texts) for lang, texts in (app.config.get("SMSCODE_MESSAGES") or {}).items()
+    }
     messages.setdefault("en", {}).setdefault(
-        "challenge_required", "Answer the question at /challenge first, then ask for a code.")
+        "challenge_required", "Answer the question at /challenge first, then ask for a code."
+    )
     messages.setdefault("zh", {}).setdefault(
-        "challenge_required", "请先在 /challenge 页面回答问题，再获取验证码。")  # noqa: RUF001
+        "challenge_required",
+        "请先在 /challenge 页面回答问题，再获取验证码。",  # noqa: RUF001
+    )
     app.config["SMSCODE_MESSAGES"] = messages
     app.add_url_rule("/challenge", "challenge", challenge, methods=["GET", "POST"])
 
@@ -216,8 +225,11 @@ def _mount_metrics(app: Flask) -> None:
         register_metrics(REGISTRY)
     except ValueError:
         pass  # another demo app in this process (the tests) registered the collector
-    app.add_url_rule("/metrics", "metrics",
-                     lambda: Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST))
+    app.add_url_rule(
+        "/metrics",
+        "metrics",
+        lambda: Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST),
+    )
 
 
 def _plain_metrics() -> Response:
@@ -226,14 +238,13 @@ def _plain_metrics() -> Response:
     snapshot = STATS.snapshot()
     lines = []
     for name, labels, counts in (
-            ("smscode_sends_total", ("purpose", "outcome"), snapshot["sends"]),
-            ("smscode_verifies_total", ("purpose", "outcome"), snapshot["verifies"]),
-            ("smscode_provider_requests_total", ("action", "code"),
-             snapshot["provider_calls"])):
+        ("smscode_sends_total", ("purpose", "outcome"), snapshot["sends"]),
+        ("smscode_verifies_total", ("purpose", "outcome"), snapshot["verifies"]),
+        ("smscode_provider_requests_total", ("action", "code"), snapshot["provider_calls"]),
+    ):
         lines.append(f"# TYPE {name} counter")
         for key, count in sorted(counts.items()):
-            pairs = ",".join(f'{label}="{value}"' for label, value in zip(labels, key,
-                                                                           strict=True))
+            pairs = ",".join(f'{label}="{value}"' for label, value in zip(labels, key, strict=True))
             lines.append(f"{name}{{{pairs}}} {float(count)}")
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
 
@@ -264,8 +275,9 @@ def switch_language(lang: str) -> Response:
         target = url_for("index")  # only paths of this site: no open redirect
     response = redirect(target, code=303)
     if lang in LANGUAGES:
-        response.set_cookie(LANG_COOKIE, lang, max_age=LANG_COOKIE_MAX_AGE_SECONDS,
-                            samesite="Lax", httponly=True)
+        response.set_cookie(
+            LANG_COOKIE, lang, max_age=LANG_COOKIE_MAX_AGE_SECONDS, samesite="Lax", httponly=True
+        )
     return response
 
 
@@ -286,7 +298,8 @@ CONTENT_SECURITY_POLICY = (
     # Everything from this origin: no CDN, no inline script, no inline style, no eval.
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'none'")
+    "frame-ancestors 'none'"
+)
 _SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -359,8 +372,9 @@ def login() -> Response | tuple[str, int] | str:
     if accounts().get(verified.phone) is None:
         # Only now, after the phone was proven, does the site say it has no account: the
         # send step answered exactly as for a known phone.
-        return _page("login", error=_error(_text("unknown_phone"), url_for("signup"),
-                                           _text("signup_title"))), 404
+        return _page(
+            "login", error=_error(_text("unknown_phone"), url_for("signup"), _text("signup_title"))
+        ), 404
     return _sign_in(verified.phone)
 
 
@@ -373,15 +387,19 @@ def signup() -> Response | tuple[str, int] | str:
     name = " ".join(request.form.get("name", "").split())
     if not name or len(name) > NAME_MAX_LENGTH or _CONTROL_CHARS.search(name):
         # Checked before the token, so a bad name does not use the token up.
-        return _page("signup", name=name, error=_error(
-            _text("name_invalid", max=NAME_MAX_LENGTH))), 400
+        return _page(
+            "signup", name=name, error=_error(_text("name_invalid", max=NAME_MAX_LENGTH))
+        ), 400
     try:
         verified = check_token(request.form.get("token", ""), purpose="signup")
     except InvalidToken as exc:
         return _page("signup", name=name, error=_token_error(exc)), 400
     if accounts().create(verified.phone, name) is None:
-        return _page("signup", name=name, error=_error(
-            _text("known_phone"), url_for("login"), _text("login_title"))), 409
+        return _page(
+            "signup",
+            name=name,
+            error=_error(_text("known_phone"), url_for("login"), _text("login_title")),
+        ), 409
     return _sign_in(verified.phone)
 
 
@@ -400,8 +418,14 @@ def logout() -> Response:
 
 def _page(purpose: str, *, error: dict[str, Any] | None = None, name: str = "") -> str:
     """The login or signup page (both drive /sms/send and /sms/verify through smscode.js)."""
-    return render_template(f"{purpose}.html", title=_text(f"{purpose}_title"), purpose=purpose,
-                           error=error, name=name, name_max=NAME_MAX_LENGTH)
+    return render_template(
+        f"{purpose}.html",
+        title=_text(f"{purpose}_title"),
+        purpose=purpose,
+        error=error,
+        name=name,
+        name_max=NAME_MAX_LENGTH,
+    )
 
 
 # -- running it ------------------------------------------------------------------------------
@@ -418,21 +442,34 @@ def banner(app: Flask, url: str) -> str:
     """What a newcomer needs to know on start: where, which store and sender, where codes go."""
     store = str(get_setting(app.config, "SMSCODE_STORAGE_URI"))
     sender = get_setting(app.config, "SMSCODE_SENDER")
-    lines = [f"flask-smscode demo: open {url}",
-             f"  store:  {_redact_uri(store)}"
-             + (" (in this process; forgotten on restart)" if store.startswith("memory") else "")]
+    lines = [
+        f"flask-smscode demo: open {url}",
+        f"  store:  {_redact_uri(store)}"
+        + (" (in this process; forgotten on restart)" if store.startswith("memory") else ""),
+    ]
     if sender == "console":
         shown = app.debug or app.testing
-        lines.append("  sender: console (no SMS is sent) - "
-                     + ("the code will be printed below" if shown else
-                        "codes are NOT shown because debug is off"))
+        lines.append(
+            "  sender: console (no SMS is sent) - "
+            + (
+                "the code will be printed below"
+                if shown
+                else "codes are NOT shown because debug is off"
+            )
+        )
     else:
         lines.append(f"  sender: {sender}")
     if app.debug:
         lines.append("  debug:  on (demo only: never run a real site in debug mode)")
     source = app.extensions.get("demo_secret_source", "given")
-    lines.append("  SECRET_KEY: " + ("from the environment/config" if source == "given"
-                                     else f"{source} (created once, reused)"))
+    lines.append(
+        "  SECRET_KEY: "
+        + (
+            "from the environment/config"
+            if source == "given"
+            else f"{source} (created once, reused)"
+        )
+    )
     lines.append(f"  accounts: SQLite, {accounts_path(app)}")
     lines.append(f"  metrics:  {url.rstrip('/')}/metrics")
     return "\n".join(lines)
@@ -444,8 +481,9 @@ def accounts_path(app: Flask) -> Path:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     demo = create_app()
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))

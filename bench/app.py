@@ -99,9 +99,16 @@ def _field(name: str) -> str:
 def _acs_client() -> Any:
     from aliyunsdkcore.client import AcsClient
 
-    return AcsClient("test-key-id", "test-key-secret", "cn-hangzhou", auto_retry=False,
-                     max_retry_time=0, timeout=5, connect_timeout=3,
-                     proxy={"http": None, "https": None})
+    return AcsClient(
+        "test-key-id",
+        "test-key-secret",
+        "cn-hangzhou",
+        auto_retry=False,
+        max_retry_time=0,
+        timeout=5,
+        connect_timeout=3,
+        proxy={"http": None, "https": None},
+    )
 
 
 def _send_request(endpoint: str, phone: str, code: str) -> Any:

@@ -24,7 +24,7 @@ from typing import Any
 class LoadResult:
     requests: int
     seconds: float
-    latencies: list[float]      # seconds, one per request
+    latencies: list[float]  # seconds, one per request
     statuses: Counter[int]
 
     @property
@@ -48,9 +48,11 @@ class LoadResult:
 
 def encode(host: str, port: int, path: str, body: dict[str, Any]) -> bytes:
     payload = json.dumps(body, separators=(",", ":")).encode()
-    return (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
-            f"Connection: close\r\n\r\n").encode() + payload
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+        f"Connection: close\r\n\r\n"
+    ).encode() + payload
 
 
 def request_once(address: tuple[str, int], raw: bytes, timeout: float = 10.0) -> tuple[int, bytes]:

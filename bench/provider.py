@@ -46,8 +46,7 @@ class BenchProvider(DysmsapiServer):
         self.calls = 0
         self.numbers = 0
 
-    def _process(self, method: str, raw_path: str, headers: dict[str, str],
-                 body: bytes) -> _Reply:
+    def _process(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> _Reply:
         if raw_path.startswith("/_bench/"):
             return self._control(raw_path)
         arrived = time.time()
@@ -68,9 +67,13 @@ class BenchProvider(DysmsapiServer):
         with self._lock:
             if path.startswith("/_bench/reset"):
                 self.first_at, self.calls, self.numbers = None, 0, 0
-            stats: dict[str, Any] = {"first_at": self.first_at, "calls": self.calls,
-                                     "numbers": self.numbers, "errors": len(self.errors),
-                                     "cpu_seconds": time.process_time()}
+            stats: dict[str, Any] = {
+                "first_at": self.first_at,
+                "calls": self.calls,
+                "numbers": self.numbers,
+                "errors": len(self.errors),
+                "cpu_seconds": time.process_time(),
+            }
         return _Reply(status=200, body=json.dumps(stats).encode())
 
 

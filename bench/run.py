@@ -49,9 +49,9 @@ from bench.settings import (
 )
 from tests.redis_server import RedisServer, free_port
 
-WORKERS = 2             # gunicorn sync workers
-CONCURRENCY = 4         # client connections in flight (two per worker: none idles)
-PROVIDER_DELAY = 0.05   # seconds: the provider of the notification figure
+WORKERS = 2  # gunicorn sync workers
+CONCURRENCY = 4  # client connections in flight (two per worker: none idles)
+PROVIDER_DELAY = 0.05  # seconds: the provider of the notification figure
 NOTIFY_NUMBERS = 100_000
 NOTIFY_CONCURRENCY = 4
 LIVE_CODES = 100_000
@@ -97,12 +97,22 @@ class Table:
     def __init__(self) -> None:
         self.figures: dict[tuple[str, str], Figure] = {}
 
-    def add(self, section: str, name: str, value: float, unit: str = "", *, target: str = "",
-            check: Callable[[float], bool] | None = None, digits: int = 1) -> None:
+    def add(
+        self,
+        section: str,
+        name: str,
+        value: float,
+        unit: str = "",
+        *,
+        target: str = "",
+        check: Callable[[float], bool] | None = None,
+        digits: int = 1,
+    ) -> None:
         key = (section, name)
         if key not in self.figures:
-            self.figures[key] = Figure(section, name, unit, target=target, check=check,
-                                       digits=digits)
+            self.figures[key] = Figure(
+                section, name, unit, target=target, check=check, digits=digits
+            )
         self.figures[key].values.append(value)
 
     def render(self) -> str:
@@ -116,8 +126,9 @@ class Table:
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         lines = []
         for index, row in enumerate(rows):
-            lines.append("| " + " | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row))
-                         + " |")
+            lines.append(
+                "| " + " | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) + " |"
+            )
             if index == 0:
                 lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
         return "\n".join(lines)
@@ -134,8 +145,12 @@ class Provider:
 
     def __init__(self, delay: float) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.provider", "--delay", str(delay)], cwd=ROOT,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            [sys.executable, "-m", "bench.provider", "--delay", str(delay)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.process.stdout is not None
         self.port = int(self.process.stdout.readline())
         self.endpoint = f"127.0.0.1:{self.port}"
@@ -162,11 +177,27 @@ class Gunicorn:
         binary = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
         self.log = log
         self.process = subprocess.Popen(
-            [binary, "--workers", str(WORKERS), "--worker-class", "sync",
-             "--bind", f"127.0.0.1:{self.port}", "--chdir", str(ROOT), "--timeout", "30",
-             "--log-level", "warning", "bench.app:create_app()"],
-            cwd=ROOT, env={**os.environ, **env}, stdout=log.open("wb"),
-            stderr=subprocess.STDOUT)
+            [
+                binary,
+                "--workers",
+                str(WORKERS),
+                "--worker-class",
+                "sync",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--chdir",
+                str(ROOT),
+                "--timeout",
+                "30",
+                "--log-level",
+                "warning",
+                "bench.app:create_app()",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         self.address = ("127.0.0.1", self.port)
         deadline = time.monotonic() + 60
         probe = load.encode("127.0.0.1", self.port, "/base/get", {"phone": "13800000000"})
@@ -235,6 +266,7 @@ def driver_app(redis_url: str, prefix: str) -> Flask:
 
 def seed_package_codes(service: Any, phones: list[str]) -> dict[str, str]:
     """A live code per phone through ``service.send`` (4 threads); phone -> code."""
+
     def one(phone: str) -> tuple[str, str]:
         result = service.send(phone, PURPOSE)
         return phone, CaptureSender.codes.pop(result.phone)
@@ -263,7 +295,7 @@ def wrong(code: str) -> str:
 class Scenario:
     name: str
     path: str
-    expect: int                                   # the status every answer must have
+    expect: int  # the status every answer must have
     bodies: Callable[[int], list[dict[str, Any]]]  # n -> request bodies (seeds as needed)
 
 
@@ -274,39 +306,49 @@ def make_scenarios(service: Any, rds: redis.Redis, prefix: str) -> dict[str, Sce
     def package_verify(right: bool) -> Callable[[int], list[dict[str, Any]]]:
         def bodies(n: int) -> list[dict[str, Any]]:
             codes = seed_package_codes(service, phones.take(n))
-            return [{"phone": p, "code": c if right else wrong(c), "purpose": PURPOSE}
-                    for p, c in codes.items()]
+            return [
+                {"phone": p, "code": c if right else wrong(c), "purpose": PURPOSE}
+                for p, c in codes.items()
+            ]
+
         return bodies
 
     def base_verify(right: bool) -> Callable[[int], list[dict[str, Any]]]:
         def bodies(n: int) -> list[dict[str, Any]]:
             codes = seed_base_codes(rds, prefix, base_phones.take(n))
             return [{"phone": p, "code": c if right else wrong(c)} for p, c in codes.items()]
+
         return bodies
 
     def plain(source: Phones) -> Callable[[int], list[dict[str, Any]]]:
         return lambda n: [{"phone": p, "purpose": PURPOSE} for p in source.take(n)]
 
-    return {s.name: s for s in (
-        Scenario("GET baseline", "/base/get", 200, plain(base_phones)),
-        Scenario("verify, right code", "/sms/verify", 200, package_verify(True)),
-        Scenario("hand-written verify, right code", "/base/verify", 200, base_verify(True)),
-        Scenario("verify, wrong code", "/sms/verify", 400, package_verify(False)),
-        Scenario("hand-written verify, wrong code", "/base/verify", 400, base_verify(False)),
-        Scenario("SendSms baseline", "/base/sendsms", 200, plain(base_phones)),
-        Scenario("send", "/sms/send", 200, plain(phones)),
-    )}
+    return {
+        s.name: s
+        for s in (
+            Scenario("GET baseline", "/base/get", 200, plain(base_phones)),
+            Scenario("verify, right code", "/sms/verify", 200, package_verify(True)),
+            Scenario("hand-written verify, right code", "/base/verify", 200, base_verify(True)),
+            Scenario("verify, wrong code", "/sms/verify", 400, package_verify(False)),
+            Scenario("hand-written verify, wrong code", "/base/verify", 400, base_verify(False)),
+            Scenario("SendSms baseline", "/base/sendsms", 200, plain(base_phones)),
+            Scenario("send", "/sms/send", 200, plain(phones)),
+        )
+    }
 
 
 def drive(app: Gunicorn, scenario: Scenario, n: int, concurrency: int) -> load.LoadResult:
     raws = [load.encode(*app.address, scenario.path, body) for body in scenario.bodies(n)]
     result = load.run(app.address, raws, concurrency)
-    unexpected = sum(count for status, count in result.statuses.items()
-                     if status != scenario.expect)
+    unexpected = sum(
+        count for status, count in result.statuses.items() if status != scenario.expect
+    )
     if unexpected:
-        raise RuntimeError(f"{scenario.name}: {unexpected} of {n} answers were not "
-                           f"{scenario.expect}: {dict(result.statuses)} (a throttle or an "
-                           "error would be measured instead of the decision)")
+        raise RuntimeError(
+            f"{scenario.name}: {unexpected} of {n} answers were not "
+            f"{scenario.expect}: {dict(result.statuses)} (a throttle or an "
+            "error would be measured instead of the decision)"
+        )
     return result
 
 
@@ -315,12 +357,14 @@ def drive(app: Gunicorn, scenario: Scenario, n: int, concurrency: int) -> load.L
 
 def commandstats(client: redis.Redis) -> Counter[str]:
     stats = client.info("commandstats")
-    return Counter({name.removeprefix("cmdstat_"): int(value["calls"])
-                    for name, value in stats.items()})
+    return Counter(
+        {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+    )
 
 
-def redis_traffic(rds: redis.Redis, redis_url: str, app: Gunicorn, scenario: Scenario,
-                  n: int) -> tuple[float, float, Counter[str]]:
+def redis_traffic(
+    rds: redis.Redis, redis_url: str, app: Gunicorn, scenario: Scenario, n: int
+) -> tuple[float, float, Counter[str]]:
     """Round trips and commands per request of ``n`` sequential requests.
 
     Round trips: commands the app's connections sent, from MONITOR (a script call is one;
@@ -355,8 +399,11 @@ def redis_traffic(rds: redis.Redis, redis_url: str, app: Gunicorn, scenario: Sce
     delta = after - before
     delta["info"] -= 1  # our own INFO commandstats
     delta = +delta
-    trips = sum(1 for e in seen if e.get("client_type") != "lua"
-                and not str(e["command"]).upper().startswith("INFO"))  # ours, not the app's
+    trips = sum(
+        1
+        for e in seen
+        if e.get("client_type") != "lua" and not str(e["command"]).upper().startswith("INFO")
+    )  # ours, not the app's
     return trips / n, sum(delta.values()) / n, delta
 
 
@@ -366,8 +413,9 @@ def redis_traffic(rds: redis.Redis, redis_url: str, app: Gunicorn, scenario: Sce
 def memory_per_live_code(rds: redis.Redis, app: Gunicorn, prefix: str) -> tuple[int, list[str]]:
     """MEMORY USAGE over every key of one phone after one send through the app."""
     phone = "18912345678"
-    status, _ = load.request_once(app.address, load.encode(
-        *app.address, "/sms/send", {"phone": phone, "purpose": PURPOSE}))
+    status, _ = load.request_once(
+        app.address, load.encode(*app.address, "/sms/send", {"phone": phone, "purpose": PURPOSE})
+    )
     if status != 200:
         raise RuntimeError(f"send for the memory figure answered {status}")
     total, listed = 0, []
@@ -378,8 +426,9 @@ def memory_per_live_code(rds: redis.Redis, app: Gunicorn, prefix: str) -> tuple[
             total += usage
             listed.append(f"`{name}` ({rds.type(key).decode()}): {usage} B")
         elif ":ip:" in name or "127.0.0.1" in name:
-            listed.append(f"`{name}` ({rds.type(key).decode()}, per client, not per phone): "
-                          f"{usage} B")
+            listed.append(
+                f"`{name}` ({rds.type(key).decode()}, per client, not per phone): {usage} B"
+            )
     return total, listed
 
 
@@ -394,8 +443,10 @@ def used_memory_for_live_codes(redis_url: str, count: int) -> tuple[float, float
     before = int(rds.info("memory")["used_memory"])
     started = time.perf_counter()
     # Two processes of four threads: the Python side, not Redis, is the limit.
-    ranges = [(redis_url, prefix, via, start, min(start + count // 2, count + 1))
-              for start in (1, 1 + count // 2)]
+    ranges = [
+        (redis_url, prefix, via, start, min(start + count // 2, count + 1))
+        for start in (1, 1 + count // 2)
+    ]
     with multiprocessing.get_context("spawn").Pool(len(ranges)) as pool:
         pool.map(_make_live_codes, ranges)
     elapsed = time.perf_counter() - started
@@ -411,13 +462,11 @@ def _make_live_codes(job: tuple[str, str, str, int, int]) -> None:
     redis_url, prefix, via, start, stop = job
     make, _ = _live_code_maker(_service(driver_app(redis_url, prefix)), via)
     with ThreadPoolExecutor(4) as pool:
-        for _ in pool.map(make, (f"+8618{i:09d}" for i in range(start, stop)),
-                          chunksize=256):
+        for _ in pool.map(make, (f"+8618{i:09d}" for i in range(start, stop)), chunksize=256):
             pass
 
 
-def _live_code_maker(service: Any,
-                     via: str | None = None) -> tuple[Callable[[str], None], str]:
+def _live_code_maker(service: Any, via: str | None = None) -> tuple[Callable[[str], None], str]:
     """The fastest way the running code offers to make a live code for an E.164 number:
     the store's ``reserve_send`` as the service calls it (no parsing, no sender), if its
     signature is the one this benchmark knows (probed once, with ``via`` None); else the
@@ -426,9 +475,15 @@ def _live_code_maker(service: Any,
 
     def via_store(e164: str) -> None:
         decision = service.store.reserve_send(
-            e164, PURPOSE, service._hash(e164, PURPOSE, "123456"), uuid.uuid4().hex[:16],
-            ttl=settings.code_ttl, cooldown=settings.resend_interval,
-            limits=settings.phone_limits, guard=service.guard.request(e164))
+            e164,
+            PURPOSE,
+            service._hash(e164, PURPOSE, "123456"),
+            uuid.uuid4().hex[:16],
+            ttl=settings.code_ttl,
+            cooldown=settings.resend_interval,
+            limits=settings.phone_limits,
+            guard=service.guard.request(e164),
+        )
         if getattr(decision, "refused_by", None) is not None or decision is True:
             raise RuntimeError(f"the store refused a live code: {decision!r}")
 
@@ -447,7 +502,7 @@ def _live_code_maker(service: Any,
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _service(app: Flask) -> Any:
@@ -459,15 +514,20 @@ def _service(app: Flask) -> Any:
 # ------------------------------------------------------------------ notification
 
 
-def notification(provider: Provider, run: int,
-                 skip_invalid: bool) -> tuple[float, float, float]:
+def notification(provider: Provider, run: int, skip_invalid: bool) -> tuple[float, float, float]:
     """Wall time, time to the first call's arrival, CPU seconds of this process (parsing,
     the SDK's signing, HTTP; all threads): 100,000 numbers, 1000 a call,
     4 in flight, through ``AliyunSms.send_message`` (warm client, as in a long-lived app)."""
     from flask_smscode import AliyunSms
 
-    sms = AliyunSms("test-key-id", "test-key-secret", "TestSign", endpoint=provider.endpoint,
-                    protocol="http", max_concurrency=NOTIFY_CONCURRENCY)
+    sms = AliyunSms(
+        "test-key-id",
+        "test-key-secret",
+        "TestSign",
+        endpoint=provider.endpoint,
+        protocol="http",
+        max_concurrency=NOTIFY_CONCURRENCY,
+    )
     params = {"name": "张三", "time": "22:00"}
     sms.send_message(["13800138000"], params, "SMS_NOTIFY")  # SDK imported, pool warm
     head = "186" if skip_invalid else "187"
@@ -502,8 +562,13 @@ print(json.dumps({"flask": t1 - t0, "package": t2 - t1, "app": t3 - t1, "loaded"
 def import_costs() -> list[dict[str, Any]]:
     samples = []
     for _ in range(IMPORT_SAMPLES):
-        out = subprocess.run([sys.executable, "-c", _IMPORT_PROBE], cwd=ROOT, check=True,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", _IMPORT_PROBE],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         samples.append(json.loads(out))
     return samples
 
@@ -516,8 +581,9 @@ def profile(redis_url: str, prefix: str, provider: Provider, count: int = 100) -
     in this process (test client; same Redis, same loopback provider)."""
     from bench.app import create_app
 
-    os.environ.update(BENCH_REDIS_URL=redis_url, BENCH_PREFIX=prefix,
-                      BENCH_PROVIDER=provider.endpoint)
+    os.environ.update(
+        BENCH_REDIS_URL=redis_url, BENCH_PREFIX=prefix, BENCH_PROVIDER=provider.endpoint
+    )
     app = create_app()
     client = app.test_client()
     service = _service(driver_app(redis_url, prefix))
@@ -525,11 +591,19 @@ def profile(redis_url: str, prefix: str, provider: Provider, count: int = 100) -
     phones.next = 6_000_000_000 // 10
     out = []
     for label, path, make in (
-        ("verify (right code)", "/sms/verify",
-         lambda: [{"phone": p, "code": c} for p, c in
-                  seed_package_codes(service, phones.take(count)).items()]),
-        ("send (provider answering at once)", "/sms/send",
-         lambda: [{"phone": p} for p in phones.take(count)]),
+        (
+            "verify (right code)",
+            "/sms/verify",
+            lambda: [
+                {"phone": p, "code": c}
+                for p, c in seed_package_codes(service, phones.take(count)).items()
+            ],
+        ),
+        (
+            "send (provider answering at once)",
+            "/sms/send",
+            lambda: [{"phone": p} for p in phones.take(count)],
+        ),
     ):
         for body in make()[:5]:  # warm: SDK imported, scripts loaded, pools open
             client.post(path, json=body)
@@ -552,14 +626,17 @@ def profile(redis_url: str, prefix: str, provider: Provider, count: int = 100) -
         text = io.StringIO()
         # The test client's own frames (werkzeug/test, flask/testing) are left out.
         pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(
-            r"^(?!.*(werkzeug/test|flask/testing))", 30)
+            r"^(?!.*(werkzeug/test|flask/testing))", 30
+        )
         body = text.getvalue()
-        body = body[body.index("   ncalls"):] if "   ncalls" in body else body
-        out.append(f"### {label}: {count} requests\n\nWithout the profiler: {wall:.2f} ms "
-                   f"wall, {cpu:.2f} ms CPU of this process a request (test client "
-                   f"included).\n\n```text\n"
-                   + body.replace(str(ROOT) + "/", "").replace(sys.prefix + "/", "")
-                   .rstrip() + "\n```")
+        body = body[body.index("   ncalls") :] if "   ncalls" in body else body
+        out.append(
+            f"### {label}: {count} requests\n\nWithout the profiler: {wall:.2f} ms "
+            f"wall, {cpu:.2f} ms CPU of this process a request (test client "
+            f"included).\n\n```text\n"
+            + body.replace(str(ROOT) + "/", "").replace(sys.prefix + "/", "").rstrip()
+            + "\n```"
+        )
     return "\n\n".join(out)
 
 
@@ -625,16 +702,21 @@ def phase_http(ctx: Context) -> None:
         for scenario in scenarios.values():
             if scenario.path == "/base/sendsms":
                 continue
-            per_trip, per_command, delta = redis_traffic(ctx.rds, ctx.redis_url, ctx.app,
-                                                         scenario, 20)
+            per_trip, per_command, delta = redis_traffic(
+                ctx.rds, ctx.redis_url, ctx.app, scenario, 20
+            )
             single = scenario.path.startswith("/sms/")
-            table.add(trips, f"{scenario.name}: round trips", per_trip,
-                      target="1 (single Redis)" if single else "",
-                      check=(lambda v: v <= 1.0) if single else None, digits=2)
+            table.add(
+                trips,
+                f"{scenario.name}: round trips",
+                per_trip,
+                target="1 (single Redis)" if single else "",
+                check=(lambda v: v <= 1.0) if single else None,
+                digits=2,
+            )
             table.add(trips, f"{scenario.name}: commands", per_command, digits=2)
             if run == 0:
-                shown = ", ".join(f"{name} {calls / 20:g}" for name, calls in
-                                  sorted(delta.items()))
+                shown = ", ".join(f"{name} {calls / 20:g}" for name, calls in sorted(delta.items()))
                 ctx.commands.append(f"- {scenario.name}: {shown}")
         _progress(f"run {run + 1}/{args.runs}: HTTP load")
         results: dict[str, load.LoadResult] = {}
@@ -649,30 +731,65 @@ def phase_http(ctx: Context) -> None:
         get = results["GET baseline"].rps
         for outcome in ("right", "wrong"):
             mine = results[f"verify, {outcome} code"].rps
-            table.add(ratios, f"verify ({outcome} code) ÷ GET baseline", mine / get, "×",
-                      target="≥ 0.80×", check=lambda v: v >= 0.8, digits=2)
-            table.add(ratios, f"verify ({outcome} code) ÷ hand-written verify",
-                      mine / results[f"hand-written verify, {outcome} code"].rps, "×",
-                      target="> 1.00×", check=lambda v: v > 1.0, digits=2)
-        table.add(ratios, "send ÷ SendSms baseline",
-                  results["send"].rps / results["SendSms baseline"].rps, "×",
-                  target="≥ 0.80×", check=lambda v: v >= 0.8, digits=2)
+            table.add(
+                ratios,
+                f"verify ({outcome} code) ÷ GET baseline",
+                mine / get,
+                "×",
+                target="≥ 0.80×",
+                check=lambda v: v >= 0.8,
+                digits=2,
+            )
+            table.add(
+                ratios,
+                f"verify ({outcome} code) ÷ hand-written verify",
+                mine / results[f"hand-written verify, {outcome} code"].rps,
+                "×",
+                target="> 1.00×",
+                check=lambda v: v > 1.0,
+                digits=2,
+            )
+        table.add(
+            ratios,
+            "send ÷ SendSms baseline",
+            results["send"].rps / results["SendSms baseline"].rps,
+            "×",
+            target="≥ 0.80×",
+            check=lambda v: v >= 0.8,
+            digits=2,
+        )
 
 
 def phase_memory(ctx: Context) -> None:
     mem = "Redis memory"
     per_phone, ctx.keys = memory_per_live_code(ctx.rds, ctx.app, ctx.prefix)
-    ctx.table.add(mem, "MEMORY USAGE, all keys of one phone after one send", per_phone, "B",
-                  target="≤ 200 B", check=lambda v: v <= 200, digits=0)
+    ctx.table.add(
+        mem,
+        "MEMORY USAGE, all keys of one phone after one send",
+        per_phone,
+        "B",
+        target="≤ 200 B",
+        check=lambda v: v <= 200,
+        digits=0,
+    )
     base_key = base_code_key(ctx.prefix, "15999999999")
     ctx.rds.set(base_key, "123456", ex=BASE_TTL_SECONDS)
-    ctx.table.add(mem, "hand-written baseline: one code key (SET ... EX)",
-                  float(ctx.rds.memory_usage(base_key, samples=0) or 0), "B", digits=0)
+    ctx.table.add(
+        mem,
+        "hand-written baseline: one code key (SET ... EX)",
+        float(ctx.rds.memory_usage(base_key, samples=0) or 0),
+        "B",
+        digits=0,
+    )
     per_code, seconds, via = used_memory_for_live_codes(ctx.redis_url, LIVE_CODES)
-    ctx.table.add(mem, f"used_memory growth ÷ {LIVE_CODES:,} live codes", per_code, "B",
-                  digits=0)
-    ctx.table.add(mem, f"time to create {LIVE_CODES:,} live codes ({via}, 2 processes × 4 threads)",
-                  seconds, "s", digits=1)
+    ctx.table.add(mem, f"used_memory growth ÷ {LIVE_CODES:,} live codes", per_code, "B", digits=0)
+    ctx.table.add(
+        mem,
+        f"time to create {LIVE_CODES:,} live codes ({via}, 2 processes × 4 threads)",
+        seconds,
+        "s",
+        digits=1,
+    )
 
 
 def phase_notification(ctx: Context) -> None:
@@ -684,8 +801,15 @@ def phase_notification(ctx: Context) -> None:
             mode = "skip_invalid=True" if skip_invalid else "default (all checked first)"
             wall, first, cpu = notification(ctx.slow, run, skip_invalid)
             ctx.table.add(notify, f"{mode}: wall time", wall, "s", digits=2)
-            ctx.table.add(notify, f"{mode}: wall ÷ floor", wall / floor, "×",
-                          target="≤ 1.20×", check=lambda v: v <= 1.2, digits=2)
+            ctx.table.add(
+                notify,
+                f"{mode}: wall ÷ floor",
+                wall / floor,
+                "×",
+                target="≤ 1.20×",
+                check=lambda v: v <= 1.2,
+                digits=2,
+            )
             ctx.table.add(notify, f"{mode}: time to first call", first * 1000, "ms", digits=0)
             ctx.table.add(notify, f"{mode}: client CPU (all threads)", cpu, "s", digits=2)
 
@@ -693,19 +817,38 @@ def phase_notification(ctx: Context) -> None:
 def phase_import(ctx: Context) -> None:
     samples = import_costs()
     imp = f"Import (fresh interpreters, median of {IMPORT_SAMPLES})"
-    ctx.table.add(imp, "`import flask` alone",
-                  statistics.median(s["flask"] for s in samples) * 1000, "ms", digits=1)
-    ctx.table.add(imp, "`import flask_smscode` after `import flask`",
-                  statistics.median(s["package"] for s in samples) * 1000, "ms",
-                  target="≤ 40 ms", check=lambda v: v <= 40, digits=1)
-    ctx.table.add(imp, "`from flask_smscode import sms_bp, AliyunSms` after `import flask`",
-                  statistics.median(s["app"] for s in samples) * 1000, "ms",
-                  target="≤ 40 ms", check=lambda v: v <= 40, digits=1)
+    ctx.table.add(
+        imp,
+        "`import flask` alone",
+        statistics.median(s["flask"] for s in samples) * 1000,
+        "ms",
+        digits=1,
+    )
+    ctx.table.add(
+        imp,
+        "`import flask_smscode` after `import flask`",
+        statistics.median(s["package"] for s in samples) * 1000,
+        "ms",
+        target="≤ 40 ms",
+        check=lambda v: v <= 40,
+        digits=1,
+    )
+    ctx.table.add(
+        imp,
+        "`from flask_smscode import sms_bp, AliyunSms` after `import flask`",
+        statistics.median(s["app"] for s in samples) * 1000,
+        "ms",
+        target="≤ 40 ms",
+        check=lambda v: v <= 40,
+        digits=1,
+    )
     loaded = samples[0]["loaded"]
-    ctx.notes.append(f"- `import flask_smscode` loads (of aliyunsdkcore, limits, redis, "
-                     f"phonenumbers): {', '.join(loaded) or 'none'}; after `from "
-                     f"flask_smscode import sms_bp, AliyunSms`, aliyunsdkcore is loaded: "
-                     f"{samples[0]['sdk']}")
+    ctx.notes.append(
+        f"- `import flask_smscode` loads (of aliyunsdkcore, limits, redis, "
+        f"phonenumbers): {', '.join(loaded) or 'none'}; after `from "
+        f"flask_smscode import sms_bp, AliyunSms`, aliyunsdkcore is loaded: "
+        f"{samples[0]['sdk']}"
+    )
 
 
 def phase_profile(ctx: Context) -> None:
@@ -719,10 +862,12 @@ def _progress(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=1500,
-                        help="requests per Redis-only scenario and run")
-    parser.add_argument("--send-requests", type=int, default=600,
-                        help="requests per send scenario and run")
+    parser.add_argument(
+        "--requests", type=int, default=1500, help="requests per Redis-only scenario and run"
+    )
+    parser.add_argument(
+        "--send-requests", type=int, default=600, help="requests per send scenario and run"
+    )
     parser.add_argument("--results", type=Path, help="also write the Markdown report here")
     parser.add_argument("--quick", action="store_true", help="smoke test: small counts")
     args = parser.parse_args(argv)
@@ -745,18 +890,29 @@ def main(argv: list[str] | None = None) -> int:
         for provider in providers:
             stack.callback(provider.stop)
         prefix = f"bench{uuid.uuid4().hex[:6]}"
-        app = Gunicorn({"BENCH_REDIS_URL": own_redis.url, "BENCH_PREFIX": prefix,
-                        "BENCH_PROVIDER": providers[0].endpoint},
-                       Path(own_redis.dir) / "gunicorn.log")
+        app = Gunicorn(
+            {
+                "BENCH_REDIS_URL": own_redis.url,
+                "BENCH_PREFIX": prefix,
+                "BENCH_PROVIDER": providers[0].endpoint,
+            },
+            Path(own_redis.dir) / "gunicorn.log",
+        )
         stack.callback(app.stop)
-        ctx = Context(args, own_redis.url, redis.Redis.from_url(own_redis.url), prefix, app,
-                      *providers)
+        ctx = Context(
+            args, own_redis.url, redis.Redis.from_url(own_redis.url), prefix, app, *providers
+        )
         machine_lines = machine(ctx.rds)
-        _progress(f"flask-smscode benchmark: gunicorn {WORKERS} sync workers, {CONCURRENCY} "
-                  f"client connections, {args.runs} run(s)")
+        _progress(
+            f"flask-smscode benchmark: gunicorn {WORKERS} sync workers, {CONCURRENCY} "
+            f"client connections, {args.runs} run(s)"
+        )
         phases: list[tuple[str, Callable[[Context], None]]] = [
-            ("HTTP load", phase_http), ("memory", phase_memory),
-            ("notification", phase_notification), ("import cost", phase_import)]
+            ("HTTP load", phase_http),
+            ("memory", phase_memory),
+            ("notification", phase_notification),
+            ("import cost", phase_import),
+        ]
         if args.results:
             phases.append(("profile", phase_profile))
         for name, run_phase in phases:
@@ -773,8 +929,9 @@ def main(argv: list[str] | None = None) -> int:
     rendered = ctx.table.render()
     elapsed = time.perf_counter() - began
     missed = ctx.table.missed()
-    summary = ("all targets met" if not missed else
-               f"{len(missed)} target(s) missed: " + "; ".join(missed))
+    summary = (
+        "all targets met" if not missed else f"{len(missed)} target(s) missed: " + "; ".join(missed)
+    )
     if failures:
         summary += f"; {len(failures)} phase(s) failed"
     print(rendered)
@@ -783,35 +940,63 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + "\n".join(ctx.notes + failures))
     print(f"\n{summary} ({elapsed:.0f} s)")
     if args.results:
-        args.results.write_text(_report(machine_lines, rendered, ctx, failures, summary,
-                                        elapsed, argv), encoding="utf-8")
+        args.results.write_text(
+            _report(machine_lines, rendered, ctx, failures, summary, elapsed, argv),
+            encoding="utf-8",
+        )
     return 1 if failures else 0
 
 
-def _report(machine_lines: list[str], table: str, ctx: Context, failures: list[str],
-            summary: str, elapsed: float, argv: list[str] | None) -> str:
+def _report(
+    machine_lines: list[str],
+    table: str,
+    ctx: Context,
+    failures: list[str],
+    summary: str,
+    elapsed: float,
+    argv: list[str] | None,
+) -> str:
     command = "bash scripts/bench.sh " + " ".join(argv if argv is not None else sys.argv[1:])
-    return "\n".join([
-        "# Benchmark results", "",
-        f"Produced by `{command.strip()}` ({elapsed:.0f} s); what each figure means and "
-        "why its target is what it is: [README.md](README.md).", "",
-        "## Machine", "", *machine_lines, "",
-        "## Results", "",
-        "Every figure is the median (min–max) of the runs; ratios are taken within each run.",
-        "", table, "",
-        f"**{summary}.**", "",
-        *([*failures, ""] if failures else []),
-        "Redis commands per request (first run, `INFO commandstats` delta ÷ requests):", "",
-        *ctx.commands, "",
-        "Keys after one send to a fresh phone (`MEMORY USAGE key SAMPLES 0`):", "",
-        *[f"- {k}" for k in ctx.keys], "",
-        *ctx.notes, "",
-        "## Profile", "",
-        "cProfile through the Flask app in one process (Flask test client, the same Redis "
-        "and loopback provider), top functions by cumulative time; divide by the request "
-        "count for one request.", "",
-        ctx.profile, "",
-    ])
+    return "\n".join(
+        [
+            "# Benchmark results",
+            "",
+            f"Produced by `{command.strip()}` ({elapsed:.0f} s); what each figure means and "
+            "why its target is what it is: [README.md](README.md).",
+            "",
+            "## Machine",
+            "",
+            *machine_lines,
+            "",
+            "## Results",
+            "",
+            "Every figure is the median (min–max) of the runs; ratios are taken within each run.",
+            "",
+            table,
+            "",
+            f"**{summary}.**",
+            "",
+            *([*failures, ""] if failures else []),
+            "Redis commands per request (first run, `INFO commandstats` delta ÷ requests):",
+            "",
+            *ctx.commands,
+            "",
+            "Keys after one send to a fresh phone (`MEMORY USAGE key SAMPLES 0`):",
+            "",
+            *[f"- {k}" for k in ctx.keys],
+            "",
+            *ctx.notes,
+            "",
+            "## Profile",
+            "",
+            "cProfile through the Flask app in one process (Flask test client, the same Redis "
+            "and loopback provider), top functions by cumulative time; divide by the request "
+            "count for one request.",
+            "",
+            ctx.profile,
+            "",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ from typing import Any
 
 SECRET_KEY = "bench-secret-key-not-for-production"
 PURPOSE = "login"
-BASE_TTL_SECONDS = 300      # hand-written baseline: code lifetime
-BASE_MAX_FAILURES = 5       # hand-written baseline: wrong codes before it refuses
+BASE_TTL_SECONDS = 300  # hand-written baseline: code lifetime
+BASE_MAX_FAILURES = 5  # hand-written baseline: wrong codes before it refuses
 BASE_FAIL_WINDOW_SECONDS = 900
 
 

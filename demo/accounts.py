@@ -42,8 +42,9 @@ class Accounts:
     def get(self, phone: str) -> Account | None:
         db = self._connect()
         try:
-            row = db.execute("SELECT phone, name, created_at FROM accounts WHERE phone = ?",
-                             (phone,)).fetchone()
+            row = db.execute(
+                "SELECT phone, name, created_at FROM accounts WHERE phone = ?", (phone,)
+            ).fetchone()
         finally:
             db.close()
         if row is None:
@@ -60,7 +61,8 @@ class Accounts:
                 inserted = db.execute(
                     "INSERT INTO accounts (phone, name, created_at) VALUES (?, ?, ?) "
                     "ON CONFLICT (phone) DO NOTHING",
-                    (account.phone, account.name, account.created_at.isoformat())).rowcount
+                    (account.phone, account.name, account.created_at.isoformat()),
+                ).rowcount
         finally:
             db.close()
         return account if inserted == 1 else None

@@ -54,8 +54,11 @@ def openapi_document(prefix: str) -> dict[str, Any]:
     ``/sms`` unless ``url_prefix`` says otherwise), so a generated client calls the right URLs."""
     document = copy.deepcopy(_document())
     document["paths"] = {
-        (prefix + path[len(DOCUMENT_PREFIX):] if path.startswith(DOCUMENT_PREFIX + "/") else path):
-            item
+        (
+            prefix + path[len(DOCUMENT_PREFIX) :]
+            if path.startswith(DOCUMENT_PREFIX + "/")
+            else path
+        ): item
         for path, item in document["paths"].items()
     }
     return document
@@ -76,11 +79,15 @@ def openapi_view() -> Response:
 def public_cache(response: Response) -> Response:
     """Cache headers of the public endpoints: a year for the versioned script URL, else
     revalidate every time (ETag), so an unversioned URL never serves an old script."""
-    versioned = request.args.get("v") == __version__ and request.endpoint is not None \
+    versioned = (
+        request.args.get("v") == __version__
+        and request.endpoint is not None
         and request.endpoint.endswith(".static")
+    )
     if versioned and response.status_code in (200, 304):
-        response.headers["Cache-Control"] = (f"public, max-age={VERSIONED_MAX_AGE_SECONDS}, "
-                                             "immutable")
+        response.headers["Cache-Control"] = (
+            f"public, max-age={VERSIONED_MAX_AGE_SECONDS}, immutable"
+        )
     elif response.status_code in (200, 304):
         response.headers["Cache-Control"] = "no-cache"
     else:

@@ -7,9 +7,9 @@ Every answer, errors included, is a JSON object; refusals carry a stable ``error
 from __future__ import annotations
 
 import logging
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 
@@ -35,14 +35,18 @@ _METHODS = ["POST", "OPTIONS"]
 # purpose), where a missing purpose (None) is the default. See _purpose.
 _NULL: Any = object()
 # HTTP errors werkzeug raises inside the two views (unknown paths never reach them).
-_HTTP_ERROR_CODES = {400: "invalid_request", 405: "method_not_allowed",
-                     413: "request_too_large", 415: "invalid_request"}
+_HTTP_ERROR_CODES = {
+    400: "invalid_request",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "invalid_request",
+}
 
 
 @sms_bp.record_once
 def _set_up(state: BlueprintSetupState) -> None:
     """Read and validate the app's SMSCODE_* settings when the blueprint is registered."""
-    init_app(state.app)
+    init_app(cast(Flask, state.app))
 
 
 def _payload(endpoint: str) -> dict[str, Any]:
@@ -62,8 +66,7 @@ def _payload(endpoint: str) -> dict[str, Any]:
         if not isinstance(data, dict):
             _refuse_counted(endpoint, InvalidRequest(key="invalid_request.body"))
         return data
-    return {key: values[0] if len(values) == 1 else values
-            for key, values in request.form.lists()}
+    return {key: values[0] if len(values) == 1 else values for key, values in request.form.lists()}
 
 
 def _refuse_counted(endpoint: str, error: InvalidRequest) -> NoReturn:
@@ -92,8 +95,13 @@ def send() -> Response:
     # Idempotency-Key (see idempotency.py): a repeat gets the first answer, marked replayed.
     key = request.headers.get(IDEMPOTENCY_HEADER)
     try:
-        result = get_service().send(data.get("phone"), _purpose(data), client_ip=_client_ip(),
-                                    idempotency_key=key)
+        # Fields go in as the client sent them (any JSON type): the service validates them.
+        result = get_service().send(
+            cast(str, data.get("phone")),
+            _purpose(data),
+            client_ip=_client_ip(),
+            idempotency_key=key,
+        )
     except SmsCodeError as error:
         # Answered here rather than through the error handler (the same answer): Flask's
         # exception dispatch costs more than the rest of a refusal.
@@ -115,8 +123,12 @@ def verify() -> Response:
         return _options()
     data = _payload("verify")
     try:
-        result = get_service().verify(data.get("phone"), data.get("code"), _purpose(data),
-                                      client_ip=_client_ip())
+        result = get_service().verify(
+            cast(str, data.get("phone")),
+            cast(str, data.get("code")),
+            _purpose(data),
+            client_ip=_client_ip(),
+        )
     except SmsCodeError as error:  # a wrong code is routine: answered without Flask's dispatch
         return _error_response(error)
     return jsonify(result.as_json())
@@ -132,8 +144,9 @@ def _accept_every_method(state: BlueprintSetupState) -> None:
     PROPFIND, QUERY, CONNECT, made-up ones). A rule without a list matches them all.
     Registered after the routes, so it runs after they are added to the app.
     """
-    endpoints = {f"{state.name_prefix}.{state.name}.{view}".lstrip(".")
-                 for view in ("send", "verify")}
+    endpoints = {
+        f"{state.name_prefix}.{state.name}.{view}".lstrip(".") for view in ("send", "verify")
+    }
     for rule in state.app.url_map.iter_rules():
         if rule.endpoint in endpoints:
             rule.methods = None
@@ -204,8 +217,12 @@ def _retry_after_of(error: HTTPException) -> int | None:
 def _handle_unexpected(error: Exception) -> Response:
     # Log the type and stack, answer without either: the client gets no traceback.
     # The message is withheld too: an app's receiver or sender may have put a phone in it.
-    logger.error("smscode unexpected error in %s: %s\n%s", request.endpoint,
-                 type(error).__name__, stack_only(error))
+    logger.error(
+        "smscode unexpected error in %s: %s\n%s",
+        request.endpoint,
+        type(error).__name__,
+        stack_only(error),
+    )
     try:
         language, catalogue = _language()
         message = catalogue.text("internal_error", language)

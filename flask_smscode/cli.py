@@ -46,9 +46,13 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @click.group("smscode")
-@click.option("--lang", default=None, metavar="LANG",
-              help="Language of the messages (en, zh, or any in the catalogue); default from "
-                   "LANGUAGE/LC_ALL/LC_MESSAGES/LANG, else SMSCODE_DEFAULT_LANGUAGE.")
+@click.option(
+    "--lang",
+    default=None,
+    metavar="LANG",
+    help="Language of the messages (en, zh, or any in the catalogue); default from "
+    "LANGUAGE/LC_ALL/LC_MESSAGES/LANG, else SMSCODE_DEFAULT_LANGUAGE.",
+)
 @click.pass_context
 def smscode(ctx: click.Context, lang: str | None) -> None:
     """Operate flask-smscode: issue, inspect and reset codes; notify; read receipts."""
@@ -89,19 +93,27 @@ def _messages() -> tuple[Catalogue, str]:
     app = _app() if has_app_context() else None
     service = app.extensions.get("smscode") if app is not None else None
     try:
-        catalogue = (service.messages if service is not None
-                     else Catalogue.from_config(app.config) if app is not None
-                     else default_catalogue())
+        catalogue = (
+            service.messages
+            if service is not None
+            else Catalogue.from_config(app.config)
+            if app is not None
+            else default_catalogue()
+        )
     except ConfigurationError:  # reported by the command itself when it builds the service
         catalogue = default_catalogue()
     ctx = click.get_current_context(silent=True)
     chosen = ctx.find_root().meta.get("smscode.lang") if ctx is not None else None
     language = catalogue.match(chosen) if chosen else None
     if chosen and language is None:
-        raise click.BadParameter(catalogue.text(
-            "cli.lang.unknown", environment_language(catalogue),
-            {"language": chosen, "available": ", ".join(catalogue.languages)}),
-            param_hint="--lang")
+        raise click.BadParameter(
+            catalogue.text(
+                "cli.lang.unknown",
+                environment_language(catalogue),
+                {"language": chosen, "available": ", ".join(catalogue.languages)},
+            ),
+            param_hint="--lang",
+        )
     return catalogue, language or environment_language(catalogue)
 
 
@@ -155,8 +167,12 @@ class _EchoingSender:
 # -- send / status / reset ------------------------------------------------------------------
 @smscode.command("send")
 @click.argument("phone")
-@click.option("--purpose", default="login", show_default=True,
-              help="What the code is for (one of SMSCODE_PURPOSES).")
+@click.option(
+    "--purpose",
+    default="login",
+    show_default=True,
+    help="What the code is for (one of SMSCODE_PURPOSES).",
+)
 @with_appcontext
 def send(phone: str, purpose: str) -> None:
     """Send a code to PHONE, as POST /sms/send would.
@@ -177,9 +193,16 @@ def send(phone: str, purpose: str) -> None:
         finally:
             if echo is not None:
                 service.sender = original
-    click.echo(_t("cli.sent", phone=result.masked_phone, purpose=result.purpose,
-                  delivery=result.delivery, expires_in=result.expires_in,
-                  resend_in=result.resend_in))
+    click.echo(
+        _t(
+            "cli.sent",
+            phone=result.masked_phone,
+            purpose=result.purpose,
+            delivery=result.delivery,
+            expires_in=result.expires_in,
+            resend_in=result.resend_in,
+        )
+    )
     fixed = service.settings.test_numbers.get(e164)
     if fixed is not None:
         click.echo(_t("cli.test_number"))
@@ -206,16 +229,26 @@ def _status_data(service: SmsCodeService, phone: str, purpose: str) -> dict[str,
         "max_attempts": settings.max_attempts,
         "failures_ttl": snapshot.failures_ttl,
         "cooldown": snapshot.cooldown,
-        "sends": [{"limit": limit.text, "used": snapshot.sends.get(limit.text, 0),
-                   "amount": limit.amount, "seconds": limit.seconds}
-                  for limit in settings.phone_limits],
+        "sends": [
+            {
+                "limit": limit.text,
+                "used": snapshot.sends.get(limit.text, 0),
+                "amount": limit.amount,
+                "seconds": limit.seconds,
+            }
+            for limit in settings.phone_limits
+        ],
     }
 
 
 @smscode.command("status")
 @click.argument("phone")
-@click.option("--purpose", default="login", show_default=True,
-              help="Which purpose's code and failures to show.")
+@click.option(
+    "--purpose",
+    default="login",
+    show_default=True,
+    help="Which purpose's code and failures to show.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @with_appcontext
 def status(phone: str, purpose: str, as_json: bool) -> None:
@@ -227,26 +260,38 @@ def status(phone: str, purpose: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False))
         return
-    lines = [_t("cli.status.phone", masked=mask_phone(data["phone"]), phone=data["phone"]),
-             _t("cli.status.purpose", purpose=data["purpose"]),
-             _t("cli.status.code_live", seconds=data["code_ttl"]) if data["code_live"]
-             else _t("cli.status.code_dead"),
-             _t("cli.status.out_id", out_id=data["out_id"] or _t("cli.status.none"))]
+    lines = [
+        _t("cli.status.phone", masked=mask_phone(data["phone"]), phone=data["phone"]),
+        _t("cli.status.purpose", purpose=data["purpose"]),
+        _t("cli.status.code_live", seconds=data["code_ttl"])
+        if data["code_live"]
+        else _t("cli.status.code_dead"),
+        _t("cli.status.out_id", out_id=data["out_id"] or _t("cli.status.none")),
+    ]
     if data["sender"]:
         lines.append(_t("cli.status.sender", sender=data["sender"]))
     attempts = _t("cli.status.attempts", left=data["attempts_left"], max=data["max_attempts"])
     if data["failures_ttl"]:
         attempts += _t("cli.status.window", seconds=data["failures_ttl"])
     lines.append(attempts)
-    lines.append(_t("cli.status.cooldown", seconds=data["cooldown"]) if data["cooldown"]
-                 else _t("cli.status.no_cooldown"))
-    sends = ", ".join(_t("cli.status.send_item", used=item["used"], limit=item["limit"])
-                      for item in data["sends"])
+    lines.append(
+        _t("cli.status.cooldown", seconds=data["cooldown"])
+        if data["cooldown"]
+        else _t("cli.status.no_cooldown")
+    )
+    sends = ", ".join(
+        _t("cli.status.send_item", used=item["used"], limit=item["limit"]) for item in data["sends"]
+    )
     lines.append(_t("cli.status.sends", sends=sends or _t("cli.status.no_phone_limits")))
     if "delivery" in data:
         delivery = data["delivery"]
-        lines.append(_t(f"cli.status.delivery.{delivery['state']}",
-                        err_code=delivery["err_code"] or "-", out_id=delivery["out_id"] or "-"))
+        lines.append(
+            _t(
+                f"cli.status.delivery.{delivery['state']}",
+                err_code=delivery["err_code"] or "-",
+                out_id=delivery["out_id"] or "-",
+            )
+        )
     click.echo("\n".join(lines))
 
 
@@ -261,8 +306,11 @@ def _add_delivery(service: SmsCodeService, data: dict[str, Any]) -> None:
 
 @smscode.command("reset")
 @click.argument("phone")
-@click.option("--purpose", default=None,
-              help="Only this purpose's code and failures (default: every purpose).")
+@click.option(
+    "--purpose",
+    default=None,
+    help="Only this purpose's code and failures (default: every purpose).",
+)
 @with_appcontext
 def reset(phone: str, purpose: str | None) -> None:
     """Unlock PHONE: clear its codes, failures and throttles."""
@@ -284,15 +332,21 @@ def _guard_data(service: SmsCodeService) -> dict[str, Any]:
     counts, prefixes = service.guard_status()
     settings = service.guard
     return {
-        "global": [{"limit": limit.text, "used": counts.get(limit.text, 0)}
-                   for limit in settings.global_limits],
-        "prefixes": [{"prefix": p.prefix, "sends": p.sends, "verifies": p.verifies,
-                      "conversion": round(p.verifies / p.sends, 3) if p.sends else None,
-                      "blocked_for": p.blocked_for,
-                      "counted": [{"limit": text, "used": used}
-                                  for text, used in p.counted.items()]}
-                     for p in sorted(prefixes, key=lambda p: (-p.blocked_for, -p.sends,
-                                                              p.prefix))],
+        "global": [
+            {"limit": limit.text, "used": counts.get(limit.text, 0)}
+            for limit in settings.global_limits
+        ],
+        "prefixes": [
+            {
+                "prefix": p.prefix,
+                "sends": p.sends,
+                "verifies": p.verifies,
+                "conversion": round(p.verifies / p.sends, 3) if p.sends else None,
+                "blocked_for": p.blocked_for,
+                "counted": [{"limit": text, "used": used} for text, used in p.counted.items()],
+            }
+            for p in sorted(prefixes, key=lambda p: (-p.blocked_for, -p.sends, p.prefix))
+        ],
     }
 
 
@@ -309,22 +363,37 @@ def guard_status(as_json: bool) -> None:
         click.echo(json.dumps(data, ensure_ascii=False))
         return
     if data["global"]:
-        click.echo(_t("cli.guard.global", sends=", ".join(
-            _t("cli.status.send_item", used=g["used"], limit=g["limit"])
-            for g in data["global"])))
+        click.echo(
+            _t(
+                "cli.guard.global",
+                sends=", ".join(
+                    _t("cli.status.send_item", used=g["used"], limit=g["limit"])
+                    for g in data["global"]
+                ),
+            )
+        )
     if not data["prefixes"]:
         click.echo(_t("cli.guard.none"))
         return
     click.echo(_t("cli.guard.header"))
     for p in data["prefixes"]:
-        click.echo(_t(
-            "cli.guard.row", prefix=p["prefix"], sends=f"{p['sends']:g}",
-            verifies=f"{p['verifies']:g}",
-            conversion="-" if p["conversion"] is None else f"{p['conversion']:.0%}",
-            blocked=_t("cli.guard.blocked", seconds=p["blocked_for"]) if p["blocked_for"]
-            else _t("cli.guard.not_blocked"),
-            counted=", ".join(_t("cli.status.send_item", used=c["used"], limit=c["limit"])
-                              for c in p["counted"]) or "-").rstrip())
+        click.echo(
+            _t(
+                "cli.guard.row",
+                prefix=p["prefix"],
+                sends=f"{p['sends']:g}",
+                verifies=f"{p['verifies']:g}",
+                conversion="-" if p["conversion"] is None else f"{p['conversion']:.0%}",
+                blocked=_t("cli.guard.blocked", seconds=p["blocked_for"])
+                if p["blocked_for"]
+                else _t("cli.guard.not_blocked"),
+                counted=", ".join(
+                    _t("cli.status.send_item", used=c["used"], limit=c["limit"])
+                    for c in p["counted"]
+                )
+                or "-",
+            ).rstrip()
+        )
 
 
 @guard.command("unblock")
@@ -345,8 +414,9 @@ def _parse_params(value: str) -> dict[str, Any]:
     try:
         params = json.loads(value)
     except ValueError:
-        raise click.BadParameter(_t("cli.params.not_json", example='\'{"name":"Li"}\''),
-                                 param_hint="--params") from None
+        raise click.BadParameter(
+            _t("cli.params.not_json", example='\'{"name":"Li"}\''), param_hint="--params"
+        ) from None
     if not isinstance(params, dict):
         raise click.BadParameter(_t("cli.params.not_object"), param_hint="--params")
     return params
@@ -357,11 +427,13 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise click.BadParameter(_t("cli.file.not_utf8", name=path.name),
-                                 param_hint="--file") from None
+        raise click.BadParameter(
+            _t("cli.file.not_utf8", name=path.name), param_hint="--file"
+        ) from None
     except OSError as exc:
-        raise click.BadParameter(_t("cli.file.unreadable", name=path.name,
-                                    reason=exc.strerror), param_hint="--file") from None
+        raise click.BadParameter(
+            _t("cli.file.unreadable", name=path.name, reason=exc.strerror), param_hint="--file"
+        ) from None
 
 
 def _read_phone_file(path: Path) -> list[tuple[str, int]]:
@@ -370,7 +442,8 @@ def _read_phone_file(path: Path) -> list[tuple[str, int]]:
     lines = text.splitlines()
     data = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
     is_csv = path.suffix.lower() in (".csv", ".tsv") or any(
-        "," in line or "\t" in line for line in data[:5])
+        "," in line or "\t" in line for line in data[:5]
+    )
     if not is_csv:
         entries = []
         for number, line in enumerate(lines, 1):
@@ -379,9 +452,13 @@ def _read_phone_file(path: Path) -> list[tuple[str, int]]:
                 entries.append((entry, number))
         return entries
     delimiter = "\t" if data and "\t" in data[0] and "," not in data[0] else ","
-    rows = [(number, row) for number, row in
-            enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), 1)
-            if any(cell.strip() for cell in row) and not row[0].lstrip().startswith("#")]
+    rows = [
+        (number, row)
+        for number, row in enumerate(
+            csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), 1
+        )
+        if any(cell.strip() for cell in row) and not row[0].lstrip().startswith("#")
+    ]
     column = 0
     if rows:
         header = [cell.strip().lower() for cell in rows[0][1]]
@@ -390,8 +467,11 @@ def _read_phone_file(path: Path) -> list[tuple[str, int]]:
             column, rows = named[0], rows[1:]
         elif header and not any(ch.isdigit() for ch in header[0]):
             rows = rows[1:]  # a header row with other names: numbers are in the first column
-    return [(row[column].strip(), number) for number, row in rows
-            if len(row) > column and row[column].strip()]
+    return [
+        (row[column].strip(), number)
+        for number, row in rows
+        if len(row) > column and row[column].strip()
+    ]
 
 
 def _summary(responses: list[SendSmsResponse], total: int) -> tuple[list[str], bool]:
@@ -400,17 +480,32 @@ def _summary(responses: list[SendSmsResponse], total: int) -> tuple[list[str], b
     failed = [r for r in responses if not r.ok]
     sent = sum(len(r.phone_numbers) for r in ok)
     lines = [_t("cli.notify.sent", count=sent, requests=len(ok))]
-    lines += ["  " + _t("cli.notify.batch", count=len(r.phone_numbers), biz_id=r.biz_id or "-",
-                        request_id=r.request_id or "-", out_id=r.out_id or "-") for r in ok]
+    lines += [
+        "  "
+        + _t(
+            "cli.notify.batch",
+            count=len(r.phone_numbers),
+            biz_id=r.biz_id or "-",
+            request_id=r.request_id or "-",
+            out_id=r.out_id or "-",
+        )
+        for r in ok
+    ]
     for r in failed:
         error = getattr(r, "error", None)  # the AliyunSmsError of that call, when kept
-        request_failed = (r.code == "REQUEST_FAILED"
-                          or getattr(error, "code", None) == REQUEST_FAILED)
-        note = _t("cli.notify.maybe_delivered") \
-            if getattr(error, "delivery_unknown", False) else ""
-        lines.append(_t("cli.notify.failed" if request_failed else "cli.notify.rejected",
-                        count=len(r.phone_numbers), code=r.code,
-                        request_id=r.request_id or "-", note=note))
+        request_failed = (
+            r.code == "REQUEST_FAILED" or getattr(error, "code", None) == REQUEST_FAILED
+        )
+        note = _t("cli.notify.maybe_delivered") if getattr(error, "delivery_unknown", False) else ""
+        lines.append(
+            _t(
+                "cli.notify.failed" if request_failed else "cli.notify.rejected",
+                count=len(r.phone_numbers),
+                code=r.code,
+                request_id=r.request_id or "-",
+                note=note,
+            )
+        )
     attempted = sum(len(r.phone_numbers) for r in responses)
     if attempted < total:
         lines.append(_t("cli.notify.not_sent", count=total - attempted))
@@ -418,30 +513,66 @@ def _summary(responses: list[SendSmsResponse], total: int) -> tuple[list[str], b
 
 
 @smscode.command("notify")
-@click.option("--template", "template_code", required=True, metavar="CODE",
-              help="Template code approved in the SMS console (SMS_...).")
-@click.option("--params", "params_text", default=None, metavar="JSON",
-              help="Template variables as a JSON object, the same for every number; never "
-                   "printed. Without it, --file must be a CSV with a header: a phone column "
-                   "and one column per template variable (optional sign_name and "
-                   "sms_up_extend_code columns), sent per row with SendBatchSms.")
-@click.option("--phones", default=None, metavar="LIST",
-              help="Numbers separated by commas, spaces or newlines.")
-@click.option("--file", "file_path", default=None,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A CSV (column phone/mobile/phone_number/手机号/手机, else the first) or a "
-                   "text file with one number per line (# comments); UTF-8. Without --params: "
-                   "a CSV whose other columns fill the template, row by row.")
-@click.option("--sign-name", default=None, metavar="NAME",
-              help="Sign name (签名); default SMSCODE_ALIYUN_SIGN_NAME.")
-@click.option("--out-id", default=None, metavar="ID",
-              help="OutId for every SendSms call (default: one per call).")
-@click.option("--sms-up-extend-code", default=None, metavar="DIGITS",
-              help="Uplink extension code (SmsUpExtendCode, 1-7 digits) for every number.")
+@click.option(
+    "--template",
+    "template_code",
+    required=True,
+    metavar="CODE",
+    help="Template code approved in the SMS console (SMS_...).",
+)
+@click.option(
+    "--params",
+    "params_text",
+    default=None,
+    metavar="JSON",
+    help="Template variables as a JSON object, the same for every number; never "
+    "printed. Without it, --file must be a CSV with a header: a phone column "
+    "and one column per template variable (optional sign_name and "
+    "sms_up_extend_code columns), sent per row with SendBatchSms.",
+)
+@click.option(
+    "--phones",
+    default=None,
+    metavar="LIST",
+    help="Numbers separated by commas, spaces or newlines.",
+)
+@click.option(
+    "--file",
+    "file_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A CSV (column phone/mobile/phone_number/手机号/手机, else the first) or a "
+    "text file with one number per line (# comments); UTF-8. Without --params: "
+    "a CSV whose other columns fill the template, row by row.",
+)
+@click.option(
+    "--sign-name",
+    default=None,
+    metavar="NAME",
+    help="Sign name (签名); default SMSCODE_ALIYUN_SIGN_NAME.",
+)
+@click.option(
+    "--out-id",
+    default=None,
+    metavar="ID",
+    help="OutId for every SendSms call (default: one per call).",
+)
+@click.option(
+    "--sms-up-extend-code",
+    default=None,
+    metavar="DIGITS",
+    help="Uplink extension code (SmsUpExtendCode, 1-7 digits) for every number.",
+)
 @with_appcontext
-def notify(template_code: str, params_text: str | None, phones: str | None,
-           file_path: Path | None, sign_name: str | None, out_id: str | None,
-           sms_up_extend_code: str | None) -> None:
+def notify(
+    template_code: str,
+    params_text: str | None,
+    phones: str | None,
+    file_path: Path | None,
+    sign_name: str | None,
+    out_id: str | None,
+    sms_up_extend_code: str | None,
+) -> None:
     """Send a notification template to many numbers.
 
     With --params, numbers go out in SendSms calls of at most 1000. Without it, --file is a
@@ -461,8 +592,10 @@ def notify(template_code: str, params_text: str | None, phones: str | None,
         entries = _read_phone_file(file_path)
         source, place_key = file_path.name, "cli.notify.line"
     else:
-        entries = [(entry, i) for i, entry in
-                   enumerate((e for e in _PHONE_SEPARATORS.split(phones or "") if e), 1)]
+        entries = [
+            (entry, i)
+            for i, entry in enumerate((e for e in _PHONE_SEPARATORS.split(phones or "") if e), 1)
+        ]
         source, place_key = "--phones", "cli.notify.entry"
     if not entries:
         raise click.UsageError(_t("cli.notify.no_phones", source=source))
@@ -478,30 +611,43 @@ def notify(template_code: str, params_text: str | None, phones: str | None,
     invalid_lines = []
     if invalid:
         invalid_lines.append(_t("cli.notify.invalid", count=len(invalid)))
-        invalid_lines += ["  " + _t("cli.notify.invalid_item", entry=_mask_entry(entry),
-                                    where=_t(place_key, number=where[entry])
-                                    if entry in where else "?")
-                          for entry in invalid[:MAX_INVALID_LISTED]]
+        invalid_lines += [
+            "  "
+            + _t(
+                "cli.notify.invalid_item",
+                entry=_mask_entry(entry),
+                where=_t(place_key, number=where[entry]) if entry in where else "?",
+            )
+            for entry in invalid[:MAX_INVALID_LISTED]
+        ]
         if len(invalid) > MAX_INVALID_LISTED:
-            invalid_lines.append("  " + _t("cli.notify.invalid_more",
-                                           count=len(invalid) - MAX_INVALID_LISTED))
+            invalid_lines.append(
+                "  " + _t("cli.notify.invalid_more", count=len(invalid) - MAX_INVALID_LISTED)
+            )
     if not valid:
         click.echo("\n".join(invalid_lines))
         raise click.ClickException(_t("cli.notify.no_valid", source=source))
 
     responses: list[SendSmsResponse] = []
     # Progress on stderr, so stdout holds only the summary (for scripts and logs).
-    with click.progressbar(length=len(valid), label=_t("cli.notify.progress"),
-                           file=sys.stderr) as bar:
+    with click.progressbar(
+        length=len(valid), label=_t("cli.notify.progress"), file=sys.stderr
+    ) as bar:
 
         def advance(response: SendSmsResponse) -> None:
             bar.update(len(response.phone_numbers))
 
         try:
-            responses = client.send_message(valid, params, template_code, skip_invalid=True,
-                                            on_batch=advance, out_id=out_id,
-                                            sign_name=sign_name,
-                                            sms_up_extend_code=sms_up_extend_code)
+            responses = client.send_message(
+                valid,
+                params,
+                template_code,
+                skip_invalid=True,
+                on_batch=advance,
+                out_id=out_id,
+                sign_name=sign_name,
+                sms_up_extend_code=sms_up_extend_code,
+            )
         except AliyunSmsError as exc:
             responses = list(getattr(exc, "responses", None) or [])
             if not responses:  # refused before any call: nothing went out
@@ -518,25 +664,38 @@ def _read_people_file(path: Path) -> tuple[str, list[tuple[int, dict[str, str]]]
     """The phone column's name and ``(line number, {column: value})`` per data row of a CSV
     (or TSV) whose header names a phone column; refused (usage error) otherwise."""
     text = _read_text(path)
-    first = next((line for line in text.splitlines()
-                  if line.strip() and not line.lstrip().startswith("#")), "")
+    first = next(
+        (line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")),
+        "",
+    )
     delimiter = "\t" if "\t" in first and "," not in first else ","
-    rows = [(number, [cell.strip() for cell in row]) for number, row in
-            enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), 1)
-            if any(cell.strip() for cell in row) and not row[0].lstrip().startswith("#")]
+    rows = [
+        (number, [cell.strip() for cell in row])
+        for number, row in enumerate(
+            csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), 1
+        )
+        if any(cell.strip() for cell in row) and not row[0].lstrip().startswith("#")
+    ]
     header = rows[0][1] if rows else []
     phone_column = next((c for c in header if c.lower() in PHONE_COLUMNS), None)
     if phone_column is None:
-        raise click.UsageError(_t("cli.notify.no_phone_column", name=path.name,
-                                  columns=", ".join(PHONE_COLUMNS)))
-    people = [(number, dict(zip(header, cells + [""] * (len(header) - len(cells)),
-                                strict=False)))
-              for number, cells in rows[1:]]
+        raise click.UsageError(
+            _t("cli.notify.no_phone_column", name=path.name, columns=", ".join(PHONE_COLUMNS))
+        )
+    people = [
+        (number, dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=False)))
+        for number, cells in rows[1:]
+    ]
     return phone_column, people
 
 
-def _notify_people(path: Path, template_code: str, sign_name: str | None,
-                   out_id: str | None, extend_code: str | None) -> None:
+def _notify_people(
+    path: Path,
+    template_code: str,
+    sign_name: str | None,
+    out_id: str | None,
+    extend_code: str | None,
+) -> None:
     """``notify --file people.csv`` without ``--params``: one SendBatchSms entry per row."""
     phone_column, people = _read_people_file(path)
     if not people:
@@ -554,18 +713,31 @@ def _notify_people(path: Path, template_code: str, sign_name: str | None,
             bad.append(_t("cli.notify.bad.empty", where=where, columns=", ".join(empty)))
             continue
         lowered = {k.lower(): v for k, v in row.items()}
-        entries.append(BatchEntry(row[phone_column], values,
-                                  lowered.get(SIGN_NAME_COLUMN) or None,
-                                  lowered.get(EXTEND_CODE_COLUMN) or extend_code))
+        entries.append(
+            BatchEntry(
+                row[phone_column],
+                values,
+                lowered.get(SIGN_NAME_COLUMN) or None,
+                lowered.get(EXTEND_CODE_COLUMN) or extend_code,
+            )
+        )
         lines.append(number)
     with _errors():
         plan = client.prepare_batch(entries, sign_name=sign_name)
     for problem in plan.problems:
-        bad.append(_t(f"cli.notify.bad.{problem.field}",
-                      where=_t("cli.notify.line", number=lines[problem.index]),
-                      entry=problem.shown or "-"))
-    bad_lines = [_t("cli.notify.bad_rows", count=len(bad))] + [
-        "  " + line for line in bad[:MAX_INVALID_LISTED]] if bad else []
+        bad.append(
+            _t(
+                f"cli.notify.bad.{problem.field}",
+                where=_t("cli.notify.line", number=lines[problem.index]),
+                entry=problem.shown or "-",
+            )
+        )
+    bad_lines = (
+        [_t("cli.notify.bad_rows", count=len(bad))]
+        + ["  " + line for line in bad[:MAX_INVALID_LISTED]]
+        if bad
+        else []
+    )
     if len(bad) > MAX_INVALID_LISTED:
         bad_lines.append("  " + _t("cli.notify.invalid_more", count=len(bad) - MAX_INVALID_LISTED))
     if not plan.ready:
@@ -573,12 +745,17 @@ def _notify_people(path: Path, template_code: str, sign_name: str | None,
         raise click.ClickException(_t("cli.notify.no_valid", source=path.name))
     ready = [entries[r.index] for r in plan.ready]
     responses: list[SendSmsResponse] = []
-    with click.progressbar(length=len(ready), label=_t("cli.notify.progress"),
-                           file=sys.stderr) as bar:
+    with click.progressbar(
+        length=len(ready), label=_t("cli.notify.progress"), file=sys.stderr
+    ) as bar:
         try:
-            responses = client.send_batch(ready, template_code, sign_name=sign_name,
-                                          out_id=out_id,
-                                          on_batch=lambda r: bar.update(len(r.phone_numbers)))
+            responses = client.send_batch(
+                ready,
+                template_code,
+                sign_name=sign_name,
+                out_id=out_id,
+                on_batch=lambda r: bar.update(len(r.phone_numbers)),
+            )
         except AliyunSmsError as exc:
             responses = list(getattr(exc, "responses", None) or [])
             if not responses:  # refused before any call: nothing went out
@@ -606,57 +783,92 @@ def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -
 @smscode.command("delivery")
 @click.argument("phone")
 @click.option("--biz-id", default=None, metavar="ID", help="Only the message with this BizId.")
-@click.option("--date", "send_date", default=None, callback=_parse_date, metavar="DATE",
-              help="Send date, YYYY-MM-DD or YYYYMMDD (default: today, China time).")
+@click.option(
+    "--date",
+    "send_date",
+    default=None,
+    callback=_parse_date,
+    metavar="DATE",
+    help="Send date, YYYY-MM-DD or YYYYMMDD (default: today, China time).",
+)
 @click.option("--page", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--page-size", default=10, show_default=True, type=click.IntRange(1, 50))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @with_appcontext
-def delivery(phone: str, biz_id: str | None, send_date: date, page: int, page_size: int,
-             as_json: bool) -> None:
+def delivery(
+    phone: str, biz_id: str | None, send_date: date, page: int, page_size: int, as_json: bool
+) -> None:
     """Show delivery receipts of the messages sent to PHONE on one day.
 
     Message texts are never shown: a verification SMS contains its code.
     """
     client = _client()
     with _errors():
-        report = client.query_send_details(phone, biz_id=biz_id, send_date=send_date,
-                                           page_size=page_size, page=page)
-    records = [{
-        "phone": mask_phone(str(r.phone)),
-        "status": getattr(r.status, "name", str(r.status)),
-        "status_code": int(r.status),
-        "error_code": r.error_code or None,
-        "template_code": r.template_code,
-        "send_time": r.send_time.isoformat() if isinstance(r.send_time, datetime) else None,
-        "receive_time": (r.receive_time.isoformat() if isinstance(r.receive_time, datetime)
-                         else None),
-        "out_id": r.out_id,
-    } for r in report]
+        report = client.query_send_details(
+            phone, biz_id=biz_id, send_date=send_date, page_size=page_size, page=page
+        )
+    records = [
+        {
+            "phone": mask_phone(str(r.phone)),
+            "status": getattr(r.status, "name", str(r.status)),
+            "status_code": int(r.status),
+            "error_code": r.error_code or None,
+            "template_code": r.template_code,
+            "send_time": r.send_time.isoformat() if isinstance(r.send_time, datetime) else None,
+            "receive_time": (
+                r.receive_time.isoformat() if isinstance(r.receive_time, datetime) else None
+            ),
+            "out_id": r.out_id,
+        }
+        for r in report
+    ]
     if as_json:
-        click.echo(json.dumps({
-            "send_date": send_date.isoformat(), "page": page, "page_size": page_size,
-            "total_count": report.total_count, "request_id": report.request_id,
-            "records": records}, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {
+                    "send_date": send_date.isoformat(),
+                    "page": page,
+                    "page_size": page_size,
+                    "total_count": report.total_count,
+                    "request_id": report.request_id,
+                    "records": records,
+                },
+                ensure_ascii=False,
+            )
+        )
         return
-    header = tuple(_t(f"cli.delivery.{column}") for column in (
-        "phone", "status", "error", "template", "sent", "received", "out_id"))
-    rows = [(str(rec["phone"]), _status_text(str(rec["status"])), r.error_code or "-",
-             r.template_code or "-", _format_time(r.send_time), _format_time(r.receive_time),
-             r.out_id or "-")
-            for rec, r in zip(records, report, strict=True)]
+    header = tuple(
+        _t(f"cli.delivery.{column}")
+        for column in ("phone", "status", "error", "template", "sent", "received", "out_id")
+    )
+    rows = [
+        (
+            str(rec["phone"]),
+            _status_text(str(rec["status"])),
+            r.error_code or "-",
+            r.template_code or "-",
+            _format_time(r.send_time),
+            _format_time(r.receive_time),
+            r.out_id or "-",
+        )
+        for rec, r in zip(records, report, strict=True)
+    ]
     if rows:
         for line in _table([header, *rows]):
             click.echo(line)
-    shown = _t("cli.delivery.shown", shown=len(rows), total=report.total_count,
-               date=send_date.isoformat())
+    shown = _t(
+        "cli.delivery.shown", shown=len(rows), total=report.total_count, date=send_date.isoformat()
+    )
     if report.total_count > page * page_size:
         shown += _t("cli.delivery.more", page=page + 1)
     click.echo(shown)
 
 
-_STATUS_KEYS = {"WAITING": "cli.delivery.waiting", "FAILED": "cli.delivery.failed",
-                "DELIVERED": "cli.delivery.delivered"}
+_STATUS_KEYS = {
+    "WAITING": "cli.delivery.waiting",
+    "FAILED": "cli.delivery.failed",
+    "DELIVERED": "cli.delivery.delivered",
+}
 
 
 def _status_text(name: str) -> str:
@@ -673,8 +885,13 @@ def _display_width(text: str) -> int:
 def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     """Rows padded into columns by display width, so Chinese headers line up too."""
     widths = [max(_display_width(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(str(cell) + " " * (w - _display_width(str(cell)))
-                      for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return [
+        "  ".join(
+            str(cell) + " " * (w - _display_width(str(cell)))
+            for cell, w in zip(row, widths, strict=True)
+        ).rstrip()
+        for row in rows
+    ]
 
 
 # -- doctor ----------------------------------------------------------------------------------
@@ -702,21 +919,47 @@ def doctor(as_json: bool) -> None:
         name = _t(f"cli.doctor.check.{check.check}", subject=check.subject).strip()
         return _t("cli.doctor.label", sender=check.sender, label=name) if check.sender else name
 
-    rendered = [{**c.as_dict(),
-                 "label": label(c),
-                 "detail": text(c.key, c.params),
-                 "fix": text(c.fix_key, {**c.params, **c.fix_params})} for c in checks]
+    rendered = [
+        {
+            **c.as_dict(),
+            "label": label(c),
+            "detail": text(c.key, c.params),
+            "fix": text(c.fix_key, {**c.params, **c.fix_params}),
+        }
+        for c in checks
+    ]
     if as_json:
-        click.echo(json.dumps({"ok": failures == 0, "failures": failures,
-                               "warnings": warnings, "checks": rendered}, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {
+                    "ok": failures == 0,
+                    "failures": failures,
+                    "warnings": warnings,
+                    "checks": rendered,
+                },
+                ensure_ascii=False,
+            )
+        )
     else:
-        rows = [(f"{_DOCTOR_MARKS[c['status']]} {_t('cli.doctor.status.' + c['status'])}",
-                 c["label"], c["detail"] + ("  " + _t("cli.doctor.fix", fix=c["fix"])
-                                            if c["fix"] and c["status"] != "ok" else ""))
-                for c in rendered]
+        rows = [
+            (
+                f"{_DOCTOR_MARKS[c['status']]} {_t('cli.doctor.status.' + c['status'])}",
+                c["label"],
+                c["detail"]
+                + (
+                    "  " + _t("cli.doctor.fix", fix=c["fix"])
+                    if c["fix"] and c["status"] != "ok"
+                    else ""
+                ),
+            )
+            for c in rendered
+        ]
         for line in _table(rows):
             click.echo(line)
-        click.echo(_t("cli.doctor.summary.fail", failures=failures, warnings=warnings)
-                   if failures else _t("cli.doctor.summary.ok", warnings=warnings))
+        click.echo(
+            _t("cli.doctor.summary.fail", failures=failures, warnings=warnings)
+            if failures
+            else _t("cli.doctor.summary.ok", warnings=warnings)
+        )
     if failures:
         click.get_current_context().exit(1)

@@ -9,6 +9,14 @@ from .aliyun.sendsms import MAX_PHONES_PER_CALL, SendSmsResponse
 from .aliyun.transport import API_VERSION, silence_sdk_logs
 from .errors import PARAM_MISSING, PROVIDER_ERROR, REQUEST_FAILED, AliyunSmsError
 
-__all__ = ["API_VERSION", "MAX_PHONES_PER_CALL", "PARAM_MISSING", "PROVIDER_ERROR",
-           "REQUEST_FAILED", "AliyunSms", "AliyunSmsError", "SendSmsResponse",
-           "silence_sdk_logs"]
+__all__ = [
+    "API_VERSION",
+    "MAX_PHONES_PER_CALL",
+    "PARAM_MISSING",
+    "PROVIDER_ERROR",
+    "REQUEST_FAILED",
+    "AliyunSms",
+    "AliyunSmsError",
+    "SendSmsResponse",
+    "silence_sdk_logs",
+]

@@ -20,7 +20,7 @@ def generate_code(length: int = 6) -> str:
 
     One ``randbelow(10**length)`` is as uniform as ``length`` draws of a digit (each value
     equally likely either way) and a sixth of their cost."""
-    return f"{secrets.randbelow(10 ** length):0{length}d}"
+    return f"{secrets.randbelow(10**length):0{length}d}"
 
 
 def is_well_formed(code: object, length: int) -> bool:

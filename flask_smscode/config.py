@@ -23,9 +23,18 @@ from .phones import normalize_phone
 if TYPE_CHECKING:  # limits costs ~50 ms of imports (asyncio, wrapt): loaded on app set-up
     from limits import RateLimitItem
 
-STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+cluster", "rediss+cluster",
-                   "redis+sentinel", "rediss+sentinel")
+STORAGE_SCHEMES = (
+    "memory",
+    "redis",
+    "rediss",
+    "redis+unix",
+    "redis+cluster",
+    "rediss+cluster",
+    "redis+sentinel",
+    "rediss+sentinel",
+)
 MAX_CODE_TTL_SECONDS = 600  # NIST 800-63B / OWASP ASVS 6.5.5: codes live at most 10 minutes
+
 
 class Setting(NamedTuple):
     """One row of the settings table: the default, its unit, and what the key means."""
@@ -39,20 +48,26 @@ _S = Setting
 # Every SMSCODE_* key in one table: name, default, unit, one-line meaning. The README's
 # configuration table says the same at more length; DEFAULTS below is derived from this.
 SETTINGS: dict[str, Setting] = {
-    "SMSCODE_PURPOSES": _S(("login", "signup", "reset_password"), "names",
-                           "allowed purpose values; a code is bound to one"),
+    "SMSCODE_PURPOSES": _S(
+        ("login", "signup", "reset_password"),
+        "names",
+        "allowed purpose values; a code is bound to one",
+    ),
     "SMSCODE_CODE_LENGTH": _S(6, "digits", "digits per code, 4-10"),
     "SMSCODE_CODE_TTL_SECONDS": _S(300, "seconds", "code lifetime, at most 600"),
     "SMSCODE_MAX_ATTEMPTS": _S(5, "attempts", "wrong guesses per phone and purpose"),
     "SMSCODE_ATTEMPT_WINDOW_SECONDS": _S(900, "seconds", "the failure count's window"),
     "SMSCODE_RESEND_INTERVAL_SECONDS": _S(60, "seconds", "cooldown between two sends"),
     "SMSCODE_PHONE_LIMITS": _S("5/hour;10/day", "rate string", "sends per phone"),
-    "SMSCODE_IP_SEND_LIMITS": _S("20/hour;100/day", "rate string",
-                                 "/sms/send requests per client address"),
-    "SMSCODE_IP_VERIFY_LIMITS": _S("30/minute;300/hour", "rate string",
-                                   "/sms/verify requests per client address"),
-    "SMSCODE_RATELIMIT_BACKEND": _S("store", "name",
-                                    "who counts the per-IP limits: store or flask-limiter"),
+    "SMSCODE_IP_SEND_LIMITS": _S(
+        "20/hour;100/day", "rate string", "/sms/send requests per client address"
+    ),
+    "SMSCODE_IP_VERIFY_LIMITS": _S(
+        "30/minute;300/hour", "rate string", "/sms/verify requests per client address"
+    ),
+    "SMSCODE_RATELIMIT_BACKEND": _S(
+        "store", "name", "who counts the per-IP limits: store or flask-limiter"
+    ),
     "SMSCODE_DEFAULT_LANGUAGE": _S("zh", "language tag", "fallback language of messages"),
     "SMSCODE_MESSAGES": _S({}, "dict", "your own texts per language"),
     "SMSCODE_LOCALES_DIR": _S(None, "path", "a directory of <lang>.json message files"),
@@ -60,56 +75,77 @@ SETTINGS: dict[str, Setting] = {
     "SMSCODE_STORAGE_OPTIONS": _S({}, "dict", "extra redis-py keyword arguments"),
     "SMSCODE_STORAGE_TIMEOUT_SECONDS": _S(1.0, "seconds", "Redis connect and read timeout"),
     "SMSCODE_KEY_PREFIX": _S("smscode", "text", "prefix of every Redis key"),
-    "SMSCODE_DEFAULT_REGION": _S("CN", "ISO 3166 region",
-                                 "region of numbers typed without a country code"),
-    "SMSCODE_ALLOWED_REGIONS": _S(("CN",), "ISO 3166 regions",
-                                  "regions codes may be sent to; ['*'] for all"),
+    "SMSCODE_DEFAULT_REGION": _S(
+        "CN", "ISO 3166 region", "region of numbers typed without a country code"
+    ),
+    "SMSCODE_ALLOWED_REGIONS": _S(
+        ("CN",), "ISO 3166 regions", "regions codes may be sent to; ['*'] for all"
+    ),
     "SMSCODE_TEST_NUMBERS": _S({}, "dict", "phone -> fixed code, no SMS sent"),
     "SMSCODE_TOKEN_TTL_SECONDS": _S(600, "seconds", "lifetime of the verified-phone token"),
     "SMSCODE_SECRET_KEY": _S(None, "text", "HMAC and token key (else SECRET_KEY)"),
-    "SMSCODE_SENDER": _S("console", "name(s) or dotted path",
-                         "who sends the codes; several (list or 'a,b'): failover in order"),
-    "SMSCODE_SENDERS_CONFIG": _S({}, "dict name -> dict",
-                                 "named senders: SMSCODE_* overrides per sender (failover)"),
-    "SMSCODE_ALIYUN_ACCESS_KEY_ID": _S(None, "text",
-                                       "AccessKey id (else ALIBABA_CLOUD_ACCESS_KEY_ID)"),
-    "SMSCODE_ALIYUN_ACCESS_KEY_SECRET": _S(None, "text", "AccessKey secret (else "
-                                           "ALIBABA_CLOUD_ACCESS_KEY_SECRET)"),
+    "SMSCODE_SENDER": _S(
+        "console",
+        "name(s) or dotted path",
+        "who sends the codes; several (list or 'a,b'): failover in order",
+    ),
+    "SMSCODE_SENDERS_CONFIG": _S(
+        {}, "dict name -> dict", "named senders: SMSCODE_* overrides per sender (failover)"
+    ),
+    "SMSCODE_ALIYUN_ACCESS_KEY_ID": _S(
+        None, "text", "AccessKey id (else ALIBABA_CLOUD_ACCESS_KEY_ID)"
+    ),
+    "SMSCODE_ALIYUN_ACCESS_KEY_SECRET": _S(
+        None, "text", "AccessKey secret (else ALIBABA_CLOUD_ACCESS_KEY_SECRET)"
+    ),
     "SMSCODE_ALIYUN_SIGN_NAME": _S(None, "text", "the approved signature"),
-    "SMSCODE_ALIYUN_TEMPLATE_CODE": _S(None, "code or dict",
-                                       "one template code, or purpose -> code"),
-    "SMSCODE_ALIYUN_INTL_TEMPLATE_CODE": _S(None, "code or dict", "international template "
-                                            "(TemplateType 3) for numbers outside the "
-                                            "mainland; one code, or purpose -> code"),
-    "SMSCODE_ALIYUN_TEMPLATE_PARAM": _S("code", "variable name",
-                                        "the template variable that receives the code"),
+    "SMSCODE_ALIYUN_TEMPLATE_CODE": _S(
+        None, "code or dict", "one template code, or purpose -> code"
+    ),
+    "SMSCODE_ALIYUN_INTL_TEMPLATE_CODE": _S(
+        None,
+        "code or dict",
+        "international template "
+        "(TemplateType 3) for numbers outside the "
+        "mainland; one code, or purpose -> code",
+    ),
+    "SMSCODE_ALIYUN_TEMPLATE_PARAM": _S(
+        "code", "variable name", "the template variable that receives the code"
+    ),
     "SMSCODE_ALIYUN_REGION": _S("cn-hangzhou", "RegionId", "the API region"),
     "SMSCODE_ALIYUN_ENDPOINT": _S("dysmsapi.aliyuncs.com", "host[:port]", "the API host"),
     "SMSCODE_ALIYUN_PROTOCOL": _S("https", "https|http", "http only for a loopback endpoint"),
-    "SMSCODE_ALIYUN_TIMEOUT_SECONDS": _S(5.0, "seconds",
-                                         "read timeout of one call; connect: min(this, 3)"),
+    "SMSCODE_ALIYUN_TIMEOUT_SECONDS": _S(
+        5.0, "seconds", "read timeout of one call; connect: min(this, 3)"
+    ),
     "SMSCODE_OPENAPI_ENABLED": _S(True, "bool", "serve GET /sms/openapi.json"),
     # the SMS-pumping guard (guard.py) and idempotent sends (idempotency.py)
     "SMSCODE_GLOBAL_SEND_LIMITS": _S("", "rate string", "sends of the whole app; '' is off"),
     "SMSCODE_PREFIX_SEND_LIMITS": _S("100/hour", "rate string", "sends per number prefix"),
-    "SMSCODE_PREFIX_DIGITS": _S({"86": 7, "*": 3}, "digits per calling code",
-                                "what a number prefix is"),
+    "SMSCODE_PREFIX_DIGITS": _S(
+        {"86": 7, "*": 3}, "digits per calling code", "what a number prefix is"
+    ),
     "SMSCODE_GUARD_WINDOW_SECONDS": _S(3600, "seconds", "the conversion guard's window"),
     "SMSCODE_GUARD_MIN_SENDS": _S(20, "sends", "sends before a prefix's conversion is judged"),
     "SMSCODE_GUARD_MIN_CONVERSION": _S(0.2, "ratio", "below this share a prefix is blocked"),
     "SMSCODE_GUARD_BLOCK_SECONDS": _S(43200, "seconds", "how long a prefix stays blocked"),
-    "SMSCODE_PRE_SEND_HOOK": _S(None, "callable or 'module:function'",
-                                "run before anything is counted (captcha)"),
-    "SMSCODE_IDEMPOTENCY_WAIT_SECONDS": _S(None, "seconds", "how long a duplicate waits; "
-                                           "None: 2 x SMSCODE_ALIYUN_TIMEOUT_SECONDS"),
+    "SMSCODE_PRE_SEND_HOOK": _S(
+        None, "callable or 'module:function'", "run before anything is counted (captcha)"
+    ),
+    "SMSCODE_IDEMPOTENCY_WAIT_SECONDS": _S(
+        None, "seconds", "how long a duplicate waits; None: 2 x SMSCODE_ALIYUN_TIMEOUT_SECONDS"
+    ),
     # delivery reports pushed by Alibaba Cloud (aliyun/reports.py, report_view.py)
-    "SMSCODE_ALIYUN_REPORT_SECRET": _S(None, "text, 32+ of [A-Za-z0-9_-]",
-                                       "path secret of POST /sms/reports/<secret>; None: off"),
-    "SMSCODE_ALIYUN_REPORT_ALLOWED_IPS": _S((), "addresses/networks",
-                                            "report sources allowed; empty: any"),
+    "SMSCODE_ALIYUN_REPORT_SECRET": _S(
+        None, "text, 32+ of [A-Za-z0-9_-]", "path secret of POST /sms/reports/<secret>; None: off"
+    ),
+    "SMSCODE_ALIYUN_REPORT_ALLOWED_IPS": _S(
+        (), "addresses/networks", "report sources allowed; empty: any"
+    ),
     "SMSCODE_ALIYUN_REPORT_MAX_BYTES": _S(1_048_576, "bytes", "largest report body (413)"),
-    "SMSCODE_ALIYUN_REPORT_TTL_SECONDS": _S(86400, "seconds",
-                                            "how long a phone's last delivery is kept"),
+    "SMSCODE_ALIYUN_REPORT_TTL_SECONDS": _S(
+        86400, "seconds", "how long a phone's last delivery is kept"
+    ),
 }
 del _S
 
@@ -174,8 +210,13 @@ class Settings:
             raise ConfigurationError("SMSCODE_PURPOSES must be a non-empty list of names.")
 
         code_length = _int(get, "SMSCODE_CODE_LENGTH", 4, 10)
-        code_ttl = _int(get, "SMSCODE_CODE_TTL_SECONDS", 1, MAX_CODE_TTL_SECONDS,
-                        why=" (NIST 800-63B: codes must expire within 10 minutes)")
+        code_ttl = _int(
+            get,
+            "SMSCODE_CODE_TTL_SECONDS",
+            1,
+            MAX_CODE_TTL_SECONDS,
+            why=" (NIST 800-63B: codes must expire within 10 minutes)",
+        )
         max_attempts = _int(get, "SMSCODE_MAX_ATTEMPTS", 1, 100)
         attempt_window = _int(get, "SMSCODE_ATTEMPT_WINDOW_SECONDS", 1, 7 * 86400)
         resend_interval = _int(get, "SMSCODE_RESEND_INTERVAL_SECONDS", 0, 86400)
@@ -187,12 +228,14 @@ class Settings:
         if not secret:
             raise ConfigurationError(
                 "SECRET_KEY (or SMSCODE_SECRET_KEY) must be set: codes are stored as an HMAC "
-                "keyed with it and verified-phone tokens are signed with it.")
+                "keyed with it and verified-phone tokens are signed with it."
+            )
         if isinstance(secret, str):
             secret = secret.encode()
         if not isinstance(secret, bytes):
-            raise ConfigurationError("SECRET_KEY (or SMSCODE_SECRET_KEY) must be a string or "
-                                     "bytes.")
+            raise ConfigurationError(
+                "SECRET_KEY (or SMSCODE_SECRET_KEY) must be a string or bytes."
+            )
 
         test_numbers: dict[str, str] = {}
         raw_test_numbers = get("SMSCODE_TEST_NUMBERS")
@@ -203,17 +246,21 @@ class Settings:
                 phone = normalize_phone(raw_phone, default_region, allowed_regions)
             except (InvalidPhone, RegionNotAllowed):
                 raise ConfigurationError(
-                    f"SMSCODE_TEST_NUMBERS: {raw_phone!r} is not an allowed mobile number.") \
-                    from None
+                    f"SMSCODE_TEST_NUMBERS: {raw_phone!r} is not an allowed mobile number."
+                ) from None
             if not is_well_formed(code, code_length):
                 raise ConfigurationError(
                     f"SMSCODE_TEST_NUMBERS: the code for {raw_phone!r} must be "
-                    f"{code_length} ASCII digits (SMSCODE_CODE_LENGTH).")
+                    f"{code_length} ASCII digits (SMSCODE_CODE_LENGTH)."
+                )
             test_numbers[phone] = code
 
         timeout = get("SMSCODE_STORAGE_TIMEOUT_SECONDS")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
-                or not 0 < timeout <= 30:
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not 0 < timeout <= 30
+        ):
             raise ConfigurationError("SMSCODE_STORAGE_TIMEOUT_SECONDS must be in (0, 30].")
 
         storage_uri = str(get("SMSCODE_STORAGE_URI"))
@@ -221,11 +268,14 @@ class Settings:
         if scheme not in STORAGE_SCHEMES:
             raise ConfigurationError(
                 f"SMSCODE_STORAGE_URI: unsupported scheme {scheme!r}; use one of "
-                + ", ".join(f"{s}://" for s in STORAGE_SCHEMES) + ".")
+                + ", ".join(f"{s}://" for s in STORAGE_SCHEMES)
+                + "."
+            )
         storage_options = get("SMSCODE_STORAGE_OPTIONS")
         if not isinstance(storage_options, Mapping):
-            raise ConfigurationError("SMSCODE_STORAGE_OPTIONS must be a dict of redis.Redis "
-                                     "keyword arguments.")
+            raise ConfigurationError(
+                "SMSCODE_STORAGE_OPTIONS must be a dict of redis.Redis keyword arguments."
+            )
 
         return cls(
             purposes=purposes,
@@ -253,19 +303,24 @@ class Settings:
 def regions_from_config(config: Mapping[str, Any]) -> tuple[str, tuple[str, ...] | None]:
     """``SMSCODE_DEFAULT_REGION`` and ``SMSCODE_ALLOWED_REGIONS`` (``None``: every region),
     validated; the one reading of both keys (the app's settings and the Alibaba client)."""
-    default_region = _region(get_setting(config, "SMSCODE_DEFAULT_REGION"),
-                             "SMSCODE_DEFAULT_REGION")
+    default_region = _region(
+        get_setting(config, "SMSCODE_DEFAULT_REGION"), "SMSCODE_DEFAULT_REGION"
+    )
     return default_region, allowed_regions(get_setting(config, "SMSCODE_ALLOWED_REGIONS"))
 
 
-def allowed_regions(allowed: Any, key: str = "SMSCODE_ALLOWED_REGIONS",
-                    ) -> tuple[str, ...] | None:
+def allowed_regions(
+    allowed: Any,
+    key: str = "SMSCODE_ALLOWED_REGIONS",
+) -> tuple[str, ...] | None:
     """A list of region codes, ``None`` when it holds the wildcard ``"*"``."""
     if isinstance(allowed, str):
         allowed = [allowed]
     if not isinstance(allowed, (list, tuple, set, frozenset)) or not allowed:
-        raise ConfigurationError(f"{key} must be a non-empty list of region codes like "
-                                 "['CN'] (or ['*'] for every region).")
+        raise ConfigurationError(
+            f"{key} must be a non-empty list of region codes like "
+            "['CN'] (or ['*'] for every region)."
+        )
     return None if "*" in allowed else tuple(_region(r, key) for r in allowed)
 
 
@@ -285,8 +340,9 @@ def _region(value: Any, key: str) -> str:
 def _int(get: Any, key: str, low: int, high: int, why: str = "") -> int:
     value = get(key)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigurationError(f"{key} must be an integer from {low} to {high}{why}; "
-                                 f"got {value!r}.")
+        raise ConfigurationError(
+            f"{key} must be an integer from {low} to {high}{why}; got {value!r}."
+        )
     return value
 
 
@@ -300,8 +356,9 @@ def _limits(get: Any, key: str) -> tuple[RateLimitItem, ...]:
 
         items = tuple(parse_many(text))
     except ValueError:
-        raise ConfigurationError(f"{key}: {text!r} is not a rate limit string "
-                                 "like '5/hour;10/day'.") from None
+        raise ConfigurationError(
+            f"{key}: {text!r} is not a rate limit string like '5/hour;10/day'."
+        ) from None
     return items
 
 

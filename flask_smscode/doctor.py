@@ -44,11 +44,11 @@ from .errors import ConfigurationError, StorageUnavailable
 from .senders.names import SenderSpec, sender_specs
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
-CLOCK_WARN_SECONDS = 60.0    # NTP keeps clocks within a second: a minute means it is not running
-CLOCK_FAIL_SECONDS = 900.0   # Alibaba refuses a Timestamp more than 15 minutes off
+CLOCK_WARN_SECONDS = 60.0  # NTP keeps clocks within a second: a minute means it is not running
+CLOCK_FAIL_SECONDS = 900.0  # Alibaba refuses a Timestamp more than 15 minutes off
 ENDPOINT_TIMEOUT_SECONDS = 5.0
-TEMPLATE_TYPE_CODE = 0       # QuerySmsTemplate TemplateType: 0 verification code
-TEMPLATE_TYPE_INTL = 3       # 3 international (numbers outside the mainland, HK/MO/TW too)
+TEMPLATE_TYPE_CODE = 0  # QuerySmsTemplate TemplateType: 0 verification code
+TEMPLATE_TYPE_INTL = 3  # 3 international (numbers outside the mainland, HK/MO/TW too)
 SIGN_STATUS = {0: "reviewing", 1: "approved", 2: "rejected", 10: "cancelled"}
 _KEY_ERRORS = {"InvalidAccessKeyId.NotFound", "InvalidAccessKeyId", "InvalidAccessKeyId.Inactive"}
 _PERMISSION_ERRORS = {"Forbidden.RAM", "isp.RAM_PERMISSION_DENY", "Forbidden"}
@@ -61,15 +61,15 @@ _VARIABLE = re.compile(r"\$\{([^}]+)\}")
 class Check:
     """One line of the report: ``key``/``fix_key`` are message catalogue keys."""
 
-    check: str                      # provider, endpoint, clock, credentials, sign, template,
-                                    # intl_template, store
-    status: str                     # ok, warn, fail, skip
+    check: str  # provider, endpoint, clock, credentials, sign, template,
+    # intl_template, store
+    status: str  # ok, warn, fail, skip
     key: str
     params: dict[str, Any] = field(default_factory=dict)
     fix_key: str | None = None
     fix_params: dict[str, Any] = field(default_factory=dict)
-    subject: str = ""               # the template code (and purposes) a template line is about
-    sender: str = ""                # the sender a provider line is about (several senders)
+    subject: str = ""  # the template code (and purposes) a template line is about
+    sender: str = ""  # the sender a provider line is about (several senders)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,8 +98,10 @@ def run_checks(app: Flask) -> list[Check]:
         # One plain "aliyun" keeps its unlabelled lines; otherwise say whose line it is.
         labelled = len(specs) > 1 or any(spec.named for spec in specs)
         for spec in specs:
-            checks += [replace(check, sender=spec.name if labelled else "")
-                       for check in _sender_checks(spec)]
+            checks += [
+                replace(check, sender=spec.name if labelled else "")
+                for check in _sender_checks(spec)
+            ]
     checks.append(_store_check(app))
     return checks
 
@@ -110,8 +112,11 @@ def _sender_checks(spec: SenderSpec) -> list[Check]:
         return _provider_checks(spec.config)
     if spec.kind == "console":
         return [Check("provider", SKIP, "cli.doctor.provider.console")]
-    kind = spec.kind if isinstance(spec.kind, str) else getattr(
-        spec.kind, "__qualname__", type(spec.kind).__qualname__)
+    kind = (
+        spec.kind
+        if isinstance(spec.kind, str)
+        else getattr(spec.kind, "__qualname__", type(spec.kind).__qualname__)
+    )
     return [Check("provider", SKIP, "cli.doctor.provider.custom", {"kind": kind})]
 
 
@@ -129,24 +134,35 @@ def _provider_checks(config: Mapping[str, Any]) -> list[Check]:
     intl_templates = _templates(client.settings.intl_template_code)
     if credentials.status == FAIL:
         checks.append(Check("sign", SKIP, "cli.doctor.skipped"))
-        checks += [Check("template", SKIP, "cli.doctor.skipped",
-                         subject=_subject(code, purposes))
-                   for code, purposes in templates.items()]
-        checks += [Check("intl_template", SKIP, "cli.doctor.skipped",
-                         subject=_subject(code, purposes))
-                   for code, purposes in intl_templates.items()]
+        checks += [
+            Check("template", SKIP, "cli.doctor.skipped", subject=_subject(code, purposes))
+            for code, purposes in templates.items()
+        ]
+        checks += [
+            Check("intl_template", SKIP, "cli.doctor.skipped", subject=_subject(code, purposes))
+            for code, purposes in intl_templates.items()
+        ]
         return checks
     checks.append(_sign_check(client.sign_name, sign_answer))
     param = client.settings.template_param
-    checks += [_template_check(client, code, purposes, param)
-               for code, purposes in templates.items()]
+    checks += [
+        _template_check(client, code, purposes, param) for code, purposes in templates.items()
+    ]
     if not intl_templates and client.settings.allows_international:
         # The sender refuses to start like this; say so here too, on the line it concerns.
-        checks.append(Check("intl_template", FAIL, "cli.doctor.intl_template.not_set",
-                            {"regions": _regions(client.settings.allowed_regions)},
-                            "cli.doctor.fix.intl_template_code"))
-    checks += [_template_check(client, code, purposes, param, international=True)
-               for code, purposes in intl_templates.items()]
+        checks.append(
+            Check(
+                "intl_template",
+                FAIL,
+                "cli.doctor.intl_template.not_set",
+                {"regions": _regions(client.settings.allowed_regions)},
+                "cli.doctor.fix.intl_template_code",
+            )
+        )
+    checks += [
+        _template_check(client, code, purposes, param, international=True)
+        for code, purposes in intl_templates.items()
+    ]
     return checks
 
 
@@ -169,8 +185,9 @@ def _endpoint_check(client: AliyunSms) -> tuple[Check, float | None]:
     params = {"endpoint": f"{host}:{port}"}
     connection: http.client.HTTPConnection
     if secure:
-        connection = http.client.HTTPSConnection(host, port, timeout=ENDPOINT_TIMEOUT_SECONDS,
-                                                 context=ssl.create_default_context())
+        connection = http.client.HTTPSConnection(
+            host, port, timeout=ENDPOINT_TIMEOUT_SECONDS, context=ssl.create_default_context()
+        )
     else:
         connection = http.client.HTTPConnection(host, port, timeout=ENDPOINT_TIMEOUT_SECONDS)
     started = time.time()
@@ -180,13 +197,22 @@ def _endpoint_check(client: AliyunSms) -> tuple[Check, float | None]:
         response.read()
         date = response.getheader("Date")
     except ssl.SSLCertVerificationError as exc:
-        return Check("endpoint", FAIL, "cli.doctor.endpoint.untrusted",
-                     {**params, "reason": exc.verify_message or type(exc).__name__},
-                     "cli.doctor.fix.endpoint"), None
+        return Check(
+            "endpoint",
+            FAIL,
+            "cli.doctor.endpoint.untrusted",
+            {**params, "reason": exc.verify_message or type(exc).__name__},
+            "cli.doctor.fix.endpoint",
+        ), None
     except (OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
-        return Check("endpoint", FAIL, "cli.doctor.endpoint.unreachable",
-                     {**params, "reason": reason}, "cli.doctor.fix.endpoint"), None
+        return Check(
+            "endpoint",
+            FAIL,
+            "cli.doctor.endpoint.unreachable",
+            {**params, "reason": reason},
+            "cli.doctor.fix.endpoint",
+        ), None
     finally:
         connection.close()
     middle = (started + time.time()) / 2
@@ -196,8 +222,9 @@ def _endpoint_check(client: AliyunSms) -> tuple[Check, float | None]:
     except (TypeError, ValueError):
         skew = None
     if not secure:
-        return Check("endpoint", WARN, "cli.doctor.endpoint.http", params,
-                     "cli.doctor.fix.https"), skew
+        return Check(
+            "endpoint", WARN, "cli.doctor.endpoint.http", params, "cli.doctor.fix.https"
+        ), skew
     return Check("endpoint", OK, "cli.doctor.endpoint.ok", params), skew
 
 
@@ -222,22 +249,49 @@ def _credentials_check(client: AliyunSms) -> tuple[Check, dict[str, Any] | None]
     except AliyunSmsError as exc:
         code = exc.provider_code or ""
         if exc.code != PROVIDER_ERROR:
-            return Check("credentials", FAIL, "cli.doctor.credentials.no_answer", key_id,
-                         "cli.doctor.fix.endpoint", {"endpoint": client.endpoint}), None
+            return Check(
+                "credentials",
+                FAIL,
+                "cli.doctor.credentials.no_answer",
+                key_id,
+                "cli.doctor.fix.endpoint",
+                {"endpoint": client.endpoint},
+            ), None
         if code in _KEY_ERRORS:
-            return Check("credentials", FAIL, "cli.doctor.credentials.unknown_key",
-                         {**key_id, "code": code}, "cli.doctor.fix.key_id"), None
+            return Check(
+                "credentials",
+                FAIL,
+                "cli.doctor.credentials.unknown_key",
+                {**key_id, "code": code},
+                "cli.doctor.fix.key_id",
+            ), None
         if code == "SignatureDoesNotMatch":
-            return Check("credentials", FAIL, "cli.doctor.credentials.wrong_secret",
-                         {**key_id, "code": code}, "cli.doctor.fix.secret"), None
+            return Check(
+                "credentials",
+                FAIL,
+                "cli.doctor.credentials.wrong_secret",
+                {**key_id, "code": code},
+                "cli.doctor.fix.secret",
+            ), None
         if code.startswith("InvalidTimeStamp"):
-            return Check("credentials", FAIL, "cli.doctor.credentials.timestamp",
-                         {**key_id, "code": code}, "cli.doctor.fix.clock"), None
+            return Check(
+                "credentials",
+                FAIL,
+                "cli.doctor.credentials.timestamp",
+                {**key_id, "code": code},
+                "cli.doctor.fix.clock",
+            ), None
         if code in _PERMISSION_ERRORS:
-            return Check("credentials", OK, "cli.doctor.credentials.ok", key_id), \
-                {"Code": code, "RequestId": exc.request_id}
-        return Check("credentials", FAIL, "cli.doctor.credentials.refused",
-                     {**key_id, "code": code or "-", "request_id": exc.request_id or "-"}), None
+            return Check("credentials", OK, "cli.doctor.credentials.ok", key_id), {
+                "Code": code,
+                "RequestId": exc.request_id,
+            }
+        return Check(
+            "credentials",
+            FAIL,
+            "cli.doctor.credentials.refused",
+            {**key_id, "code": code or "-", "request_id": exc.request_id or "-"},
+        ), None
     return Check("credentials", OK, "cli.doctor.credentials.ok", key_id), answer
 
 
@@ -247,26 +301,45 @@ def _sign_check(sign_name: str | None, answer: dict[str, Any] | None) -> Check:
     params: dict[str, Any] = {"sign": sign_name}
     code = str((answer or {}).get("Code") or "")
     if code in _PERMISSION_ERRORS:
-        return Check("sign", WARN, "cli.doctor.no_permission",
-                     {"action": "QuerySmsSign", "code": code}, "cli.doctor.fix.permission")
+        return Check(
+            "sign",
+            WARN,
+            "cli.doctor.no_permission",
+            {"action": "QuerySmsSign", "code": code},
+            "cli.doctor.fix.permission",
+        )
     if code in _SIGN_MISSING:
-        return Check("sign", FAIL, "cli.doctor.sign.missing", {**params, "code": code},
-                     "cli.doctor.fix.sign_name")
+        return Check(
+            "sign",
+            FAIL,
+            "cli.doctor.sign.missing",
+            {**params, "code": code},
+            "cli.doctor.fix.sign_name",
+        )
     if code != "OK" or answer is None:
-        return Check("sign", FAIL, "cli.doctor.refused",
-                     {"action": "QuerySmsSign", "code": code or "-",
-                      "request_id": (answer or {}).get("RequestId") or "-"})
+        return Check(
+            "sign",
+            FAIL,
+            "cli.doctor.refused",
+            {
+                "action": "QuerySmsSign",
+                "code": code or "-",
+                "request_id": (answer or {}).get("RequestId") or "-",
+            },
+        )
     status = _int(answer.get("SignStatus"))
     params["status"] = status
     params["reason"] = _one_line(answer.get("Reason"))
     if status == 1:
         return Check("sign", OK, "cli.doctor.sign.ok", params)
     if status == 0:
-        return Check("sign", FAIL, "cli.doctor.sign.reviewing", params,
-                     "cli.doctor.fix.wait_review")
+        return Check(
+            "sign", FAIL, "cli.doctor.sign.reviewing", params, "cli.doctor.fix.wait_review"
+        )
     if status == 2:
-        return Check("sign", FAIL, "cli.doctor.sign.rejected", params,
-                     "cli.doctor.fix.sign_rejected")
+        return Check(
+            "sign", FAIL, "cli.doctor.sign.rejected", params, "cli.doctor.fix.sign_rejected"
+        )
     return Check("sign", FAIL, "cli.doctor.sign.unusable", params, "cli.doctor.fix.sign_rejected")
 
 
@@ -282,8 +355,9 @@ def _templates(setting: str | Mapping[str, str] | None) -> dict[str, list[str]]:
     return {str(setting): []}
 
 
-def _template_check(client: AliyunSms, code: str, purposes: list[str], param: str, *,
-                    international: bool = False) -> Check:
+def _template_check(
+    client: AliyunSms, code: str, purposes: list[str], param: str, *, international: bool = False
+) -> Check:
     """A code template (TemplateType 0), or with ``international`` one for numbers outside
     the mainland (TemplateType 3): both must be approved and carry the code variable."""
     subject = _subject(code, purposes)
@@ -291,8 +365,10 @@ def _template_check(client: AliyunSms, code: str, purposes: list[str], param: st
     expected_type = TEMPLATE_TYPE_INTL if international else TEMPLATE_TYPE_CODE
     if international:
         ok_key, type_key = "cli.doctor.intl_template.ok", "cli.doctor.intl_template.type"
-        fix_code, fix_type = "cli.doctor.fix.intl_template_code", \
-            "cli.doctor.fix.intl_template_type"
+        fix_code, fix_type = (
+            "cli.doctor.fix.intl_template_code",
+            "cli.doctor.fix.intl_template_type",
+        )
     else:
         ok_key, type_key = "cli.doctor.template.ok", "cli.doctor.template.type"
         fix_code, fix_type = "cli.doctor.fix.template_code", "cli.doctor.fix.template_type"
@@ -303,38 +379,79 @@ def _template_check(client: AliyunSms, code: str, purposes: list[str], param: st
         answer = {"Code": exc.provider_code or "REQUEST_FAILED", "RequestId": exc.request_id}
     result = str(answer.get("Code") or "")
     if result in _PERMISSION_ERRORS:
-        return Check(check, WARN, "cli.doctor.no_permission",
-                     {"action": "QuerySmsTemplate", "code": result},
-                     "cli.doctor.fix.permission", subject=subject)
+        return Check(
+            check,
+            WARN,
+            "cli.doctor.no_permission",
+            {"action": "QuerySmsTemplate", "code": result},
+            "cli.doctor.fix.permission",
+            subject=subject,
+        )
     if result in _TEMPLATE_MISSING:
-        return Check(check, FAIL, "cli.doctor.template.missing", {**params, "code": result},
-                     fix_code, subject=subject)
+        return Check(
+            check,
+            FAIL,
+            "cli.doctor.template.missing",
+            {**params, "code": result},
+            fix_code,
+            subject=subject,
+        )
     if result != "OK":
-        return Check(check, FAIL, "cli.doctor.refused",
-                     {"action": "QuerySmsTemplate", "code": result or "-",
-                      "request_id": answer.get("RequestId") or "-"}, subject=subject)
+        return Check(
+            check,
+            FAIL,
+            "cli.doctor.refused",
+            {
+                "action": "QuerySmsTemplate",
+                "code": result or "-",
+                "request_id": answer.get("RequestId") or "-",
+            },
+            subject=subject,
+        )
     status = _int(answer.get("TemplateStatus"))
     kind = _int(answer.get("TemplateType"))
     content = str(answer.get("TemplateContent") or "")
     variables = list(dict.fromkeys(_VARIABLE.findall(content)))
     params.update(status=status, type=kind, reason=_one_line(answer.get("Reason")))
     if status == 0:
-        return Check(check, FAIL, "cli.doctor.template.reviewing", params,
-                     "cli.doctor.fix.wait_review", subject=subject)
+        return Check(
+            check,
+            FAIL,
+            "cli.doctor.template.reviewing",
+            params,
+            "cli.doctor.fix.wait_review",
+            subject=subject,
+        )
     if status != 1:
-        return Check(check, FAIL, "cli.doctor.template.rejected", params,
-                     "cli.doctor.fix.template_rejected", subject=subject)
+        return Check(
+            check,
+            FAIL,
+            "cli.doctor.template.rejected",
+            params,
+            "cli.doctor.fix.template_rejected",
+            subject=subject,
+        )
     if kind != expected_type:
         return Check(check, FAIL, type_key, params, fix_type, subject=subject)
     if param not in variables:
-        return Check(check, FAIL, "cli.doctor.template.no_variable",
-                     {**params, "found": ", ".join("${" + v + "}" for v in variables) or "-"},
-                     "cli.doctor.fix.template_param", subject=subject)
+        return Check(
+            check,
+            FAIL,
+            "cli.doctor.template.no_variable",
+            {**params, "found": ", ".join("${" + v + "}" for v in variables) or "-"},
+            "cli.doctor.fix.template_param",
+            subject=subject,
+        )
     extra = [v for v in variables if v != param]
     if extra:
-        return Check(check, FAIL, "cli.doctor.template.extra",
-                     {**params, "extra": ", ".join("${" + v + "}" for v in extra)},
-                     "cli.doctor.fix.template_extra", subject=subject)
+        return Check(
+            check,
+            FAIL,
+            "cli.doctor.template.extra",
+            {**params, "extra": ", ".join("${" + v + "}" for v in extra)},
+            "cli.doctor.fix.template_extra",
+            subject=subject,
+        )
     return Check(check, OK, ok_key, params, subject=subject)
 
 
@@ -366,12 +483,20 @@ def _store_check(app: Flask) -> Check:
             store = get_service(app).store
         else:
             settings = Settings.from_config(app.config)
-            store = built = store_from_uri(settings.storage_uri, key_prefix=settings.key_prefix,
-                                           timeout=settings.storage_timeout,
-                                           **settings.storage_options)
+            store = built = store_from_uri(
+                settings.storage_uri,
+                key_prefix=settings.key_prefix,
+                timeout=settings.storage_timeout,
+                **settings.storage_options,
+            )
     except ConfigurationError as exc:
-        return Check("store", FAIL, "cli.doctor.store.config", {**params, "reason": str(exc)},
-                     "cli.doctor.fix.store_config")
+        return Check(
+            "store",
+            FAIL,
+            "cli.doctor.store.config",
+            {**params, "reason": str(exc)},
+            "cli.doctor.fix.store_config",
+        )
     try:
         store.ping()
     except StorageUnavailable:
@@ -381,6 +506,7 @@ def _store_check(app: Flask) -> Check:
             built.close()
     params["kind"] = getattr(store, "kind", "memory")
     if uri.startswith("memory"):
-        return Check("store", WARN, "cli.doctor.store.memory", params,
-                     "cli.doctor.fix.store_memory")
+        return Check(
+            "store", WARN, "cli.doctor.store.memory", params, "cli.doctor.fix.store_memory"
+        )
     return Check("store", OK, "cli.doctor.store.ok", params)

@@ -60,9 +60,15 @@ class SmsCodeError(FlaskSmsCodeError):
     out_id: str | None = None
     sender: str | None = None
 
-    def __init__(self, message: str | None = None, *, key: str | None = None,
-                 params: Mapping[str, Any] | None = None, retry_after: int | None = None,
-                 **extra: Any) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        key: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        retry_after: int | None = None,
+        **extra: Any,
+    ) -> None:
         self.key = key or self.code
         self.params = dict(params or {})
         self.literal_message = message
@@ -70,9 +76,15 @@ class SmsCodeError(FlaskSmsCodeError):
         self.extra = extra
         super().__init__(self.message)
 
-    def with_provider(self, *, provider_code: str | None = None, request_id: str | None = None,
-                      biz_id: str | None = None, out_id: str | None = None,
-                      sender: str | None = None) -> Self:
+    def with_provider(
+        self,
+        *,
+        provider_code: str | None = None,
+        request_id: str | None = None,
+        biz_id: str | None = None,
+        out_id: str | None = None,
+        sender: str | None = None,
+    ) -> Self:
         """Attach what the provider said (for logs and failover); returns ``self`` to raise."""
         self.provider_code, self.request_id = provider_code, request_id
         self.biz_id, self.out_id, self.sender = biz_id, out_id, sender
@@ -92,14 +104,19 @@ class SmsCodeError(FlaskSmsCodeError):
         values = {**self.extra, "retry_after": self.retry_after, **self.params}
         # A subclass from before the catalogue may still carry its own English text.
         fallback = getattr(self, "default_message", None)
-        return (catalogue or default_catalogue()).text(self.key, language, values,
-                                                       fallback=fallback)
+        return (catalogue or default_catalogue()).text(
+            self.key, language, values, fallback=fallback
+        )
 
-    def to_dict(self, language: str | None = "en",
-                catalogue: Catalogue | None = None) -> dict[str, Any]:
+    def to_dict(
+        self, language: str | None = "en", catalogue: Catalogue | None = None
+    ) -> dict[str, Any]:
         """The JSON body of the error answer; ``error`` never depends on the language."""
-        body: dict[str, Any] = {"ok": False, "error": self.code,
-                                "message": self.render(language, catalogue)}
+        body: dict[str, Any] = {
+            "ok": False,
+            "error": self.code,
+            "message": self.render(language, catalogue),
+        }
         if self.retry_after is not None:
             body["retry_after"] = self.retry_after
         body.update(self.extra)
@@ -121,8 +138,9 @@ class RegionNotAllowed(SmsCodeError):
 class InvalidCode(SmsCodeError):
     code = "invalid_code"
 
-    def __init__(self, message: str | None = None, *, attempts_left: int,
-                 key: str | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, attempts_left: int, key: str | None = None
+    ) -> None:
         key = key or ("invalid_code" if attempts_left else "invalid_code.last")
         super().__init__(message, key=key, attempts_left=attempts_left)
         self.attempts_left = attempts_left
@@ -136,8 +154,9 @@ class TooManyAttempts(SmsCodeError):
     code = "too_many_attempts"
     status = 429
 
-    def __init__(self, message: str | None = None, *, retry_after: int = 60,
-                 key: str | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, retry_after: int = 60, key: str | None = None
+    ) -> None:
         super().__init__(message, key=key, retry_after=retry_after)
 
 
@@ -145,8 +164,9 @@ class Throttled(SmsCodeError):
     code = "throttled"
     status = 429
 
-    def __init__(self, message: str | None = None, *, retry_after: int = 60,
-                 key: str | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, retry_after: int = 60, key: str | None = None
+    ) -> None:
         # Every 429 says when to retry, even when a custom sender gives no figure.
         super().__init__(message, key=key, retry_after=retry_after)
 
@@ -157,8 +177,14 @@ class ProviderError(SmsCodeError):
     code = "provider_error"
     status = 502
 
-    def __init__(self, message: str | None = None, *, provider_code: str | None = None,
-                 request_id: str | None = None, key: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        provider_code: str | None = None,
+        request_id: str | None = None,
+        key: str | None = None,
+    ) -> None:
         super().__init__(message, key=key)
         # Kept for logs and callers, deliberately not part of the JSON body.
         self.provider_code = provider_code
@@ -175,8 +201,9 @@ class StorageUnavailable(SmsCodeError):
     code = "storage_unavailable"
     status = 503
 
-    def __init__(self, message: str | None = None, *, retry_after: int = 5,
-                 key: str | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, retry_after: int = 5, key: str | None = None
+    ) -> None:
         super().__init__(message, key=key, retry_after=retry_after)
 
 
@@ -207,8 +234,9 @@ class RequestInProgress(SmsCodeError):
     code = "request_in_progress"
     status = 409
 
-    def __init__(self, message: str | None = None, *, retry_after: int = 1,
-                 key: str | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, retry_after: int = 1, key: str | None = None
+    ) -> None:
         super().__init__(message, key=key, retry_after=retry_after)
 
 
@@ -224,9 +252,15 @@ class DeliveryUnconfirmed(FlaskSmsCodeError):
     came back (a read timeout). The code and cooldown are kept and the send is not retried.
     """
 
-    def __init__(self, message: str = "The provider did not answer in time",
-                 *, provider_code: str | None = None, request_id: str | None = None,
-                 out_id: str | None = None, sender: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str = "The provider did not answer in time",
+        *,
+        provider_code: str | None = None,
+        request_id: str | None = None,
+        out_id: str | None = None,
+        sender: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.provider_code = provider_code
         self.request_id = request_id
@@ -235,9 +269,9 @@ class DeliveryUnconfirmed(FlaskSmsCodeError):
 
 
 # Error codes of the Alibaba Cloud client, as the low-code SMS element defined them.
-PARAM_MISSING = 46001      # a parameter missing or the phone list empty: nothing sent
-PROVIDER_ERROR = 46002     # Alibaba Cloud answered with an error
-REQUEST_FAILED = 46003     # the request itself failed (network, timeout, unreadable answer)
+PARAM_MISSING = 46001  # a parameter missing or the phone list empty: nothing sent
+PROVIDER_ERROR = 46002  # Alibaba Cloud answered with an error
+REQUEST_FAILED = 46003  # the request itself failed (network, timeout, unreadable answer)
 
 
 class AliyunSmsError(FlaskSmsCodeError):
@@ -251,11 +285,19 @@ class AliyunSmsError(FlaskSmsCodeError):
     Messages never hold a key, a phone number, a template value or a provider message.
     """
 
-    def __init__(self, code: int, message: str, *, provider_code: str | None = None,
-                 request_id: str | None = None, http_status: int | None = None,
-                 delivery_unknown: bool = False, retry_after: int | None = None,
-                 out_id: str | None = None,
-                 responses: Sequence[SendSmsResponse] = ()) -> None:
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        *,
+        provider_code: str | None = None,
+        request_id: str | None = None,
+        http_status: int | None = None,
+        delivery_unknown: bool = False,
+        retry_after: int | None = None,
+        out_id: str | None = None,
+        responses: Sequence[SendSmsResponse] = (),
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

@@ -37,8 +37,11 @@ def log_event(level: int, event: str, **fields: Any) -> None:
         STATS.verify(str(fields.get("purpose")), str(fields.get("outcome")))
     if not logger.isEnabledFor(level):
         return  # counted; the line would be dropped anyway, so it is not built
-    clean = {_escape(str(key)): _bounded(value)
-             for key, value in {"event": event, **fields}.items() if value is not None}
+    clean = {
+        _escape(str(key)): _bounded(value)
+        for key, value in {"event": event, **fields}.items()
+        if value is not None
+    }
     text = " ".join(f"{key}={_quote(value)}" for key, value in clean.items())
     logger.log(level, "smscode %s", text, extra={"smscode": clean})
 
@@ -49,12 +52,13 @@ def stack_only(exc: BaseException) -> str:
     For errors raised by code the package does not own (a signal receiver, a custom
     sender): their messages may hold a phone number or a code, which never go to a log.
     """
-    parts = []
+    parts: list[str] = []
     chain: BaseException | None = exc
     while chain is not None and len(parts) < 5:
         frames = "".join(traceback.format_tb(chain.__traceback__))
-        parts.append(f"Traceback (most recent call last):\n{frames}{type(chain).__name__}"
-                     " (message withheld)")
+        parts.append(
+            f"Traceback (most recent call last):\n{frames}{type(chain).__name__} (message withheld)"
+        )
         chain = chain.__cause__ or chain.__context__
     return "\n\nwhile handling, from:\n".join(reversed(parts))
 

@@ -41,7 +41,7 @@ def number_prefix(e164: str, digits: Mapping[str, int]) -> str:
     else:
         country, length = number[:3], 3
     keep = digits.get(country, digits.get("*", 3))
-    return "+" + country + number[length:length + keep]
+    return "+" + country + number[length : length + keep]
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,10 @@ class GuardSettings:
     global_limits: tuple[Limit, ...]
     prefix_limits: tuple[Limit, ...]
     prefix_of: PrefixFunction
-    window: int          # seconds of the conversion guard's sliding window
-    min_sends: int       # 0 turns the conversion guard off
+    window: int  # seconds of the conversion guard's sliding window
+    min_sends: int  # 0 turns the conversion guard off
     min_conversion: float
-    block: int           # seconds a low-conversion prefix stays blocked
+    block: int  # seconds a low-conversion prefix stays blocked
     pre_send_hook: PreSendHook | None
 
     @classmethod
@@ -68,8 +68,9 @@ class GuardSettings:
         if callable(digits):
             prefix_of: PrefixFunction = digits
         elif isinstance(digits, Mapping) and all(
-                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
-                and 0 <= v <= 14 for k, v in digits.items()):
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 14
+            for k, v in digits.items()
+        ):
             table = {**DEFAULT_PREFIX_DIGITS, **digits}
 
             def prefix_of(e164: str) -> str:
@@ -78,16 +79,21 @@ class GuardSettings:
             raise ConfigurationError(
                 "SMSCODE_PREFIX_DIGITS must be a dict of country calling code -> digits of "
                 "the national number kept (e.g. {'86': 7, '*': 3}), or a callable "
-                "taking the E.164 number and returning its prefix.")
+                "taking the E.164 number and returning its prefix."
+            )
         ratio = get("SMSCODE_GUARD_MIN_CONVERSION")
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio <= 1:
-            raise ConfigurationError("SMSCODE_GUARD_MIN_CONVERSION must be a ratio from 0 to 1 "
-                                     f"(0.2 = 20 %); got {ratio!r}.")
+            raise ConfigurationError(
+                "SMSCODE_GUARD_MIN_CONVERSION must be a ratio from 0 to 1 "
+                f"(0.2 = 20 %); got {ratio!r}."
+            )
         return cls(
-            global_limits=tuple(Limit.from_item(i)
-                                for i in _limits(get, "SMSCODE_GLOBAL_SEND_LIMITS")),
-            prefix_limits=tuple(Limit.from_item(i)
-                                for i in _limits(get, "SMSCODE_PREFIX_SEND_LIMITS")),
+            global_limits=tuple(
+                Limit.from_item(i) for i in _limits(get, "SMSCODE_GLOBAL_SEND_LIMITS")
+            ),
+            prefix_limits=tuple(
+                Limit.from_item(i) for i in _limits(get, "SMSCODE_PREFIX_SEND_LIMITS")
+            ),
             prefix_of=prefix_of,
             window=_int(get, "SMSCODE_GUARD_WINDOW_SECONDS", 60, 7 * 86400),
             min_sends=_int(get, "SMSCODE_GUARD_MIN_SENDS", 0, 1_000_000),
@@ -106,12 +112,19 @@ class GuardSettings:
             return None
         prefix = self.prefix_of(e164) if (self.prefix_limits or self.converts) else None
         if prefix is not None and (not isinstance(prefix, str) or not 0 < len(prefix) <= 32):
-            raise ConfigurationError("SMSCODE_PREFIX_DIGITS: the callable must return a "
-                                     "non-empty string of at most 32 characters.")
+            raise ConfigurationError(
+                "SMSCODE_PREFIX_DIGITS: the callable must return a "
+                "non-empty string of at most 32 characters."
+            )
         return GuardRequest(
-            global_limits=self.global_limits, prefix=prefix, prefix_limits=self.prefix_limits,
-            window_ms=self.window * 1000 if self.converts else 0, min_sends=self.min_sends,
-            ratio_permille=round(self.min_conversion * 1000), block_ms=self.block * 1000)
+            global_limits=self.global_limits,
+            prefix=prefix,
+            prefix_limits=self.prefix_limits,
+            window_ms=self.window * 1000 if self.converts else 0,
+            min_sends=self.min_sends,
+            ratio_permille=round(self.min_conversion * 1000),
+            block_ms=self.block * 1000,
+        )
 
 
 def _hook(value: Any) -> PreSendHook | None:
@@ -123,9 +136,11 @@ def _hook(value: Any) -> PreSendHook | None:
         try:
             value = getattr(importlib.import_module(module), name)
         except (ImportError, AttributeError, ValueError):
-            raise ConfigurationError(f"SMSCODE_PRE_SEND_HOOK: cannot import {value!r} "
-                                     "(write 'package.module:function').") from None
+            raise ConfigurationError(
+                f"SMSCODE_PRE_SEND_HOOK: cannot import {value!r} (write 'package.module:function')."
+            ) from None
     if not callable(value):
-        raise ConfigurationError("SMSCODE_PRE_SEND_HOOK must be a callable "
-                                 "(request, phone_e164, purpose) -> None.")
+        raise ConfigurationError(
+            "SMSCODE_PRE_SEND_HOOK must be a callable (request, phone_e164, purpose) -> None."
+        )
     return value  # type: ignore[no-any-return]

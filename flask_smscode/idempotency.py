@@ -36,8 +36,9 @@ MAX_ANSWER_CHARS = 50  # with its expiry, a stored answer stays within a 64-byte
 def check_key(raw: object) -> str:
     """The header's value if well formed, else ``invalid_request`` naming the header."""
     if not isinstance(raw, str) or not _KEY.fullmatch(raw):
-        raise InvalidRequest(key="invalid_request.idempotency_key", field=HEADER,
-                             params={"max": MAX_KEY_LENGTH})
+        raise InvalidRequest(
+            key="invalid_request.idempotency_key", field=HEADER, params={"max": MAX_KEY_LENGTH}
+        )
     return raw
 
 
@@ -48,8 +49,9 @@ def key_id(secret: bytes, key: str) -> str:
 
 def fingerprint(secret: bytes, phone: str, purpose: str) -> str:
     """The normalised request, as an HMAC (96 bits, 16 characters)."""
-    digest = hmac.new(secret, f"idempotency-body\0{phone}\0{purpose}".encode(),
-                      hashlib.sha256).hexdigest()
+    digest = hmac.new(
+        secret, f"idempotency-body\0{phone}\0{purpose}".encode(), hashlib.sha256
+    ).hexdigest()
     return digest[:16]
 
 
@@ -61,7 +63,7 @@ def log_id(stored_id: str) -> str:
 def answer_of_error(error: SmsCodeError) -> StoredAnswer:
     """The recorded form of a refusal: code, message variant and retry_after."""
     code = error.code if _IDENTIFIER.fullmatch(error.code) else "error"
-    variant = error.key[len(error.code) + 1:] if error.key.startswith(error.code + ".") else ""
+    variant = error.key[len(error.code) + 1 :] if error.key.startswith(error.code + ".") else ""
     if not re.fullmatch(r"[a-z0-9_.:]{0,24}", variant):
         variant = ""
     return StoredAnswer(error.status, code, variant, error.retry_after)

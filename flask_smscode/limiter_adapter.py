@@ -45,15 +45,18 @@ def ratelimit_backend(config: Mapping[str, Any]) -> str:
     ``"flask-limiter"`` (checked at start-up, not on the first request)."""
     backend = get_setting(config, "SMSCODE_RATELIMIT_BACKEND")
     if backend not in BACKENDS:
-        raise ConfigurationError(f"SMSCODE_RATELIMIT_BACKEND must be one of "
-                                 f"{', '.join(map(repr, BACKENDS))}; got {backend!r}.")
+        raise ConfigurationError(
+            f"SMSCODE_RATELIMIT_BACKEND must be one of "
+            f"{', '.join(map(repr, BACKENDS))}; got {backend!r}."
+        )
     if backend == "flask-limiter":
         try:
             import flask_limiter  # noqa: F401
         except ImportError:
-            raise ConfigurationError("SMSCODE_RATELIMIT_BACKEND = 'flask-limiter' needs "
-                                     "Flask-Limiter installed (pip install flask-limiter).") \
-                from None
+            raise ConfigurationError(
+                "SMSCODE_RATELIMIT_BACKEND = 'flask-limiter' needs "
+                "Flask-Limiter installed (pip install flask-limiter)."
+            ) from None
     return str(backend)
 
 
@@ -68,13 +71,16 @@ class FlaskLimiterAdapter:
     def __init__(self, *, send: str, verify: str) -> None:
         self._limits = {"send": send, "verify": verify}
         # Per Limiter instance: view qualified name -> the registered no-op check.
-        self._checks: weakref.WeakKeyDictionary[Any, dict[str, Callable[[], None]]] = \
+        self._checks: weakref.WeakKeyDictionary[Any, dict[str, Callable[[], None]]] = (
             weakref.WeakKeyDictionary()
+        )
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> FlaskLimiterAdapter:
-        return cls(send=str(get_setting(config, "SMSCODE_IP_SEND_LIMITS") or ""),
-                   verify=str(get_setting(config, "SMSCODE_IP_VERIFY_LIMITS") or ""))
+        return cls(
+            send=str(get_setting(config, "SMSCODE_IP_SEND_LIMITS") or ""),
+            verify=str(get_setting(config, "SMSCODE_IP_VERIFY_LIMITS") or ""),
+        )
 
     def hit(self, endpoint: str, address: str | None) -> None:
         """Count one request; raise Throttled (with the wait) or StorageUnavailable."""
@@ -94,26 +100,26 @@ class FlaskLimiterAdapter:
         try:
             check()
         except RateLimitExceeded:
-            raise Throttled(key="throttled.ip",
-                            retry_after=limiter_retry_after() or 60) from None
+            raise Throttled(key="throttled.ip", retry_after=limiter_retry_after() or 60) from None
         except Exception as exc:  # storage down and the app did not ask FL to swallow it
             raise StorageUnavailable() from exc
 
-    def _check_for(self, limiter: Any, view: Callable[..., Any],
-                   limit: str) -> Callable[[], None]:
+    def _check_for(self, limiter: Any, view: Callable[..., Any], limit: str) -> Callable[[], None]:
         """A no-op function with the view's qualified name, decorated by ``limiter.limit``:
         calling it runs Flask-Limiter's check for that view (see the module docstring)."""
         checks = self._checks.setdefault(limiter, {})
         name = f"{view.__module__}.{view.__name__}.{view.__qualname__}"
         check = checks.get(name)
         if check is None:
+
             def counted() -> None:
                 """Stands in for the view: Flask-Limiter checks, then calls this."""
 
             counted.__module__, counted.__name__ = view.__module__, view.__name__
             counted.__qualname__ = view.__qualname__
-            check = limiter.limit(limit, key_func=_client_identity,
-                                  override_defaults=False)(counted)
+            check = limiter.limit(limit, key_func=_client_identity, override_defaults=False)(
+                counted
+            )
             checks[name] = check
         return check
 
@@ -133,7 +139,8 @@ def find_limiter() -> Any | None:
         return None
     raise ConfigurationError(
         "SMSCODE_RATELIMIT_BACKEND = 'flask-limiter' needs exactly one Flask-Limiter Limiter "
-        f"initialised on the app (found {len(limiters)}).")
+        f"initialised on the app (found {len(limiters)})."
+    )
 
 
 def limiter_retry_after() -> int | None:

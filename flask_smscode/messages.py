@@ -55,7 +55,8 @@ def _load_file(file: Path) -> dict[str, str]:
 
 def _checked(data: Any, where: str) -> dict[str, str]:
     if not isinstance(data, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
         raise ConfigurationError(f"{where}: must be a JSON object of message key -> text.")
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
@@ -70,8 +71,9 @@ class _Blank(dict[str, Any]):
 class Catalogue:
     """The messages of one app: built-in languages, overlaid with the app's own."""
 
-    def __init__(self, languages: Mapping[str, Mapping[str, str]],
-                 default_language: str = DEFAULT_LANGUAGE) -> None:
+    def __init__(
+        self, languages: Mapping[str, Mapping[str, str]], default_language: str = DEFAULT_LANGUAGE
+    ) -> None:
         self._languages = {normalize_tag(lang): dict(texts) for lang, texts in languages.items()}
         if SOURCE_LANGUAGE not in self._languages:
             raise ConfigurationError("The message catalogue has no English (en) texts.")
@@ -79,7 +81,9 @@ class Catalogue:
         if default is None:
             raise ConfigurationError(
                 f"SMSCODE_DEFAULT_LANGUAGE: {default_language!r} has no messages; available: "
-                + ", ".join(self.languages) + ".")
+                + ", ".join(self.languages)
+                + "."
+            )
         self.default_language = default
 
     @classmethod
@@ -90,15 +94,20 @@ class Catalogue:
         directory = config.get("SMSCODE_LOCALES_DIR")
         if directory:
             if not Path(directory).is_dir():
-                raise ConfigurationError(f"SMSCODE_LOCALES_DIR: {directory!r} is not a "
-                                         "directory.")
+                raise ConfigurationError(f"SMSCODE_LOCALES_DIR: {directory!r} is not a directory.")
             _merge(languages, load_directory(directory))
         extra = config.get("SMSCODE_MESSAGES") or {}
         if not isinstance(extra, Mapping):
-            raise ConfigurationError("SMSCODE_MESSAGES must be a dict of language -> "
-                                     "{message key: text}.")
-        _merge(languages, {normalize_tag(str(lang)): _checked(texts, f"SMSCODE_MESSAGES[{lang!r}]")
-                           for lang, texts in extra.items()})
+            raise ConfigurationError(
+                "SMSCODE_MESSAGES must be a dict of language -> {message key: text}."
+            )
+        _merge(
+            languages,
+            {
+                normalize_tag(str(lang)): _checked(texts, f"SMSCODE_MESSAGES[{lang!r}]")
+                for lang, texts in extra.items()
+            },
+        )
         return cls(languages, config.get("SMSCODE_DEFAULT_LANGUAGE") or DEFAULT_LANGUAGE)
 
     @property
@@ -119,8 +128,14 @@ class Catalogue:
         primary = tag.split("-", 1)[0]
         return primary if primary in self._languages else None
 
-    def text(self, key: str, language: str | None = None,
-             params: Mapping[str, Any] | None = None, *, fallback: str | None = None) -> str:
+    def text(
+        self,
+        key: str,
+        language: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        *,
+        fallback: str | None = None,
+    ) -> str:
         """The sentence for ``key`` in ``language``, placeholders filled from ``params``."""
         lang = self.match(language) or self.default_language
         base = key.split(".", 1)[0]
@@ -206,8 +221,7 @@ def _babel_language() -> str | None:
     return "-".join(part for part in (locale.language, locale.script, locale.territory) if part)
 
 
-def environment_language(catalogue: Catalogue,
-                         environ: Mapping[str, str] | None = None) -> str:
+def environment_language(catalogue: Catalogue, environ: Mapping[str, str] | None = None) -> str:
     """The CLI's language from the POSIX locale variables (LANGUAGE, LC_ALL, LC_MESSAGES,
     LANG, first set). ``C`` and ``POSIX`` mean untranslated, i.e. English, as in gettext."""
     environ = os.environ if environ is None else environ

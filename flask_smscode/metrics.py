@@ -25,7 +25,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 # Every label value is from a fixed set: a label kept per distinct client string is a memory
 # leak an attacker can fill (each label set lives for the life of the process).
 UNKNOWN = "unknown"  # a purpose no app configured: the client chose it, so it is not kept
-OTHER = "other"      # an outcome or provider code that is not a short identifier
+OTHER = "other"  # an outcome or provider code that is not a short identifier
 # Outcomes are error codes and provider codes ("isv.BUSINESS_LIMIT_CONTROL"), never client text;
 # the pattern also bounds a misbehaving provider or custom sender.
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,63}")
@@ -57,7 +57,8 @@ class Stats:
         """Accept ``purposes`` as label values (each app's service calls this at start-up)."""
         with self._lock:
             self._purposes = self._purposes.union(
-                p for p in purposes if isinstance(p, str) and 0 < len(p) <= 64)
+                p for p in purposes if isinstance(p, str) and 0 < len(p) <= 64
+            )
 
     def purpose_label(self, purpose: object) -> str:
         """``purpose`` if an app configured it, else :data:`UNKNOWN`."""
@@ -100,9 +101,12 @@ class Stats:
 
     def snapshot(self) -> dict[str, dict[Any, int]]:
         with self._lock:
-            return {"sends": dict(self.sends), "verifies": dict(self.verifies),
-                    "provider_calls": dict(self.provider_calls),
-                    "guard_refusals": dict(self.guard_refusals)}
+            return {
+                "sends": dict(self.sends),
+                "verifies": dict(self.verifies),
+                "provider_calls": dict(self.provider_calls),
+                "guard_refusals": dict(self.guard_refusals),
+            }
 
     def reset(self) -> None:
         """Zero the counts (the allowed purposes stay: they belong to the running apps)."""
@@ -129,24 +133,43 @@ class SmsCodeCollector:
 
         snap = self.stats.snapshot()
         families = (
-            ("smscode_sends", "Code sends by purpose and outcome.", "sends",
-             ["purpose", "outcome"]),
-            ("smscode_verifies", "Code verifications by purpose and outcome.", "verifies",
-             ["purpose", "outcome"]),
-            ("smscode_provider_requests", "Alibaba Cloud SMS API calls by action and result "
-             "code (OK, the provider's error code, unconfirmed, request_failed).",
-             "provider_calls", ["action", "code"]),
-            ("smscode_guard_refusals", "Sends refused by the SMS-pumping guard, by reason "
-             "(global, prefix, blocked, conversion, challenge).", "guard_refusals", ["reason"]),
+            (
+                "smscode_sends",
+                "Code sends by purpose and outcome.",
+                "sends",
+                ["purpose", "outcome"],
+            ),
+            (
+                "smscode_verifies",
+                "Code verifications by purpose and outcome.",
+                "verifies",
+                ["purpose", "outcome"],
+            ),
+            (
+                "smscode_provider_requests",
+                "Alibaba Cloud SMS API calls by action and result "
+                "code (OK, the provider's error code, unconfirmed, request_failed).",
+                "provider_calls",
+                ["action", "code"],
+            ),
+            (
+                "smscode_guard_refusals",
+                "Sends refused by the SMS-pumping guard, by reason "
+                "(global, prefix, blocked, conversion, challenge).",
+                "guard_refusals",
+                ["reason"],
+            ),
         )
         for name, doc, key, labels in families:
             family = CounterMetricFamily(name, doc, labels=labels)
             for label_values, count in sorted(snap[key].items()):
                 family.add_metric(list(label_values), count)
             yield family
-        latency = HistogramMetricFamily("smscode_provider_latency_seconds",
-                                        "Latency of Alibaba Cloud SMS API calls.",
-                                        labels=["action"])
+        latency = HistogramMetricFamily(
+            "smscode_provider_latency_seconds",
+            "Latency of Alibaba Cloud SMS API calls.",
+            labels=["action"],
+        )
         for action, (buckets, total) in sorted(self.stats.latency().items()):
             latency.add_metric([action], buckets, total)
         yield latency
@@ -162,8 +185,9 @@ def register_metrics(registry: Any = None) -> SmsCodeCollector:
     try:
         from prometheus_client import REGISTRY
     except ImportError:  # pragma: no cover - depends on the environment
-        raise RuntimeError("Prometheus metrics need the extra: "
-                           "pip install 'flask-smscode[prometheus]'") from None
+        raise RuntimeError(
+            "Prometheus metrics need the extra: pip install 'flask-smscode[prometheus]'"
+        ) from None
     registry = registry if registry is not None else REGISTRY
     collector = _registered.get(id(registry))
     if collector is None:
@@ -216,9 +240,11 @@ def report_families(stats: ReportStats = REPORTS) -> Iterator[Any]:
     from prometheus_client.core import CounterMetricFamily
 
     family = CounterMetricFamily(
-        "smscode_delivery_reports", "Delivery reports pushed by Alibaba Cloud, by outcome "
+        "smscode_delivery_reports",
+        "Delivery reports pushed by Alibaba Cloud, by outcome "
         "(delivered, failed, duplicate, late, unknown) and err_code.",
-        labels=["outcome", "err_code"])
+        labels=["outcome", "err_code"],
+    )
     for labels, count in sorted(stats.snapshot().items()):
         family.add_metric(list(labels), count)
     yield family
@@ -267,8 +293,11 @@ def sender_families(stats: SenderStats = SENDERS) -> Iterator[Any]:
     from prometheus_client.core import CounterMetricFamily
 
     family = CounterMetricFamily(
-        "smscode_sender_attempts", "Code sends per sender of SMSCODE_SENDER, by outcome "
-        "(sent, unconfirmed, failover, failed).", labels=["sender", "outcome"])
+        "smscode_sender_attempts",
+        "Code sends per sender of SMSCODE_SENDER, by outcome "
+        "(sent, unconfirmed, failover, failed).",
+        labels=["sender", "outcome"],
+    )
     for labels, count in sorted(stats.snapshot().items()):
         family.add_metric(list(labels), count)
     yield family

@@ -26,8 +26,13 @@ _PHONE_CHARS = re.compile(r"[0-9 ()./+-]+")
 # Invisible characters a copied number brings along: zero-width space and (non-)joiner, word
 # joiner, BOM, and the bidi marks, embeddings and isolates that phones and macOS wrap a
 # pasted number in. NFKC keeps them, so they are dropped first: one number, one key.
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u200e\u200f"
-                                    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+_INVISIBLE = dict.fromkeys(
+    map(
+        ord,
+        "\u200b\u200c\u200d\u2060\ufeff\u200e\u200f"
+        "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069",
+    )
+)
 
 
 def parse_phone(raw: str, default_region: str = "CN") -> phonenumbers.PhoneNumber:
@@ -51,16 +56,16 @@ def parse_phone(raw: str, default_region: str = "CN") -> phonenumbers.PhoneNumbe
     return number
 
 
-def normalize_phone(raw: str, default_region: str = "CN",
-                    allowed_regions: Collection[str] | None = ("CN",)) -> str:
+def normalize_phone(
+    raw: str, default_region: str = "CN", allowed_regions: Collection[str] | None = ("CN",)
+) -> str:
     """Return the E.164 form of ``raw`` (``+8613800138000``), enforcing the allowed regions.
 
     ``allowed_regions`` of ``None`` or containing ``"*"`` allows every region.
     """
     if not isinstance(raw, str):
         raise InvalidPhone()
-    regions = None if allowed_regions is None or "*" in allowed_regions \
-        else tuple(allowed_regions)
+    regions = None if allowed_regions is None or "*" in allowed_regions else tuple(allowed_regions)
     kind, value = _normalize_cached(raw, default_region, regions)
     if kind == "region":
         raise RegionNotAllowed()
@@ -70,8 +75,9 @@ def normalize_phone(raw: str, default_region: str = "CN",
 
 
 @functools.lru_cache(maxsize=8192)
-def _normalize_cached(raw: str, default_region: str,
-                      allowed_regions: tuple[str, ...] | None) -> tuple[str, str]:
+def _normalize_cached(
+    raw: str, default_region: str, allowed_regions: tuple[str, ...] | None
+) -> tuple[str, str]:
     """Parsing dominates a send or verify (phonenumbers is pure Python), and a verify
     follows a send for the same spelling: memoise the outcome, errors included."""
     try:
@@ -118,8 +124,16 @@ def _split_e164(text: str) -> tuple[int | None, str]:
 # metadata, replayed in the order phonenumbers applies them (tests/test_phones_fastpath.py
 # compares both paths over hundreds of thousands of generated numbers).
 _FAST_NSN_LENGTH = 11  # 1 + 10 digits: every number the fast path accepts has this length
-_FAST_EXCLUDED_TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number",
-                        "pager", "uan", "voicemail")  # phonenumbers tests these before mobile
+_FAST_EXCLUDED_TYPES = (
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+)  # phonenumbers tests these before mobile
 
 
 def _desc_regex(desc: object) -> str | None:
@@ -141,12 +155,16 @@ def _fast_mobile_regex(bare_allowed: bool) -> re.Pattern[str] | None:
     installed metadata does not have the shape the fast path relies on.
     """
     metadata = phonenumbers.PhoneMetadata.metadata_for_region("CN")
-    if metadata is None or metadata.country_code != 86 \
-            or tuple(phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(86, ())) != ("CN",):
+    if (
+        metadata is None
+        or metadata.country_code != 86
+        or tuple(phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(86, ())) != ("CN",)
+    ):
         return None
     general = _desc_regex(metadata.general_desc)
-    mobile = _desc_regex(metadata.fixed_line if metadata.same_mobile_and_fixed_line_pattern
-                         else metadata.mobile)
+    mobile = _desc_regex(
+        metadata.fixed_line if metadata.same_mobile_and_fixed_line_pattern else metadata.mobile
+    )
     if general is None or mobile is None:
         return None
     # parse() strips a national prefix or carrier code (0, 11xxx, 12xxx, 179xx) when the
@@ -156,16 +174,19 @@ def _fast_mobile_regex(bare_allowed: bool) -> re.Pattern[str] | None:
     if prefix:
         parts.append(f"(?!(?:{prefix}))")
     parts.append(f"(?={general}\\Z)")
-    parts += [f"(?!{regex}\\Z)" for regex in
-              (_desc_regex(getattr(metadata, name)) for name in _FAST_EXCLUDED_TYPES)
-              if regex is not None]
+    parts += [
+        f"(?!{regex}\\Z)"
+        for regex in (_desc_regex(getattr(metadata, name)) for name in _FAST_EXCLUDED_TYPES)
+        if regex is not None
+    ]
     # Not excluded and mobile: MOBILE, or FIXED_LINE_OR_MOBILE if fixed_line matches too.
     parts.append(f"{mobile}\\Z")
     return re.compile(("(?:\\+86)?" if bare_allowed else "\\+86") + "".join(parts))
 
 
-def normalize_phone_fast(raw: object, default_region: str = "CN",
-                         allowed_regions: Collection[str] | None = ("CN",)) -> str | None:
+def normalize_phone_fast(
+    raw: object, default_region: str = "CN", allowed_regions: Collection[str] | None = ("CN",)
+) -> str | None:
     """:func:`normalize_phone` for ``1XXXXXXXXXX`` (default region CN) and ``+861XXXXXXXXXX``
     in ASCII digits, without a full parse; ``None`` when only the full parse can decide.
 
@@ -178,22 +199,23 @@ def normalize_phone_fast(raw: object, default_region: str = "CN",
     pattern = _fast_mobile_regex(default_region == "CN")
     if pattern is None or pattern.fullmatch(raw) is None:
         return None
-    if allowed_regions is not None and "*" not in allowed_regions \
-            and "CN" not in allowed_regions:
+    if allowed_regions is not None and "*" not in allowed_regions and "CN" not in allowed_regions:
         raise RegionNotAllowed()
     return "+86" + raw[-11:]
 
 
-def normalize_phones_fast(raws: Sequence[object], default_region: str = "CN",
-                          allowed_regions: Collection[str] | None = ("CN",),
-                          ) -> list[str | None]:
+def normalize_phones_fast(
+    raws: Sequence[object],
+    default_region: str = "CN",
+    allowed_regions: Collection[str] | None = ("CN",),
+) -> list[str | None]:
     """:func:`normalize_phone_fast` over a list, at about 1 µs a number: the E.164 form of
     each entry the fast path accepts, ``None`` for each entry the full parse must decide
     (every entry, when mainland numbers are not allowed at all)."""
     pattern = _fast_mobile_regex(default_region == "CN")
-    if pattern is None or (allowed_regions is not None and "*" not in allowed_regions
-                           and "CN" not in allowed_regions):
+    if pattern is None or (
+        allowed_regions is not None and "*" not in allowed_regions and "CN" not in allowed_regions
+    ):
         return [None] * len(raws)
     match = pattern.fullmatch
-    return ["+86" + raw[-11:] if isinstance(raw, str) and match(raw) else None
-            for raw in raws]
+    return ["+86" + raw[-11:] if isinstance(raw, str) and match(raw) else None for raw in raws]

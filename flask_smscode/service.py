@@ -70,9 +70,14 @@ logger = logging.getLogger("flask_smscode")
 _POLL_SECONDS = 0.05  # how often a duplicate of a running Idempotency-Key looks for its answer
 # The message of a refusal by the store, per refusal kind. The guard's refusals share one
 # sentence that names no reason: an attacker learns nothing about which budget tripped.
-REFUSAL_KEYS = {"client": "throttled.ip", "phone": "throttled.cooldown",
-                "global": "throttled.guard", "prefix": "throttled.guard",
-                "blocked": "throttled.guard", "conversion": "throttled.guard"}
+REFUSAL_KEYS = {
+    "client": "throttled.ip",
+    "phone": "throttled.cooldown",
+    "global": "throttled.guard",
+    "prefix": "throttled.guard",
+    "blocked": "throttled.guard",
+    "conversion": "throttled.guard",
+}
 
 
 @dataclass(frozen=True)
@@ -92,9 +97,14 @@ class SendResult:
         return mask_phone(self.phone)
 
     def as_json(self) -> dict[str, Any]:
-        return {"ok": True, "phone": self.masked_phone, "purpose": self.purpose,
-                "expires_in": self.expires_in, "resend_in": self.resend_in,
-                "delivery": self.delivery}
+        return {
+            "ok": True,
+            "phone": self.masked_phone,
+            "purpose": self.purpose,
+            "expires_in": self.expires_in,
+            "resend_in": self.resend_in,
+            "delivery": self.delivery,
+        }
 
 
 @dataclass(frozen=True)
@@ -107,15 +117,21 @@ class VerifyResult:
     expires_in: int
 
     def as_json(self) -> dict[str, Any]:
-        return {"ok": True, "phone": self.phone, "purpose": self.purpose, "token": self.token,
-                "token_expires_in": self.expires_in}
+        return {
+            "ok": True,
+            "phone": self.phone,
+            "purpose": self.purpose,
+            "token": self.token,
+            "token_expires_in": self.expires_in,
+        }
 
 
 class SmsCodeService:
     """Per-app state: validated settings, the store, the sender, the IP limiter."""
 
-    def __init__(self, config: Mapping[str, Any], *, debug: bool = False,
-                 testing: bool = False) -> None:
+    def __init__(
+        self, config: Mapping[str, Any], *, debug: bool = False, testing: bool = False
+    ) -> None:
         self.settings = s = Settings.from_config(config)
         STATS.allow_purposes(s.purposes)  # metric labels and logs name only these purposes
         relaxed = debug or testing
@@ -125,15 +141,21 @@ class SmsCodeService:
                 "'memory://'): each worker process keeps its own codes and throttles, so a "
                 "code sent through one gunicorn worker fails on another and every limit is "
                 "multiplied by the number of workers. Set SMSCODE_STORAGE_URI to a "
-                "redis:// URI in production.", UserWarning, stacklevel=3)
+                "redis:// URI in production.",
+                UserWarning,
+                stacklevel=3,
+            )
         if s.sender == "console" and not relaxed:
             warnings.warn(
                 "flask-smscode is using the console sender: no SMS is sent. Set "
-                "SMSCODE_SENDER = 'aliyun' in production.", UserWarning, stacklevel=3)
-        self.store: Store = store_from_uri(s.storage_uri, key_prefix=s.key_prefix,
-                                           timeout=s.storage_timeout, **s.storage_options)
-        self.sender: Sender = build_sender(s.sender, config, show_code=relaxed,
-                                           purposes=s.purposes)
+                "SMSCODE_SENDER = 'aliyun' in production.",
+                UserWarning,
+                stacklevel=3,
+            )
+        self.store: Store = store_from_uri(
+            s.storage_uri, key_prefix=s.key_prefix, timeout=s.storage_timeout, **s.storage_options
+        )
+        self.sender: Sender = build_sender(s.sender, config, show_code=relaxed, purposes=s.purposes)
         # Several senders fail over in order; their names label logs, metrics and status.
         self.sender_names = sender_names({**config, "SMSCODE_SENDER": s.sender})
         SENDERS.allow(self.sender_names)
@@ -144,7 +166,8 @@ class SmsCodeService:
             self.flask_limiter = FlaskLimiterAdapter.from_config(config)
         self.ip_limits: dict[str, tuple[Limit, ...]] = {
             "send": tuple(Limit.from_item(i) for i in s.ip_send_limits),
-            "verify": tuple(Limit.from_item(i) for i in s.ip_verify_limits)}
+            "verify": tuple(Limit.from_item(i) for i in s.ip_verify_limits),
+        }
         self.messages = Catalogue.from_config(config)  # answers in the client's language
         # Separate keys for the code HMAC and the token signature, both from the app secret.
         self._hash_key = hmac.new(s.secret, b"flask-smscode code hash", hashlib.sha256).digest()
@@ -152,8 +175,9 @@ class SmsCodeService:
         self.reports = ReportSettings.from_config(config)
         self.tokens = TokenSigner(s.secret, s.token_ttl)
         self.guard = GuardSettings.from_config(config)  # the SMS-pumping guard
-        self._idempotency_key = hmac.new(s.secret, b"flask-smscode idempotency",
-                                         hashlib.sha256).digest()
+        self._idempotency_key = hmac.new(
+            s.secret, b"flask-smscode idempotency", hashlib.sha256
+        ).digest()
         self.idempotency_wait, self._claim_ms = _idempotency_times(config, s.storage_timeout)
 
     # -- inputs --------------------------------------------------------------------------
@@ -162,9 +186,11 @@ class SmsCodeService:
         if purpose is None:
             purpose = "login"
         if not isinstance(purpose, str) or purpose not in self.settings.purposes:
-            raise InvalidRequest(key="invalid_request.purpose",
-                                 params={"purposes": ", ".join(self.settings.purposes)},
-                                 field="purpose")
+            raise InvalidRequest(
+                key="invalid_request.purpose",
+                params={"purposes": ", ".join(self.settings.purposes)},
+                field="purpose",
+            )
         return purpose
 
     def normalize(self, phone: object) -> str:
@@ -177,12 +203,19 @@ class SmsCodeService:
         # The usual spellings (13800138000, +8613800138000) skip phonenumbers' pure-Python
         # parse, which cost more than the rest of a verify; the fast path decides exactly
         # as the full parse (tests/test_phones_fastpath.py) and leaves it everything else.
-        return (normalize_phone_fast(phone, s.default_region, s.allowed_regions)
-                or normalize_phone(phone, s.default_region, s.allowed_regions))
+        return normalize_phone_fast(phone, s.default_region, s.allowed_regions) or normalize_phone(
+            phone, s.default_region, s.allowed_regions
+        )
 
     # -- send ----------------------------------------------------------------------------
-    def send(self, phone: str, purpose: str = "login", *,
-             client_ip: str | None = None, idempotency_key: str | None = None) -> SendResult:
+    def send(
+        self,
+        phone: str,
+        purpose: str = "login",
+        *,
+        client_ip: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendResult:
         """Issue a code to ``phone`` for ``purpose`` (raises an :class:`SmsCodeError`).
 
         With ``client_ip`` the per-IP limit is counted first, before any validation, so
@@ -197,16 +230,33 @@ class SmsCodeService:
         except SmsCodeError as exc:
             # The provider failing or the store down is the operator's business (WARNING);
             # throttled attackers and typos are routine (INFO).
-            level = logging.WARNING if (isinstance(exc, (ProviderError, StorageUnavailable))
-                                        or event.get("provider_code")) else logging.INFO
+            level = (
+                logging.WARNING
+                if (
+                    isinstance(exc, (ProviderError, StorageUnavailable))
+                    or event.get("provider_code")
+                )
+                else logging.INFO
+            )
             self._log("send", level, exc.code, started, event)
             raise
-        self._log("send", logging.WARNING if result.delivery == "unconfirmed" else logging.INFO,
-                  event.pop("outcome"), started, event)
+        self._log(
+            "send",
+            logging.WARNING if result.delivery == "unconfirmed" else logging.INFO,
+            event.pop("outcome"),
+            started,
+            event,
+        )
         return result
 
-    def _send(self, phone: object, purpose: object, client_ip: str | None,
-              event: dict[str, Any], idempotency_key: str | None = None) -> SendResult:
+    def _send(
+        self,
+        phone: object,
+        purpose: object,
+        client_ip: str | None,
+        event: dict[str, Any],
+        idempotency_key: str | None = None,
+    ) -> SendResult:
         s = self.settings
         client = self._client_limits("send", client_ip)
         with self._counted_if_refused("send", client):
@@ -223,8 +273,9 @@ class SmsCodeService:
         # Also the OutId of the SendSms call: 16 characters that tell a delivery report of
         # this send from anything else (time + HMAC tag, see aliyun/reports.py).
         send_id = event["out_id"] = self.out_ids.new(e164)
-        decision = self._reserve(e164, purpose, self._hash(e164, purpose, code), send_id,
-                                 client, guard, idem)
+        decision = self._reserve(
+            e164, purpose, self._hash(e164, purpose, code), send_id, client, guard, idem
+        )
         if decision.idempotency is not None and decision.idempotency.answer is not None:
             return self._replay(decision.idempotency.answer, e164, purpose, event)
         if decision.refused_by is not None:
@@ -241,8 +292,9 @@ class SmsCodeService:
                 raise
             event["outcome"] = delivery
             self._signal(code_sent, phone=e164, purpose=purpose, delivery=delivery)
-        self._settle_idempotency(idem, StoredAnswer(200, "ok", delivery, s.code_ttl,
-                                                    s.resend_interval))
+        self._settle_idempotency(
+            idem, StoredAnswer(200, "ok", delivery, s.code_ttl, s.resend_interval)
+        )
         return SendResult(e164, purpose, s.code_ttl, s.resend_interval, delivery)
 
     # -- the pumping guard and idempotency --------------------------------------------------
@@ -262,27 +314,47 @@ class SmsCodeService:
             STATS.guard_refusal("challenge")
             raise ChallengeRequired()
 
-    def _idempotency_request(self, key: str | None, e164: str, purpose: str,
-                             event: dict[str, Any]) -> IdempotencyRequest | None:
+    def _idempotency_request(
+        self, key: str | None, e164: str, purpose: str, event: dict[str, Any]
+    ) -> IdempotencyRequest | None:
         if key is None:
             return None
         stored = key_id(self._idempotency_key, key)
         event["idempotency_key"] = log_id(stored)  # never the key itself
-        return IdempotencyRequest(stored, fingerprint(self._idempotency_key, e164, purpose),
-                                  ttl_ms=self.settings.code_ttl * 1000,
-                                  pending_ms=self._claim_ms)
+        return IdempotencyRequest(
+            stored,
+            fingerprint(self._idempotency_key, e164, purpose),
+            ttl_ms=self.settings.code_ttl * 1000,
+            pending_ms=self._claim_ms,
+        )
 
-    def _reserve(self, e164: str, purpose: str, code_hash: str, send_id: str,
-                 client: ClientLimits | None, guard: GuardRequest | None,
-                 idem: IdempotencyRequest | None) -> SendDecision:
+    def _reserve(
+        self,
+        e164: str,
+        purpose: str,
+        code_hash: str,
+        send_id: str,
+        client: ClientLimits | None,
+        guard: GuardRequest | None,
+        idem: IdempotencyRequest | None,
+    ) -> SendDecision:
         """The store's decision; a duplicate of a running Idempotency-Key waits (polling)
         for its first request's answer, at most ``idempotency_wait`` seconds, then 409."""
         s = self.settings
         deadline = time.monotonic() + self.idempotency_wait
         while True:
             decision = self.store.reserve_send(
-                e164, purpose, code_hash, send_id, ttl=s.code_ttl, cooldown=s.resend_interval,
-                limits=s.phone_limits, client=client, guard=guard, idempotency=idem)
+                e164,
+                purpose,
+                code_hash,
+                send_id,
+                ttl=s.code_ttl,
+                cooldown=s.resend_interval,
+                limits=s.phone_limits,
+                client=client,
+                guard=guard,
+                idempotency=idem,
+            )
             known = decision.idempotency
             if known is None or known.kind == "replay":
                 return decision
@@ -300,8 +372,9 @@ class SmsCodeService:
                 return True
         return False
 
-    def _settle_idempotency(self, idem: IdempotencyRequest | None,
-                            outcome: StoredAnswer | SmsCodeError) -> None:
+    def _settle_idempotency(
+        self, idem: IdempotencyRequest | None, outcome: StoredAnswer | SmsCodeError
+    ) -> None:
         """Record the key's answer, or release the key after a fault that sent nothing.
         The SMS (or the refusal) stands even if the store fails here: logged, not raised."""
         if idem is None:
@@ -314,20 +387,27 @@ class SmsCodeService:
             else:
                 self.store.finish_idempotency(idem, outcome)
         except StorageUnavailable:
-            log_event(logging.WARNING, "send.idempotency", outcome="storage_unavailable",
-                      idempotency_key=log_id(idem.key_id))
+            log_event(
+                logging.WARNING,
+                "send.idempotency",
+                outcome="storage_unavailable",
+                idempotency_key=log_id(idem.key_id),
+            )
 
-    def _replay(self, answer: StoredAnswer, e164: str, purpose: str,
-                event: dict[str, Any]) -> SendResult:
+    def _replay(
+        self, answer: StoredAnswer, e164: str, purpose: str, event: dict[str, Any]
+    ) -> SendResult:
         event["replayed"] = True
         if answer.code != "ok":
             raise error_for(answer, REFUSAL_KEYS.get)
         event["outcome"] = "replayed"
-        return SendResult(e164, purpose, answer.n1 or 0, answer.n2 or 0, answer.key or "sent",
-                          replayed=True)
+        return SendResult(
+            e164, purpose, answer.n1 or 0, answer.n2 or 0, answer.key or "sent", replayed=True
+        )
 
-    def _refused(self, decision: SendDecision, guard: GuardRequest | None,
-                 event: dict[str, Any]) -> Throttled:
+    def _refused(
+        self, decision: SendDecision, guard: GuardRequest | None, event: dict[str, Any]
+    ) -> Throttled:
         """The 429 of a store refusal; the guard's are counted, and logged at WARNING once
         per window (a budget) or when a prefix gets blocked."""
         kind = decision.refused_by
@@ -337,24 +417,38 @@ class SmsCodeService:
             STATS.guard_refusal(kind.value)
             prefix = guard.prefix if guard is not None and kind is not Refusal.GLOBAL else None
             if decision.notice or kind is Refusal.CONVERSION:
-                log_event(logging.WARNING, "guard", outcome={
-                    Refusal.GLOBAL: "global_budget_exhausted",
-                    Refusal.PREFIX: "prefix_budget_exhausted",
-                    Refusal.CONVERSION: "prefix_blocked"}.get(kind, kind.value),
-                          prefix=prefix, retry_after=decision.retry_after)
+                log_event(
+                    logging.WARNING,
+                    "guard",
+                    outcome={
+                        Refusal.GLOBAL: "global_budget_exhausted",
+                        Refusal.PREFIX: "prefix_budget_exhausted",
+                        Refusal.CONVERSION: "prefix_blocked",
+                    }.get(kind, kind.value),
+                    prefix=prefix,
+                    retry_after=decision.retry_after,
+                )
         return Throttled(key=REFUSAL_KEYS[kind.value], retry_after=decision.retry_after)
 
     def guard_status(self) -> tuple[dict[str, int], list[PrefixStatus]]:
         """The global budget's counts and every number prefix the guard holds state for."""
         g = self.guard
-        return self.store.guard_status(g.global_limits, g.prefix_limits,
-                                       g.window * 1000 if g.converts else 0)
+        return self.store.guard_status(
+            g.global_limits, g.prefix_limits, g.window * 1000 if g.converts else 0
+        )
 
     def guard_unblock(self, prefix: str) -> bool:
         return self.store.guard_unblock(prefix)
 
-    def _deliver(self, phone: str, code: str, purpose: str, send_id: str,
-                 event: dict[str, Any], guard: GuardRequest | None = None) -> str:
+    def _deliver(
+        self,
+        phone: str,
+        code: str,
+        purpose: str,
+        send_id: str,
+        event: dict[str, Any],
+        guard: GuardRequest | None = None,
+    ) -> str:
         """Hand the code to the sender and settle the reservation by the outcome.
 
         A definite refusal cancels the reservation (no live code, cooldown given back); an
@@ -394,16 +488,27 @@ class SmsCodeService:
         try:
             record_sent(self, self.reports, phone, send_id, biz_id)
         except StorageUnavailable:
-            log_event(logging.WARNING, "send.report", phone=mask_phone(phone),
-                      outcome="storage_unavailable")
+            log_event(
+                logging.WARNING,
+                "send.report",
+                phone=mask_phone(phone),
+                outcome="storage_unavailable",
+            )
 
     def _sender_name(self, reported: str | None) -> str:
         """The configured name of the sender that answered (one sender: its name always)."""
         names = self.sender_names
         return reported if len(names) > 1 and reported in names else names[0]
 
-    def _carried_by(self, reported: str | None, phone: str, purpose: str, send_id: str,
-                    outcome: str, event: dict[str, Any]) -> None:
+    def _carried_by(
+        self,
+        reported: str | None,
+        phone: str,
+        purpose: str,
+        send_id: str,
+        outcome: str,
+        event: dict[str, Any],
+    ) -> None:
         """Log, count and store which sender carried the code. Only a sender other than
         the first is written to the store (one more round trip, after a failover only)."""
         event["sender"] = name = self._sender_name(reported)
@@ -413,18 +518,31 @@ class SmsCodeService:
             try:
                 cast(SenderStore, self.store).record_sender(phone, purpose, send_id, index)
             except StorageUnavailable:  # the SMS is out: status just shows the first sender
-                log_event(logging.WARNING, "send.sender", phone=mask_phone(phone),
-                          purpose=purpose, sender=name, outcome="storage_unavailable")
+                log_event(
+                    logging.WARNING,
+                    "send.sender",
+                    phone=mask_phone(phone),
+                    purpose=purpose,
+                    sender=name,
+                    outcome="storage_unavailable",
+                )
 
-    def _cancel(self, phone: str, purpose: str, send_id: str,
-                guard: GuardRequest | None = None) -> None:
+    def _cancel(
+        self, phone: str, purpose: str, send_id: str, guard: GuardRequest | None = None
+    ) -> None:
         try:
-            self.store.cancel_send(phone, purpose, send_id, limits=self.settings.phone_limits,
-                                   guard=guard)
+            self.store.cancel_send(
+                phone, purpose, send_id, limits=self.settings.phone_limits, guard=guard
+            )
         except StorageUnavailable:
             # The code was never delivered, so leaving it is harmless; it expires with its TTL.
-            log_event(logging.WARNING, "send.cancel", phone=mask_phone(phone), purpose=purpose,
-                      outcome="storage_unavailable")
+            log_event(
+                logging.WARNING,
+                "send.cancel",
+                phone=mask_phone(phone),
+                purpose=purpose,
+                outcome="storage_unavailable",
+            )
 
     def _hash(self, phone: str, purpose: str, code: str) -> str:
         # 96 bits of the HMAC in base64 (16 characters): a wrong code matches by chance
@@ -455,8 +573,7 @@ class SmsCodeService:
                 raise Throttled(key="throttled.ip", retry_after=wait)
 
     @contextlib.contextmanager
-    def _counted_if_refused(self, endpoint: str,
-                            client: ClientLimits | None) -> Iterator[None]:
+    def _counted_if_refused(self, endpoint: str, client: ClientLimits | None) -> Iterator[None]:
         """A request refused before it reaches the store still spends its client's budget
         (in a round trip of its own), so malformed floods are limited like any other; a
         client over its limit hears 429 rather than the validation error."""
@@ -470,15 +587,21 @@ class SmsCodeService:
             raise
 
     @staticmethod
-    def _log(kind: str, level: int, outcome: str, started: float,
-             event: dict[str, Any]) -> None:
-        log_event(level, kind, phone=event.pop("phone", None) or "-",
-                  purpose=event.pop("purpose", None) or "-", outcome=outcome,
-                  latency_ms=round((time.monotonic() - started) * 1000, 1), **event)
+    def _log(kind: str, level: int, outcome: str, started: float, event: dict[str, Any]) -> None:
+        log_event(
+            level,
+            kind,
+            phone=event.pop("phone", None) or "-",
+            purpose=event.pop("purpose", None) or "-",
+            outcome=outcome,
+            latency_ms=round((time.monotonic() - started) * 1000, 1),
+            **event,
+        )
 
     # -- verify --------------------------------------------------------------------------
-    def verify(self, phone: str, code: str, purpose: str = "login", *,
-               client_ip: str | None = None) -> VerifyResult:
+    def verify(
+        self, phone: str, code: str, purpose: str = "login", *, client_ip: str | None = None
+    ) -> VerifyResult:
         """Check ``code``; on success consume it and return a verified-phone token."""
         started = time.monotonic()
         event: dict[str, Any] = {"purpose": purpose if isinstance(purpose, str) else None}
@@ -491,8 +614,14 @@ class SmsCodeService:
         self._log("verify", logging.INFO, "verified", started, event)
         return result
 
-    def _verify(self, phone: object, code: object, purpose: object, client_ip: str | None,
-                event: dict[str, Any]) -> VerifyResult:
+    def _verify(
+        self,
+        phone: object,
+        code: object,
+        purpose: object,
+        client_ip: str | None,
+        event: dict[str, Any],
+    ) -> VerifyResult:
         s = self.settings
         client = self._client_limits("verify", client_ip)
         with self._counted_if_refused("verify", client):
@@ -504,13 +633,20 @@ class SmsCodeService:
             if not isinstance(code, str):
                 raise InvalidRequest(key="invalid_request.not_string", field="code")
             if not is_well_formed(code, s.code_length):
-                raise InvalidRequest(key="invalid_request.code_format",
-                                     params={"length": s.code_length}, field="code")
-        result = self.store.check_code(e164, purpose, self._hash(e164, purpose, code),
-                                       max_attempts=s.max_attempts, window=s.attempt_window,
-                                       client=client,
-                                       guard=self.guard.request(e164) if self.guard.converts
-                                       else None)
+                raise InvalidRequest(
+                    key="invalid_request.code_format",
+                    params={"length": s.code_length},
+                    field="code",
+                )
+        result = self.store.check_code(
+            e164,
+            purpose,
+            self._hash(e164, purpose, code),
+            max_attempts=s.max_attempts,
+            window=s.attempt_window,
+            client=client,
+            guard=self.guard.request(e164) if self.guard.converts else None,
+        )
         if result.outcome is VerifyOutcome.THROTTLED:
             raise Throttled(key="throttled.ip", retry_after=result.retry_after)
         if result.outcome is VerifyOutcome.OK:
@@ -528,8 +664,14 @@ class SmsCodeService:
         raise error
 
     # -- tokens --------------------------------------------------------------------------
-    def check_token(self, token: str, purpose: str | None = None, *, phone: str | None = None,
-                    consume: bool = True) -> VerifiedPhone:
+    def check_token(
+        self,
+        token: str,
+        purpose: str | None = None,
+        *,
+        phone: str | None = None,
+        consume: bool = True,
+    ) -> VerifiedPhone:
         """Return what ``token`` proves, or raise :class:`InvalidToken`.
 
         ``purpose`` (and ``phone``, any spelling) must match when given. With ``consume``
@@ -559,15 +701,17 @@ class SmsCodeService:
         if not snapshot.out_id:
             return snapshot
         names = self.sender_names
-        index = cast(SenderStore, self.store).sender_of(e164, purpose, snapshot.out_id) \
-            if len(names) > 1 else 0
+        index = (
+            cast(SenderStore, self.store).sender_of(e164, purpose, snapshot.out_id)
+            if len(names) > 1
+            else 0
+        )
         return dataclasses.replace(snapshot, sender=names[index if index < len(names) else 0])
 
     def reset(self, phone: str, purpose: str | None = None) -> int:
         """Clear codes, failures (of ``purpose``, or all purposes) and throttles of a phone."""
         purposes = self.settings.purposes if purpose is None else (self.check_purpose(purpose),)
-        return self.store.reset(self.normalize(phone), purposes,
-                                limits=self.settings.phone_limits)
+        return self.store.reset(self.normalize(phone), purposes, limits=self.settings.phone_limits)
 
     @staticmethod
     def _signal(signal: Any, **kwargs: Any) -> None:
@@ -582,8 +726,12 @@ class SmsCodeService:
         try:
             signal.send(app, **kwargs)
         except Exception as exc:
-            logger.error("smscode signal %s: a receiver raised %s\n%s", signal.name,
-                         type(exc).__name__, stack_only(exc))  # its message may hold the phone
+            logger.error(
+                "smscode signal %s: a receiver raised %s\n%s",
+                signal.name,
+                type(exc).__name__,
+                stack_only(exc),
+            )  # its message may hold the phone
 
 
 def _idempotency_times(config: Mapping[str, Any], storage_timeout: float) -> tuple[float, int]:
@@ -596,8 +744,10 @@ def _idempotency_times(config: Mapping[str, Any], storage_timeout: float) -> tup
     if wait is None:
         wait = 2 * provider
     if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 60:
-        raise ConfigurationError("SMSCODE_IDEMPOTENCY_WAIT_SECONDS must be a number of seconds "
-                                 f"from 0 to 60; got {wait!r}.")
+        raise ConfigurationError(
+            "SMSCODE_IDEMPOTENCY_WAIT_SECONDS must be a number of seconds "
+            f"from 0 to 60; got {wait!r}."
+        )
     claim = max(float(wait), 2 * provider) + 2 * storage_timeout
     return float(wait), int(claim * 1000)
 
@@ -605,11 +755,11 @@ def _idempotency_times(config: Mapping[str, Any], storage_timeout: float) -> tup
 class SmsCode:
     """The extension object, for app factories::
 
-        smscode = SmsCode()
-        def create_app():
-            app = Flask(__name__); app.config.from_object(...)
-            smscode.init_app(app)          # Python API only
-            app.register_blueprint(sms_bp)  # plus the HTTP endpoints
+    smscode = SmsCode()
+    def create_app():
+        app = Flask(__name__); app.config.from_object(...)
+        smscode.init_app(app)          # Python API only
+        app.register_blueprint(sms_bp)  # plus the HTTP endpoints
     """
 
     def __init__(self, app: Flask | None = None) -> None:
@@ -623,12 +773,12 @@ class SmsCode:
     def send_code(self, phone: str, purpose: str = "login", **kwargs: Any) -> SendResult:
         return send_code(phone, purpose, **kwargs)
 
-    def verify_code(self, phone: str, code: str, purpose: str = "login",
-                    **kwargs: Any) -> VerifyResult:
+    def verify_code(
+        self, phone: str, code: str, purpose: str = "login", **kwargs: Any
+    ) -> VerifyResult:
         return verify_code(phone, code, purpose, **kwargs)
 
-    def check_token(self, token: str, purpose: str | None = None,
-                    **kwargs: Any) -> VerifiedPhone:
+    def check_token(self, token: str, purpose: str | None = None, **kwargs: Any) -> VerifiedPhone:
         return check_token(token, purpose, **kwargs)
 
 
@@ -644,27 +794,35 @@ def init_app(app: Flask) -> SmsCodeService:
 def get_service(app: Flask | None = None) -> SmsCodeService:
     """The service of ``app`` (default: the current app)."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    service = app.extensions.get(EXTENSION_KEY)
+    service: SmsCodeService | None = app.extensions.get(EXTENSION_KEY)
     if service is None:
-        raise RuntimeError("flask-smscode is not set up on this app: register sms_bp or call "
-                           "SmsCode().init_app(app) first.")
+        raise RuntimeError(
+            "flask-smscode is not set up on this app: register sms_bp or call "
+            "SmsCode().init_app(app) first."
+        )
     return service
 
 
-def send_code(phone: str, purpose: str = "login", *, client_ip: str | None = None,
-              idempotency_key: str | None = None) -> SendResult:
+def send_code(
+    phone: str,
+    purpose: str = "login",
+    *,
+    client_ip: str | None = None,
+    idempotency_key: str | None = None,
+) -> SendResult:
     """Send a code to ``phone`` for ``purpose`` in the current app; see :class:`SendResult`."""
-    return get_service().send(phone, purpose, client_ip=client_ip,
-                              idempotency_key=idempotency_key)
+    return get_service().send(phone, purpose, client_ip=client_ip, idempotency_key=idempotency_key)
 
 
-def verify_code(phone: str, code: str, purpose: str = "login", *,
-                client_ip: str | None = None) -> VerifyResult:
+def verify_code(
+    phone: str, code: str, purpose: str = "login", *, client_ip: str | None = None
+) -> VerifyResult:
     """Verify and consume ``code``; returns the verified-phone token."""
     return get_service().verify(phone, code, purpose, client_ip=client_ip)
 
 
-def check_token(token: str, purpose: str | None = None, *, phone: str | None = None,
-                consume: bool = True) -> VerifiedPhone:
+def check_token(
+    token: str, purpose: str | None = None, *, phone: str | None = None, consume: bool = True
+) -> VerifiedPhone:
     """Check (and by default use up) a verified-phone token from ``/sms/verify``."""
     return get_service().check_token(token, purpose, phone=phone, consume=consume)

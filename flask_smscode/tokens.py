@@ -45,7 +45,8 @@ class TokenSigner:
         self._key: bytes | None = self._signer.derive_key()
         probe = b"flask-smscode probe"
         if self._signer.get_signature(probe) != base64_encode(
-                hmac.digest(self._key, probe, "sha1")):
+            hmac.digest(self._key, probe, "sha1")
+        ):
             self._key = None
 
     def issue(self, phone: str, purpose: str) -> str:
@@ -53,14 +54,19 @@ class TokenSigner:
         compresses every payload to keep the result if it is shorter (for these payloads
         one time in 16, by a few bytes), and building zlib's state costs more than the rest
         of the token. :meth:`load` reads both forms."""
-        payload = base64_encode(json.dumps(
-            {"phone": phone, "purpose": purpose, "id": uuid.uuid4().hex},
-            ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        payload = base64_encode(
+            json.dumps(
+                {"phone": phone, "purpose": purpose, "id": uuid.uuid4().hex},
+                ensure_ascii=False,
+                separators=(",", ":"),
+            ).encode("utf-8")
+        )
         if self._key is None:
             return self._signer.sign(payload).decode("utf-8")
         value = payload + self._sep + base64_encode(int_to_bytes(int(time.time())))
-        return (value + self._sep + base64_encode(hmac.digest(self._key, value, "sha1"))
-                ).decode("utf-8")
+        return (value + self._sep + base64_encode(hmac.digest(self._key, value, "sha1"))).decode(
+            "utf-8"
+        )
 
     def load(self, token: object) -> VerifiedPhone:
         """Check signature and age (not single use: the store does that)."""

@@ -62,9 +62,14 @@ def key_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
             request.getfixturevalue(shared).clear_prefix(prefix)
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis),
-                        pytest.param("cluster", marks=pytest.mark.redis_cluster),
-                        pytest.param("sentinel", marks=pytest.mark.redis_sentinel)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=pytest.mark.redis_cluster),
+        pytest.param("sentinel", marks=pytest.mark.redis_sentinel),
+    ]
+)
 def store_uri(request: pytest.FixtureRequest) -> str:
     if request.param == "memory":
         return "memory://"
@@ -110,17 +115,21 @@ def aliyun_config(sms_server: DysmsapiServer) -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_app(store_uri: str, key_prefix: str,
-             aliyun_config: dict[str, Any]) -> Iterator[Callable[..., Flask]]:
+def make_app(
+    store_uri: str, key_prefix: str, aliyun_config: dict[str, Any]
+) -> Iterator[Callable[..., Flask]]:
     """Build a fresh app with the blueprint registered; keyword arguments override config."""
     apps: list[Flask] = []
 
     def factory(register: bool = True, **config: Any) -> Flask:
         app = Flask(f"test_app_{len(apps)}")
         app.config.update(
-            SECRET_KEY="test-secret-key", TESTING=True, SMSCODE_STORAGE_URI=store_uri,
+            SECRET_KEY="test-secret-key",
+            TESTING=True,
+            SMSCODE_STORAGE_URI=store_uri,
             SMSCODE_KEY_PREFIX=key_prefix if not apps else f"{key_prefix}-{len(apps)}",
-            **aliyun_config)
+            **aliyun_config,
+        )
         app.config.update(config)
         if register:
             app.register_blueprint(sms_bp)
@@ -145,6 +154,7 @@ def client(app: Flask) -> Any:
 
 
 # -- Redis Cluster and Sentinel (H-cluster) ----------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[RedisCluster]:

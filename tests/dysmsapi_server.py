@@ -196,8 +196,9 @@ _COMMON_REQUIRED = (
     "AccessKeyId",
     "Signature",
 )
-_ACTIONS = frozenset({"SendSms", "SendBatchSms", "QuerySendDetails", "QuerySmsSign",
-                      "QuerySmsTemplate"})
+_ACTIONS = frozenset(
+    {"SendSms", "SendBatchSms", "QuerySendDetails", "QuerySmsSign", "QuerySmsTemplate"}
+)
 _SENDING = frozenset({"SendSms", "SendBatchSms"})  # the actions failure plans apply to
 
 # QuerySmsSign's SignStatus / QuerySmsTemplate's TemplateStatus (help.aliyun.com 121210, 419289).
@@ -509,8 +510,10 @@ class DysmsapiServer:
         self.signs: dict[str, SignRecord] = {}
         self.template_records: dict[str, TemplateRecord] = {}
         self.clock_offset = 0.0  # seconds the server's clock is ahead of this machine's
-        self._initial_account = (set(self.sign_names),
-                                 {k: list(v) for k, v in self.templates.items()})
+        self._initial_account = (
+            set(self.sign_names),
+            {k: list(v) for k, v in self.templates.items()},
+        )
         self._restore_account()
         self.host = host
         self._requested_port = port
@@ -605,8 +608,13 @@ class DysmsapiServer:
         self.template_records = {}
         for code, variables in templates.items():
             text = _TEMPLATE_TEXTS.get(code) or "，".join(f"{n}：${{{n}}}" for n in variables)
-            kind = TYPE_INTERNATIONAL if code in INTERNATIONAL_TEMPLATES else \
-                TYPE_CODE if "code" in variables else TYPE_NOTICE
+            kind = (
+                TYPE_INTERNATIONAL
+                if code in INTERNATIONAL_TEMPLATES
+                else TYPE_CODE
+                if "code" in variables
+                else TYPE_NOTICE
+            )
             self.template_records[code] = TemplateRecord(code, text, kind, name=code)
         self.clock_offset = 0.0
 
@@ -633,8 +641,9 @@ class DysmsapiServer:
         name: str | None = None,
     ) -> TemplateRecord:
         """Register (or change) a template; SendSms then requires the content's variables."""
-        record = TemplateRecord(code, content, template_type, status, reason or _NO_REMARK,
-                                name or code)
+        record = TemplateRecord(
+            code, content, template_type, status, reason or _NO_REMARK, name or code
+        )
         with self._lock:
             self.template_records[code] = record
             self.templates[code] = record.variables
@@ -821,7 +830,11 @@ class DysmsapiServer:
         }
 
     def push_reports(
-        self, url: str, reports: list[dict[str, Any]] | bytes, *, timeout: float = 5.0,
+        self,
+        url: str,
+        reports: list[dict[str, Any]] | bytes,
+        *,
+        timeout: float = 5.0,
         headers: Mapping[str, str] | None = None,
     ) -> tuple[int, Any]:
         """POST ``reports`` (a JSON array, or raw bytes) to ``url`` as Alibaba's SmsReport
@@ -830,11 +843,17 @@ class DysmsapiServer:
         Alibaba counts a push as received only on HTTP 200 with a numeric ``code``; every
         push is kept in ``self.pushes`` as ``(status, answer)``.
         """
-        body = reports if isinstance(reports, bytes) else json.dumps(
-            reports, ensure_ascii=False).encode("utf-8")
+        body = (
+            reports
+            if isinstance(reports, bytes)
+            else json.dumps(reports, ensure_ascii=False).encode("utf-8")
+        )
         request = urllib.request.Request(
-            url, data=body, method="POST",
-            headers={"Content-Type": "application/json;charset=utf-8", **(headers or {})})
+            url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json;charset=utf-8", **(headers or {})},
+        )
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         try:
             with opener.open(request, timeout=timeout) as response:
@@ -852,8 +871,12 @@ class DysmsapiServer:
     @staticmethod
     def push_accepted(status: int, answer: Any) -> bool:
         """Whether Alibaba would stop retrying: HTTP 200 and a numeric ``code``."""
-        return (status == 200 and isinstance(answer, dict)
-                and isinstance(answer.get("code"), int) and not isinstance(answer["code"], bool))
+        return (
+            status == 200
+            and isinstance(answer, dict)
+            and isinstance(answer.get("code"), int)
+            and not isinstance(answer["code"], bool)
+        )
 
     # ----------------------------------------------------------------- request processing
 
@@ -1061,13 +1084,17 @@ class DysmsapiServer:
         template_code = params["TemplateCode"]
         required, international = self._check_template(template_code)
         raw_values = params.get("TemplateParamJson")
-        values = [self._param_object(v) for v in self._json_array(raw_values, dict)] \
-            if raw_values else [{} for _ in phones]
+        values = (
+            [self._param_object(v) for v in self._json_array(raw_values, dict)]
+            if raw_values
+            else [{} for _ in phones]
+        )
         if len(values) != len(phones):
             raise _business("isv.INVALID_PARAMETERS", "模板变量数量与手机号码数量不一致")
         raw_codes = params.get("SmsUpExtendCodeJson")
-        codes: list[str | None] = list(self._json_array(raw_codes, str)) if raw_codes \
-            else [None] * len(phones)
+        codes: list[str | None] = (
+            list(self._json_array(raw_codes, str)) if raw_codes else [None] * len(phones)
+        )
         if len(codes) != len(phones):
             raise _business("isv.INVALID_PARAMETERS", "扩展码数量与手机号码数量不一致")
         self._check_numbers(phones, international)
@@ -1078,11 +1105,19 @@ class DysmsapiServer:
         request_id, biz_id = _new_request_id(), self._new_biz_id()
         now = datetime.now(CHINA_TZ)
         messages = [
-            SentSms(phone_numbers=[phone], sign_name=sign_name, template_code=template_code,
-                    template_param=entry, out_id=out_id, biz_id=biz_id, request_id=request_id,
-                    access_key_id=params["AccessKeyId"], send_date=now,
-                    content=self._render(sign_name, template_code, entry),
-                    sms_up_extend_code=code)
+            SentSms(
+                phone_numbers=[phone],
+                sign_name=sign_name,
+                template_code=template_code,
+                template_param=entry,
+                out_id=out_id,
+                biz_id=biz_id,
+                request_id=request_id,
+                access_key_id=params["AccessKeyId"],
+                send_date=now,
+                content=self._render(sign_name, template_code, entry),
+                sms_up_extend_code=code,
+            )
             for phone, sign_name, entry, code in zip(phones, signs, values, codes, strict=True)
         ]
         with self._lock:
@@ -1116,16 +1151,19 @@ class DysmsapiServer:
         if international:
             domestic = [p for p in phones if p.lstrip("+").removeprefix("00").startswith("86")]
             if domestic:
-                raise _business("isv.DOMESTIC_NUMBER_NOT_SUPPORTED",
-                                "国际/港澳台消息模板不支持发送境内号码")
+                raise _business(
+                    "isv.DOMESTIC_NUMBER_NOT_SUPPORTED", "国际/港澳台消息模板不支持发送境内号码"
+                )
             bad = [p for p in phones if not _ABROAD_RE.match(p)]
         else:
             bad = [p for p in phones if not _is_valid_phone(p)]
         if bad:
             raise _business("isv.MOBILE_NUMBER_ILLEGAL", f"非法手机号: {bad[0]!r}")
         if not international and any(not _MAINLAND_RE.match(p) for p in phones):
-            raise _business("isv.SMS_TEMPLATE_ILLEGAL",
-                            "国内短信模板不能发送国际/港澳台号码，请使用国际/港澳台模板")
+            raise _business(
+                "isv.SMS_TEMPLATE_ILLEGAL",
+                "国内短信模板不能发送国际/港澳台号码，请使用国际/港澳台模板",
+            )
 
     def _check_sign(self, sign_name: str) -> None:
         record = self.signs.get(sign_name)

@@ -30,13 +30,13 @@ TRAFFIC_CONFIG: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Answer:
-    op: str            # "send" or "verify"
+    op: str  # "send" or "verify"
     phone: str
     status: int
     error: str | None  # the JSON ``error`` code of a failure
     retry_after: str | None
-    started: float     # time.monotonic() when the request left
-    seconds: float     # how long it took
+    started: float  # time.monotonic() when the request left
+    seconds: float  # how long it took
 
 
 @dataclass
@@ -49,13 +49,14 @@ class Traffic:
     pause_seconds: float = 0.01
     answers: list[Answer] = field(default_factory=list)
     verified: list[tuple[str, str]] = field(default_factory=list)  # (phone, code) accepted
-    lost: list[tuple[str, str]] = field(default_factory=list)      # sent, then not accepted
+    lost: list[tuple[str, str]] = field(default_factory=list)  # sent, then not accepted
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, args=(phone,), daemon=True)
-                         for phone in self.phones]
+        self._threads = [
+            threading.Thread(target=self._run, args=(phone,), daemon=True) for phone in self.phones
+        ]
         self.errors: list[BaseException] = []
 
     def start(self) -> Traffic:
@@ -75,9 +76,15 @@ class Traffic:
         started = time.monotonic()
         response = client.post(f"/sms/{op}", json=body)
         payload = response.get_json(silent=True) or {}
-        answer = Answer(op, phone, response.status_code, payload.get("error"),
-                        response.headers.get("Retry-After"), started,
-                        time.monotonic() - started)
+        answer = Answer(
+            op,
+            phone,
+            response.status_code,
+            payload.get("error"),
+            response.headers.get("Retry-After"),
+            started,
+            time.monotonic() - started,
+        )
         with self._lock:
             self.answers.append(answer)
         return answer
@@ -91,8 +98,12 @@ class Traffic:
                     if self._call(client, "send", phone, {"phone": phone}).status == 200:
                         pending = self.sms_server.last_code(phone)
                 else:
-                    answer = self._call(client, "verify", phone,
-                                        {"phone": phone, "code": pending, "purpose": "login"})
+                    answer = self._call(
+                        client,
+                        "verify",
+                        phone,
+                        {"phone": phone, "code": pending, "purpose": "login"},
+                    )
                     if answer.status == 200:
                         with self._lock:
                             self.verified.append((phone, pending))
@@ -118,9 +129,14 @@ class Traffic:
 
     def unexpected(self) -> list[Answer]:
         """Answers that are neither a success nor the documented 503 with a Retry-After."""
-        return [a for a in self.answers
-                if a.status != 200 and not (a.status == 503 and a.error == "storage_unavailable"
-                                            and a.retry_after is not None)]
+        return [
+            a
+            for a in self.answers
+            if a.status != 200
+            and not (
+                a.status == 503 and a.error == "storage_unavailable" and a.retry_after is not None
+            )
+        ]
 
     def unavailable(self) -> list[Answer]:
         return [a for a in self.answers if a.status == 503]
@@ -144,9 +160,11 @@ class Traffic:
 
     def report(self) -> str:
         slowest = max((a.seconds for a in self.answers), default=0.0)
-        return (f"{len(self.answers)} requests, {len(self.unavailable())} x 503 over "
-                f"{self.outage_seconds():.2f}s, slowest {slowest:.2f}s, "
-                f"{len(self.lost)} codes lost; {dict(self.tally())}")
+        return (
+            f"{len(self.answers)} requests, {len(self.unavailable())} x 503 over "
+            f"{self.outage_seconds():.2f}s, slowest {slowest:.2f}s, "
+            f"{len(self.lost)} codes lost; {dict(self.tally())}"
+        )
 
 
 def fresh_round(client: Any, sms_server: DysmsapiServer, phones: list[str]) -> None:
@@ -155,6 +173,7 @@ def fresh_round(client: Any, sms_server: DysmsapiServer, phones: list[str]) -> N
         response = client.post("/sms/send", json={"phone": phone})
         assert response.status_code == 200, response.get_data(as_text=True)
         code = sms_server.last_code(phone)
-        response = client.post("/sms/verify", json={"phone": phone, "code": code,
-                                                    "purpose": "login"})
+        response = client.post(
+            "/sms/verify", json={"phone": phone, "code": code, "purpose": "login"}
+        )
         assert response.status_code == 200, response.get_data(as_text=True)

@@ -47,8 +47,9 @@ def free_cluster_port(taken: set[int] | None = None) -> int:
     raise RuntimeError("no free port pair for a cluster node")
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
-               interval: float = 0.05) -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
+) -> None:
     """Poll ``predicate`` (Redis errors count as "not yet") until true or ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -71,8 +72,9 @@ class ClusterNode:
         self.dir.mkdir()
         self.node_timeout_ms = node_timeout_ms
         self.process: subprocess.Popen[bytes] | None = None
-        self.client = redis.Redis(port=port, socket_timeout=5, socket_connect_timeout=1,
-                                  decode_responses=True)
+        self.client = redis.Redis(
+            port=port, socket_timeout=5, socket_connect_timeout=1, decode_responses=True
+        )
 
     @property
     def address(self) -> str:
@@ -83,13 +85,34 @@ class ClusterNode:
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--cluster-enabled", "yes", "--cluster-config-file", str(self.dir / "nodes.conf"),
-             "--cluster-node-timeout", str(self.node_timeout_ms),
-             "--cluster-allow-replica-migration", "no", "--repl-diskless-sync-delay", "0",
-             "--save", "", "--appendonly", "no", "--dir", str(self.dir),
-             "--logfile", str(self.dir / "log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(self.dir / "nodes.conf"),
+                "--cluster-node-timeout",
+                str(self.node_timeout_ms),
+                "--cluster-allow-replica-migration",
+                "no",
+                "--repl-diskless-sync-delay",
+                "0",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+                "--logfile",
+                str(self.dir / "log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def wait_ready(self) -> None:
         def up() -> bool:
@@ -135,8 +158,9 @@ class RedisCluster:
     ``uri`` is what ``SMSCODE_STORAGE_URI`` takes. Use :meth:`cleanup` (or ``with``) to stop it.
     """
 
-    def __init__(self, masters: int = 3, replicas: bool = False,
-                 node_timeout_ms: int = 3000) -> None:
+    def __init__(
+        self, masters: int = 3, replicas: bool = False, node_timeout_ms: int = 3000
+    ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="smscode-cluster-"))
         taken: set[int] = set()
         self.nodes: list[ClusterNode] = []
@@ -167,8 +191,9 @@ class RedisCluster:
 
     def client(self) -> redis.RedisCluster:
         """A plain redis-py cluster client (decoded responses) for checks from the test side."""
-        return redis.RedisCluster(host="127.0.0.1", port=self.live().port,
-                                  decode_responses=True, socket_timeout=5)
+        return redis.RedisCluster(
+            host="127.0.0.1", port=self.live().port, decode_responses=True, socket_timeout=5
+        )
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -196,14 +221,20 @@ class RedisCluster:
         for node in self.nodes[1:]:
             self.nodes[0].client.execute_command("CLUSTER MEET", "127.0.0.1", node.port)
         total = len(self.nodes)
-        wait_until(lambda: all(len(self._known(n)) == total for n in self.nodes), 20,
-                   "every node to know every other node")
-        for master, replica in zip(masters, self.nodes[self.master_count:], strict=False):
+        wait_until(
+            lambda: all(len(self._known(n)) == total for n in self.nodes),
+            20,
+            "every node to know every other node",
+        )
+        for master, replica in zip(masters, self.nodes[self.master_count :], strict=False):
             master_id = master.node_id()
             replica.client.execute_command("CLUSTER REPLICATE", master_id)
-        for replica in self.nodes[self.master_count:]:
-            wait_until(lambda r=replica: r.client.info("replication").get("master_link_status")
-                       == "up", 20, f"replica {replica.port} to sync")
+        for replica in self.nodes[self.master_count :]:
+            wait_until(
+                lambda r=replica: r.client.info("replication").get("master_link_status") == "up",
+                20,
+                f"replica {replica.port} to sync",
+            )
         self.wait_stable()
         self.startup_seconds = time.monotonic() - started
         return self
@@ -225,9 +256,10 @@ class RedisCluster:
         wait_until(stable, timeout, "cluster_state:ok and one view of slot ownership")
 
     def _ownership(self, node: ClusterNode) -> list[tuple[int, int, int]]:
-        return sorted((int(first), int(last), int(master[1]))
-                      for first, last, master, *_ in
-                      node.client.execute_command("CLUSTER SLOTS"))
+        return sorted(
+            (int(first), int(last), int(master[1]))
+            for first, last, master, *_ in node.client.execute_command("CLUSTER SLOTS")
+        )
 
     def masters(self) -> list[ClusterNode]:
         return [n for n in self.nodes if n.process is not None and n.role() == "master"]
@@ -256,16 +288,18 @@ class RedisCluster:
         source.client.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", target.node_id())
         return source
 
-    def move_keys(self, slot: int, source: ClusterNode, target: ClusterNode,
-                  batch: int = 100) -> int:
+    def move_keys(
+        self, slot: int, source: ClusterNode, target: ClusterNode, batch: int = 100
+    ) -> int:
         """MIGRATE every key of ``slot`` from ``source`` to ``target``; return how many."""
         moved = 0
         while True:
             keys = source.client.execute_command("CLUSTER GETKEYSINSLOT", slot, batch)
             if not keys:
                 return moved
-            source.client.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000,
-                                          "REPLACE", "KEYS", *keys)
+            source.client.execute_command(
+                "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "REPLACE", "KEYS", *keys
+            )
             moved += len(keys)
 
     def finish_migration(self, slot: int, target: ClusterNode) -> None:
@@ -278,16 +312,16 @@ class RedisCluster:
         wait_until(lambda: self.owner_of(slot) is target, 10, f"slot {slot} to move")
         self.wait_stable()
 
-    def migrate_slot(self, slot: int, target: ClusterNode,
-                     pause_seconds: float = 0.0) -> int:
+    def migrate_slot(self, slot: int, target: ClusterNode, pause_seconds: float = 0.0) -> int:
         """Move ``slot`` to ``target`` with its keys; ``pause_seconds`` holds the ASK phase
         open (keys half moved) so traffic meets it. Return how many keys moved."""
         source = self.begin_migration(slot, target)
         keys = source.client.execute_command("CLUSTER GETKEYSINSLOT", slot, 1000)
         half = keys[: len(keys) // 2]
         if half:
-            source.client.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000,
-                                          "REPLACE", "KEYS", *half)
+            source.client.execute_command(
+                "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "REPLACE", "KEYS", *half
+            )
         time.sleep(pause_seconds)
         moved = len(half) + self.move_keys(slot, source, target)
         self.finish_migration(slot, target)
@@ -309,8 +343,11 @@ class RedisCluster:
         replica = self.replica_of(master)
         replica.client.execute_command("CLUSTER FAILOVER")
         wait_until(lambda: replica.role() == "master", timeout, f"{replica.port} to take over")
-        wait_until(lambda: master.client.info("replication").get("master_link_status") == "up",
-                   timeout, f"old master {master.port} to follow {replica.port}")
+        wait_until(
+            lambda: master.client.info("replication").get("master_link_status") == "up",
+            timeout,
+            f"old master {master.port} to follow {replica.port}",
+        )
         self.wait_stable(timeout)
         return replica
 
@@ -330,8 +367,14 @@ class RedisCluster:
         """Start a stopped node again on its port and ``nodes.conf``; wait until it syncs."""
         node.start()
         node.wait_ready()
-        wait_until(lambda: node.role() == "slave" and node.client.info("replication").get(
-            "master_link_status") == "up", timeout, f"node {node.port} to rejoin as a replica")
+        wait_until(
+            lambda: (
+                node.role() == "slave"
+                and node.client.info("replication").get("master_link_status") == "up"
+            ),
+            timeout,
+            f"node {node.port} to rejoin as a replica",
+        )
         self.wait_stable(timeout)
 
     def clear_prefix(self, prefix: str) -> None:

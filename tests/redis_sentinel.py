@@ -32,8 +32,9 @@ def _redis_server() -> str:
 class RedisSentinelSet:
     """Master + replica + three sentinels quorum 2. ``uri`` is for ``SMSCODE_STORAGE_URI``."""
 
-    def __init__(self, service: str = SERVICE, down_after_ms: int = 1000,
-                 failover_timeout_ms: int = 5000) -> None:
+    def __init__(
+        self, service: str = SERVICE, down_after_ms: int = 1000, failover_timeout_ms: int = 5000
+    ) -> None:
         self.service = service
         self.down_after_ms = down_after_ms
         self.failover_timeout_ms = failover_timeout_ms
@@ -51,12 +52,14 @@ class RedisSentinelSet:
     # -- clients ---------------------------------------------------------------------------
 
     def data_client(self, port: int) -> redis.Redis:
-        return redis.Redis(port=port, socket_timeout=5, socket_connect_timeout=1,
-                           decode_responses=True)
+        return redis.Redis(
+            port=port, socket_timeout=5, socket_connect_timeout=1, decode_responses=True
+        )
 
     def sentinel_client(self, port: int) -> redis.Redis:
-        return redis.Redis(port=port, socket_timeout=5, socket_connect_timeout=1,
-                           decode_responses=True)
+        return redis.Redis(
+            port=port, socket_timeout=5, socket_connect_timeout=1, decode_responses=True
+        )
 
     def master_port(self) -> int:
         """The master's port as the first sentinel reports it."""
@@ -72,7 +75,8 @@ class RedisSentinelSet:
 
     def _spawn(self, port: int, args: list[str]) -> None:
         self.processes[port] = subprocess.Popen(
-            [_redis_server(), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [_redis_server(), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
 
     def _wait_ping(self, port: int) -> None:
         def up() -> bool:
@@ -95,15 +99,34 @@ class RedisSentinelSet:
         master, replica = self.data_ports
         for port in self.data_ports:
             extra = ["--replicaof", "127.0.0.1", str(master)] if port == replica else []
-            self._spawn(port, [
-                "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--repl-diskless-sync-delay", "0", "--dir", str(self.root),
-                "--logfile", str(self.root / f"redis-{port}.log"), *extra])
+            self._spawn(
+                port,
+                [
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--repl-diskless-sync-delay",
+                    "0",
+                    "--dir",
+                    str(self.root),
+                    "--logfile",
+                    str(self.root / f"redis-{port}.log"),
+                    *extra,
+                ],
+            )
         for port in self.data_ports:
             self._wait_ping(port)
         with self.data_client(replica) as client:
-            wait_until(lambda: client.info("replication").get("master_link_status") == "up",
-                       20, "the replica to sync")
+            wait_until(
+                lambda: client.info("replication").get("master_link_status") == "up",
+                20,
+                "the replica to sync",
+            )
         for port in self.sentinel_ports:
             conf = self.root / f"sentinel-{port}.conf"
             conf.write_text(
@@ -112,7 +135,9 @@ class RedisSentinelSet:
                 f"sentinel monitor {self.service} 127.0.0.1 {master} 2\n"
                 f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}\n"
                 f"sentinel failover-timeout {self.service} {self.failover_timeout_ms}\n"
-                f"sentinel parallel-syncs {self.service} 1\n", encoding="utf-8")
+                f"sentinel parallel-syncs {self.service} 1\n",
+                encoding="utf-8",
+            )
             self._spawn(port, [str(conf), "--sentinel"])
         for port in self.sentinel_ports:
             self._wait_ping(port)
@@ -163,9 +188,15 @@ class RedisSentinelSet:
 
     def wait_old_master_follows(self, old: int, new: int, timeout: float = 30) -> None:
         with self.data_client(old) as client:
-            wait_until(lambda: client.info("replication").get("master_link_status") == "up"
-                       and int(client.info("replication")["master_port"]) == new,
-                       timeout, f"old master {old} to follow {new}", 0.1)
+            wait_until(
+                lambda: (
+                    client.info("replication").get("master_link_status") == "up"
+                    and int(client.info("replication")["master_port"]) == new
+                ),
+                timeout,
+                f"old master {old} to follow {new}",
+                0.1,
+            )
         self.wait_settled(new, timeout)  # the sentinels' view of the replica is fresh too
 
     def clear_prefix(self, prefix: str) -> None:

@@ -48,8 +48,11 @@ def test_every_name_the_readme_imports_from_the_package_exists() -> None:
 
 
 def test_one_exception_root() -> None:
-    classes = [v for v in vars(errors_module).values()
-               if isinstance(v, type) and issubclass(v, BaseException)]
+    classes = [
+        v
+        for v in vars(errors_module).values()
+        if isinstance(v, type) and issubclass(v, BaseException)
+    ]
     assert len(classes) > 15
     assert all(issubclass(c, FlaskSmsCodeError) for c in classes)
     assert issubclass(ConfigurationError, RuntimeError)  # as before the tree had a root
@@ -77,17 +80,23 @@ def test_client_sender_and_transport_share_one_validated_settings(aliyun_config)
     assert "test-key-secret" not in repr(sender.settings) + repr(sender.client)
 
 
-@pytest.mark.parametrize(("override", "key"), [
-    ({"SMSCODE_ALIYUN_PROTOCOL": "http", "SMSCODE_ALIYUN_ENDPOINT": "dysmsapi.aliyuncs.com"},
-     "SMSCODE_ALIYUN_PROTOCOL"),
-    ({"SMSCODE_ALIYUN_PROTOCOL": "ftp"}, "SMSCODE_ALIYUN_PROTOCOL"),
-    ({"SMSCODE_ALIYUN_TIMEOUT_SECONDS": 0}, "SMSCODE_ALIYUN_TIMEOUT_SECONDS"),
-    ({"SMSCODE_ALIYUN_TIMEOUT_SECONDS": True}, "SMSCODE_ALIYUN_TIMEOUT_SECONDS"),
-    ({"SMSCODE_ALIYUN_TEMPLATE_CODE": 42}, "SMSCODE_ALIYUN_TEMPLATE_CODE"),
-    ({"SMSCODE_ALLOWED_REGIONS": ["XX"]}, "SMSCODE_ALLOWED_REGIONS"),
-])
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        (
+            {"SMSCODE_ALIYUN_PROTOCOL": "http", "SMSCODE_ALIYUN_ENDPOINT": "dysmsapi.aliyuncs.com"},
+            "SMSCODE_ALIYUN_PROTOCOL",
+        ),
+        ({"SMSCODE_ALIYUN_PROTOCOL": "ftp"}, "SMSCODE_ALIYUN_PROTOCOL"),
+        ({"SMSCODE_ALIYUN_TIMEOUT_SECONDS": 0}, "SMSCODE_ALIYUN_TIMEOUT_SECONDS"),
+        ({"SMSCODE_ALIYUN_TIMEOUT_SECONDS": True}, "SMSCODE_ALIYUN_TIMEOUT_SECONDS"),
+        ({"SMSCODE_ALIYUN_TEMPLATE_CODE": 42}, "SMSCODE_ALIYUN_TEMPLATE_CODE"),
+        ({"SMSCODE_ALLOWED_REGIONS": ["XX"]}, "SMSCODE_ALLOWED_REGIONS"),
+    ],
+)
 def test_client_and_sender_refuse_the_same_values_naming_the_key(
-        aliyun_config, override: dict[str, Any], key: str) -> None:
+    aliyun_config, override: dict[str, Any], key: str
+) -> None:
     config = {**aliyun_config, **override}
     for build in (AliyunSms.from_config, lambda c: AliyunSender(c, purposes=("login",))):
         with pytest.raises(ConfigurationError, match=key):
@@ -105,13 +114,17 @@ def test_sender_hands_back_a_receipt(aliyun_config, sms_server) -> None:
     assert sms.biz_id == receipt.biz_id
 
 
-@pytest.mark.parametrize(("provider_code", "kind"), [
-    ("isv.MOBILE_NUMBER_ILLEGAL", InvalidPhone),
-    ("isv.BUSINESS_LIMIT_CONTROL", Throttled),
-    ("isv.SMS_TEMPLATE_ILLEGAL", ProviderError),
-])
-def test_sender_refusals_carry_the_provider_fields(aliyun_config, sms_server, provider_code,
-                                                   kind) -> None:
+@pytest.mark.parametrize(
+    ("provider_code", "kind"),
+    [
+        ("isv.MOBILE_NUMBER_ILLEGAL", InvalidPhone),
+        ("isv.BUSINESS_LIMIT_CONTROL", Throttled),
+        ("isv.SMS_TEMPLATE_ILLEGAL", ProviderError),
+    ],
+)
+def test_sender_refusals_carry_the_provider_fields(
+    aliyun_config, sms_server, provider_code, kind
+) -> None:
     sender = AliyunSender(aliyun_config, purposes=("login",))
     sms_server.fail_next(provider_code)
     with pytest.raises(kind) as info:
@@ -124,8 +137,9 @@ def test_sender_refusals_carry_the_provider_fields(aliyun_config, sms_server, pr
 
 
 def test_timeout_after_sending_is_unconfirmed_with_its_out_id(aliyun_config, sms_server) -> None:
-    sender = AliyunSender({**aliyun_config, "SMSCODE_ALIYUN_TIMEOUT_SECONDS": 0.3},
-                          purposes=("login",))
+    sender = AliyunSender(
+        {**aliyun_config, "SMSCODE_ALIYUN_TIMEOUT_SECONDS": 0.3}, purposes=("login",)
+    )
     sms_server.stall_next(1.0)
     with pytest.raises(DeliveryUnconfirmed) as info:
         sender.send(E164, "123456", "login", out_id="0123456789abcdef")
@@ -140,8 +154,9 @@ class RefusingSender:
         pass
 
     def send(self, phone: str, code: str, purpose: str, *, out_id: str) -> SendReceipt:
-        raise ProviderError().with_provider(provider_code="acme.DOWN", request_id="req-1",
-                                            out_id=out_id, sender="acme")
+        raise ProviderError().with_provider(
+            provider_code="acme.DOWN", request_id="req-1", out_id=out_id, sender="acme"
+        )
 
 
 class ChainingSender(RefusingSender):

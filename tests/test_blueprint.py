@@ -23,12 +23,13 @@ def send(client, phone=PHONE, purpose=None, **kwargs):
 
 
 def verify(client, code, phone=PHONE, purpose="login", **kwargs):
-    return client.post("/sms/verify", json={"phone": phone, "code": code, "purpose": purpose},
-                       **kwargs)
+    return client.post(
+        "/sms/verify", json={"phone": phone, "code": code, "purpose": purpose}, **kwargs
+    )
 
 
 def wrong(code: str) -> str:
-    return f"{(int(code) + 1) % 10**len(code):0{len(code)}d}"
+    return f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"
 
 
 def assert_error(response, status: int, error: str) -> dict:
@@ -43,11 +44,18 @@ def assert_error(response, status: int, error: str) -> dict:
 
 # -- happy paths ---------------------------------------------------------------------------
 
+
 def test_send_then_verify(client, sms_server):
     response = send(client, purpose="login")
     assert response.status_code == 200
-    assert response.get_json() == {"ok": True, "phone": "138****8000", "purpose": "login",
-                                   "expires_in": 300, "resend_in": 60, "delivery": "sent"}
+    assert response.get_json() == {
+        "ok": True,
+        "phone": "138****8000",
+        "purpose": "login",
+        "expires_in": 300,
+        "resend_in": 60,
+        "delivery": "sent",
+    }
     assert response.headers["Cache-Control"] == "no-store"
     [sms] = sms_server.sent
     assert sms.phone_numbers == ["13800138000"]
@@ -73,8 +81,7 @@ def test_form_fields_are_accepted(client, sms_server):
     response = client.post("/sms/send", data={"phone": PHONE, "purpose": "signup"})
     assert response.status_code == 200 and response.get_json()["purpose"] == "signup"
     code = sms_server.last_code(PHONE)
-    response = client.post("/sms/verify", data={"phone": PHONE, "code": code,
-                                                "purpose": "signup"})
+    response = client.post("/sms/verify", data={"phone": PHONE, "code": code, "purpose": "signup"})
     assert response.status_code == 200
 
 
@@ -123,15 +130,19 @@ def test_blueprint_on_two_apps_with_different_configs(make_app, sms_server):
 
 # -- invalid_request -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("body", [
-    {},                                     # missing phone
-    {"phone": 13800138000},                 # wrong type
-    {"phone": ["13800138000"]},
-    {"phone": None},
-    {"phone": PHONE, "purpose": "launch"},  # unknown purpose
-    {"phone": PHONE, "purpose": 1},
-    {"phone": PHONE, "purpose": ""},
-])
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},  # missing phone
+        {"phone": 13800138000},  # wrong type
+        {"phone": ["13800138000"]},
+        {"phone": None},
+        {"phone": PHONE, "purpose": "launch"},  # unknown purpose
+        {"phone": PHONE, "purpose": 1},
+        {"phone": PHONE, "purpose": ""},
+    ],
+)
 def test_send_invalid_request(client, sms_server, body):
     assert_error(client.post("/sms/send", json=body), 400, "invalid_request")
     assert sms_server.sent == []
@@ -148,12 +159,21 @@ def test_empty_body(client):
     assert_error(client.post("/sms/verify"), 400, "invalid_request")
 
 
-@pytest.mark.parametrize("code", [
-    "12345", "1234567", "12a456", " 123456", "123456 ", "",
-    "١٢٣٤٥٦",       # Arabic-Indic digits: str.isdigit() is true
-    "１２３４５６",   # full-width digits
-    "12.456", "-12345",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "12345",
+        "1234567",
+        "12a456",
+        " 123456",
+        "123456 ",
+        "",
+        "١٢٣٤٥٦",  # Arabic-Indic digits: str.isdigit() is true
+        "１２３４５６",  # full-width digits
+        "12.456",
+        "-12345",
+    ],
+)
 def test_malformed_code_costs_nothing(client, sms_server, code):
     send(client)
     real = sms_server.last_code(PHONE)
@@ -199,8 +219,21 @@ def test_failing_signal_receiver_does_not_fail_the_send(app, client, sms_server,
 
 # -- phones --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("phone", ["12345", "abc", "1380013800", "138001380001", "010 1234 5678",
-                                   "+86 10 1234 5678", "13800138000x", " ", "1" * 80])
+
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "12345",
+        "abc",
+        "1380013800",
+        "138001380001",
+        "010 1234 5678",
+        "+86 10 1234 5678",
+        "13800138000x",
+        " ",
+        "1" * 80,
+    ],
+)
 def test_invalid_phone(client, sms_server, phone):
     assert_error(send(client, phone), 400, "invalid_phone")
     assert sms_server.sent == []
@@ -223,10 +256,18 @@ def test_allowed_regions_can_be_widened(make_app, sms_server):
     assert sms_server.sent[-1].phone_numbers == ["85251234567"]  # country code + number
 
 
-@pytest.mark.parametrize("spelling", [
-    "+86 138 0013 8000", "008613800138000", "8613800138000", "１３８００１３８０００",
-    " 138-0013-8000 ", "+8613800138000", "(+86) 138 0013 8000",
-])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "+86 138 0013 8000",
+        "008613800138000",
+        "8613800138000",
+        "１３８００１３８０００",
+        " 138-0013-8000 ",
+        "+8613800138000",
+        "(+86) 138 0013 8000",
+    ],
+)
 def test_spellings_share_one_code_and_throttle(client, sms_server, spelling):
     assert send(client, PHONE).status_code == 200
     response = send(client, spelling)
@@ -237,6 +278,7 @@ def test_spellings_share_one_code_and_throttle(client, sms_server, spelling):
 
 
 # -- codes: expiry, replacement, attempts -------------------------------------------------
+
 
 def test_code_expires(make_app, sms_server):
     client = make_app(SMSCODE_CODE_TTL_SECONDS=1).test_client()
@@ -320,8 +362,9 @@ def test_success_resets_failures(make_app, sms_server):
 
 
 def test_failure_window_expires(make_app, sms_server):
-    client = make_app(SMSCODE_RESEND_INTERVAL_SECONDS=0, SMSCODE_MAX_ATTEMPTS=2,
-                      SMSCODE_ATTEMPT_WINDOW_SECONDS=1).test_client()
+    client = make_app(
+        SMSCODE_RESEND_INTERVAL_SECONDS=0, SMSCODE_MAX_ATTEMPTS=2, SMSCODE_ATTEMPT_WINDOW_SECONDS=1
+    ).test_client()
     send(client)
     code = sms_server.last_code(PHONE)
     verify(client, wrong(code))
@@ -333,6 +376,7 @@ def test_failure_window_expires(make_app, sms_server):
 
 
 # -- per-phone throttles -------------------------------------------------------------------
+
 
 def test_resend_cooldown(client, sms_server):
     assert send(client).status_code == 200
@@ -350,8 +394,9 @@ def test_cooldown_is_per_phone_across_purposes(client, sms_server):
 
 
 def test_hourly_cap(make_app, sms_server):
-    client = make_app(SMSCODE_RESEND_INTERVAL_SECONDS=0,
-                      SMSCODE_PHONE_LIMITS="3/hour;10/day").test_client()
+    client = make_app(
+        SMSCODE_RESEND_INTERVAL_SECONDS=0, SMSCODE_PHONE_LIMITS="3/hour;10/day"
+    ).test_client()
     for _ in range(3):
         assert send(client).status_code == 200
     response = send(client, purpose="signup")
@@ -361,14 +406,16 @@ def test_hourly_cap(make_app, sms_server):
 
 
 def test_daily_cap(make_app, sms_server):
-    client = make_app(SMSCODE_RESEND_INTERVAL_SECONDS=0,
-                      SMSCODE_PHONE_LIMITS="10/hour;2/day").test_client()
+    client = make_app(
+        SMSCODE_RESEND_INTERVAL_SECONDS=0, SMSCODE_PHONE_LIMITS="10/hour;2/day"
+    ).test_client()
     assert send(client).status_code == 200
     assert send(client).status_code == 200
     assert assert_error(send(client), 429, "throttled")["retry_after"] > 3600
 
 
 # -- per-IP limits -------------------------------------------------------------------------
+
 
 def test_ip_send_limit(make_app, sms_server):
     client = make_app(SMSCODE_IP_SEND_LIMITS="2/minute").test_client()
@@ -403,8 +450,9 @@ def test_proxyfix_gives_the_real_client_address(make_app, sms_server):
     client = app.test_client()
     assert send(client, "13800138000", headers={"X-Forwarded-For": "1.1.1.1"}).status_code == 200
     assert send(client, "13800138001", headers={"X-Forwarded-For": "2.2.2.2"}).status_code == 200
-    assert_error(send(client, "13800138002", headers={"X-Forwarded-For": "2.2.2.2"}),
-                 429, "throttled")
+    assert_error(
+        send(client, "13800138002", headers={"X-Forwarded-For": "2.2.2.2"}), 429, "throttled"
+    )
 
 
 def test_ipv6_clients_are_counted_per_64(make_app, sms_server):
@@ -419,6 +467,7 @@ def test_ipv6_clients_are_counted_per_64(make_app, sms_server):
 
 # -- test numbers --------------------------------------------------------------------------
 
+
 def test_test_numbers_send_no_sms_but_follow_every_rule(make_app, sms_server):
     client = make_app(SMSCODE_TEST_NUMBERS={"+86 139 0000 0000": "246810"}).test_client()
     response = send(client, "13900000000")
@@ -426,8 +475,12 @@ def test_test_numbers_send_no_sms_but_follow_every_rule(make_app, sms_server):
     assert response.get_json()["delivery"] == "sent"  # indistinguishable from a real number
     assert sms_server.sent == []
     assert_error(send(client, "13900000000"), 429, "throttled")  # cooldown still applies
-    assert assert_error(verify(client, "135791", phone="13900000000"), 400,
-                        "invalid_code")["attempts_left"] == 4
+    assert (
+        assert_error(verify(client, "135791", phone="13900000000"), 400, "invalid_code")[
+            "attempts_left"
+        ]
+        == 4
+    )
     assert verify(client, "246810", phone="13900000000").status_code == 200
     assert_error(verify(client, "246810", phone="13900000000"), 400, "code_expired")
 

@@ -60,12 +60,13 @@ def failed(result: Result, exit_code: int = 1) -> str:
 
 
 def wrong(code: str) -> str:
-    return f"{(int(code) + 1) % 10**len(code):0{len(code)}d}"
+    return f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"
 
 
 def verify(app: Flask, code: str, phone: str = PHONE, purpose: str = "login") -> Any:
-    return app.test_client().post("/sms/verify",
-                                  json={"phone": phone, "code": code, "purpose": purpose})
+    return app.test_client().post(
+        "/sms/verify", json={"phone": phone, "code": code, "purpose": purpose}
+    )
 
 
 @pytest.fixture
@@ -90,18 +91,22 @@ def test_help(notify_app: Flask, command: str | None) -> None:
 
 
 # -- send ------------------------------------------------------------------------------------
-def test_send_with_aliyun_sender_prints_no_code(make_app: Callable[..., Flask],
-                                                sms_server: Any) -> None:
+def test_send_with_aliyun_sender_prints_no_code(
+    make_app: Callable[..., Flask], sms_server: Any
+) -> None:
     output = ok(run(make_app(), "send", PHONE))
-    assert output == ("Code sent to 138****8000 for login (delivery: sent); expires in 300 s, "
-                      "resend allowed in 60 s.\n")
+    assert output == (
+        "Code sent to 138****8000 for login (delivery: sent); expires in 300 s, "
+        "resend allowed in 60 s.\n"
+    )
     [sms] = sms_server.sent
     assert sms.phone_numbers == [PHONE]
     assert sms.code not in output and "Code:" not in output
 
 
 def test_send_with_console_sender_prints_a_code_that_verifies(
-        make_app: Callable[..., Flask], sms_server: Any) -> None:
+    make_app: Callable[..., Flask], sms_server: Any
+) -> None:
     app = make_app(SMSCODE_SENDER="console")
     output = ok(run(app, "send", "+86 138 0013 8000", "--purpose", "signup"))
     assert output.startswith("Code sent to 138****8000 for signup (delivery: sent);")
@@ -118,8 +123,9 @@ def test_send_with_console_sender_prints_a_code_that_verifies(
     assert response.get_json()["phone"] == E164
 
 
-def test_send_builds_the_service_when_the_app_did_not(make_app: Callable[..., Flask],
-                                                      sms_server: Any) -> None:
+def test_send_builds_the_service_when_the_app_did_not(
+    make_app: Callable[..., Flask], sms_server: Any
+) -> None:
     app = make_app(register=False)
     assert "smscode" not in app.extensions
     ok(run(app, "send", PHONE))
@@ -130,8 +136,11 @@ def test_second_send_is_throttled(make_app: Callable[..., Flask], sms_server: An
     app = make_app()
     ok(run(app, "send", PHONE))
     output = failed(run(app, "send", PHONE))
-    assert re.fullmatch(r"Error: throttled: A code was sent to this phone recently; wait before "
-                        r"asking for another\. \(retry in (59|60) s\)\n", output), output
+    assert re.fullmatch(
+        r"Error: throttled: A code was sent to this phone recently; wait before "
+        r"asking for another\. \(retry in (59|60) s\)\n",
+        output,
+    ), output
     assert len(sms_server.sent) == 1
 
 
@@ -139,8 +148,7 @@ def test_send_refusals_are_clear(make_app: Callable[..., Flask], sms_server: Any
     app = make_app()
     assert "Error: invalid_phone:" in failed(run(app, "send", "12345"))
     output = failed(run(app, "send", PHONE, "--purpose", "nope"))
-    assert "Error: invalid_request: purpose must be one of: login, signup, reset_password" \
-        in output
+    assert "Error: invalid_request: purpose must be one of: login, signup, reset_password" in output
     sms_server.fail_next("isv.AMOUNT_NOT_ENOUGH")
     assert "Error: provider_error:" in failed(run(app, "send", PHONE))
     assert sms_server.sent == []
@@ -161,8 +169,9 @@ def test_send_to_a_test_number(make_app: Callable[..., Flask], sms_server: Any) 
 
 
 # -- status ----------------------------------------------------------------------------------
-def test_status_before_and_after_send_and_wrong_code(make_app: Callable[..., Flask],
-                                                     sms_server: Any) -> None:
+def test_status_before_and_after_send_and_wrong_code(
+    make_app: Callable[..., Flask], sms_server: Any
+) -> None:
     app = make_app()
     assert ok(run(app, "status", PHONE)) == (
         "Phone: 138****8000 (+8613800138000)\n"
@@ -171,7 +180,8 @@ def test_status_before_and_after_send_and_wrong_code(make_app: Callable[..., Fla
         "OutId of last send: none\n"
         "Attempts left: 5 of 5\n"
         "Resend cooldown: none\n"
-        "Sends: 0 of 5 per 1 hour, 0 of 10 per 1 day\n")
+        "Sends: 0 of 5 per 1 hour, 0 of 10 per 1 day\n"
+    )
 
     ok(run(app, "send", PHONE))
     [sms] = sms_server.sent
@@ -186,8 +196,9 @@ def test_status_before_and_after_send_and_wrong_code(make_app: Callable[..., Fla
 
     assert verify(app, wrong(sms.code)).status_code == 400
     output = ok(run(app, "status", PHONE))
-    window = re.search(r"^Attempts left: 4 of 5 \(failure window resets in (\d+) s\)$",
-                       output, re.M)
+    window = re.search(
+        r"^Attempts left: 4 of 5 \(failure window resets in (\d+) s\)$", output, re.M
+    )
     assert window and 890 <= int(window.group(1)) <= 900, output
 
     # Failures and codes are per purpose; the cooldown and caps are per phone.
@@ -201,17 +212,28 @@ def test_status_json(make_app: Callable[..., Flask], sms_server: Any) -> None:
     ok(run(app, "send", PHONE))
     assert verify(app, wrong(sms_server.last_code(PHONE))).status_code == 400
     data = json.loads(ok(run(app, "status", PHONE, "--json")))
-    assert set(data) == {"phone", "purpose", "code_live", "code_ttl", "out_id",
-                         "attempts_left", "max_attempts", "failures_ttl", "cooldown", "sends",
-                         "sender"}
+    assert set(data) == {
+        "phone",
+        "purpose",
+        "code_live",
+        "code_ttl",
+        "out_id",
+        "attempts_left",
+        "max_attempts",
+        "failures_ttl",
+        "cooldown",
+        "sends",
+        "sender",
+    }
     assert data["phone"] == E164 and data["purpose"] == "login" and data["sender"] == "aliyun"
     assert data["code_live"] is True and 295 <= data["code_ttl"] <= 300
     assert data["out_id"] == sms_server.sent[0].out_id
     assert data["attempts_left"] == 4 and data["max_attempts"] == 5
     assert 0 < data["failures_ttl"] <= 900 and 0 < data["cooldown"] <= 60
-    assert data["sends"] == [{"limit": "5 per 1 hour", "used": 1, "amount": 5, "seconds": 3600},
-                             {"limit": "10 per 1 day", "used": 1, "amount": 10,
-                              "seconds": 86400}]
+    assert data["sends"] == [
+        {"limit": "5 per 1 hour", "used": 1, "amount": 5, "seconds": 3600},
+        {"limit": "10 per 1 day", "used": 1, "amount": 10, "seconds": 86400},
+    ]
 
 
 def test_status_refusals(make_app: Callable[..., Flask]) -> None:
@@ -221,14 +243,14 @@ def test_status_refusals(make_app: Callable[..., Flask]) -> None:
 
 
 # -- reset -----------------------------------------------------------------------------------
-def test_reset_unlocks_a_throttled_phone(make_app: Callable[..., Flask],
-                                         sms_server: Any) -> None:
+def test_reset_unlocks_a_throttled_phone(make_app: Callable[..., Flask], sms_server: Any) -> None:
     app = make_app()
     ok(run(app, "send", PHONE))
     failed(run(app, "send", PHONE))
     # the code, the cooldown and the send counters
     assert ok(run(app, "reset", PHONE)) == (
-        "Reset 138****8000: removed 3 entries (codes, failures and throttles).\n")
+        "Reset 138****8000: removed 3 entries (codes, failures and throttles).\n"
+    )
     assert "Resend cooldown: none" in ok(run(app, "status", PHONE))
     ok(run(app, "send", PHONE))
     assert len(sms_server.sent) == 2
@@ -264,8 +286,16 @@ def assert_no_params(output: str) -> None:
 
 
 def test_notify_phones(notify_app: Flask, sms_server: Any) -> None:
-    result = run(notify_app, "notify", "--template", "SMS_NOTIFY", "--params", NOTIFY_PARAMS,
-                 "--phones", "13800130001, 13800130002\n+8613800130003 13800130001")
+    result = run(
+        notify_app,
+        "notify",
+        "--template",
+        "SMS_NOTIFY",
+        "--params",
+        NOTIFY_PARAMS,
+        "--phones",
+        "13800130001, 13800130002\n+8613800130003 13800130001",
+    )
     output = ok(result)
     [sms] = sms_server.sent
     assert sms.phones == ["13800130001", "13800130002", "13800130003"]
@@ -280,57 +310,118 @@ def test_notify_phones(notify_app: Flask, sms_server: Any) -> None:
 
 
 def test_notify_sign_name_and_out_id(notify_app: Flask, sms_server: Any) -> None:
-    ok(run(notify_app, "notify", "--template", "SMS_NOTIFY", "--params", NOTIFY_PARAMS,
-           "--phones", PHONE, "--sign-name", "阿里云短信测试", "--out-id", "campaign-7"))
+    ok(
+        run(
+            notify_app,
+            "notify",
+            "--template",
+            "SMS_NOTIFY",
+            "--params",
+            NOTIFY_PARAMS,
+            "--phones",
+            PHONE,
+            "--sign-name",
+            "阿里云短信测试",
+            "--out-id",
+            "campaign-7",
+        )
+    )
     [sms] = sms_server.sent
     assert sms.sign_name == "阿里云短信测试" and sms.out_id == "campaign-7"
 
 
 def test_notify_csv_with_a_header(notify_app: Flask, sms_server: Any, tmp_path: Path) -> None:
     path = tmp_path / "people.csv"
-    path.write_bytes("姓名,手机号,备注\n张三,13800130001,vip\n李四,138 0013 0002,\n\n"
-                     .encode("utf-8-sig"))
-    output = ok(run(notify_app, "notify", "--template", "SMS_NOTIFY", "--params", NOTIFY_PARAMS,
-                    "--file", str(path)))
+    path.write_bytes(
+        "姓名,手机号,备注\n张三,13800130001,vip\n李四,138 0013 0002,\n\n".encode("utf-8-sig")
+    )
+    output = ok(
+        run(
+            notify_app,
+            "notify",
+            "--template",
+            "SMS_NOTIFY",
+            "--params",
+            NOTIFY_PARAMS,
+            "--file",
+            str(path),
+        )
+    )
     [sms] = sms_server.sent
     assert sms.phones == ["13800130001", "13800130002"]
     assert "Sent: 2 number(s) in 1 request(s)" in output
     assert "张三" not in output
 
 
-@pytest.mark.parametrize("content", [
-    "Name,MOBILE\nLi,13800130001\nWang,13800130002\n",  # a named column, any case
-    "13800130001,Li\n13800130002,Wang\n",               # no header: the first column
-    "name,tel\n13800130001,x\n13800130002,y\n",          # unknown header: the first column
-])
-def test_notify_csv_columns(notify_app: Flask, sms_server: Any, tmp_path: Path,
-                            content: str) -> None:
+@pytest.mark.parametrize(
+    "content",
+    [
+        "Name,MOBILE\nLi,13800130001\nWang,13800130002\n",  # a named column, any case
+        "13800130001,Li\n13800130002,Wang\n",  # no header: the first column
+        "name,tel\n13800130001,x\n13800130002,y\n",  # unknown header: the first column
+    ],
+)
+def test_notify_csv_columns(
+    notify_app: Flask, sms_server: Any, tmp_path: Path, content: str
+) -> None:
     path = tmp_path / "list.csv"
     path.write_text(content, encoding="utf-8")
-    ok(run(notify_app, "notify", "--template", "SMS_NOTIFY", "--params", NOTIFY_PARAMS,
-           "--file", str(path)))
+    ok(
+        run(
+            notify_app,
+            "notify",
+            "--template",
+            "SMS_NOTIFY",
+            "--params",
+            NOTIFY_PARAMS,
+            "--file",
+            str(path),
+        )
+    )
     [sms] = sms_server.sent
     assert sms.phones == ["13800130001", "13800130002"]
 
 
 def test_notify_text_file(notify_app: Flask, sms_server: Any, tmp_path: Path) -> None:
     path = tmp_path / "phones.txt"
-    path.write_text("# customers for the 22:00 slot\n13800130001\n\n  +86 138 0013 0002  \n"
-                    "13800130003  # Wang\n", encoding="utf-8")
-    output = ok(run(notify_app, "notify", "--template", "SMS_NOTIFY", "--params",
-                    NOTIFY_PARAMS, "--file", str(path)))
+    path.write_text(
+        "# customers for the 22:00 slot\n13800130001\n\n  +86 138 0013 0002  \n"
+        "13800130003  # Wang\n",
+        encoding="utf-8",
+    )
+    output = ok(
+        run(
+            notify_app,
+            "notify",
+            "--template",
+            "SMS_NOTIFY",
+            "--params",
+            NOTIFY_PARAMS,
+            "--file",
+            str(path),
+        )
+    )
     [sms] = sms_server.sent
     assert sms.phones == ["13800130001", "13800130002", "13800130003"]
     assert "Sent: 3 number(s) in 1 request(s)" in output
 
 
-def test_notify_2500_numbers_in_three_calls(notify_app: Flask, sms_server: Any,
-                                            tmp_path: Path) -> None:
+def test_notify_2500_numbers_in_three_calls(
+    notify_app: Flask, sms_server: Any, tmp_path: Path
+) -> None:
     phones = bulk_phones(2500)
     path = tmp_path / "big.txt"
     path.write_text("\n".join(phones) + "\n", encoding="utf-8")
-    result = run(notify_app, "notify", "--template", "SMS_NOTIFY", "--params", NOTIFY_PARAMS,
-                 "--file", str(path))
+    result = run(
+        notify_app,
+        "notify",
+        "--template",
+        "SMS_NOTIFY",
+        "--params",
+        NOTIFY_PARAMS,
+        "--file",
+        str(path),
+    )
     output = ok(result)
     assert len(sms_server.sent) == 3
     assert all(len(sms.phone_numbers) <= 1000 for sms in sms_server.sent)
@@ -344,8 +435,18 @@ def test_notify_2500_numbers_in_three_calls(notify_app: Flask, sms_server: Any,
 
 
 def test_notify_skips_and_counts_invalid_numbers(notify_app: Flask, sms_server: Any) -> None:
-    output = failed(run(notify_app, "notify", "--template", "SMS_NOTIFY", "--params",
-                        NOTIFY_PARAMS, "--phones", "13800130001,12345,abc98,13800130002"))
+    output = failed(
+        run(
+            notify_app,
+            "notify",
+            "--template",
+            "SMS_NOTIFY",
+            "--params",
+            NOTIFY_PARAMS,
+            "--phones",
+            "13800130001,12345,abc98,13800130002",
+        )
+    )
     [sms] = sms_server.sent
     assert sms.phones == ["13800130001", "13800130002"]
     assert "Sent: 2 number(s) in 1 request(s)" in output
@@ -353,29 +454,53 @@ def test_notify_skips_and_counts_invalid_numbers(notify_app: Flask, sms_server: 
     assert "12345" not in output and "abc98" not in output
 
 
-def test_notify_with_only_invalid_numbers(notify_app: Flask, sms_server: Any,
-                                          tmp_path: Path) -> None:
+def test_notify_with_only_invalid_numbers(
+    notify_app: Flask, sms_server: Any, tmp_path: Path
+) -> None:
     path = tmp_path / "bad.txt"
     path.write_text("12345\n999\n", encoding="utf-8")
-    output = failed(run(notify_app, "notify", "--template", "SMS_NOTIFY", "--params",
-                        NOTIFY_PARAMS, "--file", str(path)))
+    output = failed(
+        run(
+            notify_app,
+            "notify",
+            "--template",
+            "SMS_NOTIFY",
+            "--params",
+            NOTIFY_PARAMS,
+            "--file",
+            str(path),
+        )
+    )
     assert "Invalid numbers skipped: 2\n  line 1: ***45\n  line 2: ***99\n" in output
     assert "Error: No valid mobile numbers in bad.txt; nothing was sent." in output
     assert sms_server.requests == []
 
 
-def test_notify_rejected_batch_exits_1(notify_app: Flask, sms_server: Any,
-                                       tmp_path: Path) -> None:
+def test_notify_rejected_batch_exits_1(notify_app: Flask, sms_server: Any, tmp_path: Path) -> None:
     phones = bulk_phones(2500)
     path = tmp_path / "big.csv"
     path.write_text("phone\n" + "\n".join(phones) + "\n", encoding="utf-8")
     sms_server.fail_next("isv.BUSINESS_LIMIT_CONTROL")
-    output = failed(run(notify_app, "notify", "--template", "SMS_NOTIFY", "--params",
-                        NOTIFY_PARAMS, "--file", str(path)))
+    output = failed(
+        run(
+            notify_app,
+            "notify",
+            "--template",
+            "SMS_NOTIFY",
+            "--params",
+            NOTIFY_PARAMS,
+            "--file",
+            str(path),
+        )
+    )
     assert len(sms_server.sent) == 2
     delivered = sum(len(sms.phone_numbers) for sms in sms_server.sent)
-    rejected = re.search(r"^Rejected: (\d+) number\(s\) — isv\.BUSINESS_LIMIT_CONTROL "
-                         r"\(RequestId [0-9A-F-]{36}\)$", output, re.M)
+    rejected = re.search(
+        r"^Rejected: (\d+) number\(s\) — isv\.BUSINESS_LIMIT_CONTROL "
+        r"\(RequestId [0-9A-F-]{36}\)$",
+        output,
+        re.M,
+    )
     assert rejected, output
     assert int(rejected.group(1)) == 2500 - delivered
     assert f"Sent: {delivered} number(s) in 2 request(s)" in output
@@ -384,68 +509,89 @@ def test_notify_rejected_batch_exits_1(notify_app: Flask, sms_server: Any,
 
 def test_notify_failed_request(notify_app: Flask, sms_server: Any) -> None:
     sms_server.drop_next()
-    output = failed(run(notify_app, "notify", "--template", "SMS_NOTIFY", "--params",
-                        NOTIFY_PARAMS, "--phones", "13800130001 13800130002"))
+    output = failed(
+        run(
+            notify_app,
+            "notify",
+            "--template",
+            "SMS_NOTIFY",
+            "--params",
+            NOTIFY_PARAMS,
+            "--phones",
+            "13800130001 13800130002",
+        )
+    )
     assert "Sent: 0 number(s) in 0 request(s)" in output
     assert re.search(r"^Failed: 2 number\(s\) — \S+ \(RequestId -", output, re.M), output
 
 
 def test_notify_provider_refuses_the_template(notify_app: Flask, sms_server: Any) -> None:
-    output = failed(run(notify_app, "notify", "--template", "SMS_UNKNOWN", "--params", "{}",
-                        "--phones", PHONE))
+    output = failed(
+        run(notify_app, "notify", "--template", "SMS_UNKNOWN", "--params", "{}", "--phones", PHONE)
+    )
     assert "Rejected: 1 number(s) — isv.SMS_TEMPLATE_ILLEGAL" in output
 
 
 @pytest.mark.parametrize("params", ["not json", "[1, 2]", '"text"', "{'single': 'quotes'}"])
 def test_notify_bad_params(notify_app: Flask, sms_server: Any, params: str) -> None:
-    output = failed(run(notify_app, "notify", "--template", "SMS_NOTIFY", "--params", params,
-                        "--phones", PHONE), exit_code=2)
+    output = failed(
+        run(
+            notify_app, "notify", "--template", "SMS_NOTIFY", "--params", params, "--phones", PHONE
+        ),
+        exit_code=2,
+    )
     assert "Invalid value for --params" in output and "JSON object" in output
     assert sms_server.requests == []
 
 
-def test_notify_needs_exactly_one_source(notify_app: Flask, sms_server: Any,
-                                         tmp_path: Path) -> None:
+def test_notify_needs_exactly_one_source(
+    notify_app: Flask, sms_server: Any, tmp_path: Path
+) -> None:
     base = ["notify", "--template", "SMS_NOTIFY", "--params", NOTIFY_PARAMS]
     assert "exactly one of --phones or --file" in failed(run(notify_app, *base), 2)
     path = tmp_path / "p.txt"
     path.write_text(PHONE, encoding="utf-8")
     output = failed(run(notify_app, *base, "--phones", PHONE, "--file", str(path)), 2)
     assert "exactly one of --phones or --file" in output
-    assert "does not exist" in failed(run(notify_app, *base, "--file",
-                                          str(tmp_path / "missing.csv")), 2)
+    assert "does not exist" in failed(
+        run(notify_app, *base, "--file", str(tmp_path / "missing.csv")), 2
+    )
     empty = tmp_path / "empty.txt"
     empty.write_text("# nobody yet\n\n", encoding="utf-8")
     assert "No phone numbers found in empty.txt" in failed(
-        run(notify_app, *base, "--file", str(empty)), 2)
+        run(notify_app, *base, "--file", str(empty)), 2
+    )
     latin = tmp_path / "latin1.csv"
     latin.write_bytes("手机\n13800130001\n".encode("gbk"))
     assert "not UTF-8" in failed(run(notify_app, *base, "--file", str(latin)), 2)
     assert "Missing option '--template'" in failed(
-        run(notify_app, "notify", "--params", "{}", "--phones", PHONE), 2)
+        run(notify_app, "notify", "--params", "{}", "--phones", PHONE), 2
+    )
     assert sms_server.requests == []
 
 
-def test_notify_missing_credentials(aliyun_config: dict[str, Any], sms_server: Any,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notify_missing_credentials(
+    aliyun_config: dict[str, Any], sms_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("ALIBABA_CLOUD_ACCESS_KEY_ID", raising=False)
     monkeypatch.delenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", raising=False)
     app = Flask("cli_no_key")
     app.config.update(aliyun_config, SMSCODE_ALIYUN_ACCESS_KEY_ID=None)
-    output = failed(run(app, "notify", "--template", "SMS_NOTIFY", "--params", NOTIFY_PARAMS,
-                        "--phones", PHONE))
+    output = failed(
+        run(app, "notify", "--template", "SMS_NOTIFY", "--params", NOTIFY_PARAMS, "--phones", PHONE)
+    )
     assert "SMSCODE_ALIYUN_ACCESS_KEY_ID" in output
     app.config.update(aliyun_config, SMSCODE_ALIYUN_SIGN_NAME=None)
-    output = failed(run(app, "notify", "--template", "SMS_NOTIFY", "--params", NOTIFY_PARAMS,
-                        "--phones", PHONE))
+    output = failed(
+        run(app, "notify", "--template", "SMS_NOTIFY", "--params", NOTIFY_PARAMS, "--phones", PHONE)
+    )
     assert "SMSCODE_ALIYUN_SIGN_NAME" in output
     assert sms_server.requests == []
 
 
 # -- delivery --------------------------------------------------------------------------------
 def notify_one(app: Flask, phone: str = PHONE) -> None:
-    ok(run(app, "notify", "--template", "SMS_NOTIFY", "--params", NOTIFY_PARAMS,
-           "--phones", phone))
+    ok(run(app, "notify", "--template", "SMS_NOTIFY", "--params", NOTIFY_PARAMS, "--phones", phone))
 
 
 def test_delivery_table(notify_app: Flask, sms_server: Any) -> None:
@@ -455,8 +601,7 @@ def test_delivery_table(notify_app: Flask, sms_server: Any) -> None:
     sms_server.set_delivery_status(second.biz_id, 2, "MOBILE_NOT_ON_SERVICE")
     output = ok(run(notify_app, "delivery", PHONE))
     lines = output.splitlines()
-    assert lines[0].split() == ["Phone", "Status", "Error", "Template", "Sent", "Received",
-                                "OutId"]
+    assert lines[0].split() == ["Phone", "Status", "Error", "Template", "Sent", "Received", "OutId"]
     rows = {line.split()[1]: line for line in lines[1:3]}
     assert set(rows) == {"DELIVERED", "FAILED"}
     assert rows["FAILED"].startswith("138****8000")
@@ -472,8 +617,9 @@ def test_delivery_table(notify_app: Flask, sms_server: Any) -> None:
     assert output.endswith(f"1 of 1 record(s) on {today}\n")
 
 
-def test_delivery_never_shows_a_verification_code(make_app: Callable[..., Flask],
-                                                  sms_server: Any) -> None:
+def test_delivery_never_shows_a_verification_code(
+    make_app: Callable[..., Flask], sms_server: Any
+) -> None:
     app = make_app()
     ok(run(app, "send", PHONE))
     code = sms_server.last_code(PHONE)
@@ -504,18 +650,31 @@ def test_delivery_json(notify_app: Flask, sms_server: Any) -> None:
 def test_delivery_date_and_pages(notify_app: Flask, sms_server: Any) -> None:
     day = datetime.now(CHINA_TZ) - timedelta(days=3)
     for _ in range(3):
-        sms_server.add_delivery_report(PHONE, template_code="SMS_NOTIFY", send_date=day,
-                                       template_param={"name": "Zhang San", "time": "22:00"})
+        sms_server.add_delivery_report(
+            PHONE,
+            template_code="SMS_NOTIFY",
+            send_date=day,
+            template_param={"name": "Zhang San", "time": "22:00"},
+        )
     output = ok(run(notify_app, "delivery", PHONE))
     assert output.startswith("0 of 0 record(s)")
     for spelling in (day.strftime("%Y-%m-%d"), day.strftime("%Y%m%d")):
-        output = ok(run(notify_app, "delivery", PHONE, "--date", spelling,
-                        "--page-size", "2"))
-        assert output.endswith(f"2 of 3 record(s) on {day.date().isoformat()} "
-                               "(more: --page 2)\n")
+        output = ok(run(notify_app, "delivery", PHONE, "--date", spelling, "--page-size", "2"))
+        assert output.endswith(f"2 of 3 record(s) on {day.date().isoformat()} (more: --page 2)\n")
         assert_no_params(output)
-    output = ok(run(notify_app, "delivery", PHONE, "--date", day.strftime("%Y%m%d"),
-                    "--page-size", "2", "--page", "2"))
+    output = ok(
+        run(
+            notify_app,
+            "delivery",
+            PHONE,
+            "--date",
+            day.strftime("%Y%m%d"),
+            "--page-size",
+            "2",
+            "--page",
+            "2",
+        )
+    )
     assert output.endswith(f"1 of 3 record(s) on {day.date().isoformat()}\n")
 
 
@@ -533,18 +692,27 @@ def test_delivery_refusals(notify_app: Flask, sms_server: Any) -> None:
 # -- the real command line -------------------------------------------------------------------
 def demo_env(**extra: str) -> dict[str, str]:
     """The caller's environment minus anything that would configure the demo."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SMSCODE_", "FLASK_", "ALIBABA_CLOUD_"))
-           and k not in ("REDIS_URL", "SECRET_KEY")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SMSCODE_", "FLASK_", "ALIBABA_CLOUD_"))
+        and k not in ("REDIS_URL", "SECRET_KEY")
+    }
     env.update(ENGLISH)
     env.update(extra)
     return env
 
 
 def flask_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "demo_app", "smscode", *args],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "demo_app", "smscode", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_command_line_send_and_help_with_the_demo() -> None:
@@ -561,14 +729,23 @@ def test_command_line_send_and_help_with_the_demo() -> None:
 
 
 def test_command_line_notify_reaches_the_provider(sms_server: Any) -> None:
-    env = demo_env(SMSCODE_ALIYUN_ACCESS_KEY_ID="test-key-id",
-                   SMSCODE_ALIYUN_ACCESS_KEY_SECRET="test-key-secret",
-                   SMSCODE_ALIYUN_SIGN_NAME="TestSign",
-                   SMSCODE_ALIYUN_ENDPOINT=sms_server.endpoint,
-                   SMSCODE_ALIYUN_PROTOCOL="http")
-    done = flask_cli("notify", "--template", "SMS_NOTIFY", "--params",
-                     '{"name":"x","time":"22:00"}', "--phones", f"{PHONE},13900139000",
-                     env=env)
+    env = demo_env(
+        SMSCODE_ALIYUN_ACCESS_KEY_ID="test-key-id",
+        SMSCODE_ALIYUN_ACCESS_KEY_SECRET="test-key-secret",
+        SMSCODE_ALIYUN_SIGN_NAME="TestSign",
+        SMSCODE_ALIYUN_ENDPOINT=sms_server.endpoint,
+        SMSCODE_ALIYUN_PROTOCOL="http",
+    )
+    done = flask_cli(
+        "notify",
+        "--template",
+        "SMS_NOTIFY",
+        "--params",
+        '{"name":"x","time":"22:00"}',
+        "--phones",
+        f"{PHONE},13900139000",
+        env=env,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     [sms] = sms_server.sent
     assert sms.phones == [PHONE, "13900139000"]

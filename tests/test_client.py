@@ -19,8 +19,14 @@ NOTIFY = {"name": "张三", "time": "22:00"}
 
 @pytest.fixture
 def sms(sms_server) -> AliyunSms:
-    return AliyunSms(ACCESS_KEY_ID, ACCESS_KEY_SECRET, "TestSign", endpoint=sms_server.endpoint,
-                     protocol="http", timeout=2)
+    return AliyunSms(
+        ACCESS_KEY_ID,
+        ACCESS_KEY_SECRET,
+        "TestSign",
+        endpoint=sms_server.endpoint,
+        protocol="http",
+        timeout=2,
+    )
 
 
 def today_in_china() -> date:
@@ -65,25 +71,30 @@ def test_parameter_values_are_sent_as_strings(sms, sms_server):
 
 
 def test_camel_case_alias(sms, sms_server):
-    answers = sms.sendMessage(phoneList=["13800138000", "13900139000"], params=NOTIFY,
-                              verifyTemplateCode="SMS_NOTIFY")
+    answers = sms.sendMessage(
+        phoneList=["13800138000", "13900139000"], params=NOTIFY, verifyTemplateCode="SMS_NOTIFY"
+    )
     assert [a.code for a in answers] == ["OK"]
     assert sms_server.sent[0].phone_numbers == ["13800138000", "13900139000"]
 
 
-@pytest.mark.parametrize("call", [
-    lambda sms: sms.send_message([], NOTIFY, "SMS_NOTIFY"),
-    lambda sms: sms.send_message(["", "  "], NOTIFY, "SMS_NOTIFY"),
-    lambda sms: sms.send_message(["13800138000"], NOTIFY, ""),
-    lambda sms: sms.send_message(["13800138000"], None, "SMS_NOTIFY"),
-    lambda sms: sms.send_message(["13800138000", "12345"], NOTIFY, "SMS_NOTIFY"),
-    lambda sms: AliyunSms(ACCESS_KEY_ID, ACCESS_KEY_SECRET).send_message(
-        ["13800138000"], NOTIFY, "SMS_NOTIFY"),
-    lambda sms: sms.sendMessage(params=NOTIFY, verifyTemplateCode="SMS_NOTIFY"),
-    lambda sms: sms.query_send_details("13800138000", page_size=51),
-    lambda sms: sms.query_send_details("13800138000", send_date="21/11/2026"),
-    lambda sms: sms.query_send_details("not a phone"),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda sms: sms.send_message([], NOTIFY, "SMS_NOTIFY"),
+        lambda sms: sms.send_message(["", "  "], NOTIFY, "SMS_NOTIFY"),
+        lambda sms: sms.send_message(["13800138000"], NOTIFY, ""),
+        lambda sms: sms.send_message(["13800138000"], None, "SMS_NOTIFY"),
+        lambda sms: sms.send_message(["13800138000", "12345"], NOTIFY, "SMS_NOTIFY"),
+        lambda sms: AliyunSms(ACCESS_KEY_ID, ACCESS_KEY_SECRET).send_message(
+            ["13800138000"], NOTIFY, "SMS_NOTIFY"
+        ),
+        lambda sms: sms.sendMessage(params=NOTIFY, verifyTemplateCode="SMS_NOTIFY"),
+        lambda sms: sms.query_send_details("13800138000", page_size=51),
+        lambda sms: sms.query_send_details("13800138000", send_date="21/11/2026"),
+        lambda sms: sms.query_send_details("not a phone"),
+    ],
+)
 def test_46001_missing_or_bad_parameter(sms, sms_server, call):
     with pytest.raises(AliyunSmsError) as info:
         call(sms)
@@ -97,8 +108,7 @@ def test_invalid_numbers_can_be_skipped(sms, sms_server):
     assert info.value.code == 46001 and "12345" not in str(info.value)
     valid, invalid = sms.normalize_phones(["13800138000", "12345", "+44 7911 123456"])
     assert valid == ["+8613800138000"] and invalid == ["12345", "+44 7911 123456"]
-    answers = sms.send_message(["13800138000", "12345"], NOTIFY, "SMS_NOTIFY",
-                               skip_invalid=True)
+    answers = sms.send_message(["13800138000", "12345"], NOTIFY, "SMS_NOTIFY", skip_invalid=True)
     assert [a.phone_numbers for a in answers] == [("13800138000",)]
 
 
@@ -113,16 +123,28 @@ def test_46002_provider_error(sms, sms_server):
 
 
 def test_46003_request_failed(sms_server):
-    gone = AliyunSms(ACCESS_KEY_ID, ACCESS_KEY_SECRET, "TestSign",
-                     endpoint=f"127.0.0.1:{free_port()}", protocol="http", timeout=1)
+    gone = AliyunSms(
+        ACCESS_KEY_ID,
+        ACCESS_KEY_SECRET,
+        "TestSign",
+        endpoint=f"127.0.0.1:{free_port()}",
+        protocol="http",
+        timeout=1,
+    )
     with pytest.raises(AliyunSmsError) as info:
         gone.send_message(["13800138000"], NOTIFY, "SMS_NOTIFY")
     assert info.value.code == 46003 and info.value.delivery_unknown is False
 
 
 def test_timeout_is_46003_and_may_have_been_delivered(sms_server):
-    slow = AliyunSms(ACCESS_KEY_ID, ACCESS_KEY_SECRET, "TestSign",
-                     endpoint=sms_server.endpoint, protocol="http", timeout=0.3)
+    slow = AliyunSms(
+        ACCESS_KEY_ID,
+        ACCESS_KEY_SECRET,
+        "TestSign",
+        endpoint=sms_server.endpoint,
+        protocol="http",
+        timeout=0.3,
+    )
     sms_server.stall_next(1.0)
     with pytest.raises(AliyunSmsError) as info:
         slow.send_message(["13800138000"], NOTIFY, "SMS_NOTIFY", out_id="order-42")
@@ -151,12 +173,20 @@ def test_calls_run_concurrently_within_the_bound(sms_server):
     import threading
     import time
 
-    sms = AliyunSms(ACCESS_KEY_ID, ACCESS_KEY_SECRET, "TestSign", endpoint=sms_server.endpoint,
-                    protocol="http", timeout=5, max_concurrency=2)
+    sms = AliyunSms(
+        ACCESS_KEY_ID,
+        ACCESS_KEY_SECRET,
+        "TestSign",
+        endpoint=sms_server.endpoint,
+        protocol="http",
+        timeout=5,
+        max_concurrency=2,
+    )
     sms_server.stall_next(1.0, times=4)
     answers: list = []
     worker = threading.Thread(
-        target=lambda: answers.extend(sms.send_message(mobiles(3500), NOTIFY, "SMS_NOTIFY")))
+        target=lambda: answers.extend(sms.send_message(mobiles(3500), NOTIFY, "SMS_NOTIFY"))
+    )
     worker.start()
     deadline = time.monotonic() + 5
     while len(sms_server.sent) < 2 and time.monotonic() < deadline:
@@ -196,11 +226,14 @@ def test_failed_and_waiting_receipts(sms, sms_server):
     sms_server.set_delivery_status(first.biz_id, 2, "MOBILE_NOT_ON_SERVICE")
     sms.send_message(["13800138000"], NOTIFY, "SMS_NOTIFY")
     sms_server.set_delivery_status(sms_server.sent[-1].biz_id, 1)
-    report = sms.query_send_details("13800138000", send_date=today_in_china().isoformat(),
-                                    page_size=50)
+    report = sms.query_send_details(
+        "13800138000", send_date=today_in_china().isoformat(), page_size=50
+    )
     statuses = sorted((r.status, r.error_code) for r in report)
-    assert statuses == [(DeliveryStatus.WAITING, ""),
-                        (DeliveryStatus.FAILED, "MOBILE_NOT_ON_SERVICE")]
+    assert statuses == [
+        (DeliveryStatus.WAITING, ""),
+        (DeliveryStatus.FAILED, "MOBILE_NOT_ON_SERVICE"),
+    ]
     waiting = next(r for r in report if r.status is DeliveryStatus.WAITING)
     assert waiting.receive_time is None
 
@@ -213,32 +246,46 @@ def test_receipt_paging(sms, sms_server):
 
 
 def test_from_json_and_element(tmp_path, sms_server):
-    (tmp_path / "sms.json").write_text(json.dumps(
-        {"accessKey": ACCESS_KEY_ID, "accessSecret": ACCESS_KEY_SECRET,
-         "verifySign": "TestSign"}), encoding="utf-8")
-    sms = AliyunSms.from_json(tmp_path / "sms.json", endpoint=sms_server.endpoint,
-                              protocol="http")
+    (tmp_path / "sms.json").write_text(
+        json.dumps(
+            {
+                "accessKey": ACCESS_KEY_ID,
+                "accessSecret": ACCESS_KEY_SECRET,
+                "verifySign": "TestSign",
+            }
+        ),
+        encoding="utf-8",
+    )
+    sms = AliyunSms.from_json(tmp_path / "sms.json", endpoint=sms_server.endpoint, protocol="http")
     assert sms.sign_name == "TestSign"
     assert sms.send_message("13800138000", NOTIFY, "SMS_NOTIFY")[0].ok
 
     element = tmp_path / "element"
     (element / "backend").mkdir(parents=True)
     (element / "backend" / "sms.json").write_text((tmp_path / "sms.json").read_text())
-    (element / "e.json").write_text(json.dumps(
-        {"title": "短信", "type": "SMS.Aliyun", "backendBundleEntry": "backend"}))
-    from_element = AliyunSms.from_element(element, endpoint=sms_server.endpoint,
-                                          protocol="http")
+    (element / "e.json").write_text(
+        json.dumps({"title": "短信", "type": "SMS.Aliyun", "backendBundleEntry": "backend"})
+    )
+    from_element = AliyunSms.from_element(element, endpoint=sms_server.endpoint, protocol="http")
     assert from_element.send_message("13800138000", NOTIFY, "SMS_NOTIFY")[0].ok
     assert ACCESS_KEY_SECRET not in repr(from_element)
 
 
-@pytest.mark.parametrize("files, message", [
-    ({"sms.json": {"accessKey": "k", "accessSecret": "s"}}, "verifySign"),
-    ({"sms.json": ["not", "an", "object"]}, "JSON object"),
-    ({}, "does not exist"),
-    ({"e.json": {"type": "SMS.Tencent", "backendBundleEntry": "."},
-      "sms.json": {"accessKey": "k", "accessSecret": "s", "verifySign": "v"}}, "SMS.Aliyun"),
-])
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({"sms.json": {"accessKey": "k", "accessSecret": "s"}}, "verifySign"),
+        ({"sms.json": ["not", "an", "object"]}, "JSON object"),
+        ({}, "does not exist"),
+        (
+            {
+                "e.json": {"type": "SMS.Tencent", "backendBundleEntry": "."},
+                "sms.json": {"accessKey": "k", "accessSecret": "s", "verifySign": "v"},
+            },
+            "SMS.Aliyun",
+        ),
+    ],
+)
 def test_bad_config_files_are_46001(tmp_path, files, message):
     for name, content in files.items():
         (tmp_path / name).write_text(json.dumps(content))

@@ -24,8 +24,15 @@ def mobiles(count: int) -> list[str]:
 
 @pytest.fixture
 def sms(sms_server: Any) -> AliyunSms:
-    return AliyunSms(ACCESS_KEY_ID, ACCESS_KEY_SECRET, "TestSign", endpoint=sms_server.endpoint,
-                     protocol="http", timeout=5, max_concurrency=1)
+    return AliyunSms(
+        ACCESS_KEY_ID,
+        ACCESS_KEY_SECRET,
+        "TestSign",
+        endpoint=sms_server.endpoint,
+        protocol="http",
+        timeout=5,
+        max_concurrency=1,
+    )
 
 
 def count_parsed_chunks(sms: AliyunSms, monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -50,8 +57,7 @@ def test_skip_invalid_sends_before_the_list_is_parsed(sms, sms_server, monkeypat
         parsed_when_answered.append(len(parsed))
 
     numbers = [*mobiles(3500), "12345"]  # 4 calls; one invalid entry, skipped
-    answers = sms.send_message(numbers, NOTIFY, "SMS_NOTIFY", skip_invalid=True,
-                               on_batch=on_batch)
+    answers = sms.send_message(numbers, NOTIFY, "SMS_NOTIFY", skip_invalid=True, on_batch=on_batch)
     assert [len(a.phone_numbers) for a in answers] == [1000, 1000, 1000, 500]
     assert parsed == [1000, 1000, 1000, 501]  # chunk by chunk, never the whole list
     # One call in flight: the first answer came back while chunks 3 and 4 were unparsed.
@@ -87,8 +93,18 @@ def test_only_invalid_entries_with_skip_invalid_is_an_empty_list(sms, sms_server
 def test_fast_and_full_spellings_mix(sms, sms_server):
     """Spellings outside the fast path (spaces, full-width digits, 0086) still go through
     the full parse, in their place in the list."""
-    numbers = ["13900130001", "+86 139 0013 0002", "１３９００１３０００３", "008613900130004",
-               "+8613900130005"]
+    numbers = [
+        "13900130001",
+        "+86 139 0013 0002",
+        "１３９００１３０００３",
+        "008613900130004",
+        "+8613900130005",
+    ]
     [answer] = sms.send_message(numbers, NOTIFY, "SMS_NOTIFY")
-    assert answer.phone_numbers == ("13900130001", "13900130002", "13900130003",
-                                    "13900130004", "13900130005")
+    assert answer.phone_numbers == (
+        "13900130001",
+        "13900130002",
+        "13900130003",
+        "13900130004",
+        "13900130005",
+    )

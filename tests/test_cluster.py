@@ -25,8 +25,7 @@ pytestmark = pytest.mark.redis_cluster
 #: Only the ``cluster`` param of ``store_uri``: ``make_app`` then talks to the session cluster.
 on_cluster = pytest.mark.parametrize("store_uri", ["cluster"], indirect=True)
 #: ``make_app`` with the memory store; the test overrides SMSCODE_STORAGE_URI itself.
-own_uri = pytest.mark.parametrize("store_uri", ["memory"], ids=["own-cluster"],
-                                  indirect=True)
+own_uri = pytest.mark.parametrize("store_uri", ["memory"], ids=["own-cluster"], indirect=True)
 
 
 def e164(national: str) -> str:
@@ -51,7 +50,7 @@ def test_keys_of_one_phone_share_one_slot(make_app, sms_server, redis_cluster, k
     assert send(client, phone, purpose="signup").status_code == 200
     assert send(client, other).status_code == 200
     assert verify(client, wrong(login), phone=phone).status_code == 400  # a failure counted
-    assert verify(client, login, phone=phone).status_code == 200          # a code consumed
+    assert verify(client, login, phone=phone).status_code == 200  # a code consumed
 
     keys = phone_keys(redis_cluster, key_prefix)
     mine = [key for key in keys if e164(phone) in key]
@@ -59,7 +58,8 @@ def test_keys_of_one_phone_share_one_slot(make_app, sms_server, redis_cluster, k
     slots = {redis_cluster.keyslot(key) for key in mine}
     assert slots == {redis_cluster.keyslot(e164(phone))}, mine  # the E.164 is the hash tag
     assert {redis_cluster.keyslot(key) for key in keys if e164(other) in key} == {
-        redis_cluster.keyslot(e164(other))}
+        redis_cluster.keyslot(e164(other))
+    }
     # no key mixes two phones, and each phone's keys sit on the master owning its slot
     assert not [key for key in mine if e164(other) in key]
     assert {keys[key].port for key in mine} == {redis_cluster.owner_of(slots.pop()).port}
@@ -85,14 +85,14 @@ def test_many_phones_spread_over_all_masters(make_app, sms_server, redis_cluster
 
 
 @own_uri
-def test_redis_url_to_a_cluster_node_is_refused_naming_the_cluster_scheme(
-        make_app, redis_cluster):
+def test_redis_url_to_a_cluster_node_is_refused_naming_the_cluster_scheme(make_app, redis_cluster):
     port = redis_cluster.seed_ports[0]
     with pytest.raises(ConfigurationError, match=r"redis\+cluster://"):
         make_app(SMSCODE_STORAGE_URI=f"redis://127.0.0.1:{port}/0")
 
 
 # -- topology changes under traffic -------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def moving_cluster() -> Iterator[RedisCluster]:
@@ -125,8 +125,9 @@ def test_slot_migration_during_traffic(make_app, sms_server, moving_cluster, rec
     try:
         time.sleep(0.5)
         for phone in phones:  # each phone's slot: half its keys moved, then all (ASK, MOVED)
-            moving_cluster.migrate_slot(moving_cluster.keyslot(e164(phone)), target,
-                                        pause_seconds=0.3)
+            moving_cluster.migrate_slot(
+                moving_cluster.keyslot(e164(phone)), target, pause_seconds=0.3
+            )
         settled = time.monotonic()
         time.sleep(1.0)
     finally:
@@ -146,8 +147,9 @@ def test_master_failover_during_traffic(make_app, sms_server, moving_cluster, re
     app = make_app(SMSCODE_STORAGE_URI=moving_cluster.uri, **TRAFFIC_CONFIG)
     masters = moving_cluster.masters()
     failing, other = masters[0], masters[1]
-    phones = (phones_on(moving_cluster, failing, 3, start=30_000_000)
-              + phones_on(moving_cluster, other, 1, start=30_000_000))
+    phones = phones_on(moving_cluster, failing, 3, start=30_000_000) + phones_on(
+        moving_cluster, other, 1, start=30_000_000
+    )
     traffic = Traffic(app, sms_server, phones).start()
     try:
         time.sleep(0.5)
@@ -169,18 +171,23 @@ def test_master_failover_during_traffic(make_app, sms_server, moving_cluster, re
 
 
 @own_uri
-def test_master_crash_and_forced_failover_during_traffic(make_app, sms_server, moving_cluster,
-                                                         record_property):
+def test_master_crash_and_forced_failover_during_traffic(
+    make_app, sms_server, moving_cluster, record_property
+):
     """A master dies (SIGKILL) and its replica is forced to take over: requests for its slots
     answer 503 until the client sees the new owner, then all work again; writes the replica
     had not received yet may be lost (asynchronous replication), so those codes answer
     code_expired — never a 500."""
-    app = make_app(SMSCODE_STORAGE_URI=moving_cluster.uri, SMSCODE_STORAGE_TIMEOUT_SECONDS=0.5,
-                   **TRAFFIC_CONFIG)
+    app = make_app(
+        SMSCODE_STORAGE_URI=moving_cluster.uri,
+        SMSCODE_STORAGE_TIMEOUT_SECONDS=0.5,
+        **TRAFFIC_CONFIG,
+    )
     masters = moving_cluster.masters()
     dying, other = masters[0], masters[1]
-    phones = (phones_on(moving_cluster, dying, 3, start=40_000_000)
-              + phones_on(moving_cluster, other, 1, start=40_000_000))
+    phones = phones_on(moving_cluster, dying, 3, start=40_000_000) + phones_on(
+        moving_cluster, other, 1, start=40_000_000
+    )
     traffic = Traffic(app, sms_server, phones).start()
     try:
         time.sleep(0.5)

@@ -51,29 +51,32 @@ def test_well_formed_accepts_ascii_digits_of_the_length(code: str) -> None:
     assert is_well_formed(code, 6)
 
 
-@pytest.mark.parametrize("code", [
-    "١٢٣٤٥٦",        # Arabic-Indic digits: str.isdigit() and int() accept them
-    "۱۲۳۴۵۶",        # Extended Arabic-Indic (Persian)
-    "１２３４５６",    # full-width digits
-    "¹²³⁴⁵⁶",        # superscripts: isdigit() is True
-    "१२३४५६",        # Devanagari
-    "12345６",        # one full-width digit
-    " 123456",
-    "123456 ",
-    "12345\n",
-    "123 45",
-    "+12345",
-    "-12345",
-    "+123456",
-    "12345.",
-    "1e5000",
-    "12345",
-    "1234567",
-    "",
-    "abcdef",
-    "0x1234",
-    "1_2345",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "١٢٣٤٥٦",  # Arabic-Indic digits: str.isdigit() and int() accept them
+        "۱۲۳۴۵۶",  # Extended Arabic-Indic (Persian)
+        "１２３４５６",  # full-width digits
+        "¹²³⁴⁵⁶",  # superscripts: isdigit() is True
+        "१२३४५६",  # Devanagari
+        "12345６",  # one full-width digit
+        " 123456",
+        "123456 ",
+        "12345\n",
+        "123 45",
+        "+12345",
+        "-12345",
+        "+123456",
+        "12345.",
+        "1e5000",
+        "12345",
+        "1234567",
+        "",
+        "abcdef",
+        "0x1234",
+        "1_2345",
+    ],
+)
 def test_well_formed_rejects_everything_else(code: str) -> None:
     assert not is_well_formed(code, 6)
 
@@ -103,8 +106,12 @@ def test_hash_code_binds_every_input(change: str) -> None:
     """A code for one phone, purpose or app must never verify for another."""
     args = {"secret": SECRET, "phone": PHONE, "purpose": "login", "code": "123456"}
     other = dict(args)
-    other[change] = {"secret": b"other-secret", "phone": "+8613900139000",
-                     "purpose": "signup", "code": "123457"}[change]
+    other[change] = {
+        "secret": b"other-secret",
+        "phone": "+8613900139000",
+        "purpose": "signup",
+        "code": "123457",
+    }[change]
     assert hash_code(**args) != hash_code(**other)
 
 

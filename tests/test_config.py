@@ -165,9 +165,17 @@ def test_max_attempts_must_be_positive(value: object) -> None:
     refused("SMSCODE_MAX_ATTEMPTS", SMSCODE_MAX_ATTEMPTS=value)
 
 
-@pytest.mark.parametrize("key", ["SMSCODE_CODE_LENGTH", "SMSCODE_CODE_TTL_SECONDS",
-                                 "SMSCODE_MAX_ATTEMPTS", "SMSCODE_ATTEMPT_WINDOW_SECONDS",
-                                 "SMSCODE_RESEND_INTERVAL_SECONDS", "SMSCODE_TOKEN_TTL_SECONDS"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "SMSCODE_CODE_LENGTH",
+        "SMSCODE_CODE_TTL_SECONDS",
+        "SMSCODE_MAX_ATTEMPTS",
+        "SMSCODE_ATTEMPT_WINDOW_SECONDS",
+        "SMSCODE_RESEND_INTERVAL_SECONDS",
+        "SMSCODE_TOKEN_TTL_SECONDS",
+    ],
+)
 def test_bools_are_not_accepted_as_ints(key: str) -> None:
     """``True == 1`` in Python; a YAML ``yes`` must not become a one-second TTL."""
     refused(key, **{key: True})
@@ -188,8 +196,9 @@ def test_windows_must_be_positive(key: str) -> None:
     refused(key, **{key: 0})
 
 
-@pytest.mark.parametrize("key", ["SMSCODE_PHONE_LIMITS", "SMSCODE_IP_SEND_LIMITS",
-                                 "SMSCODE_IP_VERIFY_LIMITS"])
+@pytest.mark.parametrize(
+    "key", ["SMSCODE_PHONE_LIMITS", "SMSCODE_IP_SEND_LIMITS", "SMSCODE_IP_VERIFY_LIMITS"]
+)
 @pytest.mark.parametrize("value", ["5/fortnight", "abc", "x/hour", "5 per", "5/hour;;oops", 5])
 def test_bad_limit_strings_are_refused(key: str, value: object) -> None:
     error = refused(key, **{key: value})
@@ -206,8 +215,10 @@ def test_a_single_purpose_string_is_one_purpose() -> None:
     assert settings(SMSCODE_PURPOSES="login").purposes == ("login",)
 
 
-@pytest.mark.parametrize("config", [{}, {"SECRET_KEY": None}, {"SECRET_KEY": ""},
-                                    {"SECRET_KEY": "", "SMSCODE_SECRET_KEY": ""}])
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"SECRET_KEY": None}, {"SECRET_KEY": ""}, {"SECRET_KEY": "", "SMSCODE_SECRET_KEY": ""}],
+)
 def test_a_secret_is_required(config: dict[str, Any]) -> None:
     """Without a key the HMAC and the token signatures would be forgeable."""
     with pytest.raises(ConfigurationError) as info:
@@ -251,8 +262,11 @@ def test_test_number_codes_must_match_the_code_length(code: object) -> None:
 def test_test_number_code_follows_a_custom_length() -> None:
     s = settings(SMSCODE_CODE_LENGTH=4, SMSCODE_TEST_NUMBERS={"13800138000": "0000"})
     assert s.test_numbers == {"+8613800138000": "0000"}
-    refused("SMSCODE_TEST_NUMBERS", SMSCODE_CODE_LENGTH=4,
-            SMSCODE_TEST_NUMBERS={"13800138000": "000000"})
+    refused(
+        "SMSCODE_TEST_NUMBERS",
+        SMSCODE_CODE_LENGTH=4,
+        SMSCODE_TEST_NUMBERS={"13800138000": "000000"},
+    )
 
 
 def test_star_allows_every_region() -> None:
@@ -276,8 +290,16 @@ def test_storage_timeout_in_range_is_a_float(value: float) -> None:
     assert isinstance(s.storage_timeout, float)
 
 
-@pytest.mark.parametrize("uri", ["mongodb://localhost", "memcached://localhost:11211",
-                                 "http://localhost", "localhost:6379", ""])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "mongodb://localhost",
+        "memcached://localhost:11211",
+        "http://localhost",
+        "localhost:6379",
+        "",
+    ],
+)
 def test_unsupported_storage_scheme_is_refused(uri: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         store_from_uri(uri)
@@ -291,14 +313,17 @@ def test_memory_scheme_builds_a_memory_store() -> None:
     assert store.keys.prefix == "p"
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("SMSCODE_DEFAULT_REGION", "XX"),        # not a region: every national number would fail
-    ("SMSCODE_DEFAULT_REGION", "china"),
-    ("SMSCODE_ALLOWED_REGIONS", ["XX"]),
-    ("SMSCODE_ALLOWED_REGIONS", [None]),
-    ("SMSCODE_TEST_NUMBERS", ["13800138000"]),
-    ("SMSCODE_STORAGE_OPTIONS", "socket_keepalive"),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("SMSCODE_DEFAULT_REGION", "XX"),  # not a region: every national number would fail
+        ("SMSCODE_DEFAULT_REGION", "china"),
+        ("SMSCODE_ALLOWED_REGIONS", ["XX"]),
+        ("SMSCODE_ALLOWED_REGIONS", [None]),
+        ("SMSCODE_TEST_NUMBERS", ["13800138000"]),
+        ("SMSCODE_STORAGE_OPTIONS", "socket_keepalive"),
+    ],
+)
 def test_unknown_or_wrong_typed_values_are_refused_naming_the_key(key: str, value: object) -> None:
     """The module promises a ConfigurationError naming the key for anything out of range,
     not a bare AttributeError/ValueError, and not a silent setting that fails per request."""

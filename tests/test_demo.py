@@ -49,8 +49,12 @@ SCRIPT = ROOT / "flask_smscode" / "static" / "smscode.js"
 @pytest.fixture(autouse=True)
 def demo_clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
-        if key.startswith("SMSCODE_") or key in {"REDIS_URL", "SECRET_KEY", "FLASK_DEBUG",
-                                                  "DEMO_INSTANCE_PATH"}:
+        if key.startswith("SMSCODE_") or key in {
+            "REDIS_URL",
+            "SECRET_KEY",
+            "FLASK_DEBUG",
+            "DEMO_INSTANCE_PATH",
+        }:
             monkeypatch.delenv(key)
 
 
@@ -64,8 +68,10 @@ def demo_make_app(instance: Path) -> Callable[..., Flask]:
     """A demo app on ``instance``; no resend wait, so one test can send several codes."""
 
     def make(**config: Any) -> Flask:
-        return create_app({"TESTING": True, "SMSCODE_RESEND_INTERVAL_SECONDS": 0, **config},
-                          instance_path=instance)
+        return create_app(
+            {"TESTING": True, "SMSCODE_RESEND_INTERVAL_SECONDS": 0, **config},
+            instance_path=instance,
+        )
 
     return make
 
@@ -95,8 +101,9 @@ def demo_get_code(caplog: pytest.LogCaptureFixture) -> Callable[..., str]:
 
 
 def _verify(test_client: FlaskClient, code: str, purpose: str, phone: str = PHONE) -> str:
-    response = test_client.post("/sms/verify",
-                                json={"phone": phone, "code": code, "purpose": purpose})
+    response = test_client.post(
+        "/sms/verify", json={"phone": phone, "code": code, "purpose": purpose}
+    )
     body = response.get_json()
     assert response.status_code == 200, body
     assert body["phone"] == normalize_phone(phone)
@@ -114,8 +121,9 @@ def _error_text(html: str) -> str:
     return found.group(1)
 
 
-def _signup(test_client: FlaskClient, get_code: Callable[..., str], name: str = "小明",
-            phone: str = PHONE) -> Any:
+def _signup(
+    test_client: FlaskClient, get_code: Callable[..., str], name: str = "小明", phone: str = PHONE
+) -> Any:
     token = _verify(test_client, get_code(test_client, phone, "signup"), "signup", phone)
     return test_client.post("/signup", data={"token": token, "name": name})
 
@@ -132,9 +140,14 @@ def test_code_pages_use_the_packaged_helper(demo_client: FlaskClient, path: str)
     html = _text(response)
     assert response.status_code == 200
     assert f'data-smscode data-smscode-purpose="{path[1:]}"' in html
-    for attribute in ("data-smscode-phone", "data-smscode-send", "data-smscode-code",
-                      "data-smscode-token", 'data-smscode-message="phone"',
-                      'data-smscode-message="code"'):
+    for attribute in (
+        "data-smscode-phone",
+        "data-smscode-send",
+        "data-smscode-code",
+        "data-smscode-token",
+        'data-smscode-message="phone"',
+        'data-smscode-message="code"',
+    ):
         assert attribute in html, attribute
     assert f'<script src="/sms/static/smscode.js?v={__version__}"></script>' in html
     assert html.count("<script") == 1  # no inline script, no demo script
@@ -195,8 +208,7 @@ def test_language_switch_is_remembered(demo_client: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil", ""])
-def test_language_switch_only_returns_to_this_site(demo_client: FlaskClient,
-                                                   target: str) -> None:
+def test_language_switch_only_returns_to_this_site(demo_client: FlaskClient, target: str) -> None:
     response = demo_client.get("/lang/en", query_string={"next": target})
     assert response.headers["Location"] == "/"
 
@@ -208,8 +220,9 @@ def test_unknown_language_is_ignored(demo_client: FlaskClient) -> None:
 
 
 # -- flows -----------------------------------------------------------------------------------
-def test_signup_then_logout_then_login(demo_client: FlaskClient,
-                                       demo_get_code: Callable[..., str]) -> None:
+def test_signup_then_logout_then_login(
+    demo_client: FlaskClient, demo_get_code: Callable[..., str]
+) -> None:
     response = _signup(demo_client, demo_get_code, name="  小明  Ming ")
     assert response.status_code == 303 and response.headers["Location"] == "/account"
 
@@ -230,8 +243,9 @@ def test_signup_then_logout_then_login(demo_client: FlaskClient,
     assert MASKED in _text(demo_client.get("/account"))
 
 
-def test_accounts_survive_a_restart(demo_make_app: Callable[..., Flask],
-                                    demo_get_code: Callable[..., str], instance: Path) -> None:
+def test_accounts_survive_a_restart(
+    demo_make_app: Callable[..., Flask], demo_get_code: Callable[..., str], instance: Path
+) -> None:
     with demo_make_app().test_client() as first:
         _signup(first, demo_get_code, name="Persistent")
     assert (instance / "demo.sqlite3").exists()
@@ -240,24 +254,30 @@ def test_accounts_survive_a_restart(demo_make_app: Callable[..., Flask],
         assert "Persistent" in _text(second.get("/account"))
 
 
-def test_login_accepts_any_spelling_of_the_phone(demo_client: FlaskClient,
-                                                 demo_get_code: Callable[..., str]) -> None:
+def test_login_accepts_any_spelling_of_the_phone(
+    demo_client: FlaskClient, demo_get_code: Callable[..., str]
+) -> None:
     _signup(demo_client, demo_get_code)
     demo_client.post("/logout")
     response = _login(demo_client, demo_get_code, phone="+86 138 0013 8000")
     assert response.headers["Location"] == "/account"
 
 
-def test_test_numbers_from_the_environment(monkeypatch: pytest.MonkeyPatch,
-                                           instance: Path) -> None:
+def test_test_numbers_from_the_environment(monkeypatch: pytest.MonkeyPatch, instance: Path) -> None:
     monkeypatch.setenv("SMSCODE_TEST_NUMBERS", '{"13900139000": "246810"}')
     monkeypatch.setenv("SMSCODE_RESEND_INTERVAL_SECONDS", "0")
     with create_app({"TESTING": True}, instance_path=instance).test_client() as test_client:
-        assert test_client.post("/sms/send", json={"phone": "13900139000",
-                                                   "purpose": "signup"}).status_code == 200
+        assert (
+            test_client.post(
+                "/sms/send", json={"phone": "13900139000", "purpose": "signup"}
+            ).status_code
+            == 200
+        )
         token = _verify(test_client, "246810", "signup", phone="13900139000")
-        assert test_client.post("/signup", data={"token": token, "name": "Tester"}) \
-            .headers["Location"] == "/account"
+        assert (
+            test_client.post("/signup", data={"token": token, "name": "Tester"}).headers["Location"]
+            == "/account"
+        )
         assert "139****9000" in _text(test_client.get("/account"))
 
 
@@ -268,7 +288,8 @@ def _send_answer(test_client: FlaskClient, phone: str, purpose: str) -> tuple[in
 
 
 def test_send_step_answers_alike_for_known_and_unknown_phones(
-        demo_make_app: Callable[..., Flask], demo_get_code: Callable[..., str]) -> None:
+    demo_make_app: Callable[..., Flask], demo_get_code: Callable[..., str]
+) -> None:
     known, unknown = "13800138000", "13900139000"
     with demo_make_app().test_client() as test_client:
         _signup(test_client, demo_get_code, phone=known)
@@ -291,8 +312,9 @@ def test_login_with_a_bad_token_shows_the_error(demo_client: FlaskClient, token:
     assert demo_client.get("/account").headers["Location"] == "/login"
 
 
-def test_a_used_token_is_refused(demo_client: FlaskClient,
-                                 demo_get_code: Callable[..., str]) -> None:
+def test_a_used_token_is_refused(
+    demo_client: FlaskClient, demo_get_code: Callable[..., str]
+) -> None:
     _signup(demo_client, demo_get_code)
     demo_client.post("/logout")
     token = _verify(demo_client, demo_get_code(demo_client), "login")
@@ -304,17 +326,20 @@ def test_a_used_token_is_refused(demo_client: FlaskClient,
     assert demo_client.get("/account").headers["Location"] == "/login"
 
 
-def test_a_token_for_another_purpose_is_refused(demo_client: FlaskClient,
-                                                demo_get_code: Callable[..., str]) -> None:
+def test_a_token_for_another_purpose_is_refused(
+    demo_client: FlaskClient, demo_get_code: Callable[..., str]
+) -> None:
     token = _verify(demo_client, demo_get_code(demo_client, PHONE, "login"), "login")
-    response = demo_client.post("/signup", data={"token": token, "name": "Ming"},
-                                headers={"Accept-Language": "en"})
+    response = demo_client.post(
+        "/signup", data={"token": token, "name": "Ming"}, headers={"Accept-Language": "en"}
+    )
     assert response.status_code == 400
     assert "The verification is no longer valid" in _error_text(_text(response))
 
 
-def test_login_for_an_unknown_phone_offers_signup(demo_client: FlaskClient,
-                                                  demo_get_code: Callable[..., str]) -> None:
+def test_login_for_an_unknown_phone_offers_signup(
+    demo_client: FlaskClient, demo_get_code: Callable[..., str]
+) -> None:
     response = _login(demo_client, demo_get_code)
     assert response.status_code == 404
     error = _error_text(_text(response))
@@ -322,8 +347,9 @@ def test_login_for_an_unknown_phone_offers_signup(demo_client: FlaskClient,
     assert demo_client.get("/account").headers["Location"] == "/login"
 
 
-def test_duplicate_signup_is_refused(demo_client: FlaskClient,
-                                     demo_get_code: Callable[..., str]) -> None:
+def test_duplicate_signup_is_refused(
+    demo_client: FlaskClient, demo_get_code: Callable[..., str]
+) -> None:
     _signup(demo_client, demo_get_code, name="First")
     demo_client.post("/logout")
     response = _signup(demo_client, demo_get_code, name="Second")
@@ -336,9 +362,9 @@ def test_duplicate_signup_is_refused(demo_client: FlaskClient,
 
 
 @pytest.mark.parametrize("name", ["", "   ", "x" * 33, "bad\x07name"])
-def test_signup_needs_a_name_and_keeps_the_token(demo_client: FlaskClient,
-                                                 demo_get_code: Callable[..., str],
-                                                 name: str) -> None:
+def test_signup_needs_a_name_and_keeps_the_token(
+    demo_client: FlaskClient, demo_get_code: Callable[..., str], name: str
+) -> None:
     token = _verify(demo_client, demo_get_code(demo_client, PHONE, "signup"), "signup")
     response = demo_client.post("/signup", data={"token": token, "name": name})
     assert response.status_code == 400
@@ -348,8 +374,9 @@ def test_signup_needs_a_name_and_keeps_the_token(demo_client: FlaskClient,
     assert response.headers["Location"] == "/account"
 
 
-def test_logout_needs_post_and_ends_the_session(demo_client: FlaskClient,
-                                                demo_get_code: Callable[..., str]) -> None:
+def test_logout_needs_post_and_ends_the_session(
+    demo_client: FlaskClient, demo_get_code: Callable[..., str]
+) -> None:
     _signup(demo_client, demo_get_code)
     assert demo_client.get("/logout").status_code == 405  # a link cannot sign anybody out
     assert demo_client.get("/account").status_code == 200
@@ -358,8 +385,9 @@ def test_logout_needs_post_and_ends_the_session(demo_client: FlaskClient,
         assert "phone" not in sess
 
 
-def test_a_session_for_a_missing_account_is_dropped(tmp_path: Path,
-                                                    demo_get_code: Callable[..., str]) -> None:
+def test_a_session_for_a_missing_account_is_dropped(
+    tmp_path: Path, demo_get_code: Callable[..., str]
+) -> None:
     config = {"TESTING": True, "SECRET_KEY": "shared", "SMSCODE_RESEND_INTERVAL_SECONDS": 0}
     with create_app(config, instance_path=tmp_path / "a").test_client() as first:
         _signup(first, demo_get_code)
@@ -372,18 +400,20 @@ def test_a_session_for_a_missing_account_is_dropped(tmp_path: Path,
 
 # -- configuration ---------------------------------------------------------------------------
 def test_config_from_env_parses_json_and_keeps_text() -> None:
-    config = config_from_env({
-        "SMSCODE_TEST_NUMBERS": '{"13800138000": "123456"}',
-        "SMSCODE_CODE_TTL_SECONDS": "120",
-        "SMSCODE_ALLOWED_REGIONS": '["CN", "HK"]',
-        "SMSCODE_SENDER": "console",
-        "SMSCODE_SECRET_KEY": "1234",  # text by nature: stays a string
-        "SMSCODE_ALIYUN_SIGN_NAME": "阿里云短信测试",
-        "SMSCODE_PHONE_LIMITS": "5/hour",
-        "REDIS_URL": "redis://localhost:6379/0",
-        "SECRET_KEY": "s3cret",
-        "PATH": "/usr/bin",
-    })
+    config = config_from_env(
+        {
+            "SMSCODE_TEST_NUMBERS": '{"13800138000": "123456"}',
+            "SMSCODE_CODE_TTL_SECONDS": "120",
+            "SMSCODE_ALLOWED_REGIONS": '["CN", "HK"]',
+            "SMSCODE_SENDER": "console",
+            "SMSCODE_SECRET_KEY": "1234",  # text by nature: stays a string
+            "SMSCODE_ALIYUN_SIGN_NAME": "阿里云短信测试",
+            "SMSCODE_PHONE_LIMITS": "5/hour",
+            "REDIS_URL": "redis://localhost:6379/0",
+            "SECRET_KEY": "s3cret",
+            "PATH": "/usr/bin",
+        }
+    )
     assert config == {
         "SMSCODE_TEST_NUMBERS": {"13800138000": "123456"},
         "SMSCODE_CODE_TTL_SECONDS": 120,
@@ -399,8 +429,7 @@ def test_config_from_env_parses_json_and_keeps_text() -> None:
     assert explicit["SMSCODE_STORAGE_URI"] == "redis://b/0"
 
 
-def test_create_app_reads_the_environment(monkeypatch: pytest.MonkeyPatch,
-                                          instance: Path) -> None:
+def test_create_app_reads_the_environment(monkeypatch: pytest.MonkeyPatch, instance: Path) -> None:
     monkeypatch.setenv("SMSCODE_CODE_TTL_SECONDS", "120")
     monkeypatch.setenv("SECRET_KEY", "from-env")
     app = create_app(instance_path=instance)
@@ -412,8 +441,9 @@ def test_create_app_reads_the_environment(monkeypatch: pytest.MonkeyPatch,
     assert response.get_json()["expires_in"] == 120
 
 
-def test_secret_key_is_created_once_and_reused(instance: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secret_key_is_created_once_and_reused(
+    instance: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = create_app({"TESTING": True}, instance_path=instance)
     second = create_app({"TESTING": True}, instance_path=instance)
     key = first.config["SECRET_KEY"]
@@ -432,20 +462,30 @@ def test_secret_key_is_created_once_and_reused(instance: Path,
 def test_command_line_and_site_agree(redis_url: str, key_prefix: str, instance: Path) -> None:
     """``flask --app demo_app smscode send`` in its own process issues a code the site
     accepts: same Redis, same key from instance/secret_key."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SMSCODE_", "FLASK_")) and k not in {"REDIS_URL", "SECRET_KEY"}}
-    env.update(REDIS_URL=redis_url, SMSCODE_KEY_PREFIX=key_prefix,
-               DEMO_INSTANCE_PATH=str(instance))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SMSCODE_", "FLASK_")) and k not in {"REDIS_URL", "SECRET_KEY"}
+    }
+    env.update(REDIS_URL=redis_url, SMSCODE_KEY_PREFIX=key_prefix, DEMO_INSTANCE_PATH=str(instance))
     flask = shutil.which("flask", path=str(Path(sys.executable).parent))
     assert flask is not None
-    done = subprocess.run([flask, "--app", "demo_app", "smscode", "send", PHONE, "--purpose",
-                           "signup"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [flask, "--app", "demo_app", "smscode", "send", PHONE, "--purpose", "signup"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     code = re.search(r"^Code: (\d{6})$", done.stdout, re.M)
     assert code, done.stdout
-    app = create_app({"TESTING": True, "SMSCODE_STORAGE_URI": redis_url,
-                      "SMSCODE_KEY_PREFIX": key_prefix}, instance_path=instance)
+    app = create_app(
+        {"TESTING": True, "SMSCODE_STORAGE_URI": redis_url, "SMSCODE_KEY_PREFIX": key_prefix},
+        instance_path=instance,
+    )
     with app.test_client() as site:
         token = _verify(site, code.group(1), "signup")
         assert site.post("/signup", data={"token": token, "name": "CLI"}).status_code == 303
@@ -453,17 +493,16 @@ def test_command_line_and_site_agree(redis_url: str, key_prefix: str, instance: 
 
 
 # -- /metrics and the banner -----------------------------------------------------------------
-def test_metrics_after_a_send(demo_client: FlaskClient,
-                              demo_get_code: Callable[..., str]) -> None:
+def test_metrics_after_a_send(demo_client: FlaskClient, demo_get_code: Callable[..., str]) -> None:
     demo_get_code(demo_client, PHONE, "signup")
     response = demo_client.get("/metrics")
     assert response.status_code == 200 and response.mimetype == "text/plain"
-    assert re.search(r'^smscode_sends_total\{.*purpose="signup".*\} [1-9]', _text(response),
-                     re.M)
+    assert re.search(r'^smscode_sends_total\{.*purpose="signup".*\} [1-9]', _text(response), re.M)
 
 
-def test_metrics_fallback_without_prometheus_client(demo_make_app: Callable[..., Flask],
-                                                    demo_get_code: Callable[..., str]) -> None:
+def test_metrics_fallback_without_prometheus_client(
+    demo_make_app: Callable[..., Flask], demo_get_code: Callable[..., str]
+) -> None:
     app = demo_make_app()
     with app.test_client() as test_client:
         demo_get_code(test_client, PHONE, "login")
@@ -483,14 +522,16 @@ def test_banner_names_url_store_sender_key_and_accounts(instance: Path) -> None:
     assert "the code will be printed below" in text
     assert f"{instance / 'secret_key'} (created once, reused)" in text
     assert f"SQLite, {instance / 'demo.sqlite3'}" in text
-    redis_app = create_app({"SMSCODE_STORAGE_URI": "redis://:hunter2@localhost:6379/0"},
-                           instance_path=instance)
+    redis_app = create_app(
+        {"SMSCODE_STORAGE_URI": "redis://:hunter2@localhost:6379/0"}, instance_path=instance
+    )
     redis_text = banner(redis_app, "http://127.0.0.1:5000/")
     assert "hunter2" not in redis_text and "redis://:***@localhost:6379/0" in redis_text
 
 
-def test_module_level_app_is_built_on_first_access(monkeypatch: pytest.MonkeyPatch,
-                                                   instance: Path) -> None:
+def test_module_level_app_is_built_on_first_access(
+    monkeypatch: pytest.MonkeyPatch, instance: Path
+) -> None:
     import demo_app
 
     monkeypatch.setenv("DEMO_INSTANCE_PATH", str(instance))
@@ -513,8 +554,16 @@ def test_script_is_es2017_without_eval_or_inline_style() -> None:
     tokens = [(token.type, token.value) for token in esprima.tokenize(source)]
     assert ("Punctuator", "...") not in tokens, "spread/rest (object spread is ES2018)"
     names = {value for kind, value in tokens if kind == "Identifier"}
-    assert not names & {"eval", "Function", "innerHTML", "outerHTML", "insertAdjacentHTML",
-                        "style", "cssText", "setAttributeNS"}, names
+    assert not names & {
+        "eval",
+        "Function",
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "style",
+        "cssText",
+        "setAttributeNS",
+    }, names
     assert ("Keyword", "class") not in tokens and ("Keyword", "import") not in tokens
     assert not re.search(r"setAttribute\(\s*\"(style|on\w+)\"", source)
     assert f'var VERSION = "{__version__}";' in source

@@ -40,8 +40,15 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PHONE = "13800138000"
 OTHER_PHONE = "13900139000"
 MASKED = "138****8000"
@@ -56,16 +63,30 @@ class DemoProcess:
 
     def __init__(self, port: int, instance: Path, resend_seconds: int) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        env = {key: value for key, value in os.environ.items()
-               if not key.startswith("SMSCODE_")
-               and key not in {"REDIS_URL", "SECRET_KEY", "FLASK_DEBUG", "HOST"}}
-        env.update(PORT=str(port), PYTHONUNBUFFERED="1", DEMO_INSTANCE_PATH=str(instance),
-                   SMSCODE_RESEND_INTERVAL_SECONDS=str(resend_seconds))
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("SMSCODE_")
+            and key not in {"REDIS_URL", "SECRET_KEY", "FLASK_DEBUG", "HOST"}
+        }
+        env.update(
+            PORT=str(port),
+            PYTHONUNBUFFERED="1",
+            DEMO_INSTANCE_PATH=str(instance),
+            SMSCODE_RESEND_INTERVAL_SECONDS=str(resend_seconds),
+        )
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self.process = subprocess.Popen(
-            [sys.executable, "demo_app.py"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8")
+            [sys.executable, "demo_app.py"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+        )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -135,8 +156,9 @@ def _free_port() -> int:
 def _has_cjk_font() -> bool:
     if shutil.which("fc-list") is None:
         return False
-    listed = subprocess.run(["fc-list", ":lang=zh-cn", "family"], capture_output=True, text=True,
-                            check=False).stdout
+    listed = subprocess.run(
+        ["fc-list", ":lang=zh-cn", "family"], capture_output=True, text=True, check=False
+    ).stdout
     return bool(listed.strip())
 
 
@@ -145,8 +167,10 @@ def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; scripts/test.sh does)")
     if not _has_cjk_font():
-        pytest.fail("no CJK font: Chinese would render as boxes "
-                    "(apt-get install fonts-noto-cjk; scripts/test.sh does)")
+        pytest.fail(
+            "no CJK font: Chinese would render as boxes "
+            "(apt-get install fonts-noto-cjk; scripts/test.sh does)"
+        )
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -194,8 +218,10 @@ class Tab:
         self.page = self.context.new_page()
         self.page.set_default_timeout(TIMEOUT_MS)
         self.console_errors: list[str] = []
-        self.page.on("console", lambda msg: self.console_errors.append(msg.text)
-                     if msg.type == "error" else None)
+        self.page.on(
+            "console",
+            lambda msg: self.console_errors.append(msg.text) if msg.type == "error" else None,
+        )
         self.page.on("pageerror", lambda exc: self.console_errors.append(str(exc)))
 
     def shot(self, name: str) -> None:
@@ -210,8 +236,9 @@ def tabs(browser: Browser) -> Iterator[list[Tab]]:
     opened: list[Tab] = []
     yield opened
     for tab in opened:
-        errors = [e for e in tab.console_errors
-                  if "status of 4" not in e]  # 400/404/429 answers are logged, and expected
+        errors = [
+            e for e in tab.console_errors if "status of 4" not in e
+        ]  # 400/404/429 answers are logged, and expected
         tab.close()
         assert errors == [], errors
 
@@ -222,8 +249,9 @@ def _tab(browser: Browser, tabs: list[Tab], locale: str = "zh-CN") -> Tab:
     return tab
 
 
-def _request_code(tab: Tab, server: DemoProcess, purpose: str,
-                  phone: str = PHONE) -> tuple[str, dict[str, Any], str]:
+def _request_code(
+    tab: Tab, server: DemoProcess, purpose: str, phone: str = PHONE
+) -> tuple[str, dict[str, Any], str]:
     """Click "get code": the button is disabled while the request runs and then counts
     down; returns the code (from the terminal), the JSON answer and the request's language."""
     page = tab.page
@@ -244,8 +272,9 @@ def _wait_for_send_button(tab: Tab) -> None:
 
 
 # -- the demo ----------------------------------------------------------------------------------
-def test_sign_up_sign_out_sign_in_in_chinese(browser: Browser, tabs: list[Tab],
-                                             demo: DemoProcess) -> None:
+def test_sign_up_sign_out_sign_in_in_chinese(
+    browser: Browser, tabs: list[Tab], demo: DemoProcess
+) -> None:
     tab = _tab(browser, tabs, "zh-CN")
     page = tab.page
     banner = demo.output
@@ -291,8 +320,9 @@ def test_sign_up_sign_out_sign_in_in_chinese(browser: Browser, tabs: list[Tab],
     expect(page.locator("#account-name")).to_have_text("小明 Ming")
 
 
-def test_wrong_code_then_right_one_in_english(browser: Browser, tabs: list[Tab],
-                                              demo: DemoProcess) -> None:
+def test_wrong_code_then_right_one_in_english(
+    browser: Browser, tabs: list[Tab], demo: DemoProcess
+) -> None:
     tab = _tab(browser, tabs, "zh-CN")
     page = tab.page
     page.goto(demo.url + "/login")
@@ -332,8 +362,9 @@ def test_wrong_code_then_right_one_in_english(browser: Browser, tabs: list[Tab],
     expect(page.locator("h1")).to_have_text("登录")
 
 
-def test_countdown_survives_a_reload(browser: Browser, tabs: list[Tab],
-                                     slow_demo: DemoProcess) -> None:
+def test_countdown_survives_a_reload(
+    browser: Browser, tabs: list[Tab], slow_demo: DemoProcess
+) -> None:
     tab = _tab(browser, tabs, "zh-CN")
     page = tab.page
     page.goto(slow_demo.url + "/signup")
@@ -359,8 +390,9 @@ def test_countdown_survives_a_reload(browser: Browser, tabs: list[Tab],
     expect(button).to_be_disabled()
 
 
-def test_throttled_answer_is_shown_and_counted_down(browser: Browser, tabs: list[Tab],
-                                                    slow_demo: DemoProcess) -> None:
+def test_throttled_answer_is_shown_and_counted_down(
+    browser: Browser, tabs: list[Tab], slow_demo: DemoProcess
+) -> None:
     first = _tab(browser, tabs, "zh-CN")
     first.page.goto(slow_demo.url + "/login")
     _request_code(first, slow_demo, "login")
@@ -401,16 +433,20 @@ def _readme_form() -> str:
     return found.group(1)
 
 
-MINIMAL_PAGE = ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                "<title>Minimal</title></head><body>\n" + _readme_form() + "</body></html>")
-STRICT_CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; form-action 'self'; "
-              "base-uri 'none'")
+MINIMAL_PAGE = (
+    '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+    "<title>Minimal</title></head><body>\n" + _readme_form() + "</body></html>"
+)
+STRICT_CSP = (
+    "default-src 'none'; script-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'"
+)
 
 
 def _minimal_app() -> Flask:
     app = Flask("minimal")
-    app.config.update(SECRET_KEY="minimal-page-test", TESTING=True,
-                      SMSCODE_TEST_NUMBERS={PHONE: "246810"})
+    app.config.update(
+        SECRET_KEY="minimal-page-test", TESTING=True, SMSCODE_TEST_NUMBERS={PHONE: "246810"}
+    )
     app.register_blueprint(sms_bp)
 
     @app.get("/")
@@ -462,4 +498,3 @@ def test_helper_on_a_minimal_page_under_a_strict_csp(browser: Browser, tabs: lis
         expect(page.locator("body")).to_have_text(f"verified +86{PHONE}")
         assert page.url == url + "/done"
     assert not any("Content Security Policy" in e for e in tab.console_errors)
-

@@ -54,13 +54,19 @@ def make_app(sms: DysmsapiServer, redis_url: str) -> Callable[..., Flask]:
     def factory(register: bool = False, **overrides: Any) -> Flask:
         app = Flask("doctor_app")
         app.config.update(
-            SECRET_KEY="test-secret-key", TESTING=True, SMSCODE_STORAGE_URI=redis_url,
-            SMSCODE_KEY_PREFIX="smscode-doctor", SMSCODE_SENDER="aliyun",
+            SECRET_KEY="test-secret-key",
+            TESTING=True,
+            SMSCODE_STORAGE_URI=redis_url,
+            SMSCODE_KEY_PREFIX="smscode-doctor",
+            SMSCODE_SENDER="aliyun",
             SMSCODE_ALIYUN_ACCESS_KEY_ID=ACCESS_KEY_ID,
             SMSCODE_ALIYUN_ACCESS_KEY_SECRET=ACCESS_KEY_SECRET,
-            SMSCODE_ALIYUN_SIGN_NAME="TestSign", SMSCODE_ALIYUN_TEMPLATE_CODE=TEMPLATE,
-            SMSCODE_ALIYUN_ENDPOINT=sms.endpoint, SMSCODE_ALIYUN_PROTOCOL="http",
-            SMSCODE_ALIYUN_TIMEOUT_SECONDS=2)
+            SMSCODE_ALIYUN_SIGN_NAME="TestSign",
+            SMSCODE_ALIYUN_TEMPLATE_CODE=TEMPLATE,
+            SMSCODE_ALIYUN_ENDPOINT=sms.endpoint,
+            SMSCODE_ALIYUN_PROTOCOL="http",
+            SMSCODE_ALIYUN_TIMEOUT_SECONDS=2,
+        )
         app.config.update(overrides)
         if register:
             app.register_blueprint(sms_bp)
@@ -80,8 +86,11 @@ def doctor(app: Flask, *args: str) -> Result:
 
 def line(output: str, label: str) -> str:
     """The one line of the check named ``label``."""
-    found = [text for text in output.splitlines()
-             if re.match(rf"^\S \w+\s+{re.escape(label)}(\s|$)", text)]
+    found = [
+        text
+        for text in output.splitlines()
+        if re.match(rf"^\S \w+\s+{re.escape(label)}(\s|$)", text)
+    ]
     assert len(found) == 1, (label, output)
     return found[0]
 
@@ -113,15 +122,27 @@ def closed_port() -> int:
 
 # -- a good configuration --------------------------------------------------------------------
 def test_good_configuration_passes(make_app: Callable[..., Flask], sms: DysmsapiServer) -> None:
-    app = make_app(register=True, SMSCODE_ALIYUN_TEMPLATE_CODE={
-        "login": "SMS_LOGIN", "signup": "SMS_SIGNUP", "reset_password": "SMS_LOGIN"})
+    app = make_app(
+        register=True,
+        SMSCODE_ALIYUN_TEMPLATE_CODE={
+            "login": "SMS_LOGIN",
+            "signup": "SMS_SIGNUP",
+            "reset_password": "SMS_LOGIN",
+        },
+    )
     result = doctor(app)
     assert result.exit_code == 0, result.output
     out = result.output
     assert status(out, "endpoint") == "WARN"  # the loopback server speaks plain http
     assert "reachable over plain http; production must use https" in line(out, "endpoint")
-    for label in ("clock", "credentials", "signature", "template SMS_LOGIN (login, "
-                  "reset_password)", "template SMS_SIGNUP (signup)", "store"):
+    for label in (
+        "clock",
+        "credentials",
+        "signature",
+        "template SMS_LOGIN (login, reset_password)",
+        "template SMS_SIGNUP (signup)",
+        "store",
+    ):
         assert status(out, label) == "OK", out
     assert "AccessKey test**** accepted" in line(out, "credentials")
     assert "contains ${code}" in line(out, "template SMS_SIGNUP (signup)")
@@ -137,7 +158,13 @@ def test_json_output(make_app: Callable[..., Flask], sms: DysmsapiServer) -> Non
     data = json.loads(result.output)
     assert (result.exit_code, data["ok"], data["failures"], data["warnings"]) == (0, True, 0, 1)
     assert [c["check"] for c in data["checks"]] == [
-        "endpoint", "clock", "credentials", "sign", "template", "store"]
+        "endpoint",
+        "clock",
+        "credentials",
+        "sign",
+        "template",
+        "store",
+    ]
     assert data["checks"][4]["params"]["template"] == TEMPLATE
     assert all(c["detail"] for c in data["checks"])
     sms.remove_sign("TestSign")
@@ -151,8 +178,7 @@ def test_json_output(make_app: Callable[..., Flask], sms: DysmsapiServer) -> Non
 # -- credentials -----------------------------------------------------------------------------
 def test_wrong_secret(make_app: Callable[..., Flask], sms: DysmsapiServer) -> None:
     result = doctor(make_app(SMSCODE_ALIYUN_ACCESS_KEY_SECRET="not-the-secret"))
-    failing = fails_alone(result, "credentials",
-                          skipped=("signature", f"template {TEMPLATE}"))
+    failing = fails_alone(result, "credentials", skipped=("signature", f"template {TEMPLATE}"))
     assert "the secret does not match (SignatureDoesNotMatch)" in failing
     assert "SMSCODE_ALIYUN_ACCESS_KEY_SECRET" in failing
     assert "not-the-secret" not in result.output
@@ -161,8 +187,7 @@ def test_wrong_secret(make_app: Callable[..., Flask], sms: DysmsapiServer) -> No
 
 def test_unknown_access_key_id(make_app: Callable[..., Flask]) -> None:
     result = doctor(make_app(SMSCODE_ALIYUN_ACCESS_KEY_ID="LTAI5tFakeKeyId0000"))
-    failing = fails_alone(result, "credentials",
-                          skipped=("signature", f"template {TEMPLATE}"))
+    failing = fails_alone(result, "credentials", skipped=("signature", f"template {TEMPLATE}"))
     assert "AccessKey LTAI**** is unknown or disabled (InvalidAccessKeyId.NotFound)" in failing
     assert "LTAI5tFakeKeyId0000" not in result.output
 
@@ -182,8 +207,9 @@ def test_sign_under_review(make_app: Callable[..., Flask], sms: DysmsapiServer) 
     assert "wait for the review" in failing
 
 
-def test_rejected_sign_shows_the_reason(make_app: Callable[..., Flask],
-                                        sms: DysmsapiServer) -> None:
+def test_rejected_sign_shows_the_reason(
+    make_app: Callable[..., Flask], sms: DysmsapiServer
+) -> None:
     sms.set_sign("TestSign", status=STATUS_REJECTED, reason="文件不能证明信息真实性")
     failing = fails_alone(doctor(make_app()), "signature")
     assert "was rejected (SignStatus 2): 文件不能证明信息真实性" in failing
@@ -214,8 +240,9 @@ def test_notification_template(make_app: Callable[..., Flask], sms: DysmsapiServ
     assert "is not a verification-code template (TemplateType 1)" in failing
 
 
-def test_template_without_the_code_variable(make_app: Callable[..., Flask],
-                                            sms: DysmsapiServer) -> None:
+def test_template_without_the_code_variable(
+    make_app: Callable[..., Flask], sms: DysmsapiServer
+) -> None:
     sms.set_template(TEMPLATE, "您的验证码为：${number}，5分钟内有效")
     failing = fails_alone(doctor(make_app()), f"template {TEMPLATE}")
     assert "does not contain ${code} (variables: ${number})" in failing
@@ -225,16 +252,18 @@ def test_template_without_the_code_variable(make_app: Callable[..., Flask],
     assert "contains ${number}" in line(result.output, f"template {TEMPLATE}")
 
 
-def test_template_with_another_variable(make_app: Callable[..., Flask],
-                                        sms: DysmsapiServer) -> None:
+def test_template_with_another_variable(
+    make_app: Callable[..., Flask], sms: DysmsapiServer
+) -> None:
     sms.set_template(TEMPLATE, "${name}，您的验证码为：${code}")
     failing = fails_alone(doctor(make_app()), f"template {TEMPLATE}")
     assert "needs ${name} besides ${code}" in failing
 
 
 # -- clock, endpoint, store ------------------------------------------------------------------
-def test_clock_skewed_by_twenty_minutes(make_app: Callable[..., Flask],
-                                        sms: DysmsapiServer) -> None:
+def test_clock_skewed_by_twenty_minutes(
+    make_app: Callable[..., Flask], sms: DysmsapiServer
+) -> None:
     sms.clock_offset = 20 * 60  # the provider's clock is 20 minutes ahead of ours
     result = doctor(make_app())
     assert result.exit_code == 1, result.output
@@ -248,8 +277,7 @@ def test_clock_skewed_by_twenty_minutes(make_app: Callable[..., Flask],
     assert status(result.output, "store") == "OK"
 
 
-def test_clock_a_few_minutes_off_warns(make_app: Callable[..., Flask],
-                                       sms: DysmsapiServer) -> None:
+def test_clock_a_few_minutes_off_warns(make_app: Callable[..., Flask], sms: DysmsapiServer) -> None:
     sms.clock_offset = -5 * 60
     result = doctor(make_app())
     assert result.exit_code == 0, result.output
@@ -258,8 +286,9 @@ def test_clock_a_few_minutes_off_warns(make_app: Callable[..., Flask],
     assert status(result.output, "credentials") == "OK"
 
 
-def test_https_to_a_plain_http_server_fails(make_app: Callable[..., Flask],
-                                            sms: DysmsapiServer) -> None:
+def test_https_to_a_plain_http_server_fails(
+    make_app: Callable[..., Flask], sms: DysmsapiServer
+) -> None:
     result = doctor(make_app(SMSCODE_ALIYUN_PROTOCOL="https"))
     assert result.exit_code == 1, result.output
     endpoint = line(result.output, "endpoint")
@@ -281,8 +310,9 @@ def test_store_down_with_the_service_registered(make_app: Callable[..., Flask]) 
 
 
 @pytest.mark.redis_cluster
-def test_cluster_node_behind_plain_redis_uri(make_app: Callable[..., Flask],
-                                             redis_cluster: RedisCluster) -> None:
+def test_cluster_node_behind_plain_redis_uri(
+    make_app: Callable[..., Flask], redis_cluster: RedisCluster
+) -> None:
     uri = f"redis://127.0.0.1:{redis_cluster.seed_ports[0]}"
     failing = fails_alone(doctor(make_app(SMSCODE_STORAGE_URI=uri)), "store")
     assert "reaches a Redis Cluster node; use redis+cluster://" in failing
@@ -291,8 +321,9 @@ def test_cluster_node_behind_plain_redis_uri(make_app: Callable[..., Flask],
     assert "(cluster)" in line(result.output, "store")
 
 
-def test_console_sender_checks_only_the_store(make_app: Callable[..., Flask],
-                                             sms: DysmsapiServer) -> None:
+def test_console_sender_checks_only_the_store(
+    make_app: Callable[..., Flask], sms: DysmsapiServer
+) -> None:
     result = doctor(make_app(SMSCODE_SENDER="console", SMSCODE_STORAGE_URI="memory://"))
     assert result.exit_code == 0, result.output
     assert status(result.output, "provider") == "SKIP"
@@ -330,14 +361,22 @@ def backup(backup_server: DysmsapiServer) -> Iterator[DysmsapiServer]:
 
 
 def failover_config(backup: DysmsapiServer) -> dict[str, Any]:
-    return {"SMSCODE_SENDER": "aliyun,backup", "SMSCODE_SENDERS_CONFIG": {"backup": {
-        "SMSCODE_ALIYUN_ACCESS_KEY_ID": BACKUP_KEY_ID,
-        "SMSCODE_ALIYUN_ACCESS_KEY_SECRET": BACKUP_SECRET,
-        "SMSCODE_ALIYUN_SIGN_NAME": "BackupSign", "SMSCODE_ALIYUN_ENDPOINT": backup.endpoint}}}
+    return {
+        "SMSCODE_SENDER": "aliyun,backup",
+        "SMSCODE_SENDERS_CONFIG": {
+            "backup": {
+                "SMSCODE_ALIYUN_ACCESS_KEY_ID": BACKUP_KEY_ID,
+                "SMSCODE_ALIYUN_ACCESS_KEY_SECRET": BACKUP_SECRET,
+                "SMSCODE_ALIYUN_SIGN_NAME": "BackupSign",
+                "SMSCODE_ALIYUN_ENDPOINT": backup.endpoint,
+            }
+        },
+    }
 
 
 def test_every_sender_is_checked_with_its_own_settings(
-        make_app: Callable[..., Flask], sms: DysmsapiServer, backup: DysmsapiServer) -> None:
+    make_app: Callable[..., Flask], sms: DysmsapiServer, backup: DysmsapiServer
+) -> None:
     backup.set_sign("BackupSign", status=STATUS_REVIEWING)
     result = doctor(make_app(**failover_config(backup)))
     assert result.exit_code == 1, result.output
@@ -355,18 +394,27 @@ def test_every_sender_is_checked_with_its_own_settings(
     assert out.rstrip().endswith("1 check(s) failed, 2 warning(s).")
     # Each account was asked about its own signature, with its own (accepted) key.
     assert [(r.action, r.signature_ok) for r in sms.requests if r.action] == [
-        ("QuerySmsSign", True), ("QuerySmsTemplate", True)]
+        ("QuerySmsSign", True),
+        ("QuerySmsTemplate", True),
+    ]
     assert [(r.action, r.signature_ok) for r in backup.requests if r.action] == [
-        ("QuerySmsSign", True), ("QuerySmsTemplate", True)]
+        ("QuerySmsSign", True),
+        ("QuerySmsTemplate", True),
+    ]
     assert BACKUP_SECRET not in out and BACKUP_KEY_ID not in out
-    data = json.loads(make_app(**failover_config(backup)).test_cli_runner().invoke(
-        smscode, ["doctor", "--json"], env=ENGLISH).output)
+    data = json.loads(
+        make_app(**failover_config(backup))
+        .test_cli_runner()
+        .invoke(smscode, ["doctor", "--json"], env=ENGLISH)
+        .output
+    )
     failed = [(c["sender"], c["check"]) for c in data["checks"] if c["status"] == "fail"]
     assert failed == [("backup", "sign")]
 
 
-def test_console_in_the_list_is_skipped(make_app: Callable[..., Flask],
-                                        sms: DysmsapiServer) -> None:
+def test_console_in_the_list_is_skipped(
+    make_app: Callable[..., Flask], sms: DysmsapiServer
+) -> None:
     result = doctor(make_app(SMSCODE_SENDER=["console", "aliyun"]))
     assert result.exit_code == 0, result.output
     skipped = line(result.output, "console: provider")
@@ -386,8 +434,9 @@ class OwnSender:
         """Sends nothing: the doctor never sends, and cannot check this sender."""
 
 
-def test_custom_sender_is_skipped_with_its_path(make_app: Callable[..., Flask],
-                                               sms: DysmsapiServer) -> None:
+def test_custom_sender_is_skipped_with_its_path(
+    make_app: Callable[..., Flask], sms: DysmsapiServer
+) -> None:
     result = doctor(make_app(SMSCODE_SENDER="aliyun,tests.test_doctor.OwnSender"))
     assert result.exit_code == 0, result.output
     skipped = line(result.output, "tests.test_doctor.OwnSender: provider")
@@ -399,24 +448,35 @@ def test_custom_sender_is_skipped_with_its_path(make_app: Callable[..., Flask],
 INTL = "SMS_INTL_CODE"
 
 
-def test_good_international_template(make_app: Callable[..., Flask],
-                                     sms: DysmsapiServer) -> None:
-    result = doctor(make_app(SMSCODE_ALLOWED_REGIONS=["CN", "HK", "SG"],
-                             SMSCODE_ALIYUN_INTL_TEMPLATE_CODE=INTL))
+def test_good_international_template(make_app: Callable[..., Flask], sms: DysmsapiServer) -> None:
+    result = doctor(
+        make_app(SMSCODE_ALLOWED_REGIONS=["CN", "HK", "SG"], SMSCODE_ALIYUN_INTL_TEMPLATE_CODE=INTL)
+    )
     assert result.exit_code == 0, result.output
     ok = line(result.output, f"intl template {INTL}")
     assert ok.startswith("✓ OK")
     assert "international type (TemplateType 3), contains ${code}" in ok
     assert sorted(r.action for r in sms.requests if r.action) == [
-        "QuerySmsSign", "QuerySmsTemplate", "QuerySmsTemplate"]
+        "QuerySmsSign",
+        "QuerySmsTemplate",
+        "QuerySmsTemplate",
+    ]
 
 
-def test_domestic_template_as_international_fails(make_app: Callable[..., Flask],
-                                                  sms: DysmsapiServer) -> None:
+def test_domestic_template_as_international_fails(
+    make_app: Callable[..., Flask], sms: DysmsapiServer
+) -> None:
     sms.set_template(INTL, "您的验证码为：${code}，5分钟内有效", template_type=TYPE_CODE)
-    result = doctor(make_app(SMSCODE_ALLOWED_REGIONS="*",
-                             SMSCODE_ALIYUN_INTL_TEMPLATE_CODE={"login": INTL, "signup": INTL,
-                                                                "reset_password": INTL}))
+    result = doctor(
+        make_app(
+            SMSCODE_ALLOWED_REGIONS="*",
+            SMSCODE_ALIYUN_INTL_TEMPLATE_CODE={
+                "login": INTL,
+                "signup": INTL,
+                "reset_password": INTL,
+            },
+        )
+    )
     assert result.exit_code == 1, result.output
     label = f"intl template {INTL} (login, signup, reset_password)"
     failing = line(result.output, label)
@@ -428,17 +488,21 @@ def test_domestic_template_as_international_fails(make_app: Callable[..., Flask]
 
 
 def test_international_template_without_the_code_variable(
-        make_app: Callable[..., Flask], sms: DysmsapiServer) -> None:
+    make_app: Callable[..., Flask], sms: DysmsapiServer
+) -> None:
     sms.set_template(INTL, "Your code is ${number}.", template_type=TYPE_INTERNATIONAL)
-    result = doctor(make_app(SMSCODE_ALLOWED_REGIONS=["CN", "HK"],
-                             SMSCODE_ALIYUN_INTL_TEMPLATE_CODE=INTL))
+    result = doctor(
+        make_app(SMSCODE_ALLOWED_REGIONS=["CN", "HK"], SMSCODE_ALIYUN_INTL_TEMPLATE_CODE=INTL)
+    )
     assert "does not contain ${code} (variables: ${number})" in line(
-        result.output, f"intl template {INTL}")
+        result.output, f"intl template {INTL}"
+    )
     assert result.exit_code == 1
 
 
-def test_international_regions_without_a_template(make_app: Callable[..., Flask],
-                                                  sms: DysmsapiServer) -> None:
+def test_international_regions_without_a_template(
+    make_app: Callable[..., Flask], sms: DysmsapiServer
+) -> None:
     result = doctor(make_app(SMSCODE_ALLOWED_REGIONS=["CN", "HK"]))
     assert result.exit_code == 1, result.output
     failing = line(result.output, "intl template")
@@ -447,14 +511,20 @@ def test_international_regions_without_a_template(make_app: Callable[..., Flask]
 
 
 def test_backup_international_template_is_its_own(
-        make_app: Callable[..., Flask], sms: DysmsapiServer, backup: DysmsapiServer) -> None:
+    make_app: Callable[..., Flask], sms: DysmsapiServer, backup: DysmsapiServer
+) -> None:
     backup.set_template("SMS_BACKUP_INTL", "您的验证码为：${code}", template_type=TYPE_CODE)
     config = failover_config(backup)
-    config["SMSCODE_SENDERS_CONFIG"]["backup"]["SMSCODE_ALIYUN_INTL_TEMPLATE_CODE"] = \
+    config["SMSCODE_SENDERS_CONFIG"]["backup"]["SMSCODE_ALIYUN_INTL_TEMPLATE_CODE"] = (
         "SMS_BACKUP_INTL"
-    result = doctor(make_app(SMSCODE_ALLOWED_REGIONS=["CN", "HK"],
-                             SMSCODE_ALIYUN_INTL_TEMPLATE_CODE=INTL, **config))
+    )
+    result = doctor(
+        make_app(
+            SMSCODE_ALLOWED_REGIONS=["CN", "HK"], SMSCODE_ALIYUN_INTL_TEMPLATE_CODE=INTL, **config
+        )
+    )
     assert result.exit_code == 1, result.output
     assert status(result.output, f"aliyun: intl template {INTL}") == "OK"
-    assert "(TemplateType 0, expected 3)" in line(result.output,
-                                                 "backup: intl template SMS_BACKUP_INTL")
+    assert "(TemplateType 0, expected 3)" in line(
+        result.output, "backup: intl template SMS_BACKUP_INTL"
+    )

@@ -901,41 +901,47 @@ def test_query_sms_sign_statuses(server: DysmsapiServer, client: AcsClient) -> N
     server.reset()  # restores the constructor's signs
     assert call(client, server, "QuerySmsSign", SignName="TestSign")["SignStatus"] == 1
     assert call(client, server, "QuerySmsSign", SignName="Pending")["Code"] == (
-        "isv.SMS_SIGNATURE_ILLEGAL")
+        "isv.SMS_SIGNATURE_ILLEGAL"
+    )
 
 
 def test_query_sms_template(server: DysmsapiServer, client: AcsClient) -> None:
     answer = call(client, server, "QuerySmsTemplate", TemplateCode="SMS_LOGIN")
     assert answer["Code"] == "OK"
     assert (answer["TemplateCode"], answer["TemplateStatus"], answer["TemplateType"]) == (
-        "SMS_LOGIN", 1, 0)
+        "SMS_LOGIN",
+        1,
+        0,
+    )
     assert "${code}" in answer["TemplateContent"]
-    assert call(client, server, "QuerySmsTemplate", TemplateCode="SMS_NOTIFY")[
-        "TemplateType"] == 1
+    assert call(client, server, "QuerySmsTemplate", TemplateCode="SMS_NOTIFY")["TemplateType"] == 1
     server.set_template("SMS_NEW", "您的验证码为：${code}，5分钟内有效", status=0)
     server.set_template("SMS_BAD", "验证码${code}", status=2, reason="变量不规范")
     server.set_template("SMS_HELLO", "${name}，您好", template_type=1)
-    assert call(client, server, "QuerySmsTemplate", TemplateCode="SMS_NEW")[
-        "TemplateStatus"] == 0
+    assert call(client, server, "QuerySmsTemplate", TemplateCode="SMS_NEW")["TemplateStatus"] == 0
     bad = call(client, server, "QuerySmsTemplate", TemplateCode="SMS_BAD")
     assert (bad["TemplateStatus"], bad["Reason"]) == (2, "变量不规范")
     hello = call(client, server, "QuerySmsTemplate", TemplateCode="SMS_HELLO")
     assert (hello["TemplateType"], hello["TemplateContent"]) == (1, "${name}，您好")
     assert call(client, server, "QuerySmsTemplate", TemplateCode="SMS_000")["Code"] == (
-        "isv.SMS_TEMPLATE_ILLEGAL")
+        "isv.SMS_TEMPLATE_ILLEGAL"
+    )
     # SendSms follows the template's status and variables.
     assert send(client, server, TemplateCode="SMS_NEW")["Code"] == "isv.SMS_TEMPLATE_ILLEGAL"
     assert send(client, server, TemplateCode="SMS_HELLO")["Code"] == (
-        "isv.TEMPLATE_MISSING_PARAMETERS")
-    assert send(client, server, TemplateCode="SMS_HELLO", TemplateParam='{"name":"A"}')[
-        "Code"] == "OK"
+        "isv.TEMPLATE_MISSING_PARAMETERS"
+    )
+    assert (
+        send(client, server, TemplateCode="SMS_HELLO", TemplateParam='{"name":"A"}')["Code"] == "OK"
+    )
     assert server.sent[-1].content == "【TestSign】A，您好"
     server.remove_template("SMS_LOGIN")
     assert send(client, server)["Code"] == "isv.SMS_TEMPLATE_ILLEGAL"
 
 
-@pytest.mark.parametrize(("action", "name"), [("QuerySmsSign", "SignName"),
-                                               ("QuerySmsTemplate", "TemplateCode")])
+@pytest.mark.parametrize(
+    ("action", "name"), [("QuerySmsSign", "SignName"), ("QuerySmsTemplate", "TemplateCode")]
+)
 def test_query_sign_and_template_missing_parameter(
     server: DysmsapiServer, client: AcsClient, action: str, name: str
 ) -> None:

@@ -29,8 +29,11 @@ BACKUP_KEY_ID, BACKUP_SECRET = "backup-key-id", "backup-key-secret"
 @pytest.fixture(scope="module")
 def _backup_server() -> Iterator[DysmsapiServer]:
     """The second account: its own AccessKey, signature and template."""
-    server = DysmsapiServer({BACKUP_KEY_ID: BACKUP_SECRET}, sign_names={"BackupSign"},
-                            templates={"SMS_BACKUP": ["code"]})
+    server = DysmsapiServer(
+        {BACKUP_KEY_ID: BACKUP_SECRET},
+        sign_names={"BackupSign"},
+        templates={"SMS_BACKUP": ["code"]},
+    )
     server.start()
     try:
         yield server
@@ -46,12 +49,15 @@ def backup(_backup_server: DysmsapiServer) -> Iterator[DysmsapiServer]:
 
 
 def backup_entry(server: DysmsapiServer, **overrides: Any) -> dict[str, Any]:
-    return {"SMSCODE_SENDER": "aliyun",
-            "SMSCODE_ALIYUN_ACCESS_KEY_ID": BACKUP_KEY_ID,
-            "SMSCODE_ALIYUN_ACCESS_KEY_SECRET": BACKUP_SECRET,
-            "SMSCODE_ALIYUN_SIGN_NAME": "BackupSign",
-            "SMSCODE_ALIYUN_TEMPLATE_CODE": "SMS_BACKUP",
-            "SMSCODE_ALIYUN_ENDPOINT": server.endpoint, **overrides}
+    return {
+        "SMSCODE_SENDER": "aliyun",
+        "SMSCODE_ALIYUN_ACCESS_KEY_ID": BACKUP_KEY_ID,
+        "SMSCODE_ALIYUN_ACCESS_KEY_SECRET": BACKUP_SECRET,
+        "SMSCODE_ALIYUN_SIGN_NAME": "BackupSign",
+        "SMSCODE_ALIYUN_TEMPLATE_CODE": "SMS_BACKUP",
+        "SMSCODE_ALIYUN_ENDPOINT": server.endpoint,
+        **overrides,
+    }
 
 
 @pytest.fixture
@@ -86,6 +92,7 @@ def assert_carried_by_backup(app, primary, backup, response) -> None:
 
 # -- outcomes that move on ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("body", [None, "<html>Bad Gateway</html>"])
 def test_http_5xx_moves_to_the_backup(make_failover, sms_server, backup, body):
     app = make_failover()
@@ -101,13 +108,21 @@ def test_connection_refused_moves_to_the_backup(make_failover, backup):
     assert status(app).sender == "backup"
 
 
-@pytest.mark.parametrize("provider_code", [
-    "isp.SYSTEM_ERROR", "isv.OUT_OF_SERVICE", "isv.AMOUNT_NOT_ENOUGH", "isv.ACCOUNT_ABNORMAL",
-    "isv.DAY_LIMIT_CONTROL", "isp.RAM_PERMISSION_DENY",
-    "isv.SMS_TEMPLATE_ILLEGAL",  # the backup account has its own approved template
-])
-def test_provider_side_codes_move_to_the_backup(make_failover, sms_server, backup,
-                                                provider_code, caplog):
+@pytest.mark.parametrize(
+    "provider_code",
+    [
+        "isp.SYSTEM_ERROR",
+        "isv.OUT_OF_SERVICE",
+        "isv.AMOUNT_NOT_ENOUGH",
+        "isv.ACCOUNT_ABNORMAL",
+        "isv.DAY_LIMIT_CONTROL",
+        "isp.RAM_PERMISSION_DENY",
+        "isv.SMS_TEMPLATE_ILLEGAL",  # the backup account has its own approved template
+    ],
+)
+def test_provider_side_codes_move_to_the_backup(
+    make_failover, sms_server, backup, provider_code, caplog
+):
     app = make_failover()
     sms_server.fail_next(provider_code)
     with caplog.at_level(logging.INFO, logger="flask_smscode"):
@@ -126,6 +141,7 @@ def test_wrong_primary_secret_moves_to_the_backup(make_failover, sms_server, bac
 
 
 # -- outcomes that stay ---------------------------------------------------------------------
+
 
 def test_read_timeout_is_unconfirmed_and_never_moves(make_failover, sms_server, backup):
     app = make_failover(SMSCODE_ALIYUN_TIMEOUT_SECONDS=0.5)
@@ -170,8 +186,10 @@ def test_a_malformed_request_of_ours_never_moves(make_failover, sms_server, back
 
 # -- everyone failing, and the first sender working -----------------------------------------
 
-def test_both_failing_is_502_and_gives_the_reservation_back_once(make_failover, sms_server,
-                                                                backup, caplog):
+
+def test_both_failing_is_502_and_gives_the_reservation_back_once(
+    make_failover, sms_server, backup, caplog
+):
     app = make_failover(SMSCODE_RESEND_INTERVAL_SECONDS=0, SMSCODE_PHONE_LIMITS="5/hour")
     client = app.test_client()
     assert send(client).status_code == 200  # one real send, counted
@@ -235,12 +253,14 @@ def test_prometheus_family_names_the_senders(make_failover, sms_server, backup):
     assert send(app.test_client()).status_code == 200
     registry = prometheus_client.CollectorRegistry()
     registry.register(SmsCodeCollector())
-    value = registry.get_sample_value("smscode_sender_attempts_total",
-                                      {"sender": "backup", "outcome": "sent"})
+    value = registry.get_sample_value(
+        "smscode_sender_attempts_total", {"sender": "backup", "outcome": "sent"}
+    )
     assert value == 1.0
 
 
 # -- configuration --------------------------------------------------------------------------
+
 
 def test_a_comma_separated_string_works_like_a_list(make_failover, sms_server, backup):
     app = make_failover(SMSCODE_SENDER="aliyun, backup")
@@ -258,20 +278,29 @@ def test_the_single_sender_config_is_unchanged(make_app, sms_server):
     assert_error(send(app.test_client()), 502, "provider_error")
 
 
-@pytest.mark.parametrize(("config", "named"), [
-    ({"SMSCODE_SENDER": ["aliyun", "bakup"]}, "'bakup'"),
-    ({"SMSCODE_SENDER": ["aliyun", "aliyun"]}, "more than once"),
-    ({"SMSCODE_SENDER": "aliyun,,backup"}, "SMSCODE_SENDER"),
-    ({"SMSCODE_SENDER": []}, "SMSCODE_SENDER"),
-    ({"SMSCODE_SENDERS_CONFIG": {"backup": {"SMSCODE_ALIYUN_ACESS_KEY_ID": "x"}}},
-     "SMSCODE_SENDERS_CONFIG['backup']: 'SMSCODE_ALIYUN_ACESS_KEY_ID'"),
-    ({"SMSCODE_SENDERS_CONFIG": {"aliyun": {}}}, "SMSCODE_SENDERS_CONFIG['aliyun']"),
-    ({"SMSCODE_SENDERS_CONFIG": {"backup": {"SMSCODE_SENDER": ["aliyun"]}}},
-     "SMSCODE_SENDERS_CONFIG['backup']['SMSCODE_SENDER']"),
-    ({"SMSCODE_SENDERS_CONFIG": ["backup"]}, "SMSCODE_SENDERS_CONFIG"),
-    ({"SMSCODE_SENDERS_CONFIG": {"backup": {"SMSCODE_ALIYUN_PROTOCOL": "ftp"}}},
-     "SMSCODE_SENDERS_CONFIG['backup']: SMSCODE_ALIYUN_PROTOCOL"),
-])
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ({"SMSCODE_SENDER": ["aliyun", "bakup"]}, "'bakup'"),
+        ({"SMSCODE_SENDER": ["aliyun", "aliyun"]}, "more than once"),
+        ({"SMSCODE_SENDER": "aliyun,,backup"}, "SMSCODE_SENDER"),
+        ({"SMSCODE_SENDER": []}, "SMSCODE_SENDER"),
+        (
+            {"SMSCODE_SENDERS_CONFIG": {"backup": {"SMSCODE_ALIYUN_ACESS_KEY_ID": "x"}}},
+            "SMSCODE_SENDERS_CONFIG['backup']: 'SMSCODE_ALIYUN_ACESS_KEY_ID'",
+        ),
+        ({"SMSCODE_SENDERS_CONFIG": {"aliyun": {}}}, "SMSCODE_SENDERS_CONFIG['aliyun']"),
+        (
+            {"SMSCODE_SENDERS_CONFIG": {"backup": {"SMSCODE_SENDER": ["aliyun"]}}},
+            "SMSCODE_SENDERS_CONFIG['backup']['SMSCODE_SENDER']",
+        ),
+        ({"SMSCODE_SENDERS_CONFIG": ["backup"]}, "SMSCODE_SENDERS_CONFIG"),
+        (
+            {"SMSCODE_SENDERS_CONFIG": {"backup": {"SMSCODE_ALIYUN_PROTOCOL": "ftp"}}},
+            "SMSCODE_SENDERS_CONFIG['backup']: SMSCODE_ALIYUN_PROTOCOL",
+        ),
+    ],
+)
 def test_bad_configuration_fails_at_start_naming_the_key(make_app, backup, config, named):
     config.setdefault("SMSCODE_SENDER", ["aliyun", "backup"])
     entries = config.setdefault("SMSCODE_SENDERS_CONFIG", {"backup": backup_entry(backup)})
@@ -285,9 +314,10 @@ def test_bad_configuration_fails_at_start_naming_the_key(make_app, backup, confi
 
 def test_an_entry_inherits_what_it_does_not_override(make_app, sms_server, backup):
     # Same account, another endpoint: only the endpoint differs.
-    app = make_app(SMSCODE_SENDER=["aliyun", "other_endpoint"],
-                   SMSCODE_SENDERS_CONFIG={"other_endpoint": {
-                       "SMSCODE_ALIYUN_ENDPOINT": backup.endpoint}})
+    app = make_app(
+        SMSCODE_SENDER=["aliyun", "other_endpoint"],
+        SMSCODE_SENDERS_CONFIG={"other_endpoint": {"SMSCODE_ALIYUN_ENDPOINT": backup.endpoint}},
+    )
     backup.accounts["test-key-id"] = "test-key-secret"  # the same account, reached there
     backup.set_sign("TestSign")
     backup.set_template("SMS_123456789")

@@ -17,8 +17,10 @@ from .test_blueprint import assert_error, send, verify, wrong
 
 # Every test here brings its own Redis (or none) and overrides SMSCODE_STORAGE_URI, so
 # ``make_app`` is built once, not once per store of the behaviour suite.
-pytestmark = [pytest.mark.redis,
-              pytest.mark.parametrize("store_uri", ["memory"], ids=["own"], indirect=True)]
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.parametrize("store_uri", ["memory"], ids=["own"], indirect=True),
+]
 
 
 @pytest.fixture
@@ -76,8 +78,9 @@ def test_hanging_redis_answers_503_within_about_a_second(make_app, sms_server, b
 
 
 def test_storage_timeout_is_configurable(make_app, sms_server, black_hole):
-    client = make_app(SMSCODE_STORAGE_URI=f"redis://127.0.0.1:{black_hole}/0",
-                      SMSCODE_STORAGE_TIMEOUT_SECONDS=0.2).test_client()
+    client = make_app(
+        SMSCODE_STORAGE_URI=f"redis://127.0.0.1:{black_hole}/0", SMSCODE_STORAGE_TIMEOUT_SECONDS=0.2
+    ).test_client()
     started = time.monotonic()
     assert_unavailable(verify(client, "123456"))
     assert time.monotonic() - started < 1.0
@@ -148,7 +151,8 @@ def assert_quick_unavailable(response, started: float) -> None:
 
 @stall_kinds
 def test_a_send_answered_503_by_a_stalled_redis_leaves_nothing_behind(
-        make_app, sms_server, own_redis, how):
+    make_app, sms_server, own_redis, how
+):
     client = stalled_app(make_app, own_redis)
     with Stall(own_redis, how):
         started = time.monotonic()
@@ -163,7 +167,8 @@ def test_a_send_answered_503_by_a_stalled_redis_leaves_nothing_behind(
 
 @stall_kinds
 def test_a_verify_answered_503_by_a_stalled_redis_consumes_and_counts_nothing(
-        make_app, sms_server, own_redis, how):
+    make_app, sms_server, own_redis, how
+):
     client = stalled_app(make_app, own_redis)
     assert send(client).status_code == 200
     code = sms_server.last_code(PHONE)
@@ -173,7 +178,7 @@ def test_a_verify_answered_503_by_a_stalled_redis_consumes_and_counts_nothing(
         started = time.monotonic()
         assert_quick_unavailable(verify(client, wrong(code)), started)  # would count
         started = time.monotonic()
-        assert_quick_unavailable(verify(client, code), started)         # would consume
+        assert_quick_unavailable(verify(client, code), started)  # would consume
 
     after = assert_error(verify(client, wrong(code)), 400, "invalid_code")["attempts_left"]
     assert after == before - 1  # only this guess counted, none of the stalled ones
@@ -183,12 +188,14 @@ def test_a_verify_answered_503_by_a_stalled_redis_consumes_and_counts_nothing(
 
 # -- restarts and crashes --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("persistent", [True, False], ids=["appendonly", "no-persistence"])
 def test_redis_restarted_with_and_without_persistence(make_app, sms_server, persistent):
     server = RedisServer(appendonly=persistent).start()
     try:
-        client = make_app(SMSCODE_STORAGE_URI=server.url,
-                          SMSCODE_STORAGE_TIMEOUT_SECONDS=STALL_TIMEOUT).test_client()
+        client = make_app(
+            SMSCODE_STORAGE_URI=server.url, SMSCODE_STORAGE_TIMEOUT_SECONDS=STALL_TIMEOUT
+        ).test_client()
         assert send(client).status_code == 200
         code = sms_server.last_code(PHONE)
         before = assert_error(verify(client, wrong(code)), 400, "invalid_code")["attempts_left"]
@@ -199,8 +206,7 @@ def test_redis_restarted_with_and_without_persistence(make_app, sms_server, pers
         server.start()  # same port and dir; the app is not restarted
 
         if persistent:  # code, failures and cooldown all survived
-            after = assert_error(verify(client, wrong(code)), 400,
-                                 "invalid_code")["attempts_left"]
+            after = assert_error(verify(client, wrong(code)), 400, "invalid_code")["attempts_left"]
             assert after == before - 1
             assert verify(client, code).status_code == 200
             assert_error(send(client), 429, "throttled")
@@ -215,8 +221,11 @@ def test_redis_restarted_with_and_without_persistence(make_app, sms_server, pers
 def test_redis_killed_mid_load(make_app, sms_server, own_redis, record_property):
     """SIGKILL under concurrent sends and verifies: only 200, 4xx or the documented 503, no
     request outlives the timeout by much, and work resumes once Redis is back."""
-    app = make_app(SMSCODE_STORAGE_URI=own_redis.url,
-                   SMSCODE_STORAGE_TIMEOUT_SECONDS=STALL_TIMEOUT, **TRAFFIC_CONFIG)
+    app = make_app(
+        SMSCODE_STORAGE_URI=own_redis.url,
+        SMSCODE_STORAGE_TIMEOUT_SECONDS=STALL_TIMEOUT,
+        **TRAFFIC_CONFIG,
+    )
     phones = [f"136{n:08d}" for n in range(10_000_000, 10_000_004)]
     traffic = Traffic(app, sms_server, phones).start()
     try:
@@ -230,10 +239,14 @@ def test_redis_killed_mid_load(make_app, sms_server, own_redis, record_property)
         traffic.stop()
     record_property("traffic", traffic.report())
     print("redis killed:", traffic.report())
-    assert all(a.status == 200 or 400 <= a.status < 500 or a.status == 503
-               for a in traffic.answers), traffic.report()
-    assert not [a for a in traffic.unavailable()
-                if a.error != "storage_unavailable" or a.retry_after is None], traffic.report()
+    assert all(
+        a.status == 200 or 400 <= a.status < 500 or a.status == 503 for a in traffic.answers
+    ), traffic.report()
+    assert not [
+        a
+        for a in traffic.unavailable()
+        if a.error != "storage_unavailable" or a.retry_after is None
+    ], traffic.report()
     assert traffic.unavailable(), "the crash went unnoticed: " + traffic.report()
     traffic.assert_recovered(restarted, slowest=2 * STALL_TIMEOUT + 1.0)
     fresh_round(app.test_client(), sms_server, phones)

@@ -44,15 +44,28 @@ def limiter_prefix(redis_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def make_app(redis_url: str, limiter_prefix: str) -> Callable[..., tuple[Flask, Limiter]]:
-    def factory(default_limits: list[str] | None = None, exempt: bool = False,
-                limiter_first: bool = False, **config: Any) -> tuple[Flask, Limiter]:
+    def factory(
+        default_limits: list[str] | None = None,
+        exempt: bool = False,
+        limiter_first: bool = False,
+        **config: Any,
+    ) -> tuple[Flask, Limiter]:
         app = Flask(f"fl_{uuid.uuid4().hex[:6]}")
-        app.config.update(SECRET_KEY="fl-secret", TESTING=True, SMSCODE_SENDER="console",
-                          SMSCODE_STORAGE_URI="memory://", SMSCODE_IP_SEND_LIMITS="2/minute",
-                          RATELIMIT_HEADERS_ENABLED=True)
+        app.config.update(
+            SECRET_KEY="fl-secret",
+            TESTING=True,
+            SMSCODE_SENDER="console",
+            SMSCODE_STORAGE_URI="memory://",
+            SMSCODE_IP_SEND_LIMITS="2/minute",
+            RATELIMIT_HEADERS_ENABLED=True,
+        )
         app.config.update(config)
-        limiter = Limiter(get_remote_address, default_limits=default_limits or [],
-                          storage_uri=redis_url, key_prefix=limiter_prefix)
+        limiter = Limiter(
+            get_remote_address,
+            default_limits=default_limits or [],
+            storage_uri=redis_url,
+            key_prefix=limiter_prefix,
+        )
         if limiter_first:
             limiter.init_app(app)
         app.register_blueprint(sms_bp)
@@ -75,9 +88,12 @@ def make_app(redis_url: str, limiter_prefix: str) -> Callable[..., tuple[Flask, 
 
 
 def send(app: Flask, phone: str, ip: str = "192.0.2.7", lang: str = "en") -> Any:
-    return app.test_client().post("/sms/send", json={"phone": phone},
-                                  environ_base={"REMOTE_ADDR": ip},
-                                  headers={"Accept-Language": lang})
+    return app.test_client().post(
+        "/sms/send",
+        json={"phone": phone},
+        environ_base={"REMOTE_ADDR": ip},
+        headers={"Accept-Language": lang},
+    )
 
 
 def assert_throttled(response: Any, key: str = "throttled", lang: str = "en") -> int:
@@ -100,14 +116,21 @@ def test_the_apps_default_limits_answer_throttled_json(make_app: Any) -> None:
     assert response.headers["Content-Language"] == "zh"
     # Default limits count per endpoint: /sms/verify has its own two.
     client = app.test_client()
-    answers = [client.post("/sms/verify", json={"phone": PHONES[0], "code": "123456"},
-                           environ_base={"REMOTE_ADDR": "192.0.2.7"}) for _ in range(3)]
+    answers = [
+        client.post(
+            "/sms/verify",
+            json={"phone": PHONES[0], "code": "123456"},
+            environ_base={"REMOTE_ADDR": "192.0.2.7"},
+        )
+        for _ in range(3)
+    ]
     assert [a.get_json()["error"] for a in answers] == ["invalid_code"] * 2 + ["throttled"]
     assert_throttled(answers[2], lang="zh")  # no Accept-Language: the default
 
 
 def test_flask_limiter_backend_shows_the_sms_limits_in_its_headers(
-        make_app: Any, redis_url: str, limiter_prefix: str) -> None:
+    make_app: Any, redis_url: str, limiter_prefix: str
+) -> None:
     app, _ = make_app(SMSCODE_RATELIMIT_BACKEND="flask-limiter")
     first = send(app, PHONES[0])
     assert first.status_code == 200
@@ -150,8 +173,11 @@ def test_a_request_filter_exempts_the_office_network(make_app: Any) -> None:
 
 
 def test_flask_limiter_backend_counts_default_limits_once(make_app: Any) -> None:
-    app, _ = make_app(default_limits=["3/minute"], SMSCODE_RATELIMIT_BACKEND="flask-limiter",
-                      SMSCODE_IP_SEND_LIMITS="10/minute")
+    app, _ = make_app(
+        default_limits=["3/minute"],
+        SMSCODE_RATELIMIT_BACKEND="flask-limiter",
+        SMSCODE_IP_SEND_LIMITS="10/minute",
+    )
     # Counted twice per request, the default limit would refuse the second request.
     responses = [send(app, p) for p in PHONES[:4]]
     assert [r.status_code for r in responses] == [200, 200, 200, 429]
@@ -161,8 +187,9 @@ def test_flask_limiter_backend_counts_default_limits_once(make_app: Any) -> None
 
 
 def test_flask_limiter_backend_with_exempted_blueprint(make_app: Any) -> None:
-    app, _ = make_app(default_limits=["1/minute"], exempt=True,
-                      SMSCODE_RATELIMIT_BACKEND="flask-limiter")
+    app, _ = make_app(
+        default_limits=["1/minute"], exempt=True, SMSCODE_RATELIMIT_BACKEND="flask-limiter"
+    )
     # Exempt from the app's defaults, not from the SMS limits the views carry.
     assert [send(app, p).status_code for p in PHONES[:3]] == [200, 200, 429]
     hello = app.test_client()

@@ -15,10 +15,12 @@ HEAVY = ("aliyunsdkcore", "limits", "redis", "phonenumbers")
 
 def loaded_after(code: str) -> list[str]:
     """Heavy modules in sys.modules after running ``code`` in a fresh interpreter."""
-    probe = (f"{code}\nimport json, sys\n"
-             f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
-    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
-                         text=True).stdout
+    probe = (
+        f"{code}\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+    ).stdout
     return list(json.loads(out.strip().splitlines()[-1]))
 
 
@@ -27,10 +29,12 @@ def test_import_loads_no_heavy_dependency() -> None:
 
 
 def test_the_sdk_waits_for_the_first_call() -> None:
-    loaded = loaded_after("from flask_smscode import sms_bp, AliyunSms, get_service\n"
-                          "from flask import Flask\n"
-                          "app = Flask('x'); app.config['SECRET_KEY'] = 'k'\n"
-                          "app.register_blueprint(sms_bp)")
+    loaded = loaded_after(
+        "from flask_smscode import sms_bp, AliyunSms, get_service\n"
+        "from flask import Flask\n"
+        "app = Flask('x'); app.config['SECRET_KEY'] = 'k'\n"
+        "app.register_blueprint(sms_bp)"
+    )
     assert "aliyunsdkcore" not in loaded
 
 

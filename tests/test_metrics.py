@@ -54,17 +54,18 @@ def test_scrape_shows_the_suite_counts(app, sms_server, fresh_stats):
     assert value(samples, "smscode_sends_total", purpose="signup", outcome="sent") == 1
     assert value(samples, "smscode_sends_total", purpose="login", outcome="throttled") == 1
     assert value(samples, "smscode_sends_total", purpose="login", outcome="provider_error") == 1
-    assert value(samples, "smscode_verifies_total", purpose="login",
-                 outcome="invalid_code") == 1
+    assert value(samples, "smscode_verifies_total", purpose="login", outcome="invalid_code") == 1
     assert value(samples, "smscode_verifies_total", purpose="login", outcome="verified") == 1
-    assert value(samples, "smscode_verifies_total", purpose="login",
-                 outcome="code_expired") == 1
+    assert value(samples, "smscode_verifies_total", purpose="login", outcome="code_expired") == 1
     assert value(samples, "smscode_provider_requests_total", action="SendSms", code="OK") == 2
-    assert value(samples, "smscode_provider_requests_total", action="SendSms",
-                 code="isp.SYSTEM_ERROR") == 1
+    assert (
+        value(samples, "smscode_provider_requests_total", action="SendSms", code="isp.SYSTEM_ERROR")
+        == 1
+    )
     assert value(samples, "smscode_provider_latency_seconds_count", action="SendSms") == 3
-    assert value(samples, "smscode_provider_latency_seconds_bucket", action="SendSms",
-                 le="+Inf") == 3
+    assert (
+        value(samples, "smscode_provider_latency_seconds_bucket", action="SendSms", le="+Inf") == 3
+    )
     assert 0 < value(samples, "smscode_provider_latency_seconds_sum", action="SendSms") < 5
 
 

@@ -35,10 +35,15 @@ from .test_blueprint import send, verify, wrong
 
 SPEC_URI = "urn:flask-smscode:openapi"
 SPEC: dict[str, Any] = yaml.safe_load(
-    (files("flask_smscode") / "openapi.yaml").read_text(encoding="utf-8"))
+    (files("flask_smscode") / "openapi.yaml").read_text(encoding="utf-8")
+)
 REGISTRY = Registry().with_resource(SPEC_URI, DRAFT202012.create_resource(SPEC))
-OPERATIONS = [(path, method) for path, item in SPEC["paths"].items() for method in item
-              if method in {"get", "put", "post", "delete", "options", "head", "patch"}]
+OPERATIONS = [
+    (path, method)
+    for path, item in SPEC["paths"].items()
+    for method in item
+    if method in {"get", "put", "post", "delete", "options", "head", "patch"}
+]
 
 # Answered by the blueprint's own handlers, not by raising an SmsCodeError.
 HTTP_LEVEL = {"request_too_large", "internal_error"}
@@ -53,6 +58,7 @@ VOLATILE = {"retry_after", "token"}
 
 
 # -- reading the document ----------------------------------------------------------------
+
 
 def _escape(part: str) -> str:
     return part.replace("~", "~0").replace("/", "~1")
@@ -71,23 +77,22 @@ def deref(node: Any, pointer: str) -> tuple[Any, str]:
 
 def validator(pointer: str) -> jsonschema.Draft202012Validator:
     """A validator for the schema at ``pointer`` in the document, its $refs resolved."""
-    return jsonschema.Draft202012Validator({"$ref": f"{SPEC_URI}#{pointer}"},
-                                           registry=REGISTRY)
+    return jsonschema.Draft202012Validator({"$ref": f"{SPEC_URI}#{pointer}"}, registry=REGISTRY)
 
 
 def documented_response(path: str, status: int, method: str = "post") -> tuple[dict, str]:
     responses = SPEC["paths"][path][method]["responses"]
     assert str(status) in responses, f"{method.upper()} {path} does not document {status}"
-    return deref(responses[str(status)],
-                 f"/paths/{_escape(path)}/{method}/responses/{status}")
+    return deref(responses[str(status)], f"/paths/{_escape(path)}/{method}/responses/{status}")
 
 
 def error_codes(schema: Any, pointer: str) -> set[str | None]:
     """The ``error`` values a response schema allows (``{None}`` for a success schema)."""
     schema, pointer = deref(schema, pointer)
     if "oneOf" in schema:
-        return set().union(*(error_codes(sub, f"{pointer}/oneOf/{i}")
-                             for i, sub in enumerate(schema["oneOf"])))
+        return set().union(
+            *(error_codes(sub, f"{pointer}/oneOf/{i}") for i, sub in enumerate(schema["oneOf"]))
+        )
     error = schema.get("properties", {}).get("error", {})
     return {error["const"]} if "const" in error else {None}
 
@@ -100,8 +105,10 @@ def documented_answers() -> set[tuple[str, int, str | None]]:
             response, pointer = documented_response(path, int(status), method)
             for media_type, media in response["content"].items():
                 media_pointer = f"{pointer}/content/{_escape(media_type)}/schema"
-                answers |= {(path, int(status), code)
-                            for code in error_codes(media["schema"], media_pointer)}
+                answers |= {
+                    (path, int(status), code)
+                    for code in error_codes(media["schema"], media_pointer)
+                }
     return answers
 
 
@@ -114,8 +121,12 @@ def media_types_with_examples() -> list[tuple[str, dict]]:
     for path, method in OPERATIONS:
         body = SPEC["paths"][path][method].get("requestBody", {})
         for media_type, media in body.get("content", {}).items():
-            found.append((f"/paths/{_escape(path)}/{method}/requestBody/content/"
-                          f"{_escape(media_type)}", media))
+            found.append(
+                (
+                    f"/paths/{_escape(path)}/{method}/requestBody/content/{_escape(media_type)}",
+                    media,
+                )
+            )
     return found
 
 
@@ -148,11 +159,13 @@ def check_answer(path: str, response: Any, status: int, error: str | None) -> di
 
 def assert_like_example(body: dict[str, Any], expected: dict[str, Any]) -> None:
     assert body.keys() == expected.keys()
-    assert {k: v for k, v in body.items() if k not in VOLATILE} == \
-        {k: v for k, v in expected.items() if k not in VOLATILE}
+    assert {k: v for k, v in body.items() if k not in VOLATILE} == {
+        k: v for k, v in expected.items() if k not in VOLATILE
+    }
 
 
 # -- the scenarios: one per documented answer ----------------------------------------------
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -166,11 +179,13 @@ class Scenario:
 SCENARIOS: dict[str, Scenario] = {}
 
 
-def scenario(path: str, status: int, error: str | None = None,
-             example: tuple[str, str] | None = None) -> Callable:
+def scenario(
+    path: str, status: int, error: str | None = None, example: tuple[str, str] | None = None
+) -> Callable:
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         SCENARIOS[fn.__name__] = Scenario(path, status, error, fn, example)
         return fn
+
     return register
 
 
@@ -183,6 +198,7 @@ def _storage_down_app(make_app: Callable) -> Any:
 
 
 # /sms/send
+
 
 @scenario("/sms/send", 200, example=("CodeSent", "sent"))
 def send_sent(make_app, sms_server):
@@ -200,15 +216,24 @@ def send_unconfirmed(make_app, sms_server):
 @scenario("/sms/send", 200)
 def send_form_fields_any_spelling(make_app, sms_server):
     client = make_app().test_client()
-    return client.post("/sms/send", data={"phone": "００８６１３８００１３８０００",
-                                          "purpose": "reset_password", "captcha": "ignored"})
+    return client.post(
+        "/sms/send",
+        data={
+            "phone": "００８６１３８００１３８０００",
+            "purpose": "reset_password",
+            "captcha": "ignored",
+        },
+    )
 
 
 @scenario("/sms/send", 200)
 def send_json_suffix_media_type(make_app, sms_server):
     client = make_app().test_client()
-    return client.post("/sms/send", data=json.dumps({"phone": PHONE, "extra": [1]}),
-                       content_type="application/vnd.api+json")
+    return client.post(
+        "/sms/send",
+        data=json.dumps({"phone": PHONE, "extra": [1]}),
+        content_type="application/vnd.api+json",
+    )
 
 
 @scenario("/sms/send", 200)
@@ -258,8 +283,10 @@ def send_region_not_allowed(make_app, sms_server):
 @scenario("/sms/send", 405, "method_not_allowed", ("MethodNotAllowed", "get"))
 def send_wrong_methods(make_app, sms_server):
     client = make_app().test_client()
-    return [client.open("/sms/send", method=method, json={"phone": PHONE})
-            for method in ("GET", "PUT", "PATCH", "DELETE")]
+    return [
+        client.open("/sms/send", method=method, json={"phone": PHONE})
+        for method in ("GET", "PUT", "PATCH", "DELETE")
+    ]
 
 
 @scenario("/sms/send", 413, "request_too_large", ("RequestTooLarge", "too_large"))
@@ -271,15 +298,18 @@ def send_body_over_max_content_length(make_app, sms_server):
 @scenario("/sms/send", 413, "request_too_large")
 def send_form_field_over_max_form_memory_size(make_app, sms_server):
     client = make_app(MAX_FORM_MEMORY_SIZE=100).test_client()
-    return client.post("/sms/send", data={"phone": PHONE, "purpose": "x" * 200,
-                                          "file": (io.BytesIO(b"x"), "x.txt")})
+    return client.post(
+        "/sms/send",
+        data={"phone": PHONE, "purpose": "x" * 200, "file": (io.BytesIO(b"x"), "x.txt")},
+    )
 
 
 @scenario("/sms/send", 413, "request_too_large")
 def send_over_max_form_parts(make_app, sms_server):
     client = make_app(MAX_FORM_PARTS=2).test_client()
-    return client.post("/sms/send", data={"phone": PHONE, "a": "1", "b": "2",
-                                          "file": (io.BytesIO(b"x"), "x.txt")})
+    return client.post(
+        "/sms/send", data={"phone": PHONE, "a": "1", "b": "2", "file": (io.BytesIO(b"x"), "x.txt")}
+    )
 
 
 @scenario("/sms/send", 429, "throttled", ("SendThrottled", "cooldown"))
@@ -291,8 +321,9 @@ def send_resend_cooldown(make_app, sms_server):
 
 @scenario("/sms/send", 429, "throttled")
 def send_hourly_cap(make_app, sms_server):
-    client = make_app(SMSCODE_RESEND_INTERVAL_SECONDS=0,
-                      SMSCODE_PHONE_LIMITS="1/hour").test_client()
+    client = make_app(
+        SMSCODE_RESEND_INTERVAL_SECONDS=0, SMSCODE_PHONE_LIMITS="1/hour"
+    ).test_client()
     assert send(client).status_code == 200
     return send(client)
 
@@ -323,8 +354,7 @@ def send_provider_error(make_app, sms_server):
     return send(make_app().test_client())
 
 
-@scenario("/sms/send", 503, "storage_unavailable",
-          ("StorageUnavailable", "storage_unavailable"))
+@scenario("/sms/send", 503, "storage_unavailable", ("StorageUnavailable", "storage_unavailable"))
 def send_storage_down(make_app, sms_server):
     response = send(_storage_down_app(make_app).test_client())
     assert sms_server.sent == []
@@ -332,6 +362,7 @@ def send_storage_down(make_app, sms_server):
 
 
 # Idempotency-Key and the pre-send hook (H-guard)
+
 
 @scenario("/sms/send", 200)
 def send_replayed_by_idempotency_key(make_app, sms_server):
@@ -379,8 +410,9 @@ def send_while_the_same_key_is_running(make_app, sms_server):
 
     app = make_app(SMSCODE_IDEMPOTENCY_WAIT_SECONDS=0)
     sms_server.stall_next(1.0)  # the first request waits at the provider
-    first = threading.Thread(target=lambda: send(app.test_client(),
-                                                 headers={"Idempotency-Key": "k-4"}))
+    first = threading.Thread(
+        target=lambda: send(app.test_client(), headers={"Idempotency-Key": "k-4"})
+    )
     first.start()
     deadline = time.monotonic() + 5
     while not sms_server.requests and time.monotonic() < deadline:
@@ -391,6 +423,7 @@ def send_while_the_same_key_is_running(make_app, sms_server):
 
 
 # /sms/verify
+
 
 @scenario("/sms/verify", 200, example=("PhoneVerified", "verified"))
 def verify_ok(make_app, sms_server):
@@ -403,8 +436,10 @@ def verify_ok(make_app, sms_server):
 def verify_form_fields(make_app, sms_server):
     client = make_app().test_client()
     send(client, purpose="signup")
-    return client.post("/sms/verify", data={"phone": PHONE, "purpose": "signup",
-                                            "code": sms_server.last_code(PHONE)})
+    return client.post(
+        "/sms/verify",
+        data={"phone": PHONE, "purpose": "signup", "code": sms_server.last_code(PHONE)},
+    )
 
 
 @scenario("/sms/verify", 400, "invalid_request", ("VerifyBadRequest", "malformed_code"))
@@ -472,8 +507,9 @@ def verify_never_sent(make_app, sms_server):
 @scenario("/sms/verify", 405, "method_not_allowed", ("MethodNotAllowed", "get"))
 def verify_wrong_methods(make_app, sms_server):
     client = make_app().test_client()
-    return [client.open("/sms/verify", method=method)
-            for method in ("GET", "PUT", "PATCH", "DELETE")]
+    return [
+        client.open("/sms/verify", method=method) for method in ("GET", "PUT", "PATCH", "DELETE")
+    ]
 
 
 @scenario("/sms/verify", 413, "request_too_large", ("RequestTooLarge", "too_large"))
@@ -511,13 +547,13 @@ def verify_unexpected_error(make_app, sms_server):
     return verify(client, sms_server.last_code(PHONE))
 
 
-@scenario("/sms/verify", 503, "storage_unavailable",
-          ("StorageUnavailable", "storage_unavailable"))
+@scenario("/sms/verify", 503, "storage_unavailable", ("StorageUnavailable", "storage_unavailable"))
 def verify_storage_down(make_app, sms_server):
     return verify(_storage_down_app(make_app).test_client(), "123456")
 
 
 # -- the document itself -------------------------------------------------------------------
+
 
 def test_document_is_valid_openapi():
     assert SPEC["openapi"].startswith("3.")
@@ -615,11 +651,16 @@ def test_scenarios_cover_exactly_the_documented_answers():
     for s in SCENARIOS.values():
         if s.example:
             response_name, example_name = s.example
-            assert example_name in SPEC["components"]["responses"][response_name]["content"][
-                "application/json"]["examples"]
+            assert (
+                example_name
+                in SPEC["components"]["responses"][response_name]["content"]["application/json"][
+                    "examples"
+                ]
+            )
 
 
 # -- the code against the document ---------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_answer_is_as_documented(name, make_app, sms_server):
@@ -637,18 +678,23 @@ def test_answer_is_as_documented(name, make_app, sms_server):
         assert "Traceback" not in text and "/secret/path.py" not in text
 
 
-@pytest.mark.parametrize(("path", "media_type", "name"), [
-    (path, media_type, name)
-    for path, method in OPERATIONS
-    for media_type, media in SPEC["paths"][path][method]["requestBody"]["content"].items()
-    for name in media.get("examples", {})
-])
+@pytest.mark.parametrize(
+    ("path", "media_type", "name"),
+    [
+        (path, media_type, name)
+        for path, method in OPERATIONS
+        for media_type, media in SPEC["paths"][path][method]["requestBody"]["content"].items()
+        for name in media.get("examples", {})
+    ],
+)
 def test_request_examples_are_accepted(make_app, sms_server, path, media_type, name):
-    value = SPEC["paths"][path]["post"]["requestBody"]["content"][media_type][
-        "examples"][name]["value"]
+    value = SPEC["paths"][path]["post"]["requestBody"]["content"][media_type]["examples"][name][
+        "value"
+    ]
     # Test numbers: no SMS, a fixed code, every other rule as for a real number.
-    client = make_app(SMSCODE_TEST_NUMBERS={"13800138000": "123456",
-                                            "13900139000": "042917"}).test_client()
+    client = make_app(
+        SMSCODE_TEST_NUMBERS={"13800138000": "123456", "13900139000": "042917"}
+    ).test_client()
     if path == "/sms/verify":
         send(client, value["phone"], purpose=value.get("purpose"))
     if media_type == "application/json":
@@ -660,7 +706,7 @@ def test_request_examples_are_accepted(make_app, sms_server, path, media_type, n
 
 def test_options_is_json(client):
     """OPTIONS is answered as info.description says: JSON, with the Allow header."""
-    assert '`OPTIONS` answers' in SPEC["info"]["description"]
+    assert "`OPTIONS` answers" in SPEC["info"]["description"]
     for path, _ in OPERATIONS:
         response = client.options(path)
         assert response.status_code == 200

@@ -59,18 +59,34 @@ def served_document() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def client_package(served_document: dict[str, Any],
-                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+def client_package(
+    served_document: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ModuleType]:
     """``openapi-python-client generate`` run as a subprocess; the package imported."""
     work = tmp_path_factory.mktemp("generated")
     (work / "openapi.json").write_text(json.dumps(served_document), encoding="utf-8")
     (work / "config.yaml").write_text(GENERATOR_CONFIG, encoding="utf-8")
     bin_dir = str(Path(sys.executable).parent)  # its ruff post-hook runs from the venv
     result = subprocess.run(
-        [_generator(), "generate", "--path", "openapi.json", "--meta", "none",
-         "--config", "config.yaml", "--output-path", PACKAGE],
-        cwd=work, capture_output=True, text=True, timeout=300,
-        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(work)}, check=False)
+        [
+            _generator(),
+            "generate",
+            "--path",
+            "openapi.json",
+            "--meta",
+            "none",
+            "--config",
+            "config.yaml",
+            "--output-path",
+            PACKAGE,
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(work)},
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Unable to parse" not in result.stdout + result.stderr
     assert (work / PACKAGE / "api" / "sms" / "send_code.py").exists(), result.stdout
@@ -84,13 +100,19 @@ def client_package(served_document: dict[str, Any],
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def live_app(request: pytest.FixtureRequest, aliyun_config: dict[str, Any],
-             key_prefix: str) -> Iterator[tuple[Flask, str]]:
+def live_app(
+    request: pytest.FixtureRequest, aliyun_config: dict[str, Any], key_prefix: str
+) -> Iterator[tuple[Flask, str]]:
     """An app sending real SendSms calls to the loopback Dysmsapi server, served over HTTP."""
     store = "memory://" if request.param == "memory" else request.getfixturevalue("redis_url")
     app = Flask("openapi_client_app")
-    app.config.update(SECRET_KEY="client-test", TESTING=True, SMSCODE_STORAGE_URI=store,
-                      SMSCODE_KEY_PREFIX=key_prefix, **aliyun_config)
+    app.config.update(
+        SECRET_KEY="client-test",
+        TESTING=True,
+        SMSCODE_STORAGE_URI=store,
+        SMSCODE_KEY_PREFIX=key_prefix,
+        **aliyun_config,
+    )
     app.register_blueprint(sms_bp)
     with live_server(app) as url:
         yield app, url
@@ -101,9 +123,9 @@ def _api(package: ModuleType, name: str) -> ModuleType:
     return importlib.import_module(f"{package.__name__}.api.sms.{name}")
 
 
-def test_generated_client_signs_a_phone_up(client_package: ModuleType,
-                                           live_app: tuple[Flask, str],
-                                           sms_server: DysmsapiServer) -> None:
+def test_generated_client_signs_a_phone_up(
+    client_package: ModuleType, live_app: tuple[Flask, str], sms_server: DysmsapiServer
+) -> None:
     app, url = live_app
     models = importlib.import_module(f"{PACKAGE}.models")
     send_code, verify_code = _api(client_package, "send_code"), _api(client_package, "verify_code")
@@ -123,13 +145,16 @@ def test_generated_client_signs_a_phone_up(client_package: ModuleType,
     assert int(again.headers["Retry-After"]) == again.parsed.retry_after
 
     wrong = f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"
-    refused = verify_code.sync(client=client, body=models.VerifyRequest(
-        phone=PHONE, code=wrong, purpose="signup"))
+    refused = verify_code.sync(
+        client=client, body=models.VerifyRequest(phone=PHONE, code=wrong, purpose="signup")
+    )
     assert isinstance(refused, models.InvalidCodeError), refused
     assert refused.attempts_left == 4 and refused.message
 
-    verified = verify_code.sync(client=client, body=models.VerifyRequest(
-        phone="+86 138 0013 8000", code=code, purpose="signup"))
+    verified = verify_code.sync(
+        client=client,
+        body=models.VerifyRequest(phone="+86 138 0013 8000", code=code, purpose="signup"),
+    )
     assert isinstance(verified, models.VerifyResult), verified
     assert verified.phone == E164 and verified.purpose == "signup"
     assert verified.token_expires_in == 600
@@ -139,17 +164,19 @@ def test_generated_client_signs_a_phone_up(client_package: ModuleType,
     assert proof.phone == E164
 
 
-def test_generated_client_parses_bad_requests(client_package: ModuleType,
-                                              live_app: tuple[Flask, str],
-                                              sms_server: DysmsapiServer) -> None:
+def test_generated_client_parses_bad_requests(
+    client_package: ModuleType, live_app: tuple[Flask, str], sms_server: DysmsapiServer
+) -> None:
     _, url = live_app
     models = importlib.import_module(f"{PACKAGE}.models")
     client = client_package.Client(base_url=url)
     landline = _api(client_package, "send_code").sync(
-        client=client, body=models.SendRequest(phone="010 1234 5678"))
+        client=client, body=models.SendRequest(phone="010 1234 5678")
+    )
     assert isinstance(landline, models.InvalidPhoneError)
     expired = _api(client_package, "verify_code").sync(
-        client=client, body=models.VerifyRequest(phone=PHONE, code="123456"))
+        client=client, body=models.VerifyRequest(phone=PHONE, code="123456")
+    )
     assert isinstance(expired, models.CodeExpiredError)
     assert sms_server.sent == []
 
@@ -178,8 +205,9 @@ def test_served_document_follows_the_url_prefix_and_revalidates() -> None:
     assert response.status_code == 200 and response.mimetype == "application/json"
     assert sorted(response.get_json()["paths"]) == ["/api/v1/sms/send", "/api/v1/sms/verify"]
     assert response.headers["Cache-Control"] == "no-cache"
-    again = client.get("/api/v1/sms/openapi.json",
-                       headers={"If-None-Match": response.headers["ETag"]})
+    again = client.get(
+        "/api/v1/sms/openapi.json", headers={"If-None-Match": response.headers["ETag"]}
+    )
     assert again.status_code == 304
     assert client.post("/api/v1/sms/openapi.json").status_code == 405
 

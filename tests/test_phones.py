@@ -20,40 +20,46 @@ GB_MOBILE = "+447400123456"
 US_NUMBER = "+12015550123"
 
 
-@pytest.mark.parametrize("raw", [
-    "13800138000",
-    "+8613800138000",
-    "+86 138 0013 8000",
-    "86 138 0013 8000",
-    "008613800138000",
-    "8613800138000",
-    "１３８００１３８０００",           # full-width digits (Chinese IMEs)
-    "＋８６１３８００１３８０００",       # full-width plus and digits
-    "＋86 138 0013 8000",
-    "１３８－００１３－８０００",          # full-width hyphen-minus
-    "  13800138000  ",
-    "138-0013-8000",
-    "+86-138-0013-8000",
-    "138.0013.8000",
-    "+86 (138) 0013-8000",
-    "+86(138)0013-8000",
-    "(+86) 138 0013 8000",             # bracketed country code, common in CN forms
-    "138 0013 8000\n",
-    "\t13800138000\t",
-    "138\t0013\t8000",                 # tabs between groups (pasted from a spreadsheet)
-    "138\u00a00013\u00a08000",         # no-break spaces (NFKC → space)
-    "138\u30000013\u30008000",         # ideographic spaces (NFKC → space)
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "13800138000",
+        "+8613800138000",
+        "+86 138 0013 8000",
+        "86 138 0013 8000",
+        "008613800138000",
+        "8613800138000",
+        "１３８００１３８０００",  # full-width digits (Chinese IMEs)
+        "＋８６１３８００１３８０００",  # full-width plus and digits
+        "＋86 138 0013 8000",
+        "１３８－００１３－８０００",  # full-width hyphen-minus
+        "  13800138000  ",
+        "138-0013-8000",
+        "+86-138-0013-8000",
+        "138.0013.8000",
+        "+86 (138) 0013-8000",
+        "+86(138)0013-8000",
+        "(+86) 138 0013 8000",  # bracketed country code, common in CN forms
+        "138 0013 8000\n",
+        "\t13800138000\t",
+        "138\t0013\t8000",  # tabs between groups (pasted from a spreadsheet)
+        "138\u00a00013\u00a08000",  # no-break spaces (NFKC → space)
+        "138\u30000013\u30008000",  # ideographic spaces (NFKC → space)
+    ],
+)
 def test_every_spelling_of_one_number_normalises_to_one_e164(raw: str) -> None:
     """Different spellings must share keys, or each spelling gets its own throttle."""
     assert normalize_phone(raw) == E164
 
 
-@pytest.mark.parametrize("raw", [
-    "010 1234 5678",       # Beijing landline
-    "01012345678",
-    "+86 10 1234 5678",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "010 1234 5678",  # Beijing landline
+        "01012345678",
+        "+86 10 1234 5678",
+    ],
+)
 def test_landlines_are_refused(raw: str) -> None:
     """A landline cannot receive an SMS; sending would waste money and leak nothing useful."""
     with pytest.raises(InvalidPhone) as info:
@@ -61,37 +67,41 @@ def test_landlines_are_refused(raw: str) -> None:
     assert "mobile" in info.value.message.lower()
 
 
-@pytest.mark.parametrize("raw", [
-    "1380013800",          # one digit short
-    "138001380000",        # one digit long
-    "+861380013800",
-    "1",
-    "+",
-    "+86",
-    "++8613800138000",
-    "",
-    "   ",
-    "1380013800a",
-    "13800138000x",
-    "138OO138OOO",         # letter O for zero
-    "1-800-FLOWERS",       # vanity number
-    "+1 800 FLOWERS",
-    "tel:+8613800138000",
-    "13800138000; DROP",
-    "13800138000#1",
-    "13800138000 ext. 1",
-    "١٣٨٠٠١٣٨٠٠٠",         # Arabic-Indic digits: NFKC keeps them, the regex refuses them
-    "1" * 65,
-    "+8613800138000" + " " * 60,
-    "9" * 10_000,
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "1380013800",  # one digit short
+        "138001380000",  # one digit long
+        "+861380013800",
+        "1",
+        "+",
+        "+86",
+        "++8613800138000",
+        "",
+        "   ",
+        "1380013800a",
+        "13800138000x",
+        "138OO138OOO",  # letter O for zero
+        "1-800-FLOWERS",  # vanity number
+        "+1 800 FLOWERS",
+        "tel:+8613800138000",
+        "13800138000; DROP",
+        "13800138000#1",
+        "13800138000 ext. 1",
+        "١٣٨٠٠١٣٨٠٠٠",  # Arabic-Indic digits: NFKC keeps them, the regex refuses them
+        "1" * 65,
+        "+8613800138000" + " " * 60,
+        "9" * 10_000,
+    ],
+)
 def test_malformed_numbers_are_refused(raw: str) -> None:
     with pytest.raises(InvalidPhone):
         normalize_phone(raw)
 
 
-@pytest.mark.parametrize("raw", [None, 13800138000, 1.38e10, b"13800138000", ["13800138000"],
-                                 {"phone": "13800138000"}])
+@pytest.mark.parametrize(
+    "raw", [None, 13800138000, 1.38e10, b"13800138000", ["13800138000"], {"phone": "13800138000"}]
+)
 def test_non_strings_are_refused(raw: object) -> None:
     """JSON bodies can carry numbers, lists or objects; they must not crash the parser."""
     with pytest.raises(InvalidPhone):
@@ -132,19 +142,23 @@ def test_region_gate_does_not_let_landlines_through() -> None:
 
 
 def test_default_region_decides_numbers_without_country_code() -> None:
-    assert normalize_phone("07400 123456", default_region="GB", allowed_regions=("GB",)) \
-        == GB_MOBILE
+    assert (
+        normalize_phone("07400 123456", default_region="GB", allowed_regions=("GB",)) == GB_MOBILE
+    )
 
 
 def test_mask_mainland_number_drops_country_code() -> None:
     assert mask_phone(E164) == "138****8000"
 
 
-@pytest.mark.parametrize(("e164", "masked"), [
-    (GB_MOBILE, "+44 740***3456"),
-    (US_NUMBER, "+1 201***0123"),
-    ("+85251234567", "+852 5***4567"),
-])
+@pytest.mark.parametrize(
+    ("e164", "masked"),
+    [
+        (GB_MOBILE, "+44 740***3456"),
+        (US_NUMBER, "+1 201***0123"),
+        ("+85251234567", "+852 5***4567"),
+    ],
+)
 def test_mask_international_number_keeps_country_code(e164: str, masked: str) -> None:
     assert mask_phone(e164) == masked
 
@@ -155,12 +169,20 @@ def _visible_digits(masked: str) -> str:
     return re.sub(r"\D", "", national)
 
 
-@pytest.mark.parametrize("e164", [
-    E164, GB_MOBILE, US_NUMBER, "+85251234567", "+819012345678", "+6838884012",
-    "+6907290",     # Tokelau: 4-digit national number
-    "+29051234",    # St Helena: 5-digit national mobile number (valid per phonenumbers)
-    "+376312345",   # Andorra: 6 digits
-])
+@pytest.mark.parametrize(
+    "e164",
+    [
+        E164,
+        GB_MOBILE,
+        US_NUMBER,
+        "+85251234567",
+        "+819012345678",
+        "+6838884012",
+        "+6907290",  # Tokelau: 4-digit national number
+        "+29051234",  # St Helena: 5-digit national mobile number (valid per phonenumbers)
+        "+376312345",  # Andorra: 6 digits
+    ],
+)
 def test_mask_never_shows_the_whole_number(e164: str) -> None:
     """A mask that shows every digit is no mask: at least one digit must be hidden."""
     national = str(phonenumbers.parse(e164).national_number)
@@ -171,9 +193,23 @@ def test_mask_never_shows_the_whole_number(e164: str) -> None:
     assert len(visible) <= 3 + 4
 
 
-@pytest.mark.parametrize("raw", ["", "abc", "+", "+1", "+86", "12", "+8612345", "12345678",
-                                 "garbage12345678901234", "+999123456789",
-                                 "+8613800138000000000", "1" * 40])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "abc",
+        "+",
+        "+1",
+        "+86",
+        "12",
+        "+8612345",
+        "12345678",
+        "garbage12345678901234",
+        "+999123456789",
+        "+8613800138000000000",
+        "1" * 40,
+    ],
+)
 def test_mask_of_odd_input_shows_at_most_head_and_last_four(raw: str) -> None:
     """Logs may see garbage; masking it must not raise or echo long digit runs back."""
     masked = mask_phone(raw)
@@ -190,11 +226,14 @@ def test_provider_phone_mainland_is_eleven_digits() -> None:
     assert provider_phone(E164) == "13800138000"
 
 
-@pytest.mark.parametrize(("e164", "expected"), [
-    (GB_MOBILE, "447400123456"),
-    (US_NUMBER, "12015550123"),
-    ("+85251234567", "85251234567"),
-])
+@pytest.mark.parametrize(
+    ("e164", "expected"),
+    [
+        (GB_MOBILE, "447400123456"),
+        (US_NUMBER, "12015550123"),
+        ("+85251234567", "85251234567"),
+    ],
+)
 def test_provider_phone_international_keeps_country_code(e164: str, expected: str) -> None:
     """Alibaba Cloud takes international numbers as country code + number, without '+'."""
     assert provider_phone(e164) == expected

@@ -37,23 +37,39 @@ PER_MINUTE_3 = (Limit(3, 60, "3 per 1 minute"),)
 PHONE_LIMITS = (Limit(5, 3600, "5 per 1 hour"),)
 
 
-@pytest.mark.parametrize(("address", "key"), [
-    ("1.2.3.4", "1.2.3.4"),
-    ("203.0.113.250", "203.0.113.250"),
-    ("2001:db8::1", "2001:db8::/64"),
-    ("2001:db8:0:0:ffff:ffff:ffff:ffff", "2001:db8::/64"),
-    ("2001:DB8::1", "2001:db8::/64"),
-    ("2001:db8:0:1::1", "2001:db8:0:1::/64"),
-    ("::1", "::/64"),
-    ("::ffff:1.2.3.4", "1.2.3.4"),
-    ("::ffff:102:304", "1.2.3.4"),
-])
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("1.2.3.4", "1.2.3.4"),
+        ("203.0.113.250", "203.0.113.250"),
+        ("2001:db8::1", "2001:db8::/64"),
+        ("2001:db8:0:0:ffff:ffff:ffff:ffff", "2001:db8::/64"),
+        ("2001:DB8::1", "2001:db8::/64"),
+        ("2001:db8:0:1::1", "2001:db8:0:1::/64"),
+        ("::1", "::/64"),
+        ("::ffff:1.2.3.4", "1.2.3.4"),
+        ("::ffff:102:304", "1.2.3.4"),
+    ],
+)
 def test_client_key(address: str, key: str) -> None:
     assert client_key(address) == key
 
 
-@pytest.mark.parametrize("address", [None, "", "garbage", "1.2.3", "1.2.3.4.5", "256.1.1.1",
-                                     "1.2.3.4:80", " 1.2.3.4", "2001:db8:::1", "::g"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        None,
+        "",
+        "garbage",
+        "1.2.3",
+        "1.2.3.4.5",
+        "256.1.1.1",
+        "1.2.3.4:80",
+        " 1.2.3.4",
+        "2001:db8:::1",
+        "::g",
+    ],
+)
 def test_client_key_of_garbage_is_unknown(address: str | None) -> None:
     """Garbage must not become its own bucket per spelling (that would be no limit at all)."""
     assert client_key(address) == "unknown"
@@ -67,6 +83,7 @@ def test_one_ipv6_slash_64_is_one_client() -> None:
 
 
 # -- the store's per-client counting -------------------------------------------------------
+
 
 class FakeClock:
     def __init__(self) -> None:
@@ -82,15 +99,17 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def make_store(store_uri: str, key_prefix: str,
-               clock: FakeClock) -> Iterator[Callable[..., Store]]:
+def make_store(store_uri: str, key_prefix: str, clock: FakeClock) -> Iterator[Callable[..., Store]]:
     """Stores the way the service builds them, one per prefix (memory on a fake clock)."""
     stores: list[Store] = []
 
     def factory(prefix: str | None = None) -> Store:
         prefix = prefix or key_prefix
-        s: Store = (MemoryStore(key_prefix=prefix, clock=clock) if store_uri == "memory://"
-                    else store_from_uri(store_uri, key_prefix=prefix))
+        s: Store = (
+            MemoryStore(key_prefix=prefix, clock=clock)
+            if store_uri == "memory://"
+            else store_from_uri(store_uri, key_prefix=prefix)
+        )
         stores.append(s)
         return s
 
@@ -110,13 +129,13 @@ def who(address: str | None, limits: tuple[Limit, ...] = PER_MINUTE_2) -> Client
 
 def send(store: Store, client: ClientLimits, phone: str = PHONE, n: int = 0) -> SendDecision:
     """A send that the phone alone would always allow (other send id, no cooldown)."""
-    return store.reserve_send(phone, "login", "h" * 16, f"send-{n:04}", ttl=300, cooldown=0,
-                              limits=(), client=client)
+    return store.reserve_send(
+        phone, "login", "h" * 16, f"send-{n:04}", ttl=300, cooldown=0, limits=(), client=client
+    )
 
 
 def verify(store: Store, client: ClientLimits, phone: str = PHONE) -> Any:
-    return store.check_code(phone, "login", "x" * 16, max_attempts=1000, window=900,
-                            client=client)
+    return store.check_code(phone, "login", "x" * 16, max_attempts=1000, window=900, client=client)
 
 
 def client_fields(store: Store, client: ClientLimits) -> dict[str, str]:
@@ -150,8 +169,9 @@ def test_a_send_over_the_client_limit_is_refused_by_the_client(store: Store) -> 
 
 def test_a_verify_over_the_client_limit_is_throttled_before_the_code(store: Store) -> None:
     client = who("1.2.3.4", PER_MINUTE_2)
-    assert store.reserve_send(PHONE, "login", "r" * 16, "send-1", ttl=300, cooldown=0,
-                              limits=()).reserved
+    assert store.reserve_send(
+        PHONE, "login", "r" * 16, "send-1", ttl=300, cooldown=0, limits=()
+    ).reserved
     for _ in range(2):
         assert verify(store, client).outcome is VerifyOutcome.INVALID
     throttled = verify(store, client)
@@ -159,8 +179,9 @@ def test_a_verify_over_the_client_limit_is_throttled_before_the_code(store: Stor
     assert 1 <= throttled.retry_after <= 60
     # Not counted as a failure of the phone, and the right code still works elsewhere.
     assert store.status(PHONE, "login", limits=()).failures == 2
-    right = store.check_code(PHONE, "login", "r" * 16, max_attempts=1000, window=900,
-                             client=who("5.6.7.8"))
+    right = store.check_code(
+        PHONE, "login", "r" * 16, max_attempts=1000, window=900, client=who("5.6.7.8")
+    )
     assert right.outcome is VerifyOutcome.OK
 
 
@@ -181,10 +202,13 @@ def test_requests_refused_before_the_store_count_too(store: Store) -> None:
 def test_a_send_refused_by_the_phone_still_spends_the_clients_budget(store: Store) -> None:
     """One client hammering one phone in its cooldown is still one client sending."""
     client = who("1.2.3.4", PER_MINUTE_3)
-    decisions = [store.reserve_send(PHONE, "login", "h" * 16, f"send-{n}", ttl=300,
-                                    cooldown=60, limits=(), client=client) for n in range(4)]
-    assert [d.refused_by for d in decisions] == [None, Refusal.PHONE, Refusal.PHONE,
-                                                 Refusal.CLIENT]
+    decisions = [
+        store.reserve_send(
+            PHONE, "login", "h" * 16, f"send-{n}", ttl=300, cooldown=60, limits=(), client=client
+        )
+        for n in range(4)
+    ]
+    assert [d.refused_by for d in decisions] == [None, Refusal.PHONE, Refusal.PHONE, Refusal.CLIENT]
 
 
 def test_endpoints_are_counted_separately(store: Store) -> None:
@@ -234,7 +258,8 @@ def test_unknown_clients_share_one_bucket(store: Store) -> None:
 
 
 def test_apps_with_different_prefixes_do_not_share_counts(
-        make_store: Callable[..., Store], key_prefix: str) -> None:
+    make_store: Callable[..., Store], key_prefix: str
+) -> None:
     first, second = make_store(), make_store(f"{key_prefix}-other")
     limits = (Limit(1, 60, "1 per 1 minute"),)
     assert first.hit_client("send", who("1.2.3.4", limits)) == 0
@@ -281,7 +306,9 @@ def test_redis_client_hash_lives_under_the_prefix(redis_url: str, key_prefix: st
         assert store.hit_client("verify", who("2001:db8::7")) == 0
         raw = store.client  # type: ignore[attr-defined]
         assert sorted(raw.scan_iter(match=f"{key_prefix}:*")) == [
-            f"{key_prefix}:ip:{{1.2.3.4}}", f"{key_prefix}:ip:{{2001:db8::/64}}"]
+            f"{key_prefix}:ip:{{1.2.3.4}}",
+            f"{key_prefix}:ip:{{2001:db8::/64}}",
+        ]
         assert raw.hkeys(f"{key_prefix}:ip:{{1.2.3.4}}") == ["s"]
         assert 0 < raw.ttl(f"{key_prefix}:ip:{{1.2.3.4}}") <= 60
     finally:
@@ -291,8 +318,9 @@ def test_redis_client_hash_lives_under_the_prefix(redis_url: str, key_prefix: st
 @pytest.mark.redis
 def test_unreachable_redis_fails_closed_and_fast() -> None:
     """No Redis must mean 503 at once, not an unthrottled send or a hung worker."""
-    store = store_from_uri(f"redis://127.0.0.1:{free_port()}/0", key_prefix="unreachable",
-                           timeout=1.0)
+    store = store_from_uri(
+        f"redis://127.0.0.1:{free_port()}/0", key_prefix="unreachable", timeout=1.0
+    )
     try:
         for endpoint in ("send", "verify"):
             started = time.monotonic()
@@ -306,21 +334,24 @@ def test_unreachable_redis_fails_closed_and_fast() -> None:
 
 # -- through the app -------------------------------------------------------------------------
 
+
 def test_malformed_requests_spend_the_ip_budget_through_the_app(
-        make_app: Callable[..., Flask], sms_server: Any) -> None:
+    make_app: Callable[..., Flask], sms_server: Any
+) -> None:
     app = make_app(SMSCODE_IP_SEND_LIMITS="3/minute", SMSCODE_RESEND_INTERVAL_SECONDS=0)
     http = app.test_client()
     ip = {"REMOTE_ADDR": "2001:db8:1:2::99"}
     for body in ({"phone": "not a phone"}, {"phone": "13800138000", "purpose": "nope"}):
         assert http.post("/sms/send", json=body, environ_base=ip).status_code == 400
-    assert http.post("/sms/send", json={"phone": "13800138000"},
-                     environ_base=ip).status_code == 200
+    assert http.post("/sms/send", json={"phone": "13800138000"}, environ_base=ip).status_code == 200
     # The same /64, another address: over the limit, 429 with the wait, and no SMS.
-    refused = http.post("/sms/send", json={"phone": "13900139000"},
-                        environ_base={"REMOTE_ADDR": "2001:db8:1:2::1"})
+    refused = http.post(
+        "/sms/send", json={"phone": "13900139000"}, environ_base={"REMOTE_ADDR": "2001:db8:1:2::1"}
+    )
     assert refused.status_code == 429
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert len(sms_server.sent) == 1
-    other = http.post("/sms/send", json={"phone": "13900139000"},
-                      environ_base={"REMOTE_ADDR": "198.51.100.1"})
+    other = http.post(
+        "/sms/send", json={"phone": "13900139000"}, environ_base={"REMOTE_ADDR": "198.51.100.1"}
+    )
     assert other.status_code == 200

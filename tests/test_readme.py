@@ -61,9 +61,15 @@ def readme_blocks() -> list[Block]:
     text = README.read_text(encoding="utf-8")
     blocks = []
     for found in FENCE.finditer(text):
-        before = text[:found.start()].rstrip("\n").rsplit("\n", 1)[-1]
-        blocks.append(Block(found.group(1), found.group(2), text.count("\n", 0, found.start())
-                            + 1, bool(ILLUSTRATION.search(before))))
+        before = text[: found.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        blocks.append(
+            Block(
+                found.group(1),
+                found.group(2),
+                text.count("\n", 0, found.start()) + 1,
+                bool(ILLUSTRATION.search(before)),
+            )
+        )
     return blocks
 
 
@@ -82,12 +88,19 @@ def readme_redis() -> Iterator[str]:
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SMSCODE_", "FLASK_", "ALIBABA_CLOUD_"))
-           and k not in {"REDIS_URL", "SECRET_KEY", "DEMO_INSTANCE_PATH"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SMSCODE_", "FLASK_", "ALIBABA_CLOUD_"))
+        and k not in {"REDIS_URL", "SECRET_KEY", "DEMO_INSTANCE_PATH"}
+    }
     # The demo keeps its key and accounts here instead of the repository's instance/.
-    env.update(DEMO_INSTANCE_PATH=str(tmp_path / "instance"), LANG="en_US.UTF-8",
-               LC_ALL="en_US.UTF-8", **extra)
+    env.update(
+        DEMO_INSTANCE_PATH=str(tmp_path / "instance"),
+        LANG="en_US.UTF-8",
+        LC_ALL="en_US.UTF-8",
+        **extra,
+    )
     return env
 
 
@@ -100,39 +113,56 @@ def test_readme_has_examples_of_both_kinds() -> None:
 
 
 def test_python_examples_run_in_order(tmp_path: Path, readme_redis: str) -> None:
-    runnable = [(b.line, b.code.replace(README_REDIS, readme_redis))
-                for b in PYTHON if not b.illustration]
+    runnable = [
+        (b.line, b.code.replace(README_REDIS, readme_redis)) for b in PYTHON if not b.illustration
+    ]
     # The aliyun example reads its AccessKey from the environment, as it says; nothing is
     # sent (the blueprint builds the client lazily, on the first send).
-    env = _env(tmp_path, ALIBABA_CLOUD_ACCESS_KEY_ID="LTAI-readme-test",
-               ALIBABA_CLOUD_ACCESS_KEY_SECRET="readme-test-secret")
-    done = subprocess.run([sys.executable, "-c", RUNNER], input=json.dumps(runnable),
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-                          check=False)
+    env = _env(
+        tmp_path,
+        ALIBABA_CLOUD_ACCESS_KEY_ID="LTAI-readme-test",
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET="readme-test-secret",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", RUNNER],
+        input=json.dumps(runnable),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("block", [b for b in PYTHON if b.illustration],
-                         ids=lambda b: b.where)
+@pytest.mark.parametrize("block", [b for b in PYTHON if b.illustration], ids=lambda b: b.where)
 def test_python_illustrations_compile(block: Block) -> None:
     compile(block.code, block.where, "exec")
 
 
-@pytest.mark.parametrize("block", [b for b in SHELL if not b.illustration],
-                         ids=lambda b: b.where)
+@pytest.mark.parametrize("block", [b for b in SHELL if not b.illustration], ids=lambda b: b.where)
 def test_shell_examples_run(block: Block, tmp_path: Path, readme_redis: str) -> None:
     flask = ROOT / ".venv" / "bin" / "flask"
     if ".venv/bin/" in block.code and not flask.exists():
         pytest.fail(f"{flask} is missing: the README's commands assume scripts/test.sh's .venv")
     script = "set -euo pipefail\n" + block.code.replace(README_REDIS, readme_redis)
-    done = subprocess.run(["bash", "-c", script], cwd=ROOT, env=_env(tmp_path),
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        ["bash", "-c", script],
+        cwd=ROOT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, f"{block.where}\n{done.stdout}\n{done.stderr}"
     assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize("block", [b for b in SHELL if b.illustration], ids=lambda b: b.where)
 def test_shell_illustrations_parse(block: Block) -> None:
-    done = subprocess.run(["bash", "-n", "-c", block.code], capture_output=True, text=True,
-                          timeout=30, check=False)
+    done = subprocess.run(
+        ["bash", "-n", "-c", block.code], capture_output=True, text=True, timeout=30, check=False
+    )
     assert done.returncode == 0 and done.stderr == "", f"{block.where}\n{done.stderr}"

@@ -226,8 +226,7 @@ def test_a_report_without_our_out_id_is_matched_by_biz_id_and_phone(served, sms_
     app, base = served
     sms = send(base, sms_server)
     assert sms.biz_id
-    report = {**sms_server.delivery_report(sms, success=False, err_code="MK:0001"),
-              "out_id": ""}
+    report = {**sms_server.delivery_report(sms, success=False, err_code="MK:0001"), "out_id": ""}
     assert accepted(sms_server, sms_server.push_reports(receiver(base), [report]))
     assert delivery(app) == {"state": "failed", "err_code": "MK:0001", "out_id": sms.out_id}
     assert counts() == {("failed", "MK:0001"): 1}

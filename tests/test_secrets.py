@@ -44,15 +44,15 @@ def test_no_secret_in_logs_responses_or_exceptions(make_app, sms_server, caplog,
     def record(response) -> None:
         bodies.append(response.get_data(as_text=True) + str(dict(response.headers)))
 
-    record(send(client))                                   # success
+    record(send(client))  # success
     code = sms_server.last_code(PHONE)
     record(verify(client, f"{(int(code) + 1) % 10**6:06d}"))  # wrong code
-    record(verify(client, code))                           # right code
+    record(verify(client, code))  # right code
     sms_server.fail_next("isv.BUSINESS_LIMIT_CONTROL")
     record(send(client))
     sms_server.http_error_next(500, "<html>oops 13800138000</html>")
     record(send(client))
-    sms_server.stall_next(1.5)                             # read timeout: URL in SDK error
+    sms_server.stall_next(1.5)  # read timeout: URL in SDK error
     record(send(client))
     sms_server.drop_next()
     record(send(client))
@@ -72,8 +72,9 @@ def test_no_secret_in_logs_responses_or_exceptions(make_app, sms_server, caplog,
         except SmsCodeError as exc:
             errors.append(exc)
     client_errors: list[BaseException] = []
-    sms = AliyunSms(ACCESS_KEY_ID, "wrong", "TestSign", endpoint=sms_server.endpoint,
-                    protocol="http", timeout=1)
+    sms = AliyunSms(
+        ACCESS_KEY_ID, "wrong", "TestSign", endpoint=sms_server.endpoint, protocol="http", timeout=1
+    )
     try:
         sms.send_sms(["13800138000"], "SMS_123456789", {"code": "654321"})
     except AliyunSmsError as exc:
@@ -83,9 +84,10 @@ def test_no_secret_in_logs_responses_or_exceptions(make_app, sms_server, caplog,
     codes = sent_codes(sms_server) | {"654321"}
     assert len(codes) >= 5, codes
     log_text = "\n".join(
-        record.getMessage() + (
-            "".join(traceback.format_exception(*record.exc_info)) if record.exc_info else "")
-        for record in caplog.records)
+        record.getMessage()
+        + ("".join(traceback.format_exception(*record.exc_info)) if record.exc_info else "")
+        for record in caplog.records
+    )
     assert "event=send" in log_text and "138****8000" in log_text
     assert_clean(log_text, codes)
     # /sms/verify answers with the E.164 phone (its owner just proved it); nothing else does.

@@ -61,15 +61,30 @@ def test_illegal_mobile_is_invalid_phone(app, client, sms_server):
     assert_nothing_left(app, sms_server, client)
 
 
-@pytest.mark.parametrize("provider_code", [
-    "isv.MOBILE_COUNT_OVER_LIMIT", "isv.TEMPLATE_MISSING_PARAMETERS", "isv.INVALID_JSON_PARAM",
-    "isv.INVALID_PARAMETERS", "isv.PARAM_LENGTH_LIMIT", "isv.PARAM_NOT_SUPPORT_URL",
-    "isv.SMS_TEMPLATE_ILLEGAL", "isv.SMS_SIGNATURE_ILLEGAL", "isv.BLACK_KEY_CONTROL_LIMIT",
-    "isv.AMOUNT_NOT_ENOUGH", "isv.OUT_OF_SERVICE", "isv.PRODUCT_UN_SUBSCRIPT",
-    "isv.PRODUCT_UNSUBSCRIBE", "isv.ACCOUNT_NOT_EXISTS", "isv.ACCOUNT_ABNORMAL",
-    "isv.DAY_LIMIT_CONTROL", "isv.MONTH_LIMIT_CONTROL", "isp.RAM_PERMISSION_DENY",
-    "isp.SYSTEM_ERROR",
-])
+@pytest.mark.parametrize(
+    "provider_code",
+    [
+        "isv.MOBILE_COUNT_OVER_LIMIT",
+        "isv.TEMPLATE_MISSING_PARAMETERS",
+        "isv.INVALID_JSON_PARAM",
+        "isv.INVALID_PARAMETERS",
+        "isv.PARAM_LENGTH_LIMIT",
+        "isv.PARAM_NOT_SUPPORT_URL",
+        "isv.SMS_TEMPLATE_ILLEGAL",
+        "isv.SMS_SIGNATURE_ILLEGAL",
+        "isv.BLACK_KEY_CONTROL_LIMIT",
+        "isv.AMOUNT_NOT_ENOUGH",
+        "isv.OUT_OF_SERVICE",
+        "isv.PRODUCT_UN_SUBSCRIPT",
+        "isv.PRODUCT_UNSUBSCRIBE",
+        "isv.ACCOUNT_NOT_EXISTS",
+        "isv.ACCOUNT_ABNORMAL",
+        "isv.DAY_LIMIT_CONTROL",
+        "isv.MONTH_LIMIT_CONTROL",
+        "isp.RAM_PERMISSION_DENY",
+        "isp.SYSTEM_ERROR",
+    ],
+)
 def test_other_provider_errors_are_502(app, client, sms_server, caplog, provider_code):
     sms_server.fail_next(provider_code)
     with caplog.at_level(logging.INFO, logger="flask_smscode"):
@@ -140,8 +155,15 @@ def test_http_is_refused_for_a_remote_endpoint(make_app):
         make_app(SMSCODE_ALIYUN_ENDPOINT="dysmsapi.aliyuncs.com")
 
 
-@pytest.mark.parametrize("key", ["SMSCODE_ALIYUN_ACCESS_KEY_ID", "SMSCODE_ALIYUN_ACCESS_KEY_SECRET",
-                                 "SMSCODE_ALIYUN_SIGN_NAME", "SMSCODE_ALIYUN_TEMPLATE_CODE"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "SMSCODE_ALIYUN_ACCESS_KEY_ID",
+        "SMSCODE_ALIYUN_ACCESS_KEY_SECRET",
+        "SMSCODE_ALIYUN_SIGN_NAME",
+        "SMSCODE_ALIYUN_TEMPLATE_CODE",
+    ],
+)
 def test_missing_setting_fails_at_start_naming_the_key(make_app, monkeypatch, key):
     monkeypatch.delenv("ALIBABA_CLOUD_ACCESS_KEY_ID", raising=False)
     monkeypatch.delenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", raising=False)
@@ -152,16 +174,18 @@ def test_missing_setting_fails_at_start_naming_the_key(make_app, monkeypatch, ke
 def test_access_keys_fall_back_to_the_environment(make_app, sms_server, monkeypatch):
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "test-key-id")
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "test-key-secret")
-    client = make_app(SMSCODE_ALIYUN_ACCESS_KEY_ID=None,
-                      SMSCODE_ALIYUN_ACCESS_KEY_SECRET=None).test_client()
+    client = make_app(
+        SMSCODE_ALIYUN_ACCESS_KEY_ID=None, SMSCODE_ALIYUN_ACCESS_KEY_SECRET=None
+    ).test_client()
     assert send(client).status_code == 200
     assert sendsms_requests(sms_server)[0].signature_ok
 
 
 def test_template_per_purpose(make_app, sms_server):
     templates = {"login": "SMS_LOGIN", "signup": "SMS_SIGNUP", "reset_password": "SMS_RESET"}
-    client = make_app(SMSCODE_ALIYUN_TEMPLATE_CODE=templates,
-                      SMSCODE_RESEND_INTERVAL_SECONDS=0).test_client()
+    client = make_app(
+        SMSCODE_ALIYUN_TEMPLATE_CODE=templates, SMSCODE_RESEND_INTERVAL_SECONDS=0
+    ).test_client()
     for purpose, template in templates.items():
         assert send(client, purpose=purpose).status_code == 200
         assert sms_server.sent[-1].template_code == template
@@ -234,8 +258,10 @@ def test_console_sender_shows_the_code_only_in_debug_or_testing(make_app, caplog
     assert re.search(r"code \d{6} sent", console[0])
 
     caplog.clear()
-    with pytest.warns(UserWarning, match="console sender"), \
-            caplog.at_level(logging.INFO, logger="flask_smscode"):
+    with (
+        pytest.warns(UserWarning, match="console sender"),
+        caplog.at_level(logging.INFO, logger="flask_smscode"),
+    ):
         quiet = make_app(register=False, TESTING=False, SMSCODE_SENDER="console")
         from flask_smscode import sms_bp
 

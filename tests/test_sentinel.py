@@ -17,8 +17,7 @@ from .test_blueprint import send, verify
 
 pytestmark = pytest.mark.redis_sentinel
 
-own_uri = pytest.mark.parametrize("store_uri", ["memory"], ids=["own-sentinel"],
-                                  indirect=True)
+own_uri = pytest.mark.parametrize("store_uri", ["memory"], ids=["own-sentinel"], indirect=True)
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +30,9 @@ def failing_over() -> Iterator[RedisSentinelSet]:
 
 
 @pytest.mark.parametrize("store_uri", ["sentinel"], indirect=True)
-def test_the_app_writes_to_the_master_the_sentinels_name(make_app, sms_server, redis_sentinel,
-                                                         key_prefix):
+def test_the_app_writes_to_the_master_the_sentinels_name(
+    make_app, sms_server, redis_sentinel, key_prefix
+):
     client = make_app().test_client()
     assert send(client).status_code == 200
     with redis_sentinel.master() as master:
@@ -46,8 +46,9 @@ def test_sentinel_failover_during_traffic(make_app, sms_server, failing_over, re
     INFO period, about 10 s) pooled connections may still reach it, so a code written
     there can be lost: its verify answers 400 (``code_expired``/``invalid_code``) — counted
     and reported, allowed only inside that window."""
-    app = make_app(SMSCODE_STORAGE_URI=failing_over.uri, SMSCODE_STORAGE_TIMEOUT_SECONDS=0.5,
-                   **TRAFFIC_CONFIG)
+    app = make_app(
+        SMSCODE_STORAGE_URI=failing_over.uri, SMSCODE_STORAGE_TIMEOUT_SECONDS=0.5, **TRAFFIC_CONFIG
+    )
     phones = [f"137{n:08d}" for n in range(10_000_000, 10_000_004)]
     old = failing_over.master_port()
     traffic = Traffic(app, sms_server, phones, pause_seconds=0.02).start()
@@ -59,8 +60,7 @@ def test_sentinel_failover_during_traffic(make_app, sms_server, failing_over, re
         time.sleep(1.5)
     finally:
         traffic.stop()
-    report = (f"{traffic.report()}; failover {settled - switched:.1f}s "
-              f"(old master {old} -> {new})")
+    report = f"{traffic.report()}; failover {settled - switched:.1f}s (old master {old} -> {new})"
     record_property("traffic", report)
     print("sentinel failover:", report)
     assert new != old and failing_over.master_port() == new
@@ -69,8 +69,10 @@ def test_sentinel_failover_during_traffic(make_app, sms_server, failing_over, re
     outside = [a for a in traffic.unexpected() if not switched <= a.started < settled]
     assert not outside, report
     inside = [a for a in traffic.unexpected() if switched <= a.started < settled]
-    assert all(a.op == "verify" and a.status == 400
-               and a.error in ("code_expired", "invalid_code") for a in inside), report
+    assert all(
+        a.op == "verify" and a.status == 400 and a.error in ("code_expired", "invalid_code")
+        for a in inside
+    ), report
     traffic.assert_recovered(settled)  # every phone works again, with no restart of the app
     fresh_round(app.test_client(), sms_server, phones)
     with failing_over.master() as master:  # and the state lives on the new master
@@ -78,13 +80,15 @@ def test_sentinel_failover_during_traffic(make_app, sms_server, failing_over, re
 
 
 @own_uri
-def test_a_code_consumed_during_a_failover_does_not_verify_again(make_app, sms_server,
-                                                                  failing_over):
+def test_a_code_consumed_during_a_failover_does_not_verify_again(
+    make_app, sms_server, failing_over
+):
     """A code sent before the failover (so the replica holds it) and consumed while the
     sentinels already name the new master must stay consumed once the old master is gone:
     a one-time code never verifies twice."""
-    app = make_app(SMSCODE_STORAGE_URI=failing_over.uri, SMSCODE_STORAGE_TIMEOUT_SECONDS=0.5,
-                   **TRAFFIC_CONFIG)
+    app = make_app(
+        SMSCODE_STORAGE_URI=failing_over.uri, SMSCODE_STORAGE_TIMEOUT_SECONDS=0.5, **TRAFFIC_CONFIG
+    )
     client = app.test_client()
     phones = [f"137{n:08d}" for n in range(20_000_000, 20_000_004)]
     codes = {}
@@ -94,11 +98,9 @@ def test_a_code_consumed_during_a_failover_does_not_verify_again(make_app, sms_s
     with failing_over.master() as master:
         assert master.execute_command("WAIT", 1, 2000) == 1  # the replica has every code
     old, new = failing_over.start_failover()
-    first = {phone: verify(client, code, phone=phone).status_code
-             for phone, code in codes.items()}
+    first = {phone: verify(client, code, phone=phone).status_code for phone, code in codes.items()}
     failing_over.wait_old_master_follows(old, new)
-    again = {phone: verify(client, code, phone=phone).status_code
-             for phone, code in codes.items()}
+    again = {phone: verify(client, code, phone=phone).status_code for phone, code in codes.items()}
     assert all(status in (200, 503) for status in first.values()), first
     replayed = [p for p in phones if first[p] == 200 and again[p] == 200]
     assert not replayed, f"verified twice: {len(replayed)} of {len(phones)}; {first} {again}"

@@ -26,25 +26,36 @@ def closed_port() -> int:
     return free_port()  # nothing listens there: connections are refused at once
 
 
-@pytest.mark.parametrize("uri", [
-    "redis://127.0.0.1:{port}/0",
-    "redis+cluster://127.0.0.1:{port},127.0.0.1:{port}",
-    "redis+sentinel://127.0.0.1:{port}/mymaster",
-], ids=["redis", "cluster", "sentinel"])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "redis://127.0.0.1:{port}/0",
+        "redis+cluster://127.0.0.1:{port},127.0.0.1:{port}",
+        "redis+sentinel://127.0.0.1:{port}/mymaster",
+    ],
+    ids=["redis", "cluster", "sentinel"],
+)
 def test_an_unknown_storage_option_is_refused_at_start_up_by_name(make_app, uri):
     with pytest.raises(ConfigurationError, match="socket_timeoutt"):
-        make_app(SMSCODE_STORAGE_URI=uri.format(port=closed_port()),
-                 SMSCODE_STORAGE_OPTIONS={"socket_timeoutt": 1})
+        make_app(
+            SMSCODE_STORAGE_URI=uri.format(port=closed_port()),
+            SMSCODE_STORAGE_OPTIONS={"socket_timeoutt": 1},
+        )
 
 
-@pytest.mark.parametrize("uri", [
-    "redis://127.0.0.1:{port}/0",
-    "redis+cluster://127.0.0.1:{port}",
-    "redis+sentinel://127.0.0.1:{port}/mymaster",
-], ids=["redis", "cluster", "sentinel"])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "redis://127.0.0.1:{port}/0",
+        "redis+cluster://127.0.0.1:{port}",
+        "redis+sentinel://127.0.0.1:{port}/mymaster",
+    ],
+    ids=["redis", "cluster", "sentinel"],
+)
 def test_an_app_starts_while_redis_is_down_then_answers_503(make_app, sms_server, uri):
-    app = make_app(SMSCODE_STORAGE_URI=uri.format(port=closed_port()),
-                   SMSCODE_STORAGE_TIMEOUT_SECONDS=0.3)
+    app = make_app(
+        SMSCODE_STORAGE_URI=uri.format(port=closed_port()), SMSCODE_STORAGE_TIMEOUT_SECONDS=0.3
+    )
     assert "smscode" in app.blueprints
     client = app.test_client()
     for request in (lambda: send(client), lambda: verify(client, "123456")):
@@ -54,22 +65,32 @@ def test_an_app_starts_while_redis_is_down_then_answers_503(make_app, sms_server
     assert sms_server.sent == []
 
 
-@pytest.mark.parametrize("uri", [
-    f"redis://:{PASSWORD}@127.0.0.1:{{port}}/0",
-    f"redis+sentinel://:{PASSWORD}@127.0.0.1:{{port}}/mymaster",
-], ids=["redis", "sentinel"])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        f"redis://:{PASSWORD}@127.0.0.1:{{port}}/0",
+        f"redis+sentinel://:{PASSWORD}@127.0.0.1:{{port}}/mymaster",
+    ],
+    ids=["redis", "sentinel"],
+)
 def test_a_503_logs_its_cause_without_the_password(make_app, sms_server, caplog, uri):
     port = closed_port()
-    client = make_app(SMSCODE_STORAGE_URI=uri.format(port=port),
-                      SMSCODE_STORAGE_TIMEOUT_SECONDS=0.3).test_client()
+    client = make_app(
+        SMSCODE_STORAGE_URI=uri.format(port=port), SMSCODE_STORAGE_TIMEOUT_SECONDS=0.3
+    ).test_client()
     with caplog.at_level(logging.DEBUG):
         for _ in range(20):
             started = time.monotonic()
             assert_error(send(client), 503, "storage_unavailable")
             assert time.monotonic() - started < 0.3 + 1.0  # 20 in well under 10 s
     text = "\n".join(record.getMessage() for record in caplog.records)
-    causes = [r for r in caplog.records if r.levelno >= logging.WARNING
-              and "Error" in r.getMessage() and "storage" in r.getMessage()]
+    causes = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING
+        and "Error" in r.getMessage()
+        and "storage" in r.getMessage()
+    ]
     assert causes, text  # the error class (ConnectionError, MasterNotFoundError, ...) is named
     assert any(name in text for name in ("ConnectionError", "MasterNotFoundError")), text
     assert len(causes) <= 5, text  # rate-limited: 20 failures are not 20 cause lines

@@ -94,12 +94,28 @@ def memory_only(store: Store) -> None:
         pytest.skip("needs hours to pass: fake clock on memory only")
 
 
-def decide(store: Store, code: str = "123456", send_id: str = "send-1", *,
-           phone: str = PHONE, purpose: str = "login", ttl: int = 300, cooldown: int = 0,
-           limits: tuple[Limit, ...] = LIMITS,
-           client: ClientLimits | None = None) -> SendDecision:
-    return store.reserve_send(phone, purpose, h(code, phone, purpose), send_id, ttl=ttl,
-                              cooldown=cooldown, limits=limits, client=client)
+def decide(
+    store: Store,
+    code: str = "123456",
+    send_id: str = "send-1",
+    *,
+    phone: str = PHONE,
+    purpose: str = "login",
+    ttl: int = 300,
+    cooldown: int = 0,
+    limits: tuple[Limit, ...] = LIMITS,
+    client: ClientLimits | None = None,
+) -> SendDecision:
+    return store.reserve_send(
+        phone,
+        purpose,
+        h(code, phone, purpose),
+        send_id,
+        ttl=ttl,
+        cooldown=cooldown,
+        limits=limits,
+        client=client,
+    )
 
 
 def reserve(store: Store, code: str = "123456", send_id: str = "send-1", **kwargs: Any) -> int:
@@ -113,10 +129,18 @@ def reserve(store: Store, code: str = "123456", send_id: str = "send-1", **kwarg
     return decision.retry_after
 
 
-def check(store: Store, code: str, *, phone: str = PHONE, purpose: str = "login",
-          max_attempts: int = 5, window: int = 900) -> Any:
-    return store.check_code(phone, purpose, h(code, phone, purpose),
-                            max_attempts=max_attempts, window=window)
+def check(
+    store: Store,
+    code: str,
+    *,
+    phone: str = PHONE,
+    purpose: str = "login",
+    max_attempts: int = 5,
+    window: int = 900,
+) -> Any:
+    return store.check_code(
+        phone, purpose, h(code, phone, purpose), max_attempts=max_attempts, window=window
+    )
 
 
 def stored_items(store: Store) -> dict[str, str]:
@@ -136,6 +160,7 @@ def stored_items(store: Store) -> dict[str, str]:
 
 
 # -- reserve_send: cooldown and caps --------------------------------------------------------
+
 
 def test_reserve_returns_reserved_then_the_cooldown_wait(store: Store) -> None:
     assert decide(store, cooldown=60) == SendDecision()
@@ -178,8 +203,10 @@ def test_daily_cap_holds_when_the_hourly_one_does_not(store: Store) -> None:
     assert reserve(store, send_id="b", limits=limits) == 0
     wait = reserve(store, send_id="c", limits=limits)
     assert 86390 <= wait <= 86400
-    assert store.status(PHONE, "login", limits=limits).sends == {"10 per 1 hour": 2,
-                                                                  "2 per 1 day": 2}
+    assert store.status(PHONE, "login", limits=limits).sends == {
+        "10 per 1 hour": 2,
+        "2 per 1 day": 2,
+    }
 
 
 def test_caps_count_refused_attempts_not_at_all(store: Store) -> None:
@@ -200,13 +227,15 @@ def test_wait_is_the_longest_of_cooldown_and_caps(store: Store) -> None:
 
 
 def test_two_limits_with_the_same_window_count_each_send_once(store: Store) -> None:
-    """"2/hour;10/60 minutes" is legal config; one send must not count twice against it."""
+    """ "2/hour;10/60 minutes" is legal config; one send must not count twice against it."""
     limits = (Limit(2, 3600, "2 per 1 hour"), Limit(10, 3600, "10 per 60 minute"))
     assert reserve(store, send_id="a", limits=limits) == 0
     assert reserve(store, send_id="b", limits=limits) == 0
     assert reserve(store, send_id="c", limits=limits) > 0
-    assert store.status(PHONE, "login", limits=limits).sends == {"2 per 1 hour": 2,
-                                                                  "10 per 60 minute": 2}
+    assert store.status(PHONE, "login", limits=limits).sends == {
+        "2 per 1 hour": 2,
+        "10 per 60 minute": 2,
+    }
 
 
 def test_a_new_reserve_replaces_the_code(store: Store) -> None:
@@ -239,6 +268,7 @@ def test_reserve_without_limits_only_applies_the_cooldown(store: Store) -> None:
 
 # -- cancel_send ----------------------------------------------------------------------------
 
+
 def test_cancel_removes_code_and_cooldown_and_refunds_counters(store: Store) -> None:
     assert reserve(store, send_id="send-1", cooldown=60) == 0
     store.cancel_send(PHONE, "login", "send-1", limits=LIMITS)
@@ -270,6 +300,7 @@ def test_cancel_never_drives_counters_negative(store: Store) -> None:
 
 
 # -- check_code -----------------------------------------------------------------------------
+
 
 def test_check_without_a_code_is_expired(store: Store) -> None:
     result = check(store, "123456")
@@ -350,12 +381,14 @@ def test_codes_and_failures_are_per_purpose_and_phone(store: Store) -> None:
 
 def test_hash_for_another_purpose_does_not_verify(store: Store) -> None:
     reserve(store, "123456", purpose="login")
-    wrong = store.check_code(PHONE, "login", h("123456", purpose="signup"), max_attempts=5,
-                             window=900)
+    wrong = store.check_code(
+        PHONE, "login", h("123456", purpose="signup"), max_attempts=5, window=900
+    )
     assert wrong.outcome is VerifyOutcome.INVALID
 
 
 # -- expiry: fake clock on memory, short real windows on Redis ------------------------------
+
 
 def test_code_cooldown_and_cap_expire(store: Store, clock: FakeClock) -> None:
     per_second = (Limit(1, 1, "1 per 1 second"),)
@@ -405,8 +438,10 @@ def test_hourly_cap_resets_while_the_daily_cap_holds(store: Store, clock: FakeCl
     assert reserve(store, send_id="d", limits=limits) == 0
     wait = reserve(store, send_id="e", limits=limits)
     assert 86400 - 3600 - 10 <= wait <= 86400 - 3600
-    assert store.status(PHONE, "login", limits=limits).sends == {"2 per 1 hour": 1,
-                                                                  "3 per 1 day": 3}
+    assert store.status(PHONE, "login", limits=limits).sends == {
+        "2 per 1 hour": 1,
+        "3 per 1 day": 3,
+    }
 
 
 def test_failures_window_and_lock_lift_after_the_window(store: Store, clock: FakeClock) -> None:
@@ -424,6 +459,7 @@ def test_failures_window_and_lock_lift_after_the_window(store: Store, clock: Fak
 
 
 # -- tokens, status, reset ------------------------------------------------------------------
+
 
 def test_use_token_is_single_use(store: Store) -> None:
     assert store.token_used("abc") is False  # a peek marks nothing
@@ -449,8 +485,13 @@ def test_status_reports_the_live_state(store: Store) -> None:
 
 def test_status_of_an_unknown_phone_is_empty(store: Store) -> None:
     status = store.status(OTHER_PHONE, "login", limits=LIMITS)
-    assert (status.code_ttl, status.out_id, status.failures, status.failures_ttl,
-            status.cooldown) == (0, None, 0, 0, 0)
+    assert (
+        status.code_ttl,
+        status.out_id,
+        status.failures,
+        status.failures_ttl,
+        status.cooldown,
+    ) == (0, None, 0, 0, 0)
     assert status.sends == {HOURLY.text: 0, DAILY.text: 0}
 
 
@@ -502,6 +543,7 @@ def test_reset_leaves_other_phones_alone(store: Store) -> None:
 
 # -- key layout and what is stored ----------------------------------------------------------
 
+
 def test_one_hash_per_phone_one_per_client_one_string_per_token(store: Store) -> None:
     """Each decision touches one phone's hash; its ``{hash tag}`` pins it to one Cluster slot."""
     client = ClientLimits("203.0.113.5", (Limit(10, 60, "10 per 1 minute"),))
@@ -510,12 +552,14 @@ def test_one_hash_per_phone_one_per_client_one_string_per_token(store: Store) ->
     check(store, "000000")
     store.use_token("tok-1", ttl=60)
     prefix = store.keys.prefix  # type: ignore[attr-defined]
-    assert sorted(stored_items(store)) == sorted([
-        f"{prefix}:{{{PHONE}}}", f"{prefix}:ip:{{203.0.113.5}}", f"{prefix}:token:tok-1"])
+    assert sorted(stored_items(store)) == sorted(
+        [f"{prefix}:{{{PHONE}}}", f"{prefix}:ip:{{203.0.113.5}}", f"{prefix}:token:tok-1"]
+    )
     if not isinstance(store, MemoryStore):
         raw = store.client  # type: ignore[attr-defined]
         assert sorted(raw.hkeys(f"{prefix}:{{{PHONE}}}")) == sorted(
-            ["c:signup", "c:login", "f:login", "cd", "n"])
+            ["c:signup", "c:login", "f:login", "cd", "n"]
+        )
         assert raw.hkeys(f"{prefix}:ip:{{203.0.113.5}}") == ["s"]
         assert 0 < raw.pttl(f"{prefix}:{{{PHONE}}}") <= 86_400_000  # the daily send counter
         assert 0 < raw.ttl(f"{prefix}:token:tok-1") <= 60
@@ -549,6 +593,7 @@ def test_ping_of_an_unreachable_redis_is_storage_unavailable() -> None:
 
 
 # -- concurrency ----------------------------------------------------------------------------
+
 
 def run_at_once(n: int, action: Callable[[int], Any]) -> list[Any]:
     """Run ``action(i)`` in ``n`` threads released together; return results in order."""
@@ -587,8 +632,13 @@ def test_parallel_wrong_codes_are_all_counted(store: Store) -> None:
     outcomes = [r.outcome for r in results]
     assert outcomes.count(VerifyOutcome.INVALID) == 5
     assert outcomes.count(VerifyOutcome.LOCKED) == 15
-    assert sorted(r.attempts_left for r in results if r.outcome is VerifyOutcome.INVALID) \
-        == [0, 1, 2, 3, 4]
+    assert sorted(r.attempts_left for r in results if r.outcome is VerifyOutcome.INVALID) == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]
 
 
 def test_parallel_sends_reserve_exactly_once(store: Store) -> None:
@@ -609,18 +659,22 @@ def test_parallel_sends_of_one_client_stop_at_its_limit(store: Store) -> None:
 
 # -- an unreachable Redis -------------------------------------------------------------------
 
+
 @pytest.mark.redis
-@pytest.mark.parametrize("uri", ["redis://127.0.0.1:{port}/0",
-                                 "redis+sentinel://127.0.0.1:{port},127.0.0.1:{port}/mymaster"],
-                         ids=["redis", "sentinel"])
+@pytest.mark.parametrize(
+    "uri",
+    ["redis://127.0.0.1:{port}/0", "redis+sentinel://127.0.0.1:{port},127.0.0.1:{port}/mymaster"],
+    ids=["redis", "sentinel"],
+)
 def test_unreachable_redis_raises_storage_unavailable_fast(uri: str) -> None:
     """Fail closed and fast: a dead Redis (or dead sentinels) is a 503 within the timeout,
     never a hang nor a retry loop."""
     store = store_from_uri(uri.format(port=free_port()), timeout=0.5)
     client = ClientLimits("1.2.3.4", (Limit(5, 60, "5 per 1 minute"),))
     calls: list[Callable[[], Any]] = [
-        lambda: store.reserve_send(PHONE, "login", "x", "s", ttl=60, cooldown=60, limits=LIMITS,
-                                   client=client),
+        lambda: store.reserve_send(
+            PHONE, "login", "x", "s", ttl=60, cooldown=60, limits=LIMITS, client=client
+        ),
         lambda: store.hit_client("verify", client),
         lambda: store.cancel_send(PHONE, "login", "s", limits=LIMITS),
         lambda: store.check_code(PHONE, "login", "x", max_attempts=5, window=60, client=client),
@@ -675,14 +729,19 @@ def admin(own_redis: RedisServer) -> Iterator[Admin]:
 
 
 @pytest.fixture
-def make_redis_app(own_redis: RedisServer, admin: Admin,
-                   aliyun_config: dict[str, Any]) -> Iterator[Callable[..., Flask]]:
+def make_redis_app(
+    own_redis: RedisServer, admin: Admin, aliyun_config: dict[str, Any]
+) -> Iterator[Callable[..., Flask]]:
     apps: list[Flask] = []
 
     def factory(**config: Any) -> Flask:
         app = Flask(f"redis_app_{len(apps)}")
-        app.config.update(SECRET_KEY="test-secret-key", TESTING=True,
-                          SMSCODE_STORAGE_URI=own_redis.url, **aliyun_config)
+        app.config.update(
+            SECRET_KEY="test-secret-key",
+            TESTING=True,
+            SMSCODE_STORAGE_URI=own_redis.url,
+            **aliyun_config,
+        )
         app.config.update(config)
         app.register_blueprint(sms_bp)
         apps.append(app)
@@ -723,8 +782,10 @@ def stall(url: str, milliseconds: int) -> threading.Thread:
 
 def calls(admin: Admin) -> dict[str, int]:
     """Calls per command since the last CONFIG RESETSTAT (script-internal ones included)."""
-    return {name.removeprefix("cmdstat_"): int(stat["calls"])
-            for name, stat in admin.info("commandstats").items()}
+    return {
+        name.removeprefix("cmdstat_"): int(stat["calls"])
+        for name, stat in admin.info("commandstats").items()
+    }
 
 
 # -- one round trip ---------------------------------------------------------------------------
@@ -734,14 +795,13 @@ SCRIPT_INTERNAL = {"time", "hgetall", "hset", "hdel", "pexpireat", "del"}
 
 @pytest.mark.redis
 def test_send_and_verify_cost_one_round_trip_each_per_ip_check_included(
-        make_redis_app: Callable[..., Flask], admin: Admin,
-        sms_server: DysmsapiServer) -> None:
+    make_redis_app: Callable[..., Flask], admin: Admin, sms_server: DysmsapiServer
+) -> None:
     # The app's connections carry a name, so the test tells them from its own.
     app = make_redis_app(SMSCODE_STORAGE_OPTIONS={"client_name": "smscode-app"})
     # Warm-up: scripts loaded, the clock offset measured (both happen once per process).
     assert post(app, "/sms/send", {"phone": "13900139000"}).status_code == 200
-    assert post(app, "/sms/verify", {"phone": "13900139000", "code": "000000"}) \
-        .status_code == 400
+    assert post(app, "/sms/verify", {"phone": "13900139000", "code": "000000"}).status_code == 400
 
     def app_connections() -> set[str]:
         return {c["addr"] for c in admin.client_list() if c["name"] == "smscode-app"}
@@ -767,16 +827,19 @@ def test_send_and_verify_cost_one_round_trip_each_per_ip_check_included(
         stats = calls(admin)
         assert stats.get("evalsha") == 1, stats
         # Besides the EVALSHA only the script's own commands, and the test's.
-        assert set(stats) - {"evalsha", "config|resetstat", "monitor", "echo", "info",
-                             "hello", "client|list"} <= SCRIPT_INTERNAL, stats
+        assert (
+            set(stats)
+            - {"evalsha", "config|resetstat", "monitor", "echo", "info", "hello", "client|list"}
+            <= SCRIPT_INTERNAL
+        ), stats
         assert stats.get("hgetall", 0) >= 2  # the client's hash and the phone's, in the script
         return sent
 
     assert top_level("/sms/send", {"phone": "13800138000"}, 200) == ["EVALSHA"]
-    assert top_level("/sms/verify", {"phone": "13800138000", "code": "000000"}, 400) \
-        == ["EVALSHA"]
-    assert top_level("/sms/verify", {"phone": "13800138000", "code": last_code(sms_server)},
-                     200) == ["EVALSHA"]
+    assert top_level("/sms/verify", {"phone": "13800138000", "code": "000000"}, 400) == ["EVALSHA"]
+    assert top_level(
+        "/sms/verify", {"phone": "13800138000", "code": last_code(sms_server)}, 200
+    ) == ["EVALSHA"]
     # ...and the per-IP check really was in there: the client's hash counts both endpoints.
     counters = admin.hgetall("smscode:ip:{203.0.113.9}")
     assert sorted(counters) == ["s", "v"]
@@ -785,10 +848,14 @@ def test_send_and_verify_cost_one_round_trip_each_per_ip_check_included(
 
 # -- bytes per live code ----------------------------------------------------------------------
 
+
 @pytest.mark.redis
 def test_a_live_code_costs_at_most_200_bytes_in_one_listpack_hash(
-        make_redis_app: Callable[..., Flask], admin: Admin, sms_server: DysmsapiServer,
-        record_property: Callable[[str, object], None]) -> None:
+    make_redis_app: Callable[..., Flask],
+    admin: Admin,
+    sms_server: DysmsapiServer,
+    record_property: Callable[[str, object], None],
+) -> None:
     app = make_redis_app()  # default prefix "smscode", default limits
     assert post(app, "/sms/send", {"phone": "13800138000"}).status_code == 200
     keys = [k for k in admin.scan_iter(match="*") if "+8613800138000" in k]
@@ -799,8 +866,7 @@ def test_a_live_code_costs_at_most_200_bytes_in_one_listpack_hash(
     assert admin.object("encoding", keys[0]) == "listpack"
     assert sorted(admin.hkeys(keys[0])) == ["c:login", "cd", "n"]
     # A failure and a resend (the replaced code kept beside the new one) stay compact too.
-    assert post(app, "/sms/verify", {"phone": "13800138000", "code": "000000"}) \
-        .status_code == 400
+    assert post(app, "/sms/verify", {"phone": "13800138000", "code": "000000"}).status_code == 400
     service = app.extensions["smscode"]
     service.store.reset("+8613800138000", [], limits=())  # lift only the cooldown
     assert post(app, "/sms/send", {"phone": "13800138000"}).status_code == 200
@@ -826,8 +892,11 @@ def raw_state(admin: Admin) -> dict[str, dict[str, str]]:
 
 @pytest.mark.redis
 def test_a_decision_reaching_redis_after_its_deadline_changes_nothing(
-        own_store: Store, admin: Admin, monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture) -> None:
+    own_store: Store,
+    admin: Admin,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     assert decide(own_store, "111111", "send-1", client=CLIENT).reserved
     assert check(own_store, "000000").attempts_left == 4
     before = raw_state(admin)
@@ -845,8 +914,7 @@ def test_a_decision_reaching_redis_after_its_deadline_changes_nothing(
     with pytest.raises(StorageUnavailable):
         decide(own_store, "222222", "send-2", cooldown=60, client=CLIENT)
     with pytest.raises(StorageUnavailable):
-        own_store.check_code(PHONE, "login", h("111111"), max_attempts=5, window=900,
-                             client=CLIENT)
+        own_store.check_code(PHONE, "login", h("111111"), max_attempts=5, window=900, client=CLIENT)
     with pytest.raises(StorageUnavailable):
         own_store.hit_client("send", CLIENT)
     assert raw_state(admin) == before
@@ -859,16 +927,16 @@ def test_a_decision_reaching_redis_after_its_deadline_changes_nothing(
 
 @pytest.mark.redis
 @pytest.mark.parametrize("skew_ms", [-3_600_000, 3_600_000], ids=["behind", "ahead"])
-def test_a_skewed_clock_offset_does_not_refuse_everything(own_store: Store,
-                                                          skew_ms: int) -> None:
+def test_a_skewed_clock_offset_does_not_refuse_everything(own_store: Store, skew_ms: int) -> None:
     """The offset is measured, never assumed: a stale one (a failover to a node whose clock
     is an hour off) costs one re-measure, not every request."""
     assert check(own_store, "000000").outcome is VerifyOutcome.EXPIRED  # offset measured
     own_store._offset_ms = skew_ms  # type: ignore[attr-defined]
     own_store._clock_checked = time.monotonic()  # type: ignore[attr-defined]
     for n in range(3):
-        assert decide(own_store, "111111", f"send-{n}", phone=f"+86138{n:08d}",
-                      client=CLIENT).reserved
+        assert decide(
+            own_store, "111111", f"send-{n}", phone=f"+86138{n:08d}", client=CLIENT
+        ).reserved
     if skew_ms < 0:  # answered "late" at once: re-measured on the spot
         assert abs(own_store._offset_ms) < 1000  # type: ignore[attr-defined]
     own_store._clock_checked = time.monotonic() - 61  # type: ignore[attr-defined]
@@ -878,7 +946,8 @@ def test_a_skewed_clock_offset_does_not_refuse_everything(own_store: Store,
 
 @pytest.mark.redis
 def test_a_send_answered_503_by_a_stalled_redis_leaves_nothing(
-        own_redis: RedisServer, own_store: Store, admin: Admin) -> None:
+    own_redis: RedisServer, own_store: Store, admin: Admin
+) -> None:
     assert decide(own_store, phone=OTHER_PHONE, client=CLIENT).reserved  # warm-up
     before = raw_state(admin)
     admin.config_resetstat()
@@ -896,22 +965,25 @@ def test_a_send_answered_503_by_a_stalled_redis_leaves_nothing(
     assert "hgetall" not in stats and "hset" not in stats, stats
     assert raw_state(admin) == before
     status = own_store.status(PHONE, "login", limits=LIMITS)
-    assert (status.code_ttl, status.cooldown, status.sends) == (0, 0, {HOURLY.text: 0,
-                                                                       DAILY.text: 0})
+    assert (status.code_ttl, status.cooldown, status.sends) == (
+        0,
+        0,
+        {HOURLY.text: 0, DAILY.text: 0},
+    )
     assert decide(own_store, "123456", "send-2", cooldown=60, client=CLIENT).reserved
 
 
 @pytest.mark.redis
 def test_a_verify_answered_503_by_a_stalled_redis_consumes_and_counts_nothing(
-        own_redis: RedisServer, own_store: Store, admin: Admin) -> None:
+    own_redis: RedisServer, own_store: Store, admin: Admin
+) -> None:
     assert reserve(own_store, "123456") == 0
     assert check(own_store, "000000").attempts_left == 4
     before = raw_state(admin)
     admin.config_resetstat()
     busy = stall(own_redis.url, 1500)
     with pytest.raises(StorageUnavailable):
-        own_store.check_code(PHONE, "login", h("123456"), max_attempts=5, window=900,
-                             client=CLIENT)
+        own_store.check_code(PHONE, "login", h("123456"), max_attempts=5, window=900, client=CLIENT)
     busy.join()
     time.sleep(0.1)
     assert calls(admin).get("evalsha") == 1
@@ -923,7 +995,8 @@ def test_a_verify_answered_503_by_a_stalled_redis_consumes_and_counts_nothing(
 @pytest.mark.redis
 @pytest.mark.parametrize("mode", ["WRITE", "ALL"])
 def test_a_send_and_verify_during_client_pause_leave_nothing(
-        own_store: Store, admin: Admin, mode: str) -> None:
+    own_store: Store, admin: Admin, mode: str
+) -> None:
     """CLIENT PAUSE longer than the timeout: 503, and nothing when the pause ends. (Redis
     drops a paused command whose client gave up; the busy-script tests above are the ones
     where the late script really runs.)"""
@@ -942,10 +1015,11 @@ def test_a_send_and_verify_during_client_pause_leave_nothing(
 
 # -- keys of the old layout ---------------------------------------------------------------------
 
+
 @pytest.mark.redis
 def test_keys_of_the_old_layout_do_not_break_send_or_verify(
-        make_redis_app: Callable[..., Flask], admin: Admin,
-        sms_server: DysmsapiServer) -> None:
+    make_redis_app: Callable[..., Flask], admin: Admin, sms_server: DysmsapiServer
+) -> None:
     """A deploy over live keys of the previous release: no 500, the new layout is used and
     the old keys simply expire."""
     old = "smscode:{+8613800138000}"
@@ -971,9 +1045,11 @@ def test_keys_of_the_old_layout_do_not_break_send_or_verify(
 
 # -- URIs, options, and the log of a 503 --------------------------------------------------------
 
+
 @pytest.mark.redis_cluster
-def test_cluster_uri_with_several_seeds_one_of_them_dead(redis_cluster: Any,
-                                                         key_prefix: str) -> None:
+def test_cluster_uri_with_several_seeds_one_of_them_dead(
+    redis_cluster: Any, key_prefix: str
+) -> None:
     seeds = ",".join(f"127.0.0.1:{p}" for p in redis_cluster.ports)
     uri = f"redis+cluster://127.0.0.1:{free_port()},{seeds}"
     store = store_from_uri(uri, key_prefix=key_prefix, socket_keepalive=True)
@@ -999,19 +1075,23 @@ def test_cluster_down_at_start_up_still_builds_and_answers_503() -> None:
 
 def test_sentinel_uri_parts_are_read_without_connecting() -> None:
     ports = free_port(), free_port()
-    store = store_from_uri(f"redis+sentinel://:s3cretpw@127.0.0.1:{ports[0]},"
-                           f"localhost:{ports[1]}/mymaster/3", key_prefix="x",
-                           sentinel_kwargs={"password": "sentinel-pw"}, socket_keepalive=True)
+    store = store_from_uri(
+        f"redis+sentinel://:s3cretpw@127.0.0.1:{ports[0]},localhost:{ports[1]}/mymaster/3",
+        key_prefix="x",
+        sentinel_kwargs={"password": "sentinel-pw"},
+        socket_keepalive=True,
+    )
     try:
         pool = store.client.connection_pool  # type: ignore[attr-defined]
         assert pool.service_name == "mymaster"
         assert pool.connection_kwargs["db"] == 3
         assert pool.connection_kwargs["password"] == "s3cretpw"
         assert pool.connection_kwargs["socket_keepalive"] is True
-        sentinels = [s.connection_pool.connection_kwargs
-                     for s in pool.sentinel_manager.sentinels]
-        assert [(s["host"], s["port"]) for s in sentinels] == [("127.0.0.1", ports[0]),
-                                                              ("localhost", ports[1])]
+        sentinels = [s.connection_pool.connection_kwargs for s in pool.sentinel_manager.sentinels]
+        assert [(s["host"], s["port"]) for s in sentinels] == [
+            ("127.0.0.1", ports[0]),
+            ("localhost", ports[1]),
+        ]
         assert all(s["password"] == "sentinel-pw" for s in sentinels)
     finally:
         store.close()
@@ -1027,27 +1107,35 @@ def test_sentinel_uri_reaches_the_master(redis_sentinel: Any, key_prefix: str) -
         store.close()
 
 
-@pytest.mark.parametrize("uri", [
-    "redis+cluster://",
-    "redis+cluster://127.0.0.1",
-    "redis+cluster://127.0.0.1:7000,127.0.0.1",
-    "redis+cluster://127.0.0.1:port",
-    "redis+sentinel://127.0.0.1:26379",
-    "redis+sentinel://127.0.0.1:26379/",
-    "redis+sentinel://127.0.0.1/mymaster",
-    "rediss+sentinel://:pw@127.0.0.1:26379",
-    "redis+memcached://127.0.0.1:11211",
-])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "redis+cluster://",
+        "redis+cluster://127.0.0.1",
+        "redis+cluster://127.0.0.1:7000,127.0.0.1",
+        "redis+cluster://127.0.0.1:port",
+        "redis+sentinel://127.0.0.1:26379",
+        "redis+sentinel://127.0.0.1:26379/",
+        "redis+sentinel://127.0.0.1/mymaster",
+        "rediss+sentinel://:pw@127.0.0.1:26379",
+        "redis+memcached://127.0.0.1:11211",
+    ],
+)
 def test_bad_cluster_and_sentinel_uris_name_the_setting(uri: str) -> None:
     with pytest.raises(ConfigurationError, match="SMSCODE_STORAGE_URI") as info:
         store_from_uri(uri)
     assert "pw@" not in str(info.value)
 
 
-@pytest.mark.parametrize("uri", ["redis://127.0.0.1:{port}/0",
-                                 "redis+cluster://127.0.0.1:{port}",
-                                 "redis+sentinel://127.0.0.1:{port}/mymaster"],
-                         ids=["redis", "cluster", "sentinel"])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "redis://127.0.0.1:{port}/0",
+        "redis+cluster://127.0.0.1:{port}",
+        "redis+sentinel://127.0.0.1:{port}/mymaster",
+    ],
+    ids=["redis", "cluster", "sentinel"],
+)
 @pytest.mark.parametrize("option", ["socket_timeoutt", "sentinel_kwargs_typo", "retries"])
 def test_unknown_storage_options_are_refused_by_name(uri: str, option: str) -> None:
     with pytest.raises(ConfigurationError, match="SMSCODE_STORAGE_OPTIONS") as info:
@@ -1061,9 +1149,11 @@ def test_sentinel_kwargs_is_a_sentinel_option_only() -> None:
         store_from_uri(f"redis://127.0.0.1:{free_port()}/0", sentinel_kwargs={})
 
 
-@pytest.mark.parametrize("uri", [f"redis://127.0.0.1:{free_port()}/0",
-                                 f"redis+sentinel://127.0.0.1:{free_port()}/mymaster"],
-                         ids=["redis", "sentinel"])
+@pytest.mark.parametrize(
+    "uri",
+    [f"redis://127.0.0.1:{free_port()}/0", f"redis+sentinel://127.0.0.1:{free_port()}/mymaster"],
+    ids=["redis", "sentinel"],
+)
 def test_known_storage_options_pass(uri: str) -> None:
     store = store_from_uri(uri, timeout=0.3, socket_keepalive=True, client_name="smscode")
     try:  # the options reach redis-py's connections, next to the package's own timeout
@@ -1075,8 +1165,7 @@ def test_known_storage_options_pass(uri: str) -> None:
 
 
 @pytest.mark.redis
-def test_a_503_logs_its_cause_once_and_never_the_password(
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_a_503_logs_its_cause_once_and_never_the_password(caplog: pytest.LogCaptureFixture) -> None:
     store = store_from_uri(f"redis://:s3cretpw@127.0.0.1:{free_port()}/0", timeout=0.5)
     caplog.set_level(logging.WARNING, logger="flask_smscode")
     try:
@@ -1093,14 +1182,18 @@ def test_a_503_logs_its_cause_once_and_never_the_password(
 
 
 @pytest.mark.redis
-def test_a_503_through_the_app_says_why_once(make_app: Callable[..., Flask],
-                                             caplog: pytest.LogCaptureFixture,
-                                             sms_server: DysmsapiServer) -> None:
-    app = make_app(SMSCODE_STORAGE_URI=f"redis://:s3cretpw@127.0.0.1:{free_port()}/0",
-                   SMSCODE_STORAGE_TIMEOUT_SECONDS=0.5)
+def test_a_503_through_the_app_says_why_once(
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture, sms_server: DysmsapiServer
+) -> None:
+    app = make_app(
+        SMSCODE_STORAGE_URI=f"redis://:s3cretpw@127.0.0.1:{free_port()}/0",
+        SMSCODE_STORAGE_TIMEOUT_SECONDS=0.5,
+    )
     caplog.set_level(logging.INFO, logger="flask_smscode")
-    for path, body in [("/sms/send", {"phone": "13800138000"}),
-                       ("/sms/verify", {"phone": "13800138000", "code": "123456"})]:
+    for path, body in [
+        ("/sms/send", {"phone": "13800138000"}),
+        ("/sms/verify", {"phone": "13800138000", "code": "123456"}),
+    ]:
         response = post(app, path, body)
         assert response.status_code == 503
         assert response.get_json()["error"] == "storage_unavailable"

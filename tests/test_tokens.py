@@ -49,8 +49,9 @@ def test_round_trip(signer: TokenSigner) -> None:
 
 
 @pytest.mark.parametrize("purpose", ["login", "x" * 64])  # dumps() would compress the 2nd
-def test_issue_signs_as_itsdangerous(signer: TokenSigner, purpose: str,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_issue_signs_as_itsdangerous(
+    signer: TokenSigner, purpose: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """issue() signs without itsdangerous' per-call signer and skips its zlib step (speed):
     the token must be the uncompressed payload signed by itsdangerous' own TimestampSigner
     at the same second, and load."""
@@ -100,8 +101,9 @@ def issue_until(signer: TokenSigner, *, compressed: bool) -> str:
     if not compressed:
         return signer.issue(PHONE, "login")
     for _ in range(2000):
-        token = signer._serializer.dumps({"phone": PHONE, "purpose": "login",
-                                          "id": os.urandom(16).hex()})
+        token = signer._serializer.dumps(
+            {"phone": PHONE, "purpose": "login", "id": os.urandom(16).hex()}
+        )
         if token.startswith("."):
             return token
     raise AssertionError("no token of the wanted form in 2000 tries")
@@ -115,8 +117,11 @@ def test_compressed_tokens_round_trip_and_stay_readable(signer: TokenSigner) -> 
 
 def test_tampered_payload_is_refused(signer: TokenSigner) -> None:
     token = issue_until(signer, compressed=False)
-    untouched = base64.urlsafe_b64encode(
-        json.dumps(payload_of(token), separators=(",", ":")).encode()).decode().rstrip("=")
+    untouched = (
+        base64.urlsafe_b64encode(json.dumps(payload_of(token), separators=(",", ":")).encode())
+        .decode()
+        .rstrip("=")
+    )
     # Control: the same payload re-encoded uncompressed still verifies, so the refusal
     # below is caused by the changed phone, not by the re-encoding.
     assert signer.load(untouched + "." + ".".join(token.rsplit(".", 2)[1:])).phone == PHONE
@@ -196,8 +201,9 @@ def test_valid_token_padded_past_the_limit_is_refused(signer: TokenSigner) -> No
         signer.load(token + " " * 1024)
 
 
-@pytest.mark.parametrize("payload", [[1, 2], "phone", 5, None, {"phone": PHONE},
-                                     {"phone": PHONE, "purpose": "login"}])
+@pytest.mark.parametrize(
+    "payload", [[1, 2], "phone", 5, None, {"phone": PHONE}, {"phone": PHONE, "purpose": "login"}]
+)
 def test_signed_payload_of_the_wrong_shape_is_refused(payload: object) -> None:
     """Even a correctly signed payload must carry phone, purpose and id."""
     from itsdangerous import URLSafeTimedSerializer
@@ -212,6 +218,7 @@ def test_same_secret_other_salt_is_refused() -> None:
     from itsdangerous import URLSafeTimedSerializer
 
     other = URLSafeTimedSerializer(SECRET, salt="itsdangerous").dumps(
-        {"phone": PHONE, "purpose": "login", "id": "0" * 32})
+        {"phone": PHONE, "purpose": "login", "id": "0" * 32}
+    )
     with pytest.raises(InvalidToken):
         TokenSigner(SECRET, max_age=600).load(other)

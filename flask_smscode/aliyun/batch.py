@@ -70,8 +70,7 @@ class ReadyEntry:
 
     @property
     def key(self) -> tuple[object, ...]:
-        return (self.e164, tuple(sorted(self.params.items())), self.sign_name,
-                self.extend_code)
+        return (self.e164, tuple(sorted(self.params.items())), self.sign_name, self.extend_code)
 
 
 @dataclass
@@ -91,15 +90,16 @@ class BatchNotifications:
     transport: Transport
 
     if TYPE_CHECKING:
+
         def _normalize_entries(self, entries: Sequence[object]) -> list[str | None]: ...
 
-    def prepare_batch(self, entries: Iterable[BatchEntry | Mapping[str, Any]], *,
-                      sign_name: str | None = None) -> BatchPlan:
+    def prepare_batch(
+        self, entries: Iterable[BatchEntry | Mapping[str, Any]], *, sign_name: str | None = None
+    ) -> BatchPlan:
         """Validate every entry (a :class:`BatchEntry` or a mapping with the same keys);
         exact duplicates are dropped and counted, problems listed per entry."""
         items = [_as_entry(e) for e in entries]
-        numbers = self._normalize_entries([e.phone if e is not None else ""
-                                           for e in items])
+        numbers = self._normalize_entries([e.phone if e is not None else "" for e in items])
         default_sign = sign_name or self.settings.sign_name
         plan = BatchPlan([], [])
         seen: set[tuple[object, ...]] = set()
@@ -109,28 +109,44 @@ class BatchNotifications:
                 plan.problems.append(problem)
                 continue
             assert entry is not None and e164 is not None  # _check found no problem
-            ready = ReadyEntry(index, e164, {str(k): as_text(v) for k, v in entry.params.items()},
-                               str(entry.sign_name or default_sign),
-                               check_extend_code(entry.sms_up_extend_code))
+            ready = ReadyEntry(
+                index,
+                e164,
+                {str(k): as_text(v) for k, v in entry.params.items()},
+                str(entry.sign_name or default_sign),
+                check_extend_code(entry.sms_up_extend_code),
+            )
             if ready.key in seen:
                 plan.duplicates += 1
                 continue
             seen.add(ready.key)
             plan.ready.append(ready)
-        if any(r.extend_code for r in plan.ready) and not all(r.extend_code
-                                                              for r in plan.ready):
-            plan.problems += [BatchProblem(r.index, EXTEND_CODE, "missing while other entries "
-                                           "have one (SendBatchSms takes one for every "
-                                           "number or none)", mask_phone(r.e164))
-                              for r in plan.ready if not r.extend_code]
+        if any(r.extend_code for r in plan.ready) and not all(r.extend_code for r in plan.ready):
+            plan.problems += [
+                BatchProblem(
+                    r.index,
+                    EXTEND_CODE,
+                    "missing while other entries "
+                    "have one (SendBatchSms takes one for every "
+                    "number or none)",
+                    mask_phone(r.e164),
+                )
+                for r in plan.ready
+                if not r.extend_code
+            ]
             plan.ready = [r for r in plan.ready if r.extend_code]
         return plan
 
-    def send_batch(self, entries: Iterable[BatchEntry | Mapping[str, Any]],
-                   template_code: str | None, *, sign_name: str | None = None,
-                   out_id: str | None = None, skip_invalid: bool = False,
-                   on_batch: Callable[[SendSmsResponse], None] | None = None,
-                   ) -> list[SendSmsResponse]:
+    def send_batch(
+        self,
+        entries: Iterable[BatchEntry | Mapping[str, Any]],
+        template_code: str | None,
+        *,
+        sign_name: str | None = None,
+        out_id: str | None = None,
+        skip_invalid: bool = False,
+        on_batch: Callable[[SendSmsResponse], None] | None = None,
+    ) -> list[SendSmsResponse]:
         """Send one template with per-entry values (and signatures) through SendBatchSms;
         return one answer per call (at most 100 numbers each, ``max_concurrency`` in flight,
         ``on_batch`` called in this thread as each finishes).
@@ -145,39 +161,62 @@ class BatchNotifications:
         plan = self.prepare_batch(entries, sign_name=sign_name)
         problems = [p for p in plan.problems if not (skip_invalid and p.field == PHONE)]
         if problems:
-            shown = "; ".join(f"entry {p.index + 1} {p.field}: {p.reason}"
-                              + (f" ({p.shown})" if p.shown else "") for p in problems[:5])
-            raise AliyunInvalidArguments(f"{len(problems)} entr(ies) of the batch are not "
-                                         f"valid: {shown}")
+            shown = "; ".join(
+                f"entry {p.index + 1} {p.field}: {p.reason}" + (f" ({p.shown})" if p.shown else "")
+                for p in problems[:5]
+            )
+            raise AliyunInvalidArguments(
+                f"{len(problems)} entr(ies) of the batch are not valid: {shown}"
+            )
         if not plan.ready:
             raise AliyunInvalidArguments("The phone list is empty")
-        answers = run_bounded(_chunks(plan.ready),
-                              lambda chunk: self._send_chunk(chunk, template_code, out_id),
-                              self.settings.max_concurrency, on_batch)
+        answers = run_bounded(
+            _chunks(plan.ready),
+            lambda chunk: self._send_chunk(chunk, template_code, out_id),
+            self.settings.max_concurrency,
+            on_batch,
+        )
         raise_for_failures(answers, "SendBatchSms")
         return answers
 
-    def _send_chunk(self, chunk: list[ReadyEntry], template_code: str,
-                    out_id: str | None) -> SendSmsResponse:
+    def _send_chunk(
+        self, chunk: list[ReadyEntry], template_code: str, out_id: str | None
+    ) -> SendSmsResponse:
         out_id = out_id or uuid.uuid4().hex
         phones = [provider_phone(r.e164) for r in chunk]
         started = time.perf_counter()
         try:
             response = send_batch_sms(
-                self.transport, phones, [r.sign_name for r in chunk], template_code,
+                self.transport,
+                phones,
+                [r.sign_name for r in chunk],
+                template_code,
                 [r.params for r in chunk],
                 extend_codes=[r.extend_code for r in chunk] if chunk[0].extend_code else None,
-                out_id=out_id)
+                out_id=out_id,
+            )
         except AliyunSmsError as exc:
             response = SendSmsResponse(
-                code=exc.provider_code or "REQUEST_FAILED", message=exc.message, biz_id=None,
-                request_id=exc.request_id, out_id=out_id, phone_numbers=tuple(phones),
-                error=exc)
-        log_event(logging.INFO if response.ok else logging.WARNING, "notify_batch",
-                  phones=len(phones), template=template_code,
-                  outcome="sent" if response.ok else "failed", provider_code=response.code,
-                  request_id=response.request_id, biz_id=response.biz_id, out_id=out_id,
-                  latency_ms=round((time.perf_counter() - started) * 1000, 1))
+                code=exc.provider_code or "REQUEST_FAILED",
+                message=exc.message,
+                biz_id=None,
+                request_id=exc.request_id,
+                out_id=out_id,
+                phone_numbers=tuple(phones),
+                error=exc,
+            )
+        log_event(
+            logging.INFO if response.ok else logging.WARNING,
+            "notify_batch",
+            phones=len(phones),
+            template=template_code,
+            outcome="sent" if response.ok else "failed",
+            provider_code=response.code,
+            request_id=response.request_id,
+            biz_id=response.biz_id,
+            out_id=out_id,
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
         return response
 
 
@@ -187,37 +226,50 @@ def _as_entry(entry: object) -> BatchEntry | None:
     if isinstance(entry, BatchEntry):
         return entry
     if isinstance(entry, Mapping) and "phone" in entry:
-        return BatchEntry(entry["phone"], entry.get("params") or {}, entry.get("sign_name"),
-                          entry.get("sms_up_extend_code"))
+        return BatchEntry(
+            entry["phone"],
+            entry.get("params") or {},
+            entry.get("sign_name"),
+            entry.get("sms_up_extend_code"),
+        )
     return None
 
 
-def _check(index: int, entry: BatchEntry | None, e164: str | None,
-           default_sign: str | None) -> BatchProblem | None:
+def _check(
+    index: int, entry: BatchEntry | None, e164: str | None, default_sign: str | None
+) -> BatchProblem | None:
     """The first problem of one entry, or ``None``. Values are never shown."""
     if entry is None:
         return BatchProblem(index, PHONE, "not an entry with a phone")
     if e164 is None:
         raw = entry.phone
-        return BatchProblem(index, PHONE, "not a valid mobile number of an allowed region",
-                            _mask_raw(raw if isinstance(raw, str) else repr(raw)))
+        return BatchProblem(
+            index,
+            PHONE,
+            "not a valid mobile number of an allowed region",
+            _mask_raw(raw if isinstance(raw, str) else repr(raw)),
+        )
     if not isinstance(entry.params, Mapping) or not all(
-            isinstance(k, str) and k and isinstance(v, (str, int, float))
-            and not isinstance(v, bool) for k, v in entry.params.items()):
-        return BatchProblem(index, PARAMS, "template values must be an object of text",
-                            mask_phone(e164))
+        isinstance(k, str) and k and isinstance(v, (str, int, float)) and not isinstance(v, bool)
+        for k, v in entry.params.items()
+    ):
+        return BatchProblem(
+            index, PARAMS, "template values must be an object of text", mask_phone(e164)
+        )
     sign = entry.sign_name or default_sign
     if not isinstance(sign, str) or not sign.strip():
-        return BatchProblem(index, SIGN_NAME, "no sign name (nor SMSCODE_ALIYUN_SIGN_NAME)",
-                            mask_phone(e164))
+        return BatchProblem(
+            index, SIGN_NAME, "no sign name (nor SMSCODE_ALIYUN_SIGN_NAME)", mask_phone(e164)
+        )
     try:
         check_extend_code(entry.sms_up_extend_code)
     except AliyunInvalidArguments:
-        return BatchProblem(index, EXTEND_CODE, "SmsUpExtendCode must be 1 to 7 digits",
-                            mask_phone(e164))
+        return BatchProblem(
+            index, EXTEND_CODE, "SmsUpExtendCode must be 1 to 7 digits", mask_phone(e164)
+        )
     return None
 
 
 def _chunks(ready: list[ReadyEntry]) -> Iterator[list[ReadyEntry]]:
     for start in range(0, len(ready), MAX_PHONES_PER_BATCH_CALL):
-        yield ready[start:start + MAX_PHONES_PER_BATCH_CALL]
+        yield ready[start : start + MAX_PHONES_PER_BATCH_CALL]

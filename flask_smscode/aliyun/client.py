@@ -28,24 +28,40 @@ class AliyunSms(Notifications, BatchNotifications, ReceiptQueries):
     environment, the convention of Alibaba's own tools.
     """
 
-    def __init__(self, access_key_id: str | None = None, access_key_secret: str | None = None,
-                 sign_name: str | None = None, *, region: str = "cn-hangzhou",
-                 endpoint: str = "dysmsapi.aliyuncs.com", protocol: str = "https",
-                 timeout: float = 5.0, connect_timeout: float | None = None,
-                 max_concurrency: int = 4, default_region: str = "CN",
-                 allowed_regions: Iterable[str] | None = ("CN",),
-                 settings: AliyunSettings | None = None) -> None:
+    def __init__(
+        self,
+        access_key_id: str | None = None,
+        access_key_secret: str | None = None,
+        sign_name: str | None = None,
+        *,
+        region: str = "cn-hangzhou",
+        endpoint: str = "dysmsapi.aliyuncs.com",
+        protocol: str = "https",
+        timeout: float = 5.0,
+        connect_timeout: float | None = None,
+        max_concurrency: int = 4,
+        default_region: str = "CN",
+        allowed_regions: Iterable[str] | None = ("CN",),
+        settings: AliyunSettings | None = None,
+    ) -> None:
         self.settings = settings or AliyunSettings.build(
-            access_key_id, access_key_secret, sign_name, region=region, endpoint=endpoint,
-            protocol=protocol, timeout=timeout, connect_timeout=connect_timeout,
-            max_concurrency=max_concurrency, default_region=default_region,
-            allowed_regions=allowed_regions)
+            access_key_id,
+            access_key_secret,
+            sign_name,
+            region=region,
+            endpoint=endpoint,
+            protocol=protocol,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            max_concurrency=max_concurrency,
+            default_region=default_region,
+            allowed_regions=allowed_regions,
+        )
         self.transport = Transport(self.settings)
 
     def __repr__(self) -> str:  # never show the secret
         s = self.settings
-        return (f"<AliyunSms endpoint={s.endpoint!r} region={s.region!r} "
-                f"sign_name={s.sign_name!r}>")
+        return f"<AliyunSms endpoint={s.endpoint!r} region={s.region!r} sign_name={s.sign_name!r}>"
 
     # -- construction --------------------------------------------------------------------
     @classmethod
@@ -123,15 +139,28 @@ class AliyunSms(Notifications, BatchNotifications, ReceiptQueries):
         """
         return self.transport.call(action, params)
 
-    def send_sms(self, phone_numbers: Sequence[str], template_code: str,
-                 params: Mapping[str, Any] | None = None, *, out_id: str | None = None,
-                 sign_name: str | None = None,
-                 sms_up_extend_code: str | None = None) -> SendSmsResponse:
+    def send_sms(
+        self,
+        phone_numbers: Sequence[str],
+        template_code: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        out_id: str | None = None,
+        sign_name: str | None = None,
+        sms_up_extend_code: str | None = None,
+    ) -> SendSmsResponse:
         """One SendSms call to at most 1000 numbers, already in the provider's format.
 
         Parameter values are sent as strings (Alibaba rejects others); ``sms_up_extend_code``
         is the uplink extension code (1-7 digits). Raises
         :class:`~flask_smscode.AliyunSmsError` unless Alibaba Cloud answered ``Code == "OK"``.
         """
-        return send_sms(self.transport, phone_numbers, template_code, params, out_id=out_id,
-                        sign_name=sign_name, sms_up_extend_code=sms_up_extend_code)
+        return send_sms(
+            self.transport,
+            phone_numbers,
+            template_code,
+            params,
+            out_id=out_id,
+            sign_name=sign_name,
+            sms_up_extend_code=sms_up_extend_code,
+        )

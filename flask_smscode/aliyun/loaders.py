@@ -31,8 +31,10 @@ def element_sms_json(folder: str | os.PathLike[str]) -> Path:
     root = Path(folder)
     element = read_json_object(root / "e.json")
     if element.get("type") != ELEMENT_TYPE:
-        raise AliyunInvalidArguments(f"e.json has type {element.get('type')!r}; this client "
-                                     f"only loads {ELEMENT_TYPE!r} elements")
+        raise AliyunInvalidArguments(
+            f"e.json has type {element.get('type')!r}; this client "
+            f"only loads {ELEMENT_TYPE!r} elements"
+        )
     entry = element.get("backendBundleEntry") or "."
     if not isinstance(entry, str):
         raise AliyunInvalidArguments("e.json backendBundleEntry must be a path")

@@ -41,10 +41,17 @@ class Notifications:
     settings: AliyunSettings
 
     if TYPE_CHECKING:
-        def send_sms(self, phone_numbers: Sequence[str], template_code: str,
-                     params: Mapping[str, Any] | None = None, *, out_id: str | None = None,
-                     sign_name: str | None = None,
-                     sms_up_extend_code: str | None = None) -> SendSmsResponse: ...
+
+        def send_sms(
+            self,
+            phone_numbers: Sequence[str],
+            template_code: str,
+            params: Mapping[str, Any] | None = None,
+            *,
+            out_id: str | None = None,
+            sign_name: str | None = None,
+            sms_up_extend_code: str | None = None,
+        ) -> SendSmsResponse: ...
 
     def normalize_phones(self, phone_list: Iterable[str] | str) -> tuple[list[str], list[str]]:
         """Split ``phone_list`` (or a comma/space separated string) into valid E.164
@@ -68,18 +75,26 @@ class Notifications:
             if e164 is None:
                 try:
                     numbers[index] = normalize_phone(
-                        entries[index], s.default_region,  # type: ignore[arg-type]
-                        s.allowed_regions)
+                        entries[index],  # type: ignore[arg-type]  # any object: checked there
+                        s.default_region,
+                        s.allowed_regions,
+                    )
                 except (InvalidPhone, RegionNotAllowed):
                     pass
         return numbers
 
-    def send_message(self, phone_list: Iterable[str] | str, params: Mapping[str, Any] | None,
-                     template_code: str | None, *, out_id: str | None = None,
-                     sign_name: str | None = None, skip_invalid: bool = False,
-                     on_batch: Callable[[SendSmsResponse], None] | None = None,
-                     sms_up_extend_code: str | None = None,
-                     ) -> list[SendSmsResponse]:
+    def send_message(
+        self,
+        phone_list: Iterable[str] | str,
+        params: Mapping[str, Any] | None,
+        template_code: str | None,
+        *,
+        out_id: str | None = None,
+        sign_name: str | None = None,
+        skip_invalid: bool = False,
+        on_batch: Callable[[SendSmsResponse], None] | None = None,
+        sms_up_extend_code: str | None = None,
+    ) -> list[SendSmsResponse]:
         """Send one template to many phones; return one answer per SendSms call made.
 
         Numbers are normalised and de-duplicated, then sent in calls of at most 1000,
@@ -100,73 +115,119 @@ class Notifications:
         if params is None or not isinstance(params, Mapping):
             raise AliyunInvalidArguments("The template parameters must be an object")
         if not (sign_name or self.settings.sign_name):
-            raise AliyunInvalidArguments("No sign name (verifySign / SMSCODE_ALIYUN_SIGN_NAME) "
-                                         "was given")
+            raise AliyunInvalidArguments(
+                "No sign name (verifySign / SMSCODE_ALIYUN_SIGN_NAME) was given"
+            )
         extend_code = check_extend_code(sms_up_extend_code)
         entries = _entries(phone_list or [])
         numbers: Iterable[str | None]
         if skip_invalid:  # parsed while sending, one batch ahead of the calls in flight
-            numbers = (e164 for start in range(0, len(entries), MAX_PHONES_PER_CALL)
-                       for e164 in self._normalize_entries(
-                           entries[start:start + MAX_PHONES_PER_CALL]))
+            numbers = (
+                e164
+                for start in range(0, len(entries), MAX_PHONES_PER_CALL)
+                for e164 in self._normalize_entries(entries[start : start + MAX_PHONES_PER_CALL])
+            )
         else:
             numbers = self._normalize_entries(entries)
-            invalid = [raw for raw, e164 in zip(entries, numbers, strict=True)
-                       if e164 is None]
+            invalid = [raw for raw, e164 in zip(entries, numbers, strict=True) if e164 is None]
             if invalid:
-                shown = ", ".join(_mask_raw(raw if isinstance(raw, str) else repr(raw))
-                                  for raw in invalid[:5])
-                raise AliyunInvalidArguments(f"{len(invalid)} entr(ies) of the phone list are "
-                                             f"not valid mobile numbers: {shown}")
-        answers = self._send_batches(_batches(numbers), template_code, params, out_id,
-                                     sign_name, on_batch, extend_code)
+                shown = ", ".join(
+                    _mask_raw(raw if isinstance(raw, str) else repr(raw)) for raw in invalid[:5]
+                )
+                raise AliyunInvalidArguments(
+                    f"{len(invalid)} entr(ies) of the phone list are "
+                    f"not valid mobile numbers: {shown}"
+                )
+        answers = self._send_batches(
+            _batches(numbers), template_code, params, out_id, sign_name, on_batch, extend_code
+        )
         if not answers:  # every entry was invalid and skipped: nothing was sent
             raise AliyunInvalidArguments("The phone list is empty")
         raise_for_failures(answers, "SendSms")
         return answers
 
-    def sendMessage(self, phoneList: Iterable[str] | str | None = None,
-                    params: Mapping[str, Any] | None = None,
-                    verifyTemplateCode: str | None = None,
-                    **kwargs: Any) -> list[SendSmsResponse]:
+    def sendMessage(
+        self,
+        phoneList: Iterable[str] | str | None = None,
+        params: Mapping[str, Any] | None = None,
+        verifyTemplateCode: str | None = None,
+        **kwargs: Any,
+    ) -> list[SendSmsResponse]:
         """The low-code element's spelling of :meth:`send_message`."""
         return self.send_message(phoneList or [], params, verifyTemplateCode, **kwargs)
 
-    def _send_batches(self, batches: Iterator[list[str]], template_code: str,
-                      params: Mapping[str, Any], out_id: str | None, sign_name: str | None,
-                      on_batch: Callable[[SendSmsResponse], None] | None,
-                      extend_code: str | None = None) -> list[SendSmsResponse]:
+    def _send_batches(
+        self,
+        batches: Iterator[list[str]],
+        template_code: str,
+        params: Mapping[str, Any],
+        out_id: str | None,
+        sign_name: str | None,
+        on_batch: Callable[[SendSmsResponse], None] | None,
+        extend_code: str | None = None,
+    ) -> list[SendSmsResponse]:
         """Submit each batch as it is produced, ``max_concurrency`` in flight; the answers
         in batch order. The next batch is parsed while the calls in flight wait."""
         return run_bounded(
-            batches, lambda batch: self._send_batch(batch, template_code, params, out_id,
-                                                    sign_name, extend_code),
-            self.settings.max_concurrency, on_batch)
+            batches,
+            lambda batch: self._send_batch(
+                batch, template_code, params, out_id, sign_name, extend_code
+            ),
+            self.settings.max_concurrency,
+            on_batch,
+        )
 
-    def _send_batch(self, phones: list[str], template_code: str, params: Mapping[str, Any],
-                    out_id: str | None, sign_name: str | None,
-                    extend_code: str | None = None) -> SendSmsResponse:
+    def _send_batch(
+        self,
+        phones: list[str],
+        template_code: str,
+        params: Mapping[str, Any],
+        out_id: str | None,
+        sign_name: str | None,
+        extend_code: str | None = None,
+    ) -> SendSmsResponse:
         out_id = out_id or uuid.uuid4().hex
         started = time.perf_counter()
         try:
-            response = self.send_sms(phones, template_code, params, out_id=out_id,
-                                     sign_name=sign_name, sms_up_extend_code=extend_code)
+            response = self.send_sms(
+                phones,
+                template_code,
+                params,
+                out_id=out_id,
+                sign_name=sign_name,
+                sms_up_extend_code=extend_code,
+            )
         except AliyunSmsError as exc:
             response = SendSmsResponse(
-                code=exc.provider_code or "REQUEST_FAILED", message=exc.message, biz_id=None,
-                request_id=exc.request_id, out_id=out_id, phone_numbers=tuple(phones),
-                error=exc)
-        log_event(logging.INFO if response.ok else logging.WARNING, "notify",
-                  phones=len(phones), template=template_code,
-                  outcome="sent" if response.ok else "failed", provider_code=response.code,
-                  request_id=response.request_id, biz_id=response.biz_id, out_id=out_id,
-                  latency_ms=round((time.perf_counter() - started) * 1000, 1))
+                code=exc.provider_code or "REQUEST_FAILED",
+                message=exc.message,
+                biz_id=None,
+                request_id=exc.request_id,
+                out_id=out_id,
+                phone_numbers=tuple(phones),
+                error=exc,
+            )
+        log_event(
+            logging.INFO if response.ok else logging.WARNING,
+            "notify",
+            phones=len(phones),
+            template=template_code,
+            outcome="sent" if response.ok else "failed",
+            provider_code=response.code,
+            request_id=response.request_id,
+            biz_id=response.biz_id,
+            out_id=out_id,
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
         return response
 
 
-def run_bounded(jobs: Iterable[_Job], call: Callable[[_Job], SendSmsResponse], limit: int,
-                on_done: Callable[[SendSmsResponse], None] | None = None,
-                ) -> list[SendSmsResponse]:
+def run_bounded(
+    jobs: Iterable[_Job],
+    call: Callable[[_Job], SendSmsResponse],
+    limit: int,
+    on_done: Callable[[SendSmsResponse], None] | None = None,
+) -> list[SendSmsResponse]:
     """Run ``call`` on each job as it is produced, ``limit`` in flight (``jobs`` is read
     lazily, so the next one is prepared while the calls wait); ``on_done`` runs in this
     thread as each call finishes. The answers come back in job order. Shared by SendSms
@@ -205,9 +266,9 @@ def raise_for_failures(answers: Sequence[SendSmsResponse], action: str) -> None:
         f"({sum(len(r.phone_numbers) for r in failed)} number(s))",
         provider_code=first.provider_code if first else None,
         request_id=first.request_id if first else None,
-        delivery_unknown=any(r.error is not None and r.error.delivery_unknown
-                             for r in failed),
-        responses=list(answers))
+        delivery_unknown=any(r.error is not None and r.error.delivery_unknown for r in failed),
+        responses=list(answers),
+    )
 
 
 def _entries(phone_list: Iterable[str] | str) -> list[Any]:

@@ -21,7 +21,7 @@ CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")  # Alibaba reports Chin
 class DeliveryStatus(enum.IntEnum):
     """``SendStatus`` of a receipt."""
 
-    WAITING = 1    # no receipt from the carrier yet
+    WAITING = 1  # no receipt from the carrier yet
     FAILED = 2
     DELIVERED = 3
 
@@ -47,10 +47,16 @@ class DeliveryRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly, without the content."""
-        return {"phone": self.phone, "status": self.status.name.lower(),
-                "error_code": self.error_code, "template_code": self.template_code,
-                "send_time": _iso(self.send_time), "receive_time": _iso(self.receive_time),
-                "out_id": self.out_id, "biz_id": self.biz_id}
+        return {
+            "phone": self.phone,
+            "status": self.status.name.lower(),
+            "error_code": self.error_code,
+            "template_code": self.template_code,
+            "send_time": _iso(self.send_time),
+            "receive_time": _iso(self.receive_time),
+            "out_id": self.out_id,
+            "biz_id": self.biz_id,
+        }
 
 
 @dataclass(frozen=True)
@@ -84,12 +90,16 @@ def _record(dto: Mapping[str, Any], biz_id: str | None) -> DeliveryRecord:
     except (TypeError, ValueError):
         status = DeliveryStatus.WAITING
     return DeliveryRecord(
-        phone=str(dto.get("PhoneNum", "")), status=status,
+        phone=str(dto.get("PhoneNum", "")),
+        status=status,
         error_code=str(dto.get("ErrCode") or ""),
         template_code=str(dto.get("TemplateCode") or ""),
         send_time=_china_time(dto.get("SendDate")),
         receive_time=_china_time(dto.get("ReceiveDate")),
-        out_id=dto.get("OutId") or None, biz_id=biz_id, content=str(dto.get("Content") or ""))
+        out_id=dto.get("OutId") or None,
+        biz_id=biz_id,
+        content=str(dto.get("Content") or ""),
+    )
 
 
 def _china_time(text: Any) -> datetime | None:
@@ -112,11 +122,17 @@ class ReceiptQueries:
     settings: AliyunSettings
 
     if TYPE_CHECKING:
+
         def call(self, action: str, params: Mapping[str, str | None]) -> dict[str, Any]: ...
 
-    def query_send_details(self, phone: str, biz_id: str | None = None,
-                           send_date: date | str | None = None, page_size: int = 10,
-                           page: int = 1) -> DeliveryReport:
+    def query_send_details(
+        self,
+        phone: str,
+        biz_id: str | None = None,
+        send_date: date | str | None = None,
+        page_size: int = 10,
+        page: int = 1,
+    ) -> DeliveryReport:
         """Receipts of the messages sent to ``phone`` on ``send_date`` (China time, today by
         default; Alibaba keeps 30 days), newest first, one page at a time."""
         try:
@@ -127,15 +143,23 @@ class ReceiptQueries:
             raise AliyunInvalidArguments("page_size must be from 1 to 50")
         if not isinstance(page, int) or page < 1:
             raise AliyunInvalidArguments("page must be 1 or more")
-        answer = self.call("QuerySendDetails", {
-            "PhoneNumber": provider_phone(e164), "SendDate": send_date_text(send_date),
-            "PageSize": str(page_size), "CurrentPage": str(page), "BizId": biz_id or None,
-        })
+        answer = self.call(
+            "QuerySendDetails",
+            {
+                "PhoneNumber": provider_phone(e164),
+                "SendDate": send_date_text(send_date),
+                "PageSize": str(page_size),
+                "CurrentPage": str(page),
+                "BizId": biz_id or None,
+            },
+        )
         if answer.get("Code") != "OK":
             raise AliyunProviderRefused(
                 f"Alibaba Cloud answered QuerySendDetails with {answer.get('Code') or 'no code'}",
-                provider_code=answer.get("Code") or None, request_id=answer.get("RequestId"),
-                http_status=200)
+                provider_code=answer.get("Code") or None,
+                request_id=answer.get("RequestId"),
+                http_status=200,
+            )
         return DeliveryReport.from_answer(answer, biz_id)
 
 
@@ -151,5 +175,4 @@ def send_date_text(value: date | str | None) -> str:
     try:
         return datetime.strptime(text, "%Y%m%d").strftime("%Y%m%d")
     except ValueError:
-        raise AliyunInvalidArguments("send_date must be a date, YYYYMMDD or "
-                                     "YYYY-MM-DD") from None
+        raise AliyunInvalidArguments("send_date must be a date, YYYYMMDD or YYYY-MM-DD") from None

@@ -317,8 +317,9 @@ def _by_biz_id(service: SmsCodeService, phone: str, report: Report) -> str | Non
     return None
 
 
-def record_sent(service: SmsCodeService, settings: ReportSettings, phone: str, out_id: str,
-                biz_id: str | None) -> None:
+def record_sent(
+    service: SmsCodeService, settings: ReportSettings, phone: str, out_id: str, biz_id: str | None
+) -> None:
     """Remember a send the provider accepted as "waiting" with its BizId, so that its report
     is matched by BizId + phone when it comes without our OutId. One more round trip per
     send, taken only when the receiver is on (SMSCODE_ALIYUN_REPORT_SECRET)."""
@@ -327,7 +328,8 @@ def record_sent(service: SmsCodeService, settings: ReportSettings, phone: str, o
     report_id = out_ids_of(service).report_id(phone, out_id)
     if report_id is not None:
         service.store.record_delivery(  # type: ignore[attr-defined]
-            phone, report_id, STATES["waiting"], biz_id, ttl_ms=settings.ttl_ms)
+            phone, report_id, STATES["waiting"], biz_id, ttl_ms=settings.ttl_ms
+        )
 
 
 # -- what status shows -------------------------------------------------------------------

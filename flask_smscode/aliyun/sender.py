@@ -39,13 +39,19 @@ class AliyunSender:
 
     name = "aliyun"
 
-    def __init__(self, config: Mapping[str, Any] | None = None, *,
-                 purposes: Sequence[str] = (), settings: AliyunSettings | None = None) -> None:
+    def __init__(
+        self,
+        config: Mapping[str, Any] | None = None,
+        *,
+        purposes: Sequence[str] = (),
+        settings: AliyunSettings | None = None,
+    ) -> None:
         self.settings = settings or AliyunSettings.from_config(config or {})
         self.templates, self.default_template = self.settings.sender_templates(purposes)
         # Numbers outside the mainland (HK/MO/TW included) need an international template.
-        self.intl_templates, self.default_intl_template = \
-            self.settings.sender_intl_templates(purposes)
+        self.intl_templates, self.default_intl_template = self.settings.sender_intl_templates(
+            purposes
+        )
         self.param = self.settings.template_param
         self.client = AliyunSms.from_settings(self.settings)
 
@@ -53,14 +59,20 @@ class AliyunSender:
         template = self._template(phone, purpose)
         failure: DeliveryUnconfirmed | SmsCodeError | None = None
         try:
-            answer = self.client.send_sms([provider_phone(phone)], template,
-                                          {self.param: code}, out_id=out_id)
+            answer = self.client.send_sms(
+                [provider_phone(phone)], template, {self.param: code}, out_id=out_id
+            )
         except AliyunSmsError as exc:
             failure = self._refusal(exc, out_id)
         if failure is not None:
             raise failure  # outside the except block: nothing chained
-        return SendReceipt(provider_code=answer.code, request_id=answer.request_id,
-                           biz_id=answer.biz_id, out_id=answer.out_id, sender=self.name)
+        return SendReceipt(
+            provider_code=answer.code,
+            request_id=answer.request_id,
+            biz_id=answer.biz_id,
+            out_id=answer.out_id,
+            sender=self.name,
+        )
 
     def _template(self, phone: str, purpose: str) -> str:
         """The domestic template for a mainland number, the international one otherwise
@@ -75,9 +87,12 @@ class AliyunSender:
     def _refusal(self, exc: AliyunSmsError, out_id: str) -> DeliveryUnconfirmed | SmsCodeError:
         """The client's error as the service's outcome, with the provider's fields on it."""
         if exc.delivery_unknown:
-            return DeliveryUnconfirmed(provider_code=exc.provider_code,
-                                       request_id=exc.request_id, out_id=out_id,
-                                       sender=self.name)
+            return DeliveryUnconfirmed(
+                provider_code=exc.provider_code,
+                request_id=exc.request_id,
+                out_id=out_id,
+                sender=self.name,
+            )
         refusal: SmsCodeError
         if exc.provider_code in _ILLEGAL_PHONE:
             refusal = InvalidPhone(key="invalid_phone.provider")
@@ -86,6 +101,9 @@ class AliyunSender:
         else:
             # The provider itself definitely failed: the next sender may try (failover.py).
             refusal = ProviderUnavailable() if provider_down(exc) else ProviderError()
-        return refusal.with_provider(provider_code=exc.provider_code or f"client.{exc.code}",
-                                     request_id=exc.request_id, out_id=out_id,
-                                     sender=self.name)
+        return refusal.with_provider(
+            provider_code=exc.provider_code or f"client.{exc.code}",
+            request_id=exc.request_id,
+            out_id=out_id,
+            sender=self.name,
+        )

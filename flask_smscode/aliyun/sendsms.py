@@ -35,14 +35,25 @@ class SendSmsResponse:
 
     def as_dict(self) -> dict[str, Any]:
         """The provider's field names: Code, Message, BizId, RequestId (plus OutId)."""
-        return {"Code": self.code, "Message": self.message, "BizId": self.biz_id,
-                "RequestId": self.request_id, "OutId": self.out_id}
+        return {
+            "Code": self.code,
+            "Message": self.message,
+            "BizId": self.biz_id,
+            "RequestId": self.request_id,
+            "OutId": self.out_id,
+        }
 
 
-def send_sms(transport: Transport, phone_numbers: Sequence[str], template_code: str,
-             params: Mapping[str, Any] | None = None, *, out_id: str | None = None,
-             sign_name: str | None = None,
-             sms_up_extend_code: str | None = None) -> SendSmsResponse:
+def send_sms(
+    transport: Transport,
+    phone_numbers: Sequence[str],
+    template_code: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    out_id: str | None = None,
+    sign_name: str | None = None,
+    sms_up_extend_code: str | None = None,
+) -> SendSmsResponse:
     """One SendSms call to at most 1000 numbers, already in the provider's format.
 
     Raises :class:`~flask_smscode.errors.AliyunSmsError` unless Alibaba Cloud answered
@@ -52,32 +63,51 @@ def send_sms(transport: Transport, phone_numbers: Sequence[str], template_code: 
     if not phone_numbers:
         raise AliyunInvalidArguments("The phone list is empty")
     if len(phone_numbers) > MAX_PHONES_PER_CALL:
-        raise AliyunInvalidArguments(f"SendSms takes at most {MAX_PHONES_PER_CALL} numbers "
-                                     "per call")
+        raise AliyunInvalidArguments(
+            f"SendSms takes at most {MAX_PHONES_PER_CALL} numbers per call"
+        )
     if not sign:
-        raise AliyunInvalidArguments("No sign name (verifySign / SMSCODE_ALIYUN_SIGN_NAME) "
-                                     "was given")
+        raise AliyunInvalidArguments(
+            "No sign name (verifySign / SMSCODE_ALIYUN_SIGN_NAME) was given"
+        )
     if not template_code:
         raise AliyunInvalidArguments("No template code was given")
     extend_code = check_extend_code(sms_up_extend_code)
     out_id = out_id or uuid.uuid4().hex
     # Alibaba refuses non-string values (isv.INVALID_JSON_PARAM).
-    template_param = json.dumps({str(k): as_text(v) for k, v in (params or {}).items()},
-                                ensure_ascii=False, separators=(",", ":"))
-    answer = transport.call("SendSms", {
-        "PhoneNumbers": ",".join(phone_numbers), "SignName": sign,
-        "TemplateCode": template_code, "TemplateParam": template_param, "OutId": out_id,
-        "SmsUpExtendCode": extend_code,
-    })
+    template_param = json.dumps(
+        {str(k): as_text(v) for k, v in (params or {}).items()},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    answer = transport.call(
+        "SendSms",
+        {
+            "PhoneNumbers": ",".join(phone_numbers),
+            "SignName": sign,
+            "TemplateCode": template_code,
+            "TemplateParam": template_param,
+            "OutId": out_id,
+            "SmsUpExtendCode": extend_code,
+        },
+    )
     response = SendSmsResponse(
-        code=str(answer.get("Code", "")), message=str(answer.get("Message", "")),
-        biz_id=answer.get("BizId"), request_id=answer.get("RequestId"), out_id=out_id,
-        phone_numbers=tuple(phone_numbers))
+        code=str(answer.get("Code", "")),
+        message=str(answer.get("Message", "")),
+        biz_id=answer.get("BizId"),
+        request_id=answer.get("RequestId"),
+        out_id=out_id,
+        phone_numbers=tuple(phone_numbers),
+    )
     if not response.ok:
         raise AliyunProviderRefused(
             f"Alibaba Cloud answered SendSms with {response.code or 'no code'}",
-            provider_code=response.code or None, request_id=response.request_id,
-            http_status=200, retry_after=flow_control_wait(response), out_id=out_id)
+            provider_code=response.code or None,
+            request_id=response.request_id,
+            http_status=200,
+            retry_after=flow_control_wait(response),
+            out_id=out_id,
+        )
     return response
 
 
@@ -87,10 +117,14 @@ def check_extend_code(value: object, name: str = "SmsUpExtendCode") -> str | Non
     echoing the value."""
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or not (value.isascii() and value.isdigit()) \
-            or len(value) > MAX_EXTEND_CODE_DIGITS:
-        raise AliyunInvalidArguments(f"{name} must be 1 to {MAX_EXTEND_CODE_DIGITS} digits "
-                                     "(the uplink extension code)")
+    if (
+        not isinstance(value, str)
+        or not (value.isascii() and value.isdigit())
+        or len(value) > MAX_EXTEND_CODE_DIGITS
+    ):
+        raise AliyunInvalidArguments(
+            f"{name} must be 1 to {MAX_EXTEND_CODE_DIGITS} digits (the uplink extension code)"
+        )
     return value
 
 

@@ -31,10 +31,18 @@ from .settings import AliyunSettings
 API_VERSION = "2017-05-25"
 
 # Substrings of the SDK's SDK.HttpError text that mean "no request reached the server".
-_NOT_SENT_MARKERS = ("Connection refused", "NewConnectionError", "ConnectTimeout",
-                     "connect timeout", "NameResolutionError", "Name or service not known",
-                     "nodename nor servname", "getaddrinfo", "SSLError",
-                     "CERTIFICATE_VERIFY_FAILED")
+_NOT_SENT_MARKERS = (
+    "Connection refused",
+    "NewConnectionError",
+    "ConnectTimeout",
+    "connect timeout",
+    "NameResolutionError",
+    "Name or service not known",
+    "nodename nor servname",
+    "getaddrinfo",
+    "SSLError",
+    "CERTIFICATE_VERIFY_FAILED",
+)
 
 
 class _DropRecords(logging.Filter):
@@ -45,9 +53,13 @@ class _DropRecords(logging.Filter):
         return False
 
 
-_SDK_LOGGERS = ("aliyunsdkcore", "aliyunsdkcore.client", "aliyunsdkcore.http.http_response",
-                "aliyunsdkcore.retry.retry_condition",
-                "aliyunsdkcore.auth.signers.access_key_signer")
+_SDK_LOGGERS = (
+    "aliyunsdkcore",
+    "aliyunsdkcore.client",
+    "aliyunsdkcore.http.http_response",
+    "aliyunsdkcore.retry.retry_condition",
+    "aliyunsdkcore.auth.signers.access_key_signer",
+)
 
 
 def silence_sdk_logs() -> None:
@@ -82,12 +94,17 @@ class Transport:
 
                     s = self.settings
                     self._acs = AcsClient(
-                        s.access_key_id, s.access_key_secret, s.region,
-                        auto_retry=False, max_retry_time=0, timeout=s.timeout,
+                        s.access_key_id,
+                        s.access_key_secret,
+                        s.region,
+                        auto_retry=False,
+                        max_retry_time=0,
+                        timeout=s.timeout,
                         connect_timeout=s.connect_timeout,
                         # the SDK honours HTTP_PROXY but ignores NO_PROXY
                         proxy={"http": None, "https": None},
-                        pool_size=max(10, s.max_concurrency))
+                        pool_size=max(10, s.max_concurrency),
+                    )
         return self._acs
 
     def call(self, action: str, params: Mapping[str, str | None]) -> dict[str, Any]:
@@ -105,12 +122,14 @@ class Transport:
         from aliyunsdkcore.http import protocol_type
         from aliyunsdkcore.request import CommonRequest
 
-        request = CommonRequest(domain=self.settings.endpoint, version=API_VERSION,
-                                action_name=action)
+        request = CommonRequest(
+            domain=self.settings.endpoint, version=API_VERSION, action_name=action
+        )
         request.set_method("POST")
         # The SDK compares with `is`: only its own constants select HTTPS reliably.
-        request.set_protocol_type(protocol_type.HTTPS if self.settings.protocol == "https"
-                                  else protocol_type.HTTP)
+        request.set_protocol_type(
+            protocol_type.HTTPS if self.settings.protocol == "https" else protocol_type.HTTP
+        )
         request.set_accept_format("json")
         for key, value in params.items():
             if value is not None:  # add_query_param(k, None) would send "None"
@@ -126,21 +145,31 @@ class Transport:
         except ServerException as exc:
             failure = AliyunProviderRefused(
                 f"Alibaba Cloud refused the {action} call (HTTP {exc.get_http_status()})",
-                provider_code=exc.get_error_code(), request_id=exc.get_request_id(),
-                http_status=exc.get_http_status())
+                provider_code=exc.get_error_code(),
+                request_id=exc.get_request_id(),
+                http_status=exc.get_http_status(),
+            )
         except ClientException as exc:
             text = str(exc.get_error_msg() or "")
             not_sent = any(marker in text for marker in _NOT_SENT_MARKERS)
-            kind = "could not reach Alibaba Cloud" if not_sent else \
-                "got no answer from Alibaba Cloud (the message may have been sent)"
-            failure = AliyunRequestFailed(f"The {action} call {kind}",
-                                          provider_code=exc.get_error_code(),
-                                          delivery_unknown=not not_sent)
+            kind = (
+                "could not reach Alibaba Cloud"
+                if not_sent
+                else "got no answer from Alibaba Cloud (the message may have been sent)"
+            )
+            failure = AliyunRequestFailed(
+                f"The {action} call {kind}",
+                provider_code=exc.get_error_code(),
+                delivery_unknown=not not_sent,
+            )
         except Exception as exc:  # the SDK raises e.g. IndexError on some 400 answers
             failure = AliyunRequestFailed(f"The {action} call failed ({type(exc).__name__})")
         if failure is not None:
-            outcome = failure.provider_code if isinstance(failure, AliyunProviderRefused) \
+            outcome = (
+                failure.provider_code
+                if isinstance(failure, AliyunProviderRefused)
                 else ("unconfirmed" if failure.delivery_unknown else "request_failed")
+            )
             STATS.provider_call(action, outcome or "error", time.perf_counter() - started)
             raise failure
         try:
@@ -150,6 +179,7 @@ class Transport:
         except ValueError:
             STATS.provider_call(action, "invalid_answer", time.perf_counter() - started)
             raise AliyunRequestFailed(f"The {action} answer was not a JSON object") from None
-        STATS.provider_call(action, str(answer.get("Code") or "no_code"),
-                            time.perf_counter() - started)
+        STATS.provider_call(
+            action, str(answer.get("Code") or "no_code"), time.perf_counter() - started
+        )
         return answer

@@ -10,12 +10,19 @@ from ..errors import ConfigurationError
 from .base import DeliveryUnconfirmed, Sender, SendReceipt
 from .console import ConsoleSender
 
-__all__ = ["ConsoleSender", "DeliveryUnconfirmed", "SendReceipt", "Sender", "build_sender",
-           "sender_names"]
+__all__ = [
+    "ConsoleSender",
+    "DeliveryUnconfirmed",
+    "SendReceipt",
+    "Sender",
+    "build_sender",
+    "sender_names",
+]
 
 
-def build_sender(name: Any, config: Mapping[str, Any], *, show_code: bool,
-                 purposes: Sequence[str]) -> Sender:
+def build_sender(
+    name: Any, config: Mapping[str, Any], *, show_code: bool, purposes: Sequence[str]
+) -> Sender:
     """Resolve ``SMSCODE_SENDER`` to a ready sender; fail at start-up naming the key.
 
     Several names (a list, or ``"aliyun,backup"``) give a :class:`FailoverSender` that
@@ -29,8 +36,12 @@ def build_sender(name: Any, config: Mapping[str, Any], *, show_code: bool,
     for spec in specs:
         failure: ConfigurationError | None = None
         try:
-            built.append((spec.name, _build_one(spec.kind, spec.config, show_code=show_code,
-                                                purposes=purposes)))
+            built.append(
+                (
+                    spec.name,
+                    _build_one(spec.kind, spec.config, show_code=show_code, purposes=purposes),
+                )
+            )
         except ConfigurationError as exc:
             if not spec.named:
                 raise
@@ -48,8 +59,9 @@ def sender_names(config: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(spec.name for spec in sender_specs(config))
 
 
-def _build_one(name: Any, config: Mapping[str, Any], *, show_code: bool,
-               purposes: Sequence[str]) -> Sender:
+def _build_one(
+    name: Any, config: Mapping[str, Any], *, show_code: bool, purposes: Sequence[str]
+) -> Sender:
     """One sender: ``aliyun``, ``console``, a dotted path, a class or an instance."""
     if not isinstance(name, str):  # an instance or class given directly
         sender = name(config) if isinstance(name, type) else name
@@ -62,8 +74,10 @@ def _build_one(name: Any, config: Mapping[str, Any], *, show_code: bool,
     else:
         module_name, _, attr = name.rpartition(".")
         if not module_name:
-            raise ConfigurationError(f"SMSCODE_SENDER: {name!r} is not 'aliyun', 'console' or "
-                                     "a dotted path to a sender class.")
+            raise ConfigurationError(
+                f"SMSCODE_SENDER: {name!r} is not 'aliyun', 'console' or "
+                "a dotted path to a sender class."
+            )
         try:
             cls = getattr(import_module(module_name), attr)
         except (ImportError, AttributeError):

@@ -20,7 +20,7 @@ class SendReceipt:
     request_id: str | None = None
     biz_id: str | None = None
     out_id: str | None = None
-    sender: str | None = None   # which sender carried it ("aliyun", "console", ...)
+    sender: str | None = None  # which sender carried it ("aliyun", "console", ...)
 
 
 class Sender(Protocol):

@@ -24,10 +24,19 @@ class ConsoleSender:
 
     def send(self, phone: str, code: str, purpose: str, *, out_id: str) -> SendReceipt:
         if self.show_code:
-            logger.info("smscode console sender: code %s sent to %s for %s (debug/testing only)",
-                        code, mask_phone(phone), purpose)
+            logger.info(
+                "smscode console sender: code %s sent to %s for %s (debug/testing only)",
+                code,
+                mask_phone(phone),
+                purpose,
+            )
         else:
-            logger.info("smscode console sender: code sent to %s for %s (no SMS; set "
-                        "SMSCODE_SENDER for real delivery)", mask_phone(phone), purpose)
-        return SendReceipt(provider_code="console", request_id=out_id, out_id=out_id,
-                           sender="console")
+            logger.info(
+                "smscode console sender: code sent to %s for %s (no SMS; set "
+                "SMSCODE_SENDER for real delivery)",
+                mask_phone(phone),
+                purpose,
+            )
+        return SendReceipt(
+            provider_code="console", request_id=out_id, out_id=out_id, sender="console"
+        )

@@ -43,16 +43,29 @@ class FailoverSender:
                 if index == last:
                     raise  # every sender failed: the service answers 502, cancels once
                 SENDERS.count(name, "failover")
-                log_event(logging.WARNING, "send.failover", phone=mask_phone(phone),
-                          purpose=purpose, sender=name, provider_code=exc.provider_code,
-                          request_id=exc.request_id, next=self.names[index + 1])
+                log_event(
+                    logging.WARNING,
+                    "send.failover",
+                    phone=mask_phone(phone),
+                    purpose=purpose,
+                    sender=name,
+                    provider_code=exc.provider_code,
+                    request_id=exc.request_id,
+                    next=self.names[index + 1],
+                )
                 continue
             except (SmsCodeError, DeliveryUnconfirmed) as exc:
                 exc.sender = name
                 raise  # a refusal or an unknown outcome: never another SMS
             except Exception as exc:  # a custom sender's bug: unknown whether it sent
-                log_event(logging.ERROR, "send.sender_error", phone=mask_phone(phone),
-                          purpose=purpose, sender=name, exception=type(exc).__name__)
+                log_event(
+                    logging.ERROR,
+                    "send.sender_error",
+                    phone=mask_phone(phone),
+                    purpose=purpose,
+                    sender=name,
+                    exception=type(exc).__name__,
+                )
                 failure = ProviderError().with_provider(sender=name)
             if failure is not None:
                 raise failure  # outside the except block: its text may hold the code

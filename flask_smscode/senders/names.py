@@ -43,7 +43,7 @@ class SenderSpec:
     name: str
     kind: Any
     config: Mapping[str, Any]
-    named: bool = False   # defined in SMSCODE_SENDERS_CONFIG
+    named: bool = False  # defined in SMSCODE_SENDERS_CONFIG
 
 
 def sender_specs(config: Mapping[str, Any]) -> list[SenderSpec]:
@@ -57,22 +57,26 @@ def sender_specs(config: Mapping[str, Any]) -> list[SenderSpec]:
     else:
         items = [value]  # a class or an instance, as before
     if not items or any(item is None or item == "" for item in items):
-        raise ConfigurationError("SMSCODE_SENDER must name at least one sender, with no "
-                                 f"empty entries; got {value!r}.")
+        raise ConfigurationError(
+            f"SMSCODE_SENDER must name at least one sender, with no empty entries; got {value!r}."
+        )
     specs = []
     for item in items:
         if isinstance(item, str) and item in entries:
             entry = entries[item]
             # The entry's keys over the app's: a backup repeats only what differs.
             view: Mapping[str, Any] = ChainMap(
-                {k: v for k, v in entry.items() if k != "SMSCODE_SENDER"}, dict(config))
-            specs.append(SenderSpec(item, entry.get("SMSCODE_SENDER") or "aliyun", view,
-                                    named=True))
+                {k: v for k, v in entry.items() if k != "SMSCODE_SENDER"}, dict(config)
+            )
+            specs.append(
+                SenderSpec(item, entry.get("SMSCODE_SENDER") or "aliyun", view, named=True)
+            )
         elif isinstance(item, str):
             if item not in BUILTIN and "." not in item:
                 raise ConfigurationError(
                     f"SMSCODE_SENDER: {item!r} is not 'aliyun', 'console', a dotted path to "
-                    "a sender class, or a name defined in SMSCODE_SENDERS_CONFIG.")
+                    "a sender class, or a name defined in SMSCODE_SENDERS_CONFIG."
+                )
             specs.append(SenderSpec(item, item, config))
         else:
             label = getattr(item, "name", None)
@@ -82,9 +86,11 @@ def sender_specs(config: Mapping[str, Any]) -> list[SenderSpec]:
     names = [spec.name for spec in specs]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise ConfigurationError(f"SMSCODE_SENDER names {', '.join(map(repr, twice))} more "
-                                 "than once; a second account needs its own name in "
-                                 "SMSCODE_SENDERS_CONFIG.")
+        raise ConfigurationError(
+            f"SMSCODE_SENDER names {', '.join(map(repr, twice))} more "
+            "than once; a second account needs its own name in "
+            "SMSCODE_SENDERS_CONFIG."
+        )
     return specs
 
 
@@ -92,25 +98,32 @@ def _entries(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """``SMSCODE_SENDERS_CONFIG``, checked: names, keys and kinds."""
     raw = get_setting(config, "SMSCODE_SENDERS_CONFIG")
     if not isinstance(raw, Mapping):
-        raise ConfigurationError("SMSCODE_SENDERS_CONFIG must be a dict of sender name -> "
-                                 "dict of SMSCODE_* overrides.")
+        raise ConfigurationError(
+            "SMSCODE_SENDERS_CONFIG must be a dict of sender name -> dict of SMSCODE_* overrides."
+        )
     entries: dict[str, Mapping[str, Any]] = {}
     for name, entry in raw.items():
         where = f"SMSCODE_SENDERS_CONFIG[{name!r}]"
         if not isinstance(name, str) or not _NAME.fullmatch(name) or name in BUILTIN:
-            raise ConfigurationError(f"{where}: a sender name is 1-32 letters, digits, '_' "
-                                     "or '-', starting with a letter, and not 'aliyun' or "
-                                     "'console'.")
+            raise ConfigurationError(
+                f"{where}: a sender name is 1-32 letters, digits, '_' "
+                "or '-', starting with a letter, and not 'aliyun' or "
+                "'console'."
+            )
         if not isinstance(entry, Mapping):
             raise ConfigurationError(f"{where} must be a dict of SMSCODE_* keys.")
         for key in entry:
             if key not in SETTINGS or key in _NOT_PER_SENDER:
-                raise ConfigurationError(f"{where}: {key!r} is not a SMSCODE_* setting a "
-                                         "sender can override.")
+                raise ConfigurationError(
+                    f"{where}: {key!r} is not a SMSCODE_* setting a sender can override."
+                )
         kind = entry.get("SMSCODE_SENDER")
-        if kind is not None and not (isinstance(kind, type) or (
-                isinstance(kind, str) and (kind in BUILTIN or "." in kind))):
-            raise ConfigurationError(f"{where}['SMSCODE_SENDER'] must be 'aliyun', "
-                                     "'console', a dotted path or a class (one sender).")
+        if kind is not None and not (
+            isinstance(kind, type) or (isinstance(kind, str) and (kind in BUILTIN or "." in kind))
+        ):
+            raise ConfigurationError(
+                f"{where}['SMSCODE_SENDER'] must be 'aliyun', "
+                "'console', a dotted path or a class (one sender)."
+            )
         entries[name] = entry
     return entries

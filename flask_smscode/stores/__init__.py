@@ -24,13 +24,28 @@ from .base import (
 )
 from .memory import MemoryStore
 
-__all__ = ["ClientLimits", "GuardRequest", "IdempotencyRequest", "IdempotencyState", "Keys",
-           "MemoryStore", "PhoneStatus", "PrefixStatus", "Refusal", "SendDecision", "Store",
-           "StoredAnswer", "VerifyOutcome", "VerifyResult", "store_from_uri"]
+__all__ = [
+    "ClientLimits",
+    "GuardRequest",
+    "IdempotencyRequest",
+    "IdempotencyState",
+    "Keys",
+    "MemoryStore",
+    "PhoneStatus",
+    "PrefixStatus",
+    "Refusal",
+    "SendDecision",
+    "Store",
+    "StoredAnswer",
+    "VerifyOutcome",
+    "VerifyResult",
+    "store_from_uri",
+]
 
 
-def store_from_uri(uri: str, *, key_prefix: str = "smscode", timeout: float = 1.0,
-                   **options: Any) -> Store:
+def store_from_uri(
+    uri: str, *, key_prefix: str = "smscode", timeout: float = 1.0, **options: Any
+) -> Store:
     """Build the store for ``SMSCODE_STORAGE_URI``."""
     scheme = urlsplit(uri).scheme.lower()
     if scheme == "memory":
@@ -41,4 +56,6 @@ def store_from_uri(uri: str, *, key_prefix: str = "smscode", timeout: float = 1.
         return RedisStore(uri, key_prefix=key_prefix, timeout=timeout, **options)
     raise ConfigurationError(
         f"SMSCODE_STORAGE_URI: unsupported scheme {scheme!r}; use one of "
-        + ", ".join(f"{s}://" for s in STORAGE_SCHEMES) + ".")
+        + ", ".join(f"{s}://" for s in STORAGE_SCHEMES)
+        + "."
+    )

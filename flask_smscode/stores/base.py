@@ -27,10 +27,10 @@ class VerifyOutcome(enum.Enum):
     """Result kinds of :meth:`Store.check_code`."""
 
     OK = "ok"
-    INVALID = "invalid"    # wrong code; attempts_left says how many remain
-    EXPIRED = "expired"    # no live code for this phone and purpose
-    LOCKED = "locked"      # too many failures in the window; retry_after says for how long
-    THROTTLED = "client"   # the client's per-IP verify limit; retry_after says for how long
+    INVALID = "invalid"  # wrong code; attempts_left says how many remain
+    EXPIRED = "expired"  # no live code for this phone and purpose
+    LOCKED = "locked"  # too many failures in the window; retry_after says for how long
+    THROTTLED = "client"  # the client's per-IP verify limit; retry_after says for how long
 
 
 class Refusal(enum.Enum):
@@ -40,9 +40,9 @@ class Refusal(enum.Enum):
 
     CLIENT = "client"
     PHONE = "phone"
-    GLOBAL = "global"          # SMSCODE_GLOBAL_SEND_LIMITS
-    PREFIX = "prefix"          # SMSCODE_PREFIX_SEND_LIMITS
-    BLOCKED = "blocked"        # the prefix is blocked (low conversion), still cooling off
+    GLOBAL = "global"  # SMSCODE_GLOBAL_SEND_LIMITS
+    PREFIX = "prefix"  # SMSCODE_PREFIX_SEND_LIMITS
+    BLOCKED = "blocked"  # the prefix is blocked (low conversion), still cooling off
     CONVERSION = "conversion"  # this request found the conversion too low and blocked it
 
 
@@ -134,9 +134,9 @@ class PrefixStatus:
     """The guard's state of one number prefix (``flask smscode guard status``)."""
 
     prefix: str
-    sends: float          # sends in the sliding window
-    verifies: float       # successful verifies in the sliding window
-    blocked_for: int      # seconds left on a block, 0 if none
+    sends: float  # sends in the sliding window
+    verifies: float  # successful verifies in the sliding window
+    blocked_for: int  # seconds left on a block, 0 if none
     counted: dict[str, int]  # prefix limit text -> sends counted in its window
 
 
@@ -152,12 +152,12 @@ class ClientLimits:
 class PhoneStatus:
     """A read-only snapshot of one phone and purpose, for operators (``flask smscode status``)."""
 
-    code_ttl: int            # seconds left on the live code, 0 if none
-    out_id: str | None       # OutId of the live code's SendSms call
+    code_ttl: int  # seconds left on the live code, 0 if none
+    out_id: str | None  # OutId of the live code's SendSms call
     failures: int
     failures_ttl: int
-    cooldown: int            # seconds until the next send is allowed
-    sends: dict[str, int]    # limit text ("5 per 1 hour") -> sends counted in its window
+    cooldown: int  # seconds until the next send is allowed
+    sends: dict[str, int]  # limit text ("5 per 1 hour") -> sends counted in its window
     # Which sender of SMSCODE_SENDER carried the live code (failover); filled in by the
     # service, which knows the names (the store keeps an index: stores/lua/sender.lua).
     sender: str | None = None
@@ -196,10 +196,20 @@ class Store(Protocol):
     backend cannot be reached or answers too late, and then has changed nothing.
     """
 
-    def reserve_send(self, phone: str, purpose: str, code_hash: str, send_id: str, *,
-                     ttl: int, cooldown: int, limits: Sequence[Limit],
-                     client: ClientLimits | None = None, guard: GuardRequest | None = None,
-                     idempotency: IdempotencyRequest | None = None) -> SendDecision:
+    def reserve_send(
+        self,
+        phone: str,
+        purpose: str,
+        code_hash: str,
+        send_id: str,
+        *,
+        ttl: int,
+        cooldown: int,
+        limits: Sequence[Limit],
+        client: ClientLimits | None = None,
+        guard: GuardRequest | None = None,
+        idempotency: IdempotencyRequest | None = None,
+    ) -> SendDecision:
         """Look up the Idempotency-Key (a known key decides alone), count the client's
         request, then atomically check cooldown, caps and the pumping guard; if clear,
         count the send everywhere, start the cooldown, store the code (replacing any older
@@ -218,8 +228,9 @@ class Store(Protocol):
         """What the key holds now, changing nothing (a waiting duplicate polls this)."""
         ...
 
-    def guard_status(self, global_limits: Sequence[Limit], prefix_limits: Sequence[Limit],
-                     window_ms: int) -> tuple[dict[str, int], list[PrefixStatus]]:
+    def guard_status(
+        self, global_limits: Sequence[Limit], prefix_limits: Sequence[Limit], window_ms: int
+    ) -> tuple[dict[str, int], list[PrefixStatus]]:
         """The global budget's counts and every number prefix the guard holds state for."""
         ...
 
@@ -232,17 +243,31 @@ class Store(Protocol):
         return 0 when allowed, else the seconds to wait."""
         ...
 
-    def cancel_send(self, phone: str, purpose: str, send_id: str, *,
-                    limits: Sequence[Limit], guard: GuardRequest | None = None) -> None:
+    def cancel_send(
+        self,
+        phone: str,
+        purpose: str,
+        send_id: str,
+        *,
+        limits: Sequence[Limit],
+        guard: GuardRequest | None = None,
+    ) -> None:
         """Undo a reservation the provider definitely rejected: drop its code and its
         cooldown (if still this send's) and give back the counted sends (the guard's too:
         a provider outage must not look like a prefix that never converts)."""
         ...
 
-    def check_code(self, phone: str, purpose: str, code_hash: str, *,
-                   max_attempts: int, window: int,
-                   client: ClientLimits | None = None,
-                   guard: GuardRequest | None = None) -> VerifyResult:
+    def check_code(
+        self,
+        phone: str,
+        purpose: str,
+        code_hash: str,
+        *,
+        max_attempts: int,
+        window: int,
+        client: ClientLimits | None = None,
+        guard: GuardRequest | None = None,
+    ) -> VerifyResult:
         """Count the client's request, then atomically compare, count a failure or consume
         the code; a success counts as a conversion of the phone's prefix (``guard``)."""
         ...
@@ -255,19 +280,16 @@ class Store(Protocol):
         """Whether a token id was used (a peek: marks nothing)."""
         ...
 
-    def status(self, phone: str, purpose: str, *, limits: Sequence[Limit]) -> PhoneStatus:
-        ...
+    def status(self, phone: str, purpose: str, *, limits: Sequence[Limit]) -> PhoneStatus: ...
 
     def reset(self, phone: str, purposes: Sequence[str], *, limits: Sequence[Limit]) -> int:
         """Delete the phone's codes, failures (for ``purposes``), cooldown and send
         counters; return how many of them existed."""
         ...
 
-    def ping(self) -> None:
-        ...
+    def ping(self) -> None: ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 ENDPOINT_FIELDS = {"send": "s", "verify": "v"}
@@ -289,8 +311,8 @@ REPORT_STATES = {"d": "delivered", "f": "failed", "w": "waiting"}
 class LastDelivery:
     """The last delivery report stored for a phone (``d``)."""
 
-    report_id: str   # the OutId's untagged part: ``report_id[2:]`` is its time (base 36)
-    state: str       # "delivered", "failed" or "waiting" (then err_code is the BizId)
+    report_id: str  # the OutId's untagged part: ``report_id[2:]`` is its time (base 36)
+    state: str  # "delivered", "failed" or "waiting" (then err_code is the BizId)
     err_code: str
 
 
@@ -314,12 +336,11 @@ class ReportStore(Protocol):
     its report, never the other way round. Raises StorageUnavailable like every store method.
     """
 
-    def record_delivery(self, phone: str, report_id: str, state: str, err_code: str, *,
-                        ttl_ms: int) -> str:
-        ...
+    def record_delivery(
+        self, phone: str, report_id: str, state: str, err_code: str, *, ttl_ms: int
+    ) -> str: ...
 
-    def last_delivery(self, phone: str) -> LastDelivery | None:
-        ...
+    def last_delivery(self, phone: str) -> LastDelivery | None: ...
 
 
 # -- failover: which sender carried a code (senders/failover.py; lua/sender.lua) -----------
@@ -333,8 +354,7 @@ def sender_index(value: str | None, send_id: str) -> int:
     if not value:
         return 0
     parts = value.split("|")
-    return int(parts[2]) if len(parts) == 3 and parts[1] == send_id and parts[2].isdigit() \
-        else 0
+    return int(parts[2]) if len(parts) == 3 and parts[1] == send_id and parts[2].isdigit() else 0
 
 
 class SenderStore(Protocol):
@@ -345,8 +365,6 @@ class SenderStore(Protocol):
     was recorded: the first sender). Raise StorageUnavailable like every store method.
     """
 
-    def record_sender(self, phone: str, purpose: str, send_id: str, index: int) -> None:
-        ...
+    def record_sender(self, phone: str, purpose: str, send_id: str, index: int) -> None: ...
 
-    def sender_of(self, phone: str, purpose: str, send_id: str) -> int:
-        ...
+    def sender_of(self, phone: str, purpose: str, send_id: str) -> int: ...

@@ -34,9 +34,9 @@ KEY = "SMSCODE_STORAGE_URI"
 
 @dataclass(frozen=True)
 class Connected:
-    client: Any          # redis.Redis or redis.cluster.RedisCluster
+    client: Any  # redis.Redis or redis.cluster.RedisCluster
     cluster: bool
-    kind: str            # "redis", "cluster" or "sentinel", for messages
+    kind: str  # "redis", "cluster" or "sentinel", for messages
     watch: SentinelWatch | None = None
 
 
@@ -63,8 +63,12 @@ class SentinelWatch:
             with self._lock:
                 if self._pid != os.getpid():
                     self._pid = os.getpid()
-                    threading.Thread(target=self._run, args=(self._pid,), daemon=True,
-                                     name="smscode-sentinel-watch").start()
+                    threading.Thread(
+                        target=self._run,
+                        args=(self._pid,),
+                        daemon=True,
+                        name="smscode-sentinel-watch",
+                    ).start()
 
     def close(self) -> None:
         self._closed = True
@@ -146,8 +150,10 @@ def _nodes(netloc: str, scheme: str) -> tuple[str | None, str | None, list[tuple
     for part in hosts.split(","):
         host, _, port = part.strip().rpartition(":")
         if not host or not port.isdigit():
-            raise ConfigurationError(f"{KEY}: {scheme}:// needs host:port pairs separated by "
-                                     "commas, e.g. redis+cluster://10.0.0.1:7000,10.0.0.2:7000.")
+            raise ConfigurationError(
+                f"{KEY}: {scheme}:// needs host:port pairs separated by "
+                "commas, e.g. redis+cluster://10.0.0.1:7000,10.0.0.2:7000."
+            )
         nodes.append((host.strip("[]"), int(port)))
     return username, password, nodes
 
@@ -155,8 +161,11 @@ def _nodes(netloc: str, scheme: str) -> tuple[str | None, str | None, list[tuple
 def _accepted(*callables: Any) -> set[str]:
     names: set[str] = set()
     for fn in callables:
-        names |= {name for name, p in inspect.signature(fn).parameters.items()
-                  if p.kind is not p.VAR_KEYWORD and name != "self"}
+        names |= {
+            name
+            for name, p in inspect.signature(fn).parameters.items()
+            if p.kind is not p.VAR_KEYWORD and name != "self"
+        }
     return names
 
 
@@ -165,7 +174,8 @@ def _check_options(options: Mapping[str, Any], accepted: set[str], kind: str) ->
     if unknown:
         raise ConfigurationError(
             f"SMSCODE_STORAGE_OPTIONS: unknown option {unknown[0]!r} for {kind} (redis-py "
-            "does not accept it); check the spelling, e.g. 'socket_timeout'.")
+            "does not accept it); check the spelling, e.g. 'socket_timeout'."
+        )
 
 
 def _defaults(timeout: float) -> dict[str, Any]:
@@ -187,51 +197,73 @@ def connect(uri: str, *, timeout: float, options: Mapping[str, Any]) -> Connecte
     if scheme in ("redis+cluster", "rediss+cluster"):
         from redis.cluster import REDIS_ALLOWED_KEYS, ClusterNode, RedisCluster
 
-        _check_options(options, _accepted(RedisCluster.__init__) | set(REDIS_ALLOWED_KEYS)
-                       | {"health_check_interval", "ssl_min_version", "ssl_ciphers"},
-                       "redis+cluster://")
+        _check_options(
+            options,
+            _accepted(RedisCluster.__init__)
+            | set(REDIS_ALLOWED_KEYS)
+            | {"health_check_interval", "ssl_min_version", "ssl_ciphers"},
+            "redis+cluster://",
+        )
         username, password, nodes = _nodes(parts.netloc, scheme)
         del settings["health_check_interval"], settings["retry_on_timeout"]
         # One retry lets the client follow a failover or a moved slot; redirects (MOVED,
         # ASK) are followed regardless.
         settings["retry"] = Retry(NoBackoff(), 1)
-        settings.update(username=username, password=password,
-                        ssl=scheme.startswith("rediss"))
+        settings.update(username=username, password=password, ssl=scheme.startswith("rediss"))
         settings.update(options)
         # redis-py leaves these constructors unannotated.
         startup = [ClusterNode(h, p) for h, p in nodes]  # type: ignore[no-untyped-call]
-        return Connected(LazyCluster(lambda: RedisCluster(startup_nodes=startup, **settings)),
-                         True, "cluster")
+        return Connected(
+            LazyCluster(lambda: RedisCluster(startup_nodes=startup, **settings)), True, "cluster"
+        )
     if scheme in ("redis+sentinel", "rediss+sentinel"):
         from redis.sentinel import Sentinel
 
-        _check_options(options, _accepted(redis.Redis.__init__) | {"sentinel_kwargs"},
-                       "redis+sentinel://")
+        _check_options(
+            options, _accepted(redis.Redis.__init__) | {"sentinel_kwargs"}, "redis+sentinel://"
+        )
         username, password, nodes = _nodes(parts.netloc, scheme)
         path = [p for p in parts.path.split("/") if p]
         if not path:
-            raise ConfigurationError(f"{KEY}: redis+sentinel:// needs the service name as its "
-                                     "path, e.g. redis+sentinel://10.0.0.1:26379/mymaster.")
+            raise ConfigurationError(
+                f"{KEY}: redis+sentinel:// needs the service name as its "
+                "path, e.g. redis+sentinel://10.0.0.1:26379/mymaster."
+            )
         service, db = path[0], int(path[1]) if len(path) > 1 and path[1].isdigit() else 0
         options = dict(options)
         # Sentinels fail fast too: redis-py's default would retry 10 times with backoff.
-        sentinel_kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout,
-                           "retry": Retry(NoBackoff(), 0),
-                           **options.pop("sentinel_kwargs", {})}
-        settings.update(username=username, password=password, db=db,
-                        ssl=scheme.startswith("rediss"))
+        sentinel_kwargs = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": Retry(NoBackoff(), 0),
+            **options.pop("sentinel_kwargs", {}),
+        }
+        settings.update(
+            username=username, password=password, db=db, ssl=scheme.startswith("rediss")
+        )
         settings.update(options)
         sentinel = Sentinel(nodes, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
         client = sentinel.master_for(  # type: ignore[no-untyped-call]
-            service, redis_class=redis.Redis, **settings)
-        return Connected(client, False, "sentinel",
-                         SentinelWatch(sentinel, service, client.connection_pool))
+            service, redis_class=redis.Redis, **settings
+        )
+        return Connected(
+            client, False, "sentinel", SentinelWatch(sentinel, service, client.connection_pool)
+        )
     if scheme in ("redis", "rediss", "redis+unix", "unix"):
-        _check_options(options, _accepted(redis.Redis.__init__, redis.Connection.__init__,
-                                          redis.connection.AbstractConnection.__init__),
-                       f"{scheme}://")
+        _check_options(
+            options,
+            _accepted(
+                redis.Redis.__init__,
+                redis.Connection.__init__,
+                redis.connection.AbstractConnection.__init__,
+            ),
+            f"{scheme}://",
+        )
         settings.update(options)
-        url = "unix://" + uri.split("://", 1)[1] if scheme == "redis+unix" else \
-            scheme + uri[uri.index(":"):]
+        url = (
+            "unix://" + uri.split("://", 1)[1]
+            if scheme == "redis+unix"
+            else scheme + uri[uri.index(":") :]
+        )
         return Connected(redis.Redis.from_url(url, **settings), False, "redis")
     raise ConfigurationError(f"{KEY}: unsupported scheme {scheme!r}.")

@@ -54,8 +54,9 @@ def seconds_from_ms(ms: Any) -> int:
     return max(1, math.ceil(int(ms) / 1000))
 
 
-def phone_status(fields: dict[str, str], now_ms: int, purpose: str,
-                 limits: Sequence[Limit]) -> PhoneStatus:
+def phone_status(
+    fields: dict[str, str], now_ms: int, purpose: str, limits: Sequence[Limit]
+) -> PhoneStatus:
     """Read the encoded fields of one phone hash (shared with the memory store)."""
 
     def left(value: str | None) -> int:
@@ -66,7 +67,7 @@ def phone_status(fields: dict[str, str], now_ms: int, purpose: str,
     counters = (fields.get("n") or "").split("|")[1:]
     sends: dict[str, int] = {}
     for i, limit in enumerate(limits):
-        count, ends = ([*counters[2 * i:2 * i + 2], "0", "0"])[:2]
+        count, ends = ([*counters[2 * i : 2 * i + 2], "0", "0"])[:2]
         sends[limit.text] = int(count) if n36(ends) > now_ms else 0
     return PhoneStatus(
         code_ttl=left(code),
@@ -79,6 +80,7 @@ def phone_status(fields: dict[str, str], now_ms: int, purpose: str,
 
 
 # -- the pumping guard and idempotency records (mirrors lua/common.lua) ------------------
+
 
 def conv_read(value: str | None, window: int, now: int) -> list[int]:
     """``[k, sends, verifies, previous sends, previous verifies]`` of a prefix's ``cv``."""
@@ -115,8 +117,13 @@ def conv_add(value: str | None, window: int, now: int, sends: int, verifies: int
 
 def answer_args(answer: StoredAnswer) -> list[Any]:
     """A stored answer as script arguments: status, code, key variant, n1, n2."""
-    return [answer.status, answer.code, answer.key,
-            "" if answer.n1 is None else answer.n1, "" if answer.n2 is None else answer.n2]
+    return [
+        answer.status,
+        answer.code,
+        answer.key,
+        "" if answer.n1 is None else answer.n1,
+        "" if answer.n2 is None else answer.n2,
+    ]
 
 
 def idempotency_state(reply: Sequence[Any]) -> IdempotencyState | None:
@@ -124,25 +131,33 @@ def idempotency_state(reply: Sequence[Any]) -> IdempotencyState | None:
     kind = str(reply[0])
     if kind == "replay":
         status, code, key, n1, n2 = (str(v) for v in reply[1:6])
-        return IdempotencyState("replay", StoredAnswer(
-            int(status), code, key, int(n1) if n1 else None, int(n2) if n2 else None))
+        return IdempotencyState(
+            "replay",
+            StoredAnswer(int(status), code, key, int(n1) if n1 else None, int(n2) if n2 else None),
+        )
     if kind in ("reused", "pending"):
         return IdempotencyState(kind, wait_ms=max(0, int(reply[1])))
     return None
 
 
-def prefix_status(prefix: str, fields: dict[str, str], now_ms: int,
-                  limits: Sequence[Limit], window_ms: int) -> PrefixStatus:
+def prefix_status(
+    prefix: str, fields: dict[str, str], now_ms: int, limits: Sequence[Limit], window_ms: int
+) -> PrefixStatus:
     """Read the encoded fields of one number prefix's hash (shared with the memory store)."""
     sends = verifies = 0.0
     if window_ms > 0 and "cv" in fields:
-        sends, verifies = conv_estimate(conv_read(fields["cv"], window_ms, now_ms), window_ms,
-                                        now_ms)
+        sends, verifies = conv_estimate(
+            conv_read(fields["cv"], window_ms, now_ms), window_ms, now_ms
+        )
     counted = window_counts(fields.get("n"), limits, now_ms)
     blocked = fields.get("b")
-    return PrefixStatus(prefix=prefix, sends=round(sends, 1), verifies=round(verifies, 1),
-                        blocked_for=max(0, math.ceil((expiry(blocked) - now_ms) / 1000))
-                        if blocked else 0, counted=counted)
+    return PrefixStatus(
+        prefix=prefix,
+        sends=round(sends, 1),
+        verifies=round(verifies, 1),
+        blocked_for=max(0, math.ceil((expiry(blocked) - now_ms) / 1000)) if blocked else 0,
+        counted=counted,
+    )
 
 
 def window_counts(value: str | None, limits: Sequence[Limit], now_ms: int) -> dict[str, int]:
@@ -150,6 +165,6 @@ def window_counts(value: str | None, limits: Sequence[Limit], now_ms: int) -> di
     counters = (value or "").split("|")[1:]
     out: dict[str, int] = {}
     for i, limit in enumerate(limits):
-        count, ends = ([*counters[2 * i:2 * i + 2], "0", "0"])[:2]
+        count, ends = ([*counters[2 * i : 2 * i + 2], "0", "0"])[:2]
         out[limit.text] = int(count) if n36(ends) > now_ms else 0
     return out

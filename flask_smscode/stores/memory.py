@@ -71,15 +71,20 @@ def _windows(value: str | None, limits: _Limits, now: int) -> tuple[list[list[in
 
 def _windows_value(state: list[list[int]], delta: int) -> str:
     latest = max(ends for _, ends in state)
-    return f"{t36(latest)}|" + "|".join(f"{max(0, count + delta)}|{t36(ends)}"
-                                        for count, ends in state)
+    return f"{t36(latest)}|" + "|".join(
+        f"{max(0, count + delta)}|{t36(ends)}" for count, ends in state
+    )
 
 
 class MemoryStore:
     """``key -> {field: "<expires_ms>|..."}`` hashes, as in Redis, behind one lock."""
 
-    def __init__(self, key_prefix: str = "smscode",
-                 clock: Callable[[], float] = time.monotonic, **_options: Any) -> None:
+    def __init__(
+        self,
+        key_prefix: str = "smscode",
+        clock: Callable[[], float] = time.monotonic,
+        **_options: Any,
+    ) -> None:
         self.keys = Keys(key_prefix)
         self._clock = clock
         self._hashes: dict[str, dict[str, str]] = {}
@@ -102,8 +107,9 @@ class MemoryStore:
         self._writes += 1
         if self._writes % _SWEEP_EVERY == 0:  # drop what expired, as Redis would
             now = self._now()
-            self._hashes = {k: h for k, h in self._hashes.items()
-                            if any(expiry(v) > now for v in h.values())}
+            self._hashes = {
+                k: h for k, h in self._hashes.items() if any(expiry(v) > now for v in h.values())
+            }
 
     def _client_hit(self, key: str, field: str, limits: Sequence[Limit], now: int) -> int:
         if not limits:
@@ -133,23 +139,43 @@ class MemoryStore:
         if state == "w":
             return IdempotencyState("pending", wait_ms=expiry(h["f"]) - now)
         _, status, code, key, n1, n2 = (h.get("a") or "0|0||||").split("|")
-        return IdempotencyState("replay", StoredAnswer(
-            int(status), code, key, int(n1) if n1 else None, int(n2) if n2 else None))
+        return IdempotencyState(
+            "replay",
+            StoredAnswer(int(status), code, key, int(n1) if n1 else None, int(n2) if n2 else None),
+        )
 
-    def _idem_answer(self, key: str, h: dict[str, str], request: IdempotencyRequest, now: int,
-                     answer: StoredAnswer) -> None:
+    def _idem_answer(
+        self,
+        key: str,
+        h: dict[str, str],
+        request: IdempotencyRequest,
+        now: int,
+        answer: StoredAnswer,
+    ) -> None:
         expires = t36(now + request.ttl_ms)
         h["f"] = f"{expires}|{request.fingerprint}|d"
-        h["a"] = (f"{expires}|{answer.status}|{answer.code}|{answer.key}|"
-                  f"{'' if answer.n1 is None else answer.n1}|"
-                  f"{'' if answer.n2 is None else answer.n2}")
+        h["a"] = (
+            f"{expires}|{answer.status}|{answer.code}|{answer.key}|"
+            f"{'' if answer.n1 is None else answer.n1}|"
+            f"{'' if answer.n2 is None else answer.n2}"
+        )
         self._save(key, h)
 
     # -- the Store protocol --------------------------------------------------------------
-    def reserve_send(self, phone: str, purpose: str, code_hash: str, send_id: str, *,
-                     ttl: int, cooldown: int, limits: Sequence[Limit],
-                     client: ClientLimits | None = None, guard: GuardRequest | None = None,
-                     idempotency: IdempotencyRequest | None = None) -> SendDecision:
+    def reserve_send(
+        self,
+        phone: str,
+        purpose: str,
+        code_hash: str,
+        send_id: str,
+        *,
+        ttl: int,
+        cooldown: int,
+        limits: Sequence[Limit],
+        client: ClientLimits | None = None,
+        guard: GuardRequest | None = None,
+        idempotency: IdempotencyRequest | None = None,
+    ) -> SendDecision:
         """The steps and order of ``lua/send.lua``, under the lock."""
         with self._lock:
             now = self._now()
@@ -162,13 +188,17 @@ class MemoryStore:
 
             def refuse(kind: Refusal, wait: int, notice: bool = False) -> SendDecision:
                 if idempotency is not None:
-                    self._idem_answer(ikey, ih, idempotency, now, StoredAnswer(
-                        429, "throttled", f"r:{kind.value}", _seconds(wait)))
+                    self._idem_answer(
+                        ikey,
+                        ih,
+                        idempotency,
+                        now,
+                        StoredAnswer(429, "throttled", f"r:{kind.value}", _seconds(wait)),
+                    )
                 return SendDecision(kind, _seconds(wait), notice)
 
             if client is not None:
-                wait = self._client_hit(self.keys.client(client.client), "s", client.limits,
-                                        now)
+                wait = self._client_hit(self.keys.client(client.client), "s", client.limits, now)
                 if wait:
                     return refuse(Refusal.CLIENT, wait)
             key = self.keys.phone(phone)
@@ -199,8 +229,7 @@ class MemoryStore:
                 if guard.window_ms > 0:
                     cstate = conv_read(x.get("cv"), guard.window_ms, now)
                     sends, verifies = conv_estimate(cstate, guard.window_ms, now)
-                    if sends >= guard.min_sends and \
-                            verifies * 1000 < guard.ratio_permille * sends:
+                    if sends >= guard.min_sends and verifies * 1000 < guard.ratio_permille * sends:
                         x["b"] = f"{t36(now + guard.block_ms)}|{int(sends)}|{int(verifies)}"
                         self._save(xkey, x)
                         return refuse(Refusal.CONVERSION, guard.block_ms, True)
@@ -251,22 +280,28 @@ class MemoryStore:
     def peek_idempotency(self, request: IdempotencyRequest) -> IdempotencyState | None:
         with self._lock:
             now = self._now()
-            return self._idem_look(self._load(self.keys.idempotency(request.key_id), now),
-                                   request.fingerprint, now)
+            return self._idem_look(
+                self._load(self.keys.idempotency(request.key_id), now), request.fingerprint, now
+            )
 
-    def guard_status(self, global_limits: Sequence[Limit], prefix_limits: Sequence[Limit],
-                     window_ms: int) -> tuple[dict[str, int], list[PrefixStatus]]:
+    def guard_status(
+        self, global_limits: Sequence[Limit], prefix_limits: Sequence[Limit], window_ms: int
+    ) -> tuple[dict[str, int], list[PrefixStatus]]:
         with self._lock:
             now = self._now()
-            counts = window_counts(self._load(self.keys.guard_global(), now).get("n"),
-                                   global_limits, now)
+            counts = window_counts(
+                self._load(self.keys.guard_global(), now).get("n"), global_limits, now
+            )
             start, found = self.keys.guard_prefix(""), []
             for key in list(self._hashes):
                 if key.startswith(start[:-1]):
                     fields = self._load(key, now)
                     if fields:
-                        found.append(prefix_status(key[len(start) - 1:-1], fields, now,
-                                                   prefix_limits, window_ms))
+                        found.append(
+                            prefix_status(
+                                key[len(start) - 1 : -1], fields, now, prefix_limits, window_ms
+                            )
+                        )
             return counts, found
 
     def guard_unblock(self, prefix: str) -> bool:
@@ -279,12 +314,23 @@ class MemoryStore:
 
     def hit_client(self, endpoint: str, client: ClientLimits) -> int:
         with self._lock:
-            wait = self._client_hit(self.keys.client(client.client),
-                                    ENDPOINT_FIELDS[endpoint], client.limits, self._now())
+            wait = self._client_hit(
+                self.keys.client(client.client),
+                ENDPOINT_FIELDS[endpoint],
+                client.limits,
+                self._now(),
+            )
         return _seconds(wait) if wait else 0
 
-    def cancel_send(self, phone: str, purpose: str, send_id: str, *,
-                    limits: Sequence[Limit], guard: GuardRequest | None = None) -> None:
+    def cancel_send(
+        self,
+        phone: str,
+        purpose: str,
+        send_id: str,
+        *,
+        limits: Sequence[Limit],
+        guard: GuardRequest | None = None,
+    ) -> None:
         with self._lock:
             now, key = self._now(), self.keys.phone(phone)
             h = self._load(key, now)
@@ -302,28 +348,32 @@ class MemoryStore:
                 gkey = self.keys.guard_global()
                 g = self._load(gkey, now)
                 if "n" in g:
-                    g["n"] = _windows_value(_windows(g["n"], _ms(guard.global_limits), now)[0],
-                                            -1)
+                    g["n"] = _windows_value(_windows(g["n"], _ms(guard.global_limits), now)[0], -1)
                     self._save(gkey, g)
             if guard.prefix is not None and guard.counts_prefix:
                 xkey = self.keys.guard_prefix(guard.prefix)
                 x = self._load(xkey, now)
                 if "n" in x and guard.prefix_limits:
-                    x["n"] = _windows_value(_windows(x["n"], _ms(guard.prefix_limits), now)[0],
-                                            -1)
+                    x["n"] = _windows_value(_windows(x["n"], _ms(guard.prefix_limits), now)[0], -1)
                 if "cv" in x and guard.window_ms > 0:
                     x["cv"] = conv_add(x["cv"], guard.window_ms, now, -1, 0)
                 self._save(xkey, x)
 
-    def check_code(self, phone: str, purpose: str, code_hash: str, *,
-                   max_attempts: int, window: int,
-                   client: ClientLimits | None = None,
-                   guard: GuardRequest | None = None) -> VerifyResult:
+    def check_code(
+        self,
+        phone: str,
+        purpose: str,
+        code_hash: str,
+        *,
+        max_attempts: int,
+        window: int,
+        client: ClientLimits | None = None,
+        guard: GuardRequest | None = None,
+    ) -> VerifyResult:
         with self._lock:
             now = self._now()
             if client is not None:
-                wait = self._client_hit(self.keys.client(client.client), "v", client.limits,
-                                        now)
+                wait = self._client_hit(self.keys.client(client.client), "v", client.limits, now)
                 if wait:
                     return VerifyResult(VerifyOutcome.THROTTLED, 0, _seconds(wait))
             key = self.keys.phone(phone)
@@ -360,8 +410,9 @@ class MemoryStore:
             if failures >= max_attempts:
                 h.pop(code_field)
             self._save(key, h)
-            return VerifyResult(VerifyOutcome.INVALID, max_attempts - failures,
-                                _seconds(fail_ends - now))
+            return VerifyResult(
+                VerifyOutcome.INVALID, max_attempts - failures, _seconds(fail_ends - now)
+            )
 
     def use_token(self, token_id: str, ttl: int) -> bool:
         with self._lock:
@@ -402,8 +453,9 @@ class MemoryStore:
             self._tokens.clear()
 
     # -- delivery reports (aliyun/reports.py; mirrors lua/report.lua) --------------------
-    def record_delivery(self, phone: str, report_id: str, state: str, err_code: str, *,
-                        ttl_ms: int) -> str:
+    def record_delivery(
+        self, phone: str, report_id: str, state: str, err_code: str, *, ttl_ms: int
+    ) -> str:
         with self._lock:
             now, key = self._now(), self.keys.phone(phone)
             h = self._load(key, now)

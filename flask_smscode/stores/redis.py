@@ -63,8 +63,11 @@ _LOG_EVERY_SECONDS = 10.0
 
 def _load_script(name: str) -> str:
     folder = resources.files(__package__).joinpath("lua")
-    return folder.joinpath("common.lua").read_text("utf-8") + "\n" + \
-        folder.joinpath(name).read_text("utf-8")
+    return (
+        folder.joinpath("common.lua").read_text("utf-8")
+        + "\n"
+        + folder.joinpath(name).read_text("utf-8")
+    )
 
 
 class _FaultLog:
@@ -84,28 +87,51 @@ class _FaultLog:
                 return
             self._last[cause] = now
             suppressed = self._suppressed.pop(cause, 0)
-        logger.warning("smscode event=storage outcome=storage_unavailable store=%s cause=%r%s",
-                       kind, cause,
-                       f" suppressed={suppressed}" if suppressed else "")
+        logger.warning(
+            "smscode event=storage outcome=storage_unavailable store=%s cause=%r%s",
+            kind,
+            cause,
+            f" suppressed={suppressed}" if suppressed else "",
+        )
 
 
 @functools.lru_cache(maxsize=256)
-def _check_conf(max_attempts: int, window_ms: int, conversion_ms: int,
-                client_limits: tuple[Limit, ...]) -> bytes:
+def _check_conf(
+    max_attempts: int, window_ms: int, conversion_ms: int, client_limits: tuple[Limit, ...]
+) -> bytes:
     """check.lua's settings as one argument (see its header): they are the same on every
     verify of an app, and each argument costs redis-py and Redis encoding work (bytes:
     redis-py sends them as they are)."""
-    return "|".join(map(str, (max_attempts, window_ms, conversion_ms,
-                              *_limit_args(client_limits)))).encode()
+    return "|".join(
+        map(str, (max_attempts, window_ms, conversion_ms, *_limit_args(client_limits)))
+    ).encode()
 
 
 @functools.lru_cache(maxsize=256)
-def _send_conf(ttl_ms: int, cooldown_ms: int, phone: tuple[Limit, ...],
-               client: tuple[Limit, ...], global_: tuple[Limit, ...],
-               prefix: tuple[Limit, ...], *guard: int) -> bytes:
+def _send_conf(
+    ttl_ms: int,
+    cooldown_ms: int,
+    phone: tuple[Limit, ...],
+    client: tuple[Limit, ...],
+    global_: tuple[Limit, ...],
+    prefix: tuple[Limit, ...],
+    *guard: int,
+) -> bytes:
     """send.lua's settings as one argument, like :func:`_check_conf`."""
-    return "|".join(map(str, (ttl_ms, cooldown_ms, *_limit_args(phone), *_limit_args(client),
-                              *_limit_args(global_), *_limit_args(prefix), *guard))).encode()
+    return "|".join(
+        map(
+            str,
+            (
+                ttl_ms,
+                cooldown_ms,
+                *_limit_args(phone),
+                *_limit_args(client),
+                *_limit_args(global_),
+                *_limit_args(prefix),
+                *guard,
+            ),
+        )
+    ).encode()
 
 
 def _redis_message(exc: BaseException) -> str:
@@ -132,8 +158,9 @@ def _unavailable_on_redis_error(method: Callable[..., T]) -> Callable[..., T]:
 
 
 class RedisStore:
-    def __init__(self, uri: str, key_prefix: str = "smscode", timeout: float = 1.0,
-                 **options: Any) -> None:
+    def __init__(
+        self, uri: str, key_prefix: str = "smscode", timeout: float = 1.0, **options: Any
+    ) -> None:
         self.keys = Keys(key_prefix)
         connected = connect(uri, timeout=timeout, options=options)
         self.client = connected.client
@@ -146,9 +173,10 @@ class RedisStore:
         self._offset_ms = 0.0
         self._clock_checked = 0.0
         self._clock_lock = threading.Lock()
-        self._scripts = {name: self.client.register_script(_load_script(f"{name}.lua"))
-                         for name in ("send", "check", "cancel", "hit", "read", "reset",
-                                      "clock", "idem")}
+        self._scripts = {
+            name: self.client.register_script(_load_script(f"{name}.lua"))
+            for name in ("send", "check", "cancel", "hit", "read", "reset", "clock", "idem")
+        }
         if not self.cluster:
             self._refuse_cluster_behind_plain_uri(timeout)
 
@@ -162,7 +190,8 @@ class RedisStore:
             self.client.close()
             raise ConfigurationError(
                 "SMSCODE_STORAGE_URI reaches a Redis Cluster node; use redis+cluster://"
-                "host:port[,host:port...] so that keys are routed to their slots.")
+                "host:port[,host:port...] so that keys are routed to their slots."
+            )
 
     # -- the clock and the deadline -------------------------------------------------------
     def _measure_offset(self, key: str) -> None:
@@ -199,8 +228,11 @@ class RedisStore:
                 return result
             elapsed_ms = (time.monotonic() - started) * 1000
             if elapsed_ms >= self._budget_ms or attempt == 2:
-                self.faults.report(self.kind, "StorageStalled: the decision reached Redis "
-                                              "after its deadline and was not applied")
+                self.faults.report(
+                    self.kind,
+                    "StorageStalled: the decision reached Redis "
+                    "after its deadline and was not applied",
+                )
                 raise StorageUnavailable()
             with self._clock_lock:  # answered in time but "late": our offset is stale
                 self._measure_offset(keys[0])
@@ -214,22 +246,38 @@ class RedisStore:
     # the earlier ones (cancel.lua) and records the refusal as the key's answer: up to five
     # round trips, documented in the README.
     @_unavailable_on_redis_error
-    def reserve_send(self, phone: str, purpose: str, code_hash: str, send_id: str, *,
-                     ttl: int, cooldown: int, limits: Sequence[Limit],
-                     client: ClientLimits | None = None, guard: GuardRequest | None = None,
-                     idempotency: IdempotencyRequest | None = None) -> SendDecision:
+    def reserve_send(
+        self,
+        phone: str,
+        purpose: str,
+        code_hash: str,
+        send_id: str,
+        *,
+        ttl: int,
+        cooldown: int,
+        limits: Sequence[Limit],
+        client: ClientLimits | None = None,
+        guard: GuardRequest | None = None,
+        idempotency: IdempotencyRequest | None = None,
+    ) -> SendDecision:
         roles = self._send_roles(phone, client, guard, idempotency)
-        args = self._send_args(purpose, code_hash, send_id, ttl, cooldown, limits, client,
-                               guard, idempotency)
+        args = self._send_args(
+            purpose, code_hash, send_id, ttl, cooldown, limits, client, guard, idempotency
+        )
         if not self.cluster:
             layout = "".join(roles)
-            return self._send_decision(self._decide("send", list(roles.values()),
-                                                    [layout, *args]))
-        return self._reserve_on_cluster(roles, args, phone, purpose, send_id, limits, client,
-                                        guard, idempotency)
+            return self._send_decision(self._decide("send", list(roles.values()), [layout, *args]))
+        return self._reserve_on_cluster(
+            roles, args, phone, purpose, send_id, limits, client, guard, idempotency
+        )
 
-    def _send_roles(self, phone: str, client: ClientLimits | None, guard: GuardRequest | None,
-                    idempotency: IdempotencyRequest | None) -> dict[str, str]:
+    def _send_roles(
+        self,
+        phone: str,
+        client: ClientLimits | None,
+        guard: GuardRequest | None,
+        idempotency: IdempotencyRequest | None,
+    ) -> dict[str, str]:
         """The keys of one send by role letter (see keyed() in lua/common.lua), in order."""
         roles: dict[str, str] = {}
         if idempotency is not None:
@@ -244,19 +292,39 @@ class RedisStore:
         return roles
 
     @staticmethod
-    def _send_args(purpose: str, code_hash: str, send_id: str, ttl: int, cooldown: int,
-                   limits: Sequence[Limit], client: ClientLimits | None,
-                   guard: GuardRequest | None,
-                   idempotency: IdempotencyRequest | None) -> list[Any]:
+    def _send_args(
+        purpose: str,
+        code_hash: str,
+        send_id: str,
+        ttl: int,
+        cooldown: int,
+        limits: Sequence[Limit],
+        client: ClientLimits | None,
+        guard: GuardRequest | None,
+        idempotency: IdempotencyRequest | None,
+    ) -> list[Any]:
         g = guard or GuardRequest()
-        conf = _send_conf(ttl * 1000, cooldown * 1000, tuple(limits),
-                          tuple(client.limits) if client is not None else (),
-                          tuple(g.global_limits), tuple(g.prefix_limits),
-                          g.window_ms, g.min_sends, g.ratio_permille, g.block_ms)
-        return [purpose, code_hash, send_id, conf,
-                idempotency.fingerprint if idempotency else "",
-                idempotency.pending_ms if idempotency else 0,
-                idempotency.ttl_ms if idempotency else 0]
+        conf = _send_conf(
+            ttl * 1000,
+            cooldown * 1000,
+            tuple(limits),
+            tuple(client.limits) if client is not None else (),
+            tuple(g.global_limits),
+            tuple(g.prefix_limits),
+            g.window_ms,
+            g.min_sends,
+            g.ratio_permille,
+            g.block_ms,
+        )
+        return [
+            purpose,
+            code_hash,
+            send_id,
+            conf,
+            idempotency.fingerprint if idempotency else "",
+            idempotency.pending_ms if idempotency else 0,
+            idempotency.ttl_ms if idempotency else 0,
+        ]
 
     @staticmethod
     def _send_decision(reply: Sequence[Any]) -> SendDecision:
@@ -266,13 +334,22 @@ class RedisStore:
         known = idempotency_state(reply)
         if known is not None:
             return SendDecision(idempotency=known)
-        return SendDecision(Refusal(outcome), _seconds(reply[1]),
-                            len(reply) > 2 and int(reply[2]) == 1)
+        return SendDecision(
+            Refusal(outcome), _seconds(reply[1]), len(reply) > 2 and int(reply[2]) == 1
+        )
 
-    def _reserve_on_cluster(self, roles: dict[str, str], args: list[Any], phone: str,
-                            purpose: str, send_id: str, limits: Sequence[Limit],
-                            client: ClientLimits | None, guard: GuardRequest | None,
-                            idempotency: IdempotencyRequest | None) -> SendDecision:
+    def _reserve_on_cluster(
+        self,
+        roles: dict[str, str],
+        args: list[Any],
+        phone: str,
+        purpose: str,
+        send_id: str,
+        limits: Sequence[Limit],
+        client: ClientLimits | None,
+        guard: GuardRequest | None,
+        idempotency: IdempotencyRequest | None,
+    ) -> SendDecision:
         done: list[str] = []
         try:
             for role, key in roles.items():
@@ -282,9 +359,16 @@ class RedisStore:
                 if decision.refused_by is not None:
                     self._undo_on_cluster(done, roles, purpose, send_id, limits, guard)
                     if idempotency is not None:
-                        self._idem("finish", idempotency, StoredAnswer(
-                            429, "throttled", f"r:{decision.refused_by.value}",
-                            decision.retry_after))
+                        self._idem(
+                            "finish",
+                            idempotency,
+                            StoredAnswer(
+                                429,
+                                "throttled",
+                                f"r:{decision.refused_by.value}",
+                                decision.retry_after,
+                            ),
+                        )
                     return decision
                 if role != "i":
                     done.append(role)
@@ -297,26 +381,43 @@ class RedisStore:
             raise
         return SendDecision()
 
-    def _undo_on_cluster(self, done: Sequence[str], roles: dict[str, str], purpose: str,
-                         send_id: str, limits: Sequence[Limit],
-                         guard: GuardRequest | None) -> None:
+    def _undo_on_cluster(
+        self,
+        done: Sequence[str],
+        roles: dict[str, str],
+        purpose: str,
+        send_id: str,
+        limits: Sequence[Limit],
+        guard: GuardRequest | None,
+    ) -> None:
         for role in done:
             if role in "Pgp":
-                self._scripts["cancel"](keys=[roles[role]], args=[
-                    role, *self._cancel_args(purpose, send_id, limits, guard)])
+                self._scripts["cancel"](
+                    keys=[roles[role]],
+                    args=[role, *self._cancel_args(purpose, send_id, limits, guard)],
+                )
 
     @staticmethod
-    def _cancel_args(purpose: str, send_id: str, limits: Sequence[Limit],
-                     guard: GuardRequest | None) -> list[Any]:
+    def _cancel_args(
+        purpose: str, send_id: str, limits: Sequence[Limit], guard: GuardRequest | None
+    ) -> list[Any]:
         g = guard or GuardRequest()
-        return [purpose, send_id, *_limit_args(limits), *_limit_args(g.global_limits),
-                *_limit_args(g.prefix_limits), g.window_ms]
+        return [
+            purpose,
+            send_id,
+            *_limit_args(limits),
+            *_limit_args(g.global_limits),
+            *_limit_args(g.prefix_limits),
+            g.window_ms,
+        ]
 
-    def _idem(self, op: str, request: IdempotencyRequest,
-              answer: StoredAnswer | None = None) -> IdempotencyState | None:
+    def _idem(
+        self, op: str, request: IdempotencyRequest, answer: StoredAnswer | None = None
+    ) -> IdempotencyState | None:
         extra = [request.ttl_ms, *answer_args(answer)] if answer is not None else []
-        reply = self._scripts["idem"](keys=[self.keys.idempotency(request.key_id)],
-                                      args=[op, request.fingerprint, *extra])
+        reply = self._scripts["idem"](
+            keys=[self.keys.idempotency(request.key_id)], args=[op, request.fingerprint, *extra]
+        )
         return idempotency_state(reply)
 
     @_unavailable_on_redis_error
@@ -338,13 +439,21 @@ class RedisStore:
     def _hit(self, field: str, client: ClientLimits) -> int:
         if not client.limits:
             return 0
-        outcome, wait_ms = self._decide("hit", [self.keys.client(client.client)],
-                                        [field, *_limit_args(client.limits)])
+        outcome, wait_ms = self._decide(
+            "hit", [self.keys.client(client.client)], [field, *_limit_args(client.limits)]
+        )
         return 0 if outcome == "ok" else _seconds(wait_ms)
 
     @_unavailable_on_redis_error
-    def cancel_send(self, phone: str, purpose: str, send_id: str, *,
-                    limits: Sequence[Limit], guard: GuardRequest | None = None) -> None:
+    def cancel_send(
+        self,
+        phone: str,
+        purpose: str,
+        send_id: str,
+        *,
+        limits: Sequence[Limit],
+        guard: GuardRequest | None = None,
+    ) -> None:
         roles = {role: key for role, key in self._send_roles(phone, None, guard, None).items()}
         args = self._cancel_args(purpose, send_id, limits, guard)
         if not self.cluster:
@@ -354,10 +463,17 @@ class RedisStore:
             self._scripts["cancel"](keys=[key], args=[role, *args])
 
     @_unavailable_on_redis_error
-    def check_code(self, phone: str, purpose: str, code_hash: str, *,
-                   max_attempts: int, window: int,
-                   client: ClientLimits | None = None,
-                   guard: GuardRequest | None = None) -> VerifyResult:
+    def check_code(
+        self,
+        phone: str,
+        purpose: str,
+        code_hash: str,
+        *,
+        max_attempts: int,
+        window: int,
+        client: ClientLimits | None = None,
+        guard: GuardRequest | None = None,
+    ) -> VerifyResult:
         roles: dict[str, str] = {}
         client_limits: tuple[Limit, ...] = ()
         if client is not None:
@@ -373,15 +489,25 @@ class RedisStore:
         window_ms = guard.window_ms if guard is not None and converts else 0
         if converts and guard is not None and guard.prefix is not None and not self.cluster:
             roles["p"] = self.keys.guard_prefix(guard.prefix)
-        args = [purpose, code_hash, _check_conf(max_attempts, window * 1000, window_ms,
-                                                client_limits)]
-        outcome, attempts_left, wait_ms = self._decide("check", list(roles.values()),
-                                                       ["".join(roles), *args])
-        if outcome == "ok" and converts and self.cluster and guard is not None \
-                and guard.prefix is not None:
+        args = [
+            purpose,
+            code_hash,
+            _check_conf(max_attempts, window * 1000, window_ms, client_limits),
+        ]
+        outcome, attempts_left, wait_ms = self._decide(
+            "check", list(roles.values()), ["".join(roles), *args]
+        )
+        if (
+            outcome == "ok"
+            and converts
+            and self.cluster
+            and guard is not None
+            and guard.prefix is not None
+        ):
             self._convert_on_cluster(guard.prefix, args)
-        return VerifyResult(VerifyOutcome(outcome), int(attempts_left),
-                            _seconds(wait_ms) if int(wait_ms) > 0 else 0)
+        return VerifyResult(
+            VerifyOutcome(outcome), int(attempts_left), _seconds(wait_ms) if int(wait_ms) > 0 else 0
+        )
 
     def _convert_on_cluster(self, prefix: str, args: list[Any]) -> None:
         """Count the conversion in the prefix's slot. The code is already consumed, so a
@@ -392,19 +518,22 @@ class RedisStore:
             self.faults.report(self.kind, exc)
 
     @_unavailable_on_redis_error
-    def guard_status(self, global_limits: Sequence[Limit], prefix_limits: Sequence[Limit],
-                     window_ms: int) -> tuple[dict[str, int], list[PrefixStatus]]:
+    def guard_status(
+        self, global_limits: Sequence[Limit], prefix_limits: Sequence[Limit], window_ms: int
+    ) -> tuple[dict[str, int], list[PrefixStatus]]:
         now, *flat = self._scripts["read"](keys=[self.keys.guard_global()], args=[])
-        counts = window_counts(dict(zip(flat[::2], flat[1::2], strict=True)).get("n"),
-                               global_limits, int(now))
+        counts = window_counts(
+            dict(zip(flat[::2], flat[1::2], strict=True)).get("n"), global_limits, int(now)
+        )
         start = self.keys.guard_prefix("")[:-1]
         found = []
         for key in sorted(set(self.client.scan_iter(match=f"{start}*", count=1000))):
             now, *flat = self._scripts["read"](keys=[key], args=[])
             fields = dict(zip(flat[::2], flat[1::2], strict=True))
             if fields:
-                found.append(prefix_status(key[len(start):-1], fields, int(now),
-                                           prefix_limits, window_ms))
+                found.append(
+                    prefix_status(key[len(start) : -1], fields, int(now), prefix_limits, window_ms)
+                )
         return counts, found
 
     @_unavailable_on_redis_error
@@ -422,8 +551,9 @@ class RedisStore:
     @_unavailable_on_redis_error
     def status(self, phone: str, purpose: str, *, limits: Sequence[Limit]) -> PhoneStatus:
         now, *flat = self._scripts["read"](keys=[self.keys.phone(phone)], args=[])
-        return phone_status(dict(zip(flat[::2], flat[1::2], strict=True)), int(now), purpose,
-                            limits)
+        return phone_status(
+            dict(zip(flat[::2], flat[1::2], strict=True)), int(now), purpose, limits
+        )
 
     @_unavailable_on_redis_error
     def reset(self, phone: str, purposes: Sequence[str], *, limits: Sequence[Limit]) -> int:
@@ -440,14 +570,15 @@ class RedisStore:
 
     # -- delivery reports (aliyun/reports.py; lua/report.lua) ----------------------------
     @_unavailable_on_redis_error
-    def record_delivery(self, phone: str, report_id: str, state: str, err_code: str, *,
-                        ttl_ms: int) -> str:
+    def record_delivery(
+        self, phone: str, report_id: str, state: str, err_code: str, *, ttl_ms: int
+    ) -> str:
         script = self._scripts.get("report")
         if script is None:  # registered on first use: apps without reports never load it
             script = self._scripts["report"] = self.client.register_script(
-                _load_script("report.lua"))
-        return str(script(keys=[self.keys.phone(phone)],
-                          args=[report_id, state, err_code, ttl_ms]))
+                _load_script("report.lua")
+            )
+        return str(script(keys=[self.keys.phone(phone)], args=[report_id, state, err_code, ttl_ms]))
 
     @_unavailable_on_redis_error
     def last_delivery(self, phone: str) -> LastDelivery | None:
@@ -462,7 +593,8 @@ class RedisStore:
         script = self._scripts.get("sender")
         if script is None:  # registered on first use: most apps never fail over
             script = self._scripts["sender"] = self.client.register_script(
-                _load_script("sender.lua"))
+                _load_script("sender.lua")
+            )
         script(keys=[self.keys.phone(phone)], args=[purpose, send_id, index])
 
     @_unavailable_on_redis_error

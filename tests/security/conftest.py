@@ -60,16 +60,18 @@ class SecretsWatch(logging.Handler):
     def check(self, codes: set[str]) -> None:
         secrets = [ACCESS_KEY_ID, ACCESS_KEY_SECRET]
         patterns = [code_pattern(code) for code in codes | self.extra_codes]
-        for kind, texts in (("log", self.logs), ("answer", self.answers),
-                            ("exception", self.exceptions)):
+        for kind, texts in (
+            ("log", self.logs),
+            ("answer", self.answers),
+            ("exception", self.exceptions),
+        ):
             for text in texts:
                 # The owner of a phone sees it in the /sms/verify answer that proves it.
                 proof = kind == "answer" and '"token"' in text
                 for secret in secrets + ([] if proof else list(PHONES)):
                     assert secret not in text, f"{secret!r} leaked in a {kind}: {text[:300]!r}"
                 for pattern in patterns:
-                    assert not pattern.search(text), \
-                        f"a code leaked in a {kind}: {text[:300]!r}"
+                    assert not pattern.search(text), f"a code leaked in a {kind}: {text[:300]!r}"
 
 
 def _codes_sent(sms_server: Any) -> set[str]:
@@ -121,5 +123,7 @@ WATCHED: list[tuple[int, int, int]] = []
 def pytest_sessionfinish(session: pytest.Session) -> None:  # pragma: no cover - reporting
     if WATCHED:
         logs, answers, exceptions = (sum(column) for column in zip(*WATCHED, strict=True))
-        print(f"\nsecrets watch: {len(WATCHED)} tests, {logs} log records, {answers} answers, "
-              f"{exceptions} exception texts checked")
+        print(
+            f"\nsecrets watch: {len(WATCHED)} tests, {logs} log records, {answers} answers, "
+            f"{exceptions} exception texts checked"
+        )

@@ -29,19 +29,35 @@ from ..conftest import PHONE
 
 # Mainland mobiles used by the suite; the secrets watch checks none of them leaks unmasked.
 OTHER_PHONE = "13900139000"
-PHONES = (PHONE, OTHER_PHONE, "13700137000", "13600136000", "13500135000", "13300133000",
-          "15800158000", "18600186000", "18800188000", "19900199000")
+PHONES = (
+    PHONE,
+    OTHER_PHONE,
+    "13700137000",
+    "13600136000",
+    "13500135000",
+    "13300133000",
+    "15800158000",
+    "18600186000",
+    "18800188000",
+    "19900199000",
+)
 PURPOSES = ("login", "signup", "reset_password")
 
 # The stable error codes of the contract: the ErrorCode enum of the shipped document.
-ERROR_CODES = frozenset(yaml.safe_load(
-    (Path(flask_smscode.__file__).with_name("openapi.yaml")).read_text(encoding="utf-8"))
-    ["components"]["schemas"]["ErrorCode"]["enum"])
+ERROR_CODES = frozenset(
+    yaml.safe_load(
+        (Path(flask_smscode.__file__).with_name("openapi.yaml")).read_text(encoding="utf-8")
+    )["components"]["schemas"]["ErrorCode"]["enum"]
+)
 assert "invalid_request" in ERROR_CODES and "method_not_allowed" in ERROR_CODES
 
 # Every throttle out of the way, for tests about something else.
-RELAXED = {"SMSCODE_RESEND_INTERVAL_SECONDS": 0, "SMSCODE_PHONE_LIMITS": "1000/hour",
-           "SMSCODE_IP_SEND_LIMITS": "10000/hour", "SMSCODE_IP_VERIFY_LIMITS": "10000/hour"}
+RELAXED = {
+    "SMSCODE_RESEND_INTERVAL_SECONDS": 0,
+    "SMSCODE_PHONE_LIMITS": "1000/hour",
+    "SMSCODE_IP_SEND_LIMITS": "10000/hour",
+    "SMSCODE_IP_VERIFY_LIMITS": "10000/hour",
+}
 
 
 def send(client: Any, phone: str = PHONE, purpose: str | None = None, **kwargs: Any) -> Any:
@@ -49,15 +65,17 @@ def send(client: Any, phone: str = PHONE, purpose: str | None = None, **kwargs: 
     return client.post("/sms/send", json=body, **kwargs)
 
 
-def verify(client: Any, code: str, phone: str = PHONE, purpose: str = "login",
-           **kwargs: Any) -> Any:
-    return client.post("/sms/verify", json={"phone": phone, "code": code, "purpose": purpose},
-                       **kwargs)
+def verify(
+    client: Any, code: str, phone: str = PHONE, purpose: str = "login", **kwargs: Any
+) -> Any:
+    return client.post(
+        "/sms/verify", json={"phone": phone, "code": code, "purpose": purpose}, **kwargs
+    )
 
 
 def wrong(code: str, offset: int = 1) -> str:
     """Another well-formed code of the same length."""
-    return f"{(int(code) + offset) % 10**len(code):0{len(code)}d}"
+    return f"{(int(code) + offset) % 10 ** len(code):0{len(code)}d}"
 
 
 def error_of(response: Any) -> str:
@@ -79,8 +97,10 @@ def assert_error(response: Any, status: int, error: str) -> dict[str, Any]:
 
 # -- state seen from outside -------------------------------------------------------------
 
-def assert_untouched(app: Flask, phones: Iterable[str] = PHONES,
-                     redis_url: str | None = None) -> None:
+
+def assert_untouched(
+    app: Flask, phones: Iterable[str] = PHONES, redis_url: str | None = None
+) -> None:
     """No code, failure, cooldown or send count exists for ``phones`` (any purpose) and, on
     Redis, no key under the app's prefix but the per-client-address counters."""
     service = get_service(app)
@@ -108,6 +128,7 @@ def redis_url_of(request: Any) -> str | None:
 
 
 # -- the daily bound on guesses, from the settings ---------------------------------------
+
 
 def daily_sends(app: Flask) -> int:
     """The most codes one phone can be sent in any 24 hours: its caps (fixed windows, so a
@@ -139,14 +160,16 @@ def daily_guess_bound(app: Flask) -> int:
 
 # -- real HTTP, in parallel --------------------------------------------------------------
 
+
 def session() -> requests.Session:
     s = requests.Session()
     s.trust_env = False  # loopback only, never through a proxy
     return s
 
 
-def post_all(url: str, bodies: Sequence[dict[str, Any]],
-             before: Callable[[], None] | None = None) -> list[requests.Response]:
+def post_all(
+    url: str, bodies: Sequence[dict[str, Any]], before: Callable[[], None] | None = None
+) -> list[requests.Response]:
     """POST each body from its own thread, all released at once by a barrier."""
     barrier = Barrier(len(bodies), action=before)
 

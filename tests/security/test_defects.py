@@ -30,8 +30,11 @@ def test_client_purposes_never_become_metric_labels(make_app, endpoint):
     new_labels = set(after[kind]) - set(before[kind])
     assert new_labels <= {("unknown", "invalid_request")}
     assert all(len(label) <= 64 for labels in after[kind] for label in labels)
-    assert after[kind][("unknown", "invalid_request")] \
-        - before[kind].get(("unknown", "invalid_request"), 0) == 20
+    assert (
+        after[kind][("unknown", "invalid_request")]
+        - before[kind].get(("unknown", "invalid_request"), 0)
+        == 20
+    )
 
 
 @pytest.mark.parametrize("endpoint", ["send", "verify"])
@@ -68,8 +71,13 @@ def test_logged_values_are_bounded_and_escaped():
     old = logger.level
     logger.setLevel(logging.DEBUG)
     try:
-        log_event(logging.INFO, "notify", template='a"b\\c d\nX=1', request_id="r" * 10_000,
-                  outcome="sent\r\nFORGED")
+        log_event(
+            logging.INFO,
+            "notify",
+            template='a"b\\c d\nX=1',
+            request_id="r" * 10_000,
+            outcome="sent\r\nFORGED",
+        )
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old)
@@ -99,17 +107,29 @@ def test_deep_json_is_a_counted_400(make_app, request, endpoint):
     app = make_app(**{limit: "3/minute"})
     client = app.test_client()
     for _ in range(3):
-        response = client.post(f"/sms/{endpoint}", data="[" * 1000,
-                               content_type="application/json")
+        response = client.post(f"/sms/{endpoint}", data="[" * 1000, content_type="application/json")
         assert_error(response, 400, "invalid_request")
     # The per-IP budget is spent: even a good request is now refused.
-    assert_error(client.post(f"/sms/{endpoint}", json={"phone": PHONE, "code": "123456"}),
-                 429, "throttled")
+    assert_error(
+        client.post(f"/sms/{endpoint}", json={"phone": PHONE, "code": "123456"}), 429, "throttled"
+    )
     assert_untouched(app, redis_url=redis_url_of(request))
 
 
-METHODS = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "TRACE", "PROPFIND", "QUERY", "CONNECT",
-           "MKCOL", "LOCK", "BREW"]
+METHODS = [
+    "GET",
+    "HEAD",
+    "PUT",
+    "PATCH",
+    "DELETE",
+    "TRACE",
+    "PROPFIND",
+    "QUERY",
+    "CONNECT",
+    "MKCOL",
+    "LOCK",
+    "BREW",
+]
 
 
 @pytest.mark.parametrize("path", ["/sms/send", "/sms/verify"])
@@ -128,11 +148,13 @@ def test_every_other_method_is_a_json_405(make_app, path, method):
 
 
 @pytest.mark.parametrize("endpoint", ["send", "verify"])
-def test_explicit_null_purpose_is_refused_missing_is_the_default(make_app, sms_server,
-                                                                  endpoint):
+def test_explicit_null_purpose_is_refused_missing_is_the_default(make_app, sms_server, endpoint):
     client = make_app().test_client()
-    body = assert_error(client.post(f"/sms/{endpoint}", json={
-        "phone": PHONE, "code": "123456", "purpose": None}), 400, "invalid_request")
+    body = assert_error(
+        client.post(f"/sms/{endpoint}", json={"phone": PHONE, "code": "123456", "purpose": None}),
+        400,
+        "invalid_request",
+    )
     assert body["field"] == "purpose"
     assert sms_server.sent == []
     if endpoint == "send":
@@ -140,16 +162,25 @@ def test_explicit_null_purpose_is_refused_missing_is_the_default(make_app, sms_s
         assert response.status_code == 200 and response.get_json()["purpose"] == "login"
 
 
-@pytest.mark.parametrize("pasted", [
-    "13800138000\u200b", "\u202a+86 138 0013 8000\u202c", "\u200e13800138000\u200f",
-    "\u2066138\u200d0013\u20608000\u2069", "\ufeff+8613800138000", "\u202b13800138000\u202c",
-    "\u202d138 0013 8000\u202c", "\u2067+86\u200c13800138000\u2069"])
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        "13800138000\u200b",
+        "\u202a+86 138 0013 8000\u202c",
+        "\u200e13800138000\u200f",
+        "\u2066138\u200d0013\u20608000\u2069",
+        "\ufeff+8613800138000",
+        "\u202b13800138000\u202c",
+        "\u202d138 0013 8000\u202c",
+        "\u2067+86\u200c13800138000\u2069",
+    ],
+)
 def test_pasted_numbers_are_one_phone_sharing_its_throttles(make_app, sms_server, pasted):
     client = make_app().test_client()
     response = send(client, pasted)
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["phone"] == "138****8000"
-    assert_error(send(client, PHONE), 429, "throttled")       # the same cooldown
+    assert_error(send(client, PHONE), 429, "throttled")  # the same cooldown
     assert_error(send(client, pasted), 429, "throttled")
     [sms] = sms_server.sent
     assert sms.phones == [PHONE]

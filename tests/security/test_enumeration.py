@@ -29,7 +29,8 @@ def test_send_answers_are_identical_for_known_and_unknown_numbers(make_app, sms_
 
 
 def test_demo_send_answers_are_identical_for_registered_and_unknown_numbers(
-        aliyun_config, sms_server, tmp_path):
+    aliyun_config, sms_server, tmp_path
+):
     from demo_app import create_app
 
     app = create_app({"TESTING": True, **aliyun_config, **RELAXED}, instance_path=tmp_path)

@@ -15,8 +15,10 @@ def test_a_code_takes_max_attempts_wrong_guesses_then_dies(make_app, sms_server)
     client = make_app().test_client()
     send(client)
     code = sms_server.last_code(PHONE)
-    lefts = [assert_error(verify(client, wrong(code, i)), 400, "invalid_code")["attempts_left"]
-             for i in range(1, 6)]
+    lefts = [
+        assert_error(verify(client, wrong(code, i)), 400, "invalid_code")["attempts_left"]
+        for i in range(1, 6)
+    ]
     assert lefts == [4, 3, 2, 1, 0]
     body = assert_error(verify(client, code), 429, "too_many_attempts")  # the right code, too
     assert body["retry_after"] > 0
@@ -55,9 +57,14 @@ def test_the_daily_bound_on_guesses_per_phone_holds(make_app, sms_server):
     """The attack at full speed on a compressed clock: codes live 1 s, windows last 1 s, three
     codes per phone per day. However the attacker times sends and guesses, the wrong guesses
     it gets in are at most the bound computed from the settings (as for the defaults)."""
-    app = make_app(SMSCODE_CODE_TTL_SECONDS=1, SMSCODE_ATTEMPT_WINDOW_SECONDS=1,
-                   SMSCODE_MAX_ATTEMPTS=2, SMSCODE_RESEND_INTERVAL_SECONDS=0,
-                   SMSCODE_PHONE_LIMITS="3/day", SMSCODE_IP_VERIFY_LIMITS="100000/hour")
+    app = make_app(
+        SMSCODE_CODE_TTL_SECONDS=1,
+        SMSCODE_ATTEMPT_WINDOW_SECONDS=1,
+        SMSCODE_MAX_ATTEMPTS=2,
+        SMSCODE_RESEND_INTERVAL_SECONDS=0,
+        SMSCODE_PHONE_LIMITS="3/day",
+        SMSCODE_IP_VERIFY_LIMITS="100000/hour",
+    )
     bound = daily_guess_bound(app)
     assert bound == (3 * 2) * (2 * 2 - 1)  # two daily windows can meet a day: 6 codes x 3
     client = app.test_client()

@@ -24,9 +24,14 @@ HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis),
-                        pytest.param("cluster", marks=pytest.mark.redis_cluster),
-                        pytest.param("sentinel", marks=pytest.mark.redis_sentinel)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=pytest.mark.redis_cluster),
+        pytest.param("sentinel", marks=pytest.mark.redis_sentinel),
+    ]
+)
 def store_uri(request: pytest.FixtureRequest) -> str:
     """Every store, Cluster included: there a send is one script call per slot (claim,
     client, phone, guard), a path of its own."""
@@ -37,8 +42,9 @@ def store_uri(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("redis_url"))
 
 
-def keyed_send(client: Any, key: str, phone: str = PHONE, purpose: str | None = None,
-               **kwargs: Any) -> Any:
+def keyed_send(
+    client: Any, key: str, phone: str = PHONE, purpose: str | None = None, **kwargs: Any
+) -> Any:
     body = {"phone": phone} if purpose is None else {"phone": phone, "purpose": purpose}
     return client.post("/sms/send", json=body, headers={HEADER: key}, **kwargs)
 
@@ -56,9 +62,11 @@ def test_a_retry_with_the_same_key_gets_the_first_answer_and_sends_nothing(make_
     assert first.status_code == 200 and REPLAYED not in first.headers
     # The same request in another spelling, and as form fields: the normalised request is
     # what is compared (E.164 phone and purpose), not the bytes of the body.
-    again = [keyed_send(client, key, "+86 138 0013 8000"),
-             keyed_send(client, key, PHONE, "login"),
-             client.post("/sms/send", data={"phone": "008613800138000"}, headers={HEADER: key})]
+    again = [
+        keyed_send(client, key, "+86 138 0013 8000"),
+        keyed_send(client, key, PHONE, "login"),
+        client.post("/sms/send", data={"phone": "008613800138000"}, headers={HEADER: key}),
+    ]
     for response in again:
         assert response.status_code == 200
         assert response.get_json() == first.get_json()
@@ -104,8 +112,9 @@ def test_a_refusal_is_replayed_too(make_app, sms_server):
     assert len(sms_server.sent) == 2
 
 
-@pytest.mark.parametrize("key", ["", " ", "a b", "tab\there", "x" * 256, "caf\u00e9", "\x7f",
-                                 "line\nbreak"])
+@pytest.mark.parametrize(
+    "key", ["", " ", "a b", "tab\there", "x" * 256, "caf\u00e9", "\x7f", "line\nbreak"]
+)
 def test_malformed_keys_are_400_naming_the_header_and_write_nothing(make_app, sms_server, key):
     app = make_app()
     client = app.test_client()
@@ -166,8 +175,9 @@ def test_twenty_racing_requests_with_one_key_send_one_sms(make_app, sms_server):
     def post(_: int) -> Any:
         with session() as s:
             barrier.wait()
-            return s.post(f"{base}/sms/send", json={"phone": PHONE},
-                          headers={HEADER: "race-key"}, timeout=30)
+            return s.post(
+                f"{base}/sms/send", json={"phone": PHONE}, headers={HEADER: "race-key"}, timeout=30
+            )
 
     with live_server(app) as base, ThreadPoolExecutor(threads) as pool:
         responses = list(pool.map(post, range(threads)))
@@ -181,14 +191,20 @@ def test_a_duplicate_that_cannot_wait_gets_409_with_retry_after(make_app, sms_se
     app = make_app(SMSCODE_IDEMPOTENCY_WAIT_SECONDS=0, **RELAXED)
     sms_server.stall_next(1.0)
     with live_server(app) as base, session() as s, ThreadPoolExecutor(1) as pool:
-        first = pool.submit(s.post, f"{base}/sms/send", json={"phone": PHONE},
-                            headers={HEADER: "slow-key"}, timeout=30)
+        first = pool.submit(
+            s.post,
+            f"{base}/sms/send",
+            json={"phone": PHONE},
+            headers={HEADER: "slow-key"},
+            timeout=30,
+        )
         deadline = time.monotonic() + 5
         while not sms_server.requests and time.monotonic() < deadline:
             time.sleep(0.02)  # the first request is at the provider now
         with session() as other:
-            second = other.post(f"{base}/sms/send", json={"phone": PHONE},
-                                headers={HEADER: "slow-key"}, timeout=30)
+            second = other.post(
+                f"{base}/sms/send", json={"phone": PHONE}, headers={HEADER: "slow-key"}, timeout=30
+            )
         assert first.result().status_code == 200
     assert second.status_code == 409
     assert second.json()["error"] == "request_in_progress"

@@ -25,63 +25,99 @@ DEVANAGARI_CODE = "\u0967\u0968\u0969\u096a\u096b\u096c"
 
 # Values of the wrong kind for any field, and what each field answers for them.
 WRONG_TYPES: list[tuple[str, Any]] = [
-    ("null", None), ("number", 13800138000), ("float", 1.5), ("bool", True),
-    ("list", [PHONE]), ("empty_list", []), ("object", {"phone": PHONE}), ("empty", "")]
+    ("null", None),
+    ("number", 13800138000),
+    ("float", 1.5),
+    ("bool", True),
+    ("list", [PHONE]),
+    ("empty_list", []),
+    ("object", {"phone": PHONE}),
+    ("empty", ""),
+]
 
-PHONE_CASES: list[tuple[str, Any, str]] = (
-    [(f"phone_{name}", value, "invalid_request") for name, value in WRONG_TYPES]
-    + [("phone_10kB", BIG, "invalid_phone"), ("phone_arabic_digits", ARABIC_PHONE, "invalid_phone"),
-       ("phone_letters", "1380013800O", "invalid_phone"),
-       ("phone_only_marks", "\u200b\u202a\u202c", "invalid_phone"),
-       ("phone_landline", "010 1234 5678", "invalid_phone"),
-       ("phone_control_chars", "13800138000\x00", "invalid_phone"),
-       ("phone_crlf", "13800138000\r\nX: y", "invalid_phone"),
-       ("phone_other_region", "+852 5123 4567", "region_not_allowed")])
+PHONE_CASES: list[tuple[str, Any, str]] = [
+    (f"phone_{name}", value, "invalid_request") for name, value in WRONG_TYPES
+] + [
+    ("phone_10kB", BIG, "invalid_phone"),
+    ("phone_arabic_digits", ARABIC_PHONE, "invalid_phone"),
+    ("phone_letters", "1380013800O", "invalid_phone"),
+    ("phone_only_marks", "\u200b\u202a\u202c", "invalid_phone"),
+    ("phone_landline", "010 1234 5678", "invalid_phone"),
+    ("phone_control_chars", "13800138000\x00", "invalid_phone"),
+    ("phone_crlf", "13800138000\r\nX: y", "invalid_phone"),
+    ("phone_other_region", "+852 5123 4567", "region_not_allowed"),
+]
 
-PURPOSE_CASES: list[tuple[str, Any, str]] = (
-    [(f"purpose_{name}", value, "invalid_request") for name, value in WRONG_TYPES]
-    + [("purpose_10kB", "p" * 10_240, "invalid_request"),
-       ("purpose_unknown", "admin", "invalid_request"),
-       ("purpose_case", "LOGIN", "invalid_request"),
-       ("purpose_marks", "login\u200b", "invalid_request")])
+PURPOSE_CASES: list[tuple[str, Any, str]] = [
+    (f"purpose_{name}", value, "invalid_request") for name, value in WRONG_TYPES
+] + [
+    ("purpose_10kB", "p" * 10_240, "invalid_request"),
+    ("purpose_unknown", "admin", "invalid_request"),
+    ("purpose_case", "LOGIN", "invalid_request"),
+    ("purpose_marks", "login\u200b", "invalid_request"),
+]
 
-CODE_CASES: list[tuple[str, Any, str]] = (
-    [(f"code_{name}", value, "invalid_request") for name, value in WRONG_TYPES]
-    + [("code_int", 123456, "invalid_request"), ("code_10kB", BIG, "invalid_request"),
-       ("code_arabic_digits", ARABIC_CODE, "invalid_request"),
-       ("code_fullwidth_digits", FULLWIDTH_CODE, "invalid_request"),
-       ("code_devanagari_digits", DEVANAGARI_CODE, "invalid_request"),
-       ("code_zero_width", "123\u200b456", "invalid_request"),
-       ("code_bidi", "\u202a123456\u202c", "invalid_request"),
-       ("code_spaces", " 123456 ", "invalid_request"), ("code_short", "12345", "invalid_request"),
-       ("code_long", "1234567", "invalid_request"), ("code_sign", "+12345", "invalid_request")])
+CODE_CASES: list[tuple[str, Any, str]] = [
+    (f"code_{name}", value, "invalid_request") for name, value in WRONG_TYPES
+] + [
+    ("code_int", 123456, "invalid_request"),
+    ("code_10kB", BIG, "invalid_request"),
+    ("code_arabic_digits", ARABIC_CODE, "invalid_request"),
+    ("code_fullwidth_digits", FULLWIDTH_CODE, "invalid_request"),
+    ("code_devanagari_digits", DEVANAGARI_CODE, "invalid_request"),
+    ("code_zero_width", "123\u200b456", "invalid_request"),
+    ("code_bidi", "\u202a123456\u202c", "invalid_request"),
+    ("code_spaces", " 123456 ", "invalid_request"),
+    ("code_short", "12345", "invalid_request"),
+    ("code_long", "1234567", "invalid_request"),
+    ("code_sign", "+12345", "invalid_request"),
+]
 
 # (name, keyword arguments of client.post, error): bodies that are not one JSON object.
 BODY_CASES: list[tuple[str, dict[str, Any], str]] = [
-    ("json_broken", {"data": '{"phone": ', "content_type": "application/json"},
-     "invalid_request"),
+    ("json_broken", {"data": '{"phone": ', "content_type": "application/json"}, "invalid_request"),
     ("json_deep", {"data": "[" * 1000, "content_type": "application/json"}, "invalid_request"),
-    ("json_deep_objects", {"data": '{"a":' * 5000, "content_type": "application/json"},
-     "invalid_request"),
+    (
+        "json_deep_objects",
+        {"data": '{"a":' * 5000, "content_type": "application/json"},
+        "invalid_request",
+    ),
     ("json_array", {"json": [{"phone": PHONE}]}, "invalid_request"),
     ("json_string", {"json": PHONE}, "invalid_request"),
     ("json_number", {"json": 13800138000}, "invalid_request"),
     ("json_null", {"data": "null", "content_type": "application/json"}, "invalid_request"),
-    ("json_not_utf8", {"data": b'{"phone": "\xff\xfe"}', "content_type": "application/json"},
-     "invalid_request"),
-    ("json_nan", {"data": '{"phone": NaN}', "content_type": "application/json"},
-     "invalid_request"),
-    ("json_as_text_plain", {"data": json.dumps({"phone": PHONE}), "content_type": "text/plain"},
-     "invalid_request"),
-    ("xml", {"data": f"<phone>{PHONE}</phone>", "content_type": "application/xml"},
-     "invalid_request"),
+    (
+        "json_not_utf8",
+        {"data": b'{"phone": "\xff\xfe"}', "content_type": "application/json"},
+        "invalid_request",
+    ),
+    ("json_nan", {"data": '{"phone": NaN}', "content_type": "application/json"}, "invalid_request"),
+    (
+        "json_as_text_plain",
+        {"data": json.dumps({"phone": PHONE}), "content_type": "text/plain"},
+        "invalid_request",
+    ),
+    (
+        "xml",
+        {"data": f"<phone>{PHONE}</phone>", "content_type": "application/xml"},
+        "invalid_request",
+    ),
     ("no_body", {}, "invalid_request"),
-    ("form_repeated_phone", {"data": MultiDict([("phone", PHONE), ("phone", OTHER_PHONE)])},
-     "invalid_request"),
-    ("form_repeated_purpose", {"data": MultiDict([("phone", PHONE), ("purpose", "login"),
-                                                  ("purpose", "signup")])}, "invalid_request"),
-    ("multipart_file_as_phone", {"data": {"phone": (PHONE.encode(), "p.txt")},
-                                 "content_type": "multipart/form-data"}, "invalid_request"),
+    (
+        "form_repeated_phone",
+        {"data": MultiDict([("phone", PHONE), ("phone", OTHER_PHONE)])},
+        "invalid_request",
+    ),
+    (
+        "form_repeated_purpose",
+        {"data": MultiDict([("phone", PHONE), ("purpose", "login"), ("purpose", "signup")])},
+        "invalid_request",
+    ),
+    (
+        "multipart_file_as_phone",
+        {"data": {"phone": (PHONE.encode(), "p.txt")}, "content_type": "multipart/form-data"},
+        "invalid_request",
+    ),
 ]
 
 
@@ -89,8 +125,9 @@ def _post(client, endpoint: str, **kwargs: Any):
     data = kwargs.get("data")
     if isinstance(data, dict) and not isinstance(data, MultiDict):
         # (bytes, filename): a file upload, opened afresh each time
-        kwargs["data"] = {k: (io.BytesIO(v[0]), v[1]) if isinstance(v, tuple) else v
-                          for k, v in data.items()}
+        kwargs["data"] = {
+            k: (io.BytesIO(v[0]), v[1]) if isinstance(v, tuple) else v for k, v in data.items()
+        }
     response = client.post(f"/sms/{endpoint}", **kwargs)
     assert response.status_code < 500, response.get_data(as_text=True)
     return response
@@ -115,11 +152,13 @@ def _cases(endpoint: str) -> list[tuple[str, dict[str, Any], str]]:
     cases = [("phone_missing", {"json": _body(endpoint, phone=_MISSING)}, "invalid_request")]
     cases += [(name, {"json": _body(endpoint, phone=v)}, e) for name, v, e in PHONE_CASES]
     cases += [(name, {"json": _body(endpoint, purpose=v)}, e) for name, v, e in PURPOSE_CASES]
-    cases += [(f"form_{name}", {"data": _form(_body(endpoint, purpose=v))}, e)
-              for name, v, e in PURPOSE_CASES if isinstance(v, str) and v]
+    cases += [
+        (f"form_{name}", {"data": _form(_body(endpoint, purpose=v))}, e)
+        for name, v, e in PURPOSE_CASES
+        if isinstance(v, str) and v
+    ]
     if endpoint == "verify":
-        cases.append(("code_missing", {"json": _body(endpoint, code=_MISSING)},
-                      "invalid_request"))
+        cases.append(("code_missing", {"json": _body(endpoint, code=_MISSING)}, "invalid_request"))
         cases += [(name, {"json": _body(endpoint, code=v)}, e) for name, v, e in CODE_CASES]
     cases += BODY_CASES
     return cases
@@ -134,8 +173,9 @@ def _params(endpoint: str) -> list[Any]:
 
 
 @pytest.mark.parametrize(("kwargs", "error"), _params("send"))
-def test_hostile_send_is_a_stable_4xx_and_writes_nothing(make_app, sms_server, request,
-                                                        kwargs, error):
+def test_hostile_send_is_a_stable_4xx_and_writes_nothing(
+    make_app, sms_server, request, kwargs, error
+):
     app = make_app()
     assert_error(_post(app.test_client(), "send", **kwargs), 400, error)
     assert sms_server.requests == []
@@ -143,8 +183,9 @@ def test_hostile_send_is_a_stable_4xx_and_writes_nothing(make_app, sms_server, r
 
 
 @pytest.mark.parametrize(("kwargs", "error"), _params("verify"))
-def test_hostile_verify_is_a_stable_4xx_and_writes_nothing(make_app, sms_server, request,
-                                                          kwargs, error):
+def test_hostile_verify_is_a_stable_4xx_and_writes_nothing(
+    make_app, sms_server, request, kwargs, error
+):
     app = make_app()
     assert_error(_post(app.test_client(), "verify", **kwargs), 400, error)
     assert sms_server.requests == []
@@ -162,8 +203,9 @@ def test_hostile_verifies_cost_no_attempt_of_a_live_code(make_app, sms_server):
         response = _post(client, "verify", **kwargs)
         assert response.status_code == 400 and response.get_json()["error"] != "invalid_code"
     assert get_service(app).status(PHONE, "login").failures == 0
-    body = assert_error(client.post("/sms/verify", json={"phone": PHONE, "code": wrong(code)}),
-                        400, "invalid_code")
+    body = assert_error(
+        client.post("/sms/verify", json={"phone": PHONE, "code": wrong(code)}), 400, "invalid_code"
+    )
     assert body["attempts_left"] == 4  # the first attempt counted is this one
     assert client.post("/sms/verify", json={"phone": PHONE, "code": code}).status_code == 200
 
@@ -178,8 +220,27 @@ def test_a_body_over_max_content_length_is_413(make_app, sms_server, request, en
     assert_untouched(app, redis_url=redis_url_of(request))
 
 
-METHODS = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "TRACE", "CONNECT", "PROPFIND", "PROPPATCH",
-           "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "QUERY", "SEARCH", "PURGE", "LINK", "X-ANY"]
+METHODS = [
+    "GET",
+    "HEAD",
+    "PUT",
+    "PATCH",
+    "DELETE",
+    "TRACE",
+    "CONNECT",
+    "PROPFIND",
+    "PROPPATCH",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "LOCK",
+    "UNLOCK",
+    "QUERY",
+    "SEARCH",
+    "PURGE",
+    "LINK",
+    "X-ANY",
+]
 
 
 @pytest.mark.parametrize("endpoint", ["send", "verify"])
@@ -187,8 +248,9 @@ def test_every_http_method_but_post_writes_nothing(make_app, sms_server, request
     app = make_app()
     client = app.test_client()
     for method in METHODS:
-        response = client.open(f"/sms/{endpoint}", method=method, json=_body(endpoint),
-                               query_string={"phone": PHONE})
+        response = client.open(
+            f"/sms/{endpoint}", method=method, json=_body(endpoint), query_string={"phone": PHONE}
+        )
         assert response.status_code == 405, method
         assert response.headers["Allow"] == "POST, OPTIONS"
         assert response.headers["Cache-Control"] == "no-store"

@@ -22,22 +22,62 @@ from .support import ERROR_CODES
 
 EXAMPLES = 300  # per property of a function; the counts are stated in README, Security
 HTTP_EXAMPLES = 200  # per property over HTTP (and per store)
-INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u200e\u200f\u202a\u202b\u202c\u202d\u202e" \
-            "\u2066\u2067\u2068\u2069"
+INVISIBLE = (
+    "\u200b\u200c\u200d\u2060\ufeff\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+    "\u2066\u2067\u2068\u2069"
+)
 FULLWIDTH = {str(d): chr(0xFF10 + d) for d in range(10)}
 
 
 @st.composite
 def mainland_mobiles(draw: Any) -> str:
     """An 11-digit national number phonenumbers calls a valid mainland mobile."""
-    head = draw(st.sampled_from(["130", "131", "132", "133", "135", "136", "137", "138", "139",
-                                 "150", "151", "152", "155", "156", "157", "158", "159", "166",
-                                 "170", "176", "177", "178", "180", "181", "182", "183", "185",
-                                 "186", "187", "188", "189", "191", "198", "199"]))
+    head = draw(
+        st.sampled_from(
+            [
+                "130",
+                "131",
+                "132",
+                "133",
+                "135",
+                "136",
+                "137",
+                "138",
+                "139",
+                "150",
+                "151",
+                "152",
+                "155",
+                "156",
+                "157",
+                "158",
+                "159",
+                "166",
+                "170",
+                "176",
+                "177",
+                "178",
+                "180",
+                "181",
+                "182",
+                "183",
+                "185",
+                "186",
+                "187",
+                "188",
+                "189",
+                "191",
+                "198",
+                "199",
+            ]
+        )
+    )
     number = head + draw(st.text(string.digits, min_size=8, max_size=8))
     parsed = phonenumbers.parse(number, "CN")
-    assume(phonenumbers.is_valid_number(parsed)
-           and phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.MOBILE)
+    assume(
+        phonenumbers.is_valid_number(parsed)
+        and phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.MOBILE
+    )
     return number
 
 
@@ -48,10 +88,10 @@ def spellings(draw: Any, national: str) -> str:
     for i in range(len(digits) - 1, 0, -1):  # separators between digit groups
         sep = draw(st.sampled_from(["", "", "", " ", "-", ".", "\t", "\u3000"]))
         digits.insert(i, sep)
-    text = "".join(FULLWIDTH[c] if c in FULLWIDTH and draw(st.booleans()) else c
-                   for c in digits)
-    prefix = draw(st.sampled_from(["", "+86", "+86 ", "0086", "0086 ", "86", "(+86) ", "+86-",
-                                   "\uff0b86 "]))
+    text = "".join(FULLWIDTH[c] if c in FULLWIDTH and draw(st.booleans()) else c for c in digits)
+    prefix = draw(
+        st.sampled_from(["", "+86", "+86 ", "0086", "0086 ", "86", "(+86) ", "+86-", "\uff0b86 "])
+    )
     text = prefix + text
     # Invisible marks anywhere (the zero-width family), and a bidi wrap around the whole.
     for _ in range(draw(st.integers(0, 3))):
@@ -73,10 +113,15 @@ def test_every_spelling_of_a_number_is_one_e164(data):
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
-@given(st.one_of(
-    st.text(alphabet=string.digits + " +-().\t" + INVISIBLE + "".join(FULLWIDTH.values()),
-            max_size=40),
-    st.text(max_size=80)))
+@given(
+    st.one_of(
+        st.text(
+            alphabet=string.digits + " +-().\t" + INVISIBLE + "".join(FULLWIDTH.values()),
+            max_size=40,
+        ),
+        st.text(max_size=80),
+    )
+)
 @example("13800138000\u200b")
 @example("\u202a+86 138 0013 8000\u202c")
 def test_normalising_is_idempotent_and_raises_only_package_errors(text):
@@ -90,19 +135,30 @@ def test_normalising_is_idempotent_and_raises_only_package_errors(text):
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
-@given(st.one_of(st.none(), st.integers(), st.floats(), st.binary(), st.lists(st.text()),
-                 st.dictionaries(st.text(), st.text())))
+@given(
+    st.one_of(
+        st.none(),
+        st.integers(),
+        st.floats(),
+        st.binary(),
+        st.lists(st.text()),
+        st.dictionaries(st.text(), st.text()),
+    )
+)
 def test_non_text_phones_are_refused_with_the_package_error(value):
     with pytest.raises(SmsCodeError):
         normalize_phone(value)
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
-@given(st.one_of(st.text(max_size=12), st.integers(), st.none(), st.binary(max_size=12)),
-       st.integers(4, 10))
+@given(
+    st.one_of(st.text(max_size=12), st.integers(), st.none(), st.binary(max_size=12)),
+    st.integers(4, 10),
+)
 def test_only_ascii_digits_of_the_length_are_a_code(value, length):
-    expected = (isinstance(value, str) and len(value) == length
-                and all(c in string.digits for c in value))
+    expected = (
+        isinstance(value, str) and len(value) == length and all(c in string.digits for c in value)
+    )
     assert is_well_formed(value, length) is expected
 
 
@@ -113,9 +169,11 @@ def test_generated_codes_are_well_formed(length):
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
-@given(st.binary(min_size=16, max_size=32),
-       st.tuples(st.text(max_size=16), st.text(max_size=12), st.text(string.digits, max_size=8)),
-       st.tuples(st.text(max_size=16), st.text(max_size=12), st.text(string.digits, max_size=8)))
+@given(
+    st.binary(min_size=16, max_size=32),
+    st.tuples(st.text(max_size=16), st.text(max_size=12), st.text(string.digits, max_size=8)),
+    st.tuples(st.text(max_size=16), st.text(max_size=12), st.text(string.digits, max_size=8)),
+)
 def test_a_code_hash_binds_phone_purpose_and_code(secret, one, other):
     first = hash_code(secret, *one)
     assert first == hash_code(secret, *one) and codes_match(first, hash_code(secret, *one))
@@ -128,17 +186,32 @@ def test_a_code_hash_binds_phone_purpose_and_code(secret, one, other):
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=4),
-    max_leaves=12)
-FIELD_VALUES = st.one_of(JSON_VALUES, st.sampled_from(
-    ["13800138000", "+86 138 0013 8000", "123456", "login", "signup", "", "\u200b"]))
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+FIELD_VALUES = st.one_of(
+    JSON_VALUES,
+    st.sampled_from(
+        ["13800138000", "+86 138 0013 8000", "123456", "login", "signup", "", "\u200b"]
+    ),
+)
 JSON_BODIES = st.one_of(
-    st.fixed_dictionaries({}, optional={"phone": FIELD_VALUES, "code": FIELD_VALUES,
-                                        "purpose": FIELD_VALUES, "extra": FIELD_VALUES}),
-    JSON_VALUES)
-FORM_BODIES = st.lists(st.tuples(st.sampled_from(["phone", "code", "purpose", "x"]),
-                                 st.text(max_size=30)), max_size=6)
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "phone": FIELD_VALUES,
+            "code": FIELD_VALUES,
+            "purpose": FIELD_VALUES,
+            "extra": FIELD_VALUES,
+        },
+    ),
+    JSON_VALUES,
+)
+FORM_BODIES = st.lists(
+    st.tuples(st.sampled_from(["phone", "code", "purpose", "x"]), st.text(max_size=30)), max_size=6
+)
 
 
 def _check(response) -> None:
@@ -155,24 +228,32 @@ def _check(response) -> None:
 def parser_client(make_app):
     """No throttle in the way: the parser is what is under test (codes that go out reach the
     loopback server, so the secrets watch checks them too)."""
-    app = make_app(SMSCODE_RESEND_INTERVAL_SECONDS=0, SMSCODE_PHONE_LIMITS="100000/hour",
-                   SMSCODE_IP_SEND_LIMITS="100000/hour", SMSCODE_IP_VERIFY_LIMITS="100000/hour")
+    app = make_app(
+        SMSCODE_RESEND_INTERVAL_SECONDS=0,
+        SMSCODE_PHONE_LIMITS="100000/hour",
+        SMSCODE_IP_SEND_LIMITS="100000/hour",
+        SMSCODE_IP_VERIFY_LIMITS="100000/hour",
+    )
     return app.test_client()
 
 
-@settings(max_examples=HTTP_EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=HTTP_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(endpoint=st.sampled_from(["send", "verify"]), body=JSON_BODIES)
 def test_any_json_body_gets_a_documented_json_answer(parser_client, endpoint, body):
     _check(parser_client.post(f"/sms/{endpoint}", json=body))
 
 
-@settings(max_examples=HTTP_EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(endpoint=st.sampled_from(["send", "verify"]), fields=FORM_BODIES,
-       multipart=st.booleans())
-def test_any_form_body_gets_a_documented_json_answer(parser_client, endpoint, fields,
-                                                     multipart):
+@settings(
+    max_examples=HTTP_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(endpoint=st.sampled_from(["send", "verify"]), fields=FORM_BODIES, multipart=st.booleans())
+def test_any_form_body_gets_a_documented_json_answer(parser_client, endpoint, fields, multipart):
     from werkzeug.datastructures import MultiDict
 
     kwargs: dict[str, Any] = {"data": MultiDict(fields)}
@@ -181,12 +262,24 @@ def test_any_form_body_gets_a_documented_json_answer(parser_client, endpoint, fi
     _check(parser_client.post(f"/sms/{endpoint}", **kwargs))
 
 
-@settings(max_examples=HTTP_EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(endpoint=st.sampled_from(["send", "verify"]), raw=st.binary(max_size=200),
-       content_type=st.sampled_from(["application/json", "text/plain", "application/xml",
-                                     "application/x-www-form-urlencoded",
-                                     "application/merge-patch+json", ""]))
-def test_any_raw_body_gets_a_documented_json_answer(parser_client, endpoint, raw,
-                                                    content_type):
+@settings(
+    max_examples=HTTP_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    endpoint=st.sampled_from(["send", "verify"]),
+    raw=st.binary(max_size=200),
+    content_type=st.sampled_from(
+        [
+            "application/json",
+            "text/plain",
+            "application/xml",
+            "application/x-www-form-urlencoded",
+            "application/merge-patch+json",
+            "",
+        ]
+    ),
+)
+def test_any_raw_body_gets_a_documented_json_answer(parser_client, endpoint, raw, content_type):
     _check(parser_client.post(f"/sms/{endpoint}", data=raw, content_type=content_type))

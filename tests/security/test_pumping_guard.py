@@ -37,9 +37,14 @@ def in_b(i: int) -> str:
     return f"1390013{i:04d}"
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis),
-                        pytest.param("cluster", marks=pytest.mark.redis_cluster),
-                        pytest.param("sentinel", marks=pytest.mark.redis_sentinel)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=pytest.mark.redis_cluster),
+        pytest.param("sentinel", marks=pytest.mark.redis_sentinel),
+    ]
+)
 def store_uri(request: pytest.FixtureRequest) -> str:
     """Every store: on Cluster the guard's hashes are separate slots and calls of their own."""
     if request.param == "memory":
@@ -54,8 +59,7 @@ def send(client: Any, phone: str, **kwargs: Any) -> Any:
 
 
 def verify_last(client: Any, sms_server: Any, phone: str) -> Any:
-    return client.post("/sms/verify", json={"phone": phone,
-                                            "code": sms_server.last_code(phone)})
+    return client.post("/sms/verify", json={"phone": phone, "code": sms_server.last_code(phone)})
 
 
 def guard_warnings(watch: Any, outcome: str) -> list[str]:
@@ -76,8 +80,10 @@ def test_prefixes_are_the_block_for_mainland_mobiles_and_cc_plus_3_elsewhere():
 
 # -- budgets -------------------------------------------------------------------------------
 
-def test_the_global_budget_answers_429_and_warns_once_per_window(make_app, sms_server,
-                                                                secrets_watch):
+
+def test_the_global_budget_answers_429_and_warns_once_per_window(
+    make_app, sms_server, secrets_watch
+):
     client = make_app(SMSCODE_GLOBAL_SEND_LIMITS="3/hour", **OFF, **RELAXED).test_client()
     before = refusals().get("global", 0)
     assert [send(client, in_b(i)).status_code for i in range(3)] == [200] * 3
@@ -90,10 +96,10 @@ def test_the_global_budget_answers_429_and_warns_once_per_window(make_app, sms_s
     assert refusals().get("global", 0) - before == 6
 
 
-def test_the_prefix_budget_limits_one_block_and_not_another(make_app, sms_server,
-                                                           secrets_watch):
-    client = make_app(SMSCODE_PREFIX_SEND_LIMITS="3/hour", SMSCODE_GUARD_MIN_SENDS=0,
-                      **RELAXED).test_client()
+def test_the_prefix_budget_limits_one_block_and_not_another(make_app, sms_server, secrets_watch):
+    client = make_app(
+        SMSCODE_PREFIX_SEND_LIMITS="3/hour", SMSCODE_GUARD_MIN_SENDS=0, **RELAXED
+    ).test_client()
     assert [send(client, in_a(i)).status_code for i in range(5)] == [200, 200, 200, 429, 429]
     assert [send(client, in_b(i)).status_code for i in range(3)] == [200] * 3
     assert len(sms_server.sent) == 6
@@ -102,8 +108,10 @@ def test_the_prefix_budget_limits_one_block_and_not_another(make_app, sms_server
 
 # -- conversion ----------------------------------------------------------------------------
 
-def test_a_low_conversion_prefix_is_blocked_and_a_healthy_one_is_not(make_app, sms_server,
-                                                                     secrets_watch):
+
+def test_a_low_conversion_prefix_is_blocked_and_a_healthy_one_is_not(
+    make_app, sms_server, secrets_watch
+):
     client = make_app(SMSCODE_GUARD_MIN_SENDS=5, **RELAXED).test_client()
     before = refusals()
     # Block B: every code is typed back. Many more sends than the threshold, never blocked.
@@ -137,8 +145,9 @@ def test_a_block_does_not_stop_verifying_a_code_already_sent(make_app, sms_serve
 def test_provider_failures_are_given_back_and_do_not_block_a_prefix(make_app, sms_server):
     """An outage is not a prefix whose codes go unverified: a send the provider refused is
     taken back from every counter, the guard's included."""
-    client = make_app(SMSCODE_GUARD_MIN_SENDS=3, SMSCODE_PREFIX_SEND_LIMITS="3/hour",
-                      **RELAXED).test_client()
+    client = make_app(
+        SMSCODE_GUARD_MIN_SENDS=3, SMSCODE_PREFIX_SEND_LIMITS="3/hour", **RELAXED
+    ).test_client()
     sms_server.fail_next("isp.SYSTEM_ERROR", times=6)
     assert [send(client, in_a(i)).status_code for i in range(6)] == [502] * 6
     assert send(client, in_a(10)).status_code == 200
@@ -172,6 +181,7 @@ def test_operators_see_and_lift_a_block_with_the_cli(make_app, sms_server):
 
 # -- the pre-send hook ---------------------------------------------------------------------
 
+
 def _arithmetic_hook(request: Any, phone: str, purpose: str) -> bool:
     """A stand-in for a captcha: the form must carry the answer to 3 + 4."""
     return request is not None and request.form.get("challenge") == "7"
@@ -184,8 +194,11 @@ def _raising_hook(request: Any, phone: str, purpose: str) -> None:
 
 @pytest.mark.parametrize("hook", [_arithmetic_hook, _raising_hook])
 def test_the_pre_send_hook_refuses_before_anything_is_counted(make_app, sms_server, hook):
-    app = make_app(SMSCODE_PRE_SEND_HOOK=hook, SMSCODE_IP_SEND_LIMITS="1/hour",
-                   SMSCODE_PREFIX_SEND_LIMITS="1/hour")
+    app = make_app(
+        SMSCODE_PRE_SEND_HOOK=hook,
+        SMSCODE_IP_SEND_LIMITS="1/hour",
+        SMSCODE_PREFIX_SEND_LIMITS="1/hour",
+    )
     client = app.test_client()
     before = refusals().get("challenge", 0)
     for _ in range(3):
@@ -200,8 +213,9 @@ def test_the_pre_send_hook_refuses_before_anything_is_counted(make_app, sms_serv
         _, prefixes = get_service().guard_status()
         assert prefixes == []  # the prefix budget is untouched too
     # The IP budget (1/hour) and the prefix budget (1/hour) are both still whole.
-    passed = client.post("/sms/send", data={"phone": PHONE, "challenge": "7"},
-                         headers={"X-Captcha": "ok"})
+    passed = client.post(
+        "/sms/send", data={"phone": PHONE, "challenge": "7"}, headers={"X-Captcha": "ok"}
+    )
     assert passed.status_code == 200, passed.get_json()
     assert len(sms_server.sent) == 1
 
@@ -236,8 +250,12 @@ def run_attack(app: Flask) -> tuple[int, dict[int, int]]:
 
 
 def test_an_attack_on_one_prefix_costs_20_sms_before_the_guard_stops_it(
-        make_app: Callable[..., Flask], sms_server: Any, secrets_watch: Any,
-        record_property: Callable[[str, object], None], caplog: Any) -> None:
+    make_app: Callable[..., Flask],
+    sms_server: Any,
+    secrets_watch: Any,
+    record_property: Callable[[str, object], None],
+    caplog: Any,
+) -> None:
     """The demo's settings are the package defaults: per-IP 20/hour, per-phone 5/hour,
     prefix 100/hour, conversion guard 20 sends at 20 %. The attack reaches the provider
     SMSCODE_GUARD_MIN_SENDS times; every other request is a 429 and costs nothing."""
@@ -246,26 +264,36 @@ def test_an_attack_on_one_prefix_costs_20_sms_before_the_guard_stops_it(
     answered, statuses = run_attack(app)
     sms = len(sms_server.sent)
     record_property("attack_sms_reaching_provider", sms)
-    print(f"\nattack: {ATTACK_NUMBERS} numbers in {BLOCK_A}xxxx from {ATTACK_ADDRESSES} "
-          f"addresses -> {sms} SMS reached the provider; statuses {statuses}")
+    print(
+        f"\nattack: {ATTACK_NUMBERS} numbers in {BLOCK_A}xxxx from {ATTACK_ADDRESSES} "
+        f"addresses -> {sms} SMS reached the provider; statuses {statuses}"
+    )
     assert sms == answered == get_service(app).guard.min_sends == 20
     assert statuses == {200: 20, 429: ATTACK_NUMBERS - 20}
     assert len(guard_warnings(secrets_watch, "prefix_blocked")) == 1
 
 
-def test_the_demo_asks_its_arithmetic_question_before_a_send(store_uri, key_prefix,
-                                                            aliyun_config, sms_server, tmp_path):
+def test_the_demo_asks_its_arithmetic_question_before_a_send(
+    store_uri, key_prefix, aliyun_config, sms_server, tmp_path
+):
     """demo_app.py with DEMO_CHALLENGE: the hook refuses until /challenge is answered."""
     import re
 
     from demo_app import create_app
 
-    app = create_app({"TESTING": True, "SECRET_KEY": "demo-test", "DEMO_CHALLENGE": True,
-                      "SMSCODE_STORAGE_URI": store_uri, "SMSCODE_KEY_PREFIX": key_prefix,
-                      **aliyun_config}, instance_path=tmp_path)
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "demo-test",
+            "DEMO_CHALLENGE": True,
+            "SMSCODE_STORAGE_URI": store_uri,
+            "SMSCODE_KEY_PREFIX": key_prefix,
+            **aliyun_config,
+        },
+        instance_path=tmp_path,
+    )
     client = app.test_client()
-    refused = client.post("/sms/send", json={"phone": PHONE},
-                          headers={"Accept-Language": "en"})
+    refused = client.post("/sms/send", json={"phone": PHONE}, headers={"Accept-Language": "en"})
     assert refused.status_code == 400 and refused.get_json()["error"] == "challenge_required"
     assert "/challenge" in refused.get_json()["message"]
     page = client.get("/challenge?next=/login").get_data(as_text=True)
@@ -280,16 +308,23 @@ def test_the_demo_asks_its_arithmetic_question_before_a_send(store_uri, key_pref
     get_service(app).store.close()
 
 
-def test_the_same_attack_on_the_demo_site_costs_20_sms(store_uri, key_prefix, aliyun_config,
-                                                     sms_server, tmp_path,
-                                                     record_property) -> None:
+def test_the_same_attack_on_the_demo_site_costs_20_sms(
+    store_uri, key_prefix, aliyun_config, sms_server, tmp_path, record_property
+) -> None:
     """The attack above against demo_app.py itself (its zero-configuration settings, sending
     through the loopback provider): the conversion guard stops it after 20 SMS."""
     from demo_app import create_app
 
-    app = create_app({"TESTING": True, "SECRET_KEY": "demo-attack",
-                      "SMSCODE_STORAGE_URI": store_uri, "SMSCODE_KEY_PREFIX": key_prefix,
-                      **aliyun_config}, instance_path=tmp_path)
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "demo-attack",
+            "SMSCODE_STORAGE_URI": store_uri,
+            "SMSCODE_KEY_PREFIX": key_prefix,
+            **aliyun_config,
+        },
+        instance_path=tmp_path,
+    )
     answered, statuses = run_attack(app)
     record_property("demo_attack_sms_reaching_provider", len(sms_server.sent))
     assert len(sms_server.sent) == answered == 20

@@ -15,8 +15,16 @@ from .support import post_all, session, wrong
 THREADS = 40
 # Per-address limits out of the way (every thread comes from 127.0.0.1), except where tested.
 OPEN = {"SMSCODE_IP_SEND_LIMITS": "10000/hour", "SMSCODE_IP_VERIFY_LIMITS": "10000/hour"}
-SPELLINGS = [PHONE, "+86 138 0013 8000", "008613800138000", "8613800138000", "138-0013-8000",
-             "13800138000\u200b", "\u202a+86 138 0013 8000\u202c", "\uff11\uff13\uff18 0013 8000"]
+SPELLINGS = [
+    PHONE,
+    "+86 138 0013 8000",
+    "008613800138000",
+    "8613800138000",
+    "138-0013-8000",
+    "13800138000\u200b",
+    "\u202a+86 138 0013 8000\u202c",
+    "\uff11\uff13\uff18 0013 8000",
+]
 
 
 def _send_one(base: str, phone: str = PHONE) -> None:
@@ -27,9 +35,13 @@ def _send_one(base: str, phone: str = PHONE) -> None:
 def test_racing_sends_in_every_spelling_send_one_sms(make_app, sms_server):
     app = make_app(**OPEN)
     with live_server(app) as base:
-        bodies = [{"phone": SPELLINGS[i % len(SPELLINGS)],
-                   "purpose": ("login", "signup", "reset_password")[i % 3]}
-                  for i in range(THREADS)]
+        bodies = [
+            {
+                "phone": SPELLINGS[i % len(SPELLINGS)],
+                "purpose": ("login", "signup", "reset_password")[i % 3],
+            }
+            for i in range(THREADS)
+        ]
         responses = post_all(f"{base}/sms/send", bodies)
     assert sorted(r.status_code for r in responses) == [200] + [429] * (THREADS - 1)
     assert {r.json()["error"] for r in responses if r.status_code == 429} == {"throttled"}
@@ -72,8 +84,10 @@ def test_racing_right_and_wrong_codes_together(make_app, sms_server):
     with live_server(app) as base:
         _send_one(base)
         code = sms_server.last_code(PHONE)
-        bodies = [{"phone": PHONE, "code": code if i % 2 else wrong(code, i)}
-                  for i in range(1, THREADS + 1)]
+        bodies = [
+            {"phone": PHONE, "code": code if i % 2 else wrong(code, i)}
+            for i in range(1, THREADS + 1)
+        ]
         responses = post_all(f"{base}/sms/verify", bodies)
     assert sum(r.status_code == 200 for r in responses) <= 1
     assert sum(r.json().get("error") == "invalid_code" for r in responses) <= 5
@@ -86,8 +100,9 @@ def _bursts(base: str, bodies_of, count: int, every: float) -> tuple[list[int], 
     wins = []
     for burst in range(count):
         responses = post_all(f"{base}/sms/send", bodies_of(burst))
-        assert all(r.status_code in (200, 429) for r in responses), \
-            [r.text for r in responses if r.status_code not in (200, 429)]
+        assert all(r.status_code in (200, 429) for r in responses), [
+            r.text for r in responses if r.status_code not in (200, 429)
+        ]
         wins.append(sum(r.status_code == 200 for r in responses))
         time.sleep(max(0.0, started + (burst + 1) * every - time.monotonic()))
     return wins, time.monotonic() - started
@@ -95,8 +110,7 @@ def _bursts(base: str, bodies_of, count: int, every: float) -> tuple[list[int], 
 
 def test_phone_cap_holds_across_window_boundaries(make_app, sms_server):
     cap, window = 3, 1
-    app = make_app(SMSCODE_RESEND_INTERVAL_SECONDS=0, SMSCODE_PHONE_LIMITS=f"{cap}/second",
-                   **OPEN)
+    app = make_app(SMSCODE_RESEND_INTERVAL_SECONDS=0, SMSCODE_PHONE_LIMITS=f"{cap}/second", **OPEN)
     with live_server(app) as base:
         wins, spanned = _bursts(base, lambda _: [{"phone": PHONE}] * THREADS, 8, 0.3)
     # A burst may straddle one boundary (two windows); the run meets spanned/window + 1.
@@ -110,6 +124,7 @@ def test_ip_cap_holds_across_window_boundaries(make_app, sms_server):
     cap, window = 5, 1
     app = make_app(SMSCODE_IP_SEND_LIMITS=f"{cap}/second", SMSCODE_PHONE_LIMITS="1000/hour")
     with live_server(app) as base:
+
         def bodies(burst: int) -> list[dict]:
             return [{"phone": f"1380013{burst:02d}{i:02d}"} for i in range(THREADS)]
 

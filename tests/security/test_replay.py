@@ -40,6 +40,7 @@ def _refused(app, watch, token, *args, reason=None, **kwargs) -> None:
 
 # -- codes -------------------------------------------------------------------------------
 
+
 def test_a_used_code_is_refused(make_app, sms_server):
     client = make_app().test_client()
     send(client)
@@ -65,8 +66,11 @@ def test_another_phones_code_does_not_verify(make_app, sms_server):
     assert_error(verify(client, theirs, phone=PHONE), 400, "invalid_code")
     # With no live code at all, another phone's code finds nothing to match.
     send(client, "13700137000")
-    assert_error(verify(client, sms_server.last_code("13700137000"), phone="13600136000"),
-                 400, "code_expired")
+    assert_error(
+        verify(client, sms_server.last_code("13700137000"), phone="13600136000"),
+        400,
+        "code_expired",
+    )
 
 
 def test_another_purposes_code_does_not_verify(make_app, sms_server):
@@ -80,6 +84,7 @@ def test_another_purposes_code_does_not_verify(make_app, sms_server):
 
 
 # -- tokens ------------------------------------------------------------------------------
+
 
 def test_a_token_works_once(make_app, sms_server, secrets_watch):
     app = make_app()
@@ -123,13 +128,13 @@ def test_an_expired_token_is_refused(make_app, sms_server, secrets_watch):
 
 
 def test_a_token_for_another_purpose_or_phone_is_refused_and_not_used_up(
-        make_app, sms_server, secrets_watch):
+    make_app, sms_server, secrets_watch
+):
     app = make_app()
     token = _token(app.test_client(), sms_server, purpose="signup")
     _refused(app, secrets_watch, token, "login", reason="invalid_token.purpose")
     _refused(app, secrets_watch, token, "reset_password", reason="invalid_token.purpose")
     _refused(app, secrets_watch, token, "signup", phone=OTHER_PHONE, reason="invalid_token.phone")
-    _refused(app, secrets_watch, token, "signup", phone="not a phone",
-             reason="invalid_token.phone")
+    _refused(app, secrets_watch, token, "signup", phone="not a phone", reason="invalid_token.phone")
     with app.app_context():
         assert check_token(token, "signup", phone="+86 138 0013 8000").purpose == "signup"

@@ -32,9 +32,13 @@ COUNTED: dict[str, int] = {}
 
 @pytest.fixture
 def base_url(make_app):
-    app = make_app(SMSCODE_RESEND_INTERVAL_SECONDS=0, SMSCODE_PHONE_LIMITS="100000/hour",
-                   SMSCODE_IP_SEND_LIMITS="100000/hour", SMSCODE_IP_VERIFY_LIMITS="100000/hour",
-                   SMSCODE_ALLOWED_REGIONS=["*"])
+    app = make_app(
+        SMSCODE_RESEND_INTERVAL_SECONDS=0,
+        SMSCODE_PHONE_LIMITS="100000/hour",
+        SMSCODE_IP_SEND_LIMITS="100000/hour",
+        SMSCODE_IP_VERIFY_LIMITS="100000/hour",
+        SMSCODE_ALLOWED_REGIONS=["*"],
+    )
     with live_server(app) as base:
         yield base
 
@@ -44,14 +48,20 @@ def test_every_answer_is_as_the_openapi_document_says(base_url, sms_server, path
     operation = SCHEMA[path][method]
     seen: list[int] = []
 
-    @settings(max_examples=CASES, deadline=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
-    @given(case=st.one_of(operation.as_strategy(schemathesis.GenerationMode.POSITIVE),
-                          operation.as_strategy(schemathesis.GenerationMode.NEGATIVE)))
+    @settings(
+        max_examples=CASES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
+    @given(
+        case=st.one_of(
+            operation.as_strategy(schemathesis.GenerationMode.POSITIVE),
+            operation.as_strategy(schemathesis.GenerationMode.NEGATIVE),
+        )
+    )
     def check(case) -> None:
         with session() as s:
-            response = case.call_and_validate(base_url=base_url, session=s,
-                                              excluded_checks=EXCLUDED)
+            response = case.call_and_validate(
+                base_url=base_url, session=s, excluded_checks=EXCLUDED
+            )
         assert response.status_code < 500
         seen.append(response.status_code)
 

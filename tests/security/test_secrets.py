@@ -20,8 +20,13 @@ from .support import RELAXED, send, session, verify, wrong
 @pytest.mark.parametrize("leak", ["log", "answer", "exception", "phone", "secret"])
 def test_the_watch_catches_each_kind_of_leak(leak):
     watch = SecretsWatch()
-    text = {"log": "sent code 654321", "answer": '{"code": "654321"}',
-            "exception": "bad 654321", "phone": "to 13800138000", "secret": "test-key-secret"}
+    text = {
+        "log": "sent code 654321",
+        "answer": '{"code": "654321"}',
+        "exception": "bad 654321",
+        "phone": "to 13800138000",
+        "secret": "test-key-secret",
+    }
     if leak == "answer":
         watch.answers.append(text[leak])
     elif leak == "exception":
@@ -38,6 +43,7 @@ def test_the_watch_catches_each_kind_of_leak(leak):
 def test_failure_paths_leak_nothing_over_real_http(make_app, sms_server, secrets_watch):
     app = make_app(**RELAXED, SMSCODE_ALIYUN_TIMEOUT_SECONDS=0.5, DEBUG=True)
     with live_server(app) as base, session() as s:
+
         def post(path: str, body: dict) -> requests.Response:
             return s.post(f"{base}{path}", json=body, timeout=10)
 
