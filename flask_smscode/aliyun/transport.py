@@ -7,6 +7,8 @@
 - a ``None`` parameter is left out (the SDK would send the string ``"None"``);
 - the SDK's own log records, which hold the signed URL (AccessKeyId, phone numbers,
   TemplateParam with the code), are dropped;
+- the signer percent-encodes with :mod:`.encoding` (same bytes as urllib, in C: a
+  1000-number SendSms no longer spends milliseconds escaping its commas);
 - every SDK exception, ``IndexError`` on some 400 answers included, becomes an
   :class:`~flask_smscode.errors.AliyunSmsError` raised *outside* the ``except`` block, so no
   traceback chain holds the SDK's text.
@@ -91,6 +93,10 @@ class Transport:
             with self._acs_lock:
                 if self._acs is None:
                     from aliyunsdkcore.client import AcsClient
+
+                    from .encoding import install
+
+                    install()  # the signer's percent-encoding in C, byte-identical
 
                     s = self.settings
                     self._acs = AcsClient(
