@@ -219,9 +219,10 @@ class SmsCodeService:
         """Issue a code to ``phone`` for ``purpose`` (raises an :class:`SmsCodeError`).
 
         With ``client_ip`` every request is counted against the client's per-IP limit,
-        malformed ones included, so malformed floods spend the client's budget too. With ``idempotency_key`` a repeat of
-        the same request gets the first answer (``result.replayed``, or the same error with
-        ``exc.replayed``) and sends nothing. Every outcome is one log line.
+        malformed ones included, so malformed floods spend the client's budget too. With
+        ``idempotency_key`` a repeat of the same request gets the first answer
+        (``result.replayed``, or the same error with ``exc.replayed``) and sends nothing.
+        Every outcome is one log line.
         """
         started = time.monotonic()
         event: dict[str, Any] = {"purpose": purpose if isinstance(purpose, str) else None}
