@@ -48,7 +48,7 @@ def key_id(secret: bytes, key: str) -> str:
 
 
 def fingerprint(secret: bytes, phone: str, purpose: str) -> str:
-    """The normalised request, as an HMAC (96 bits, 16 characters)."""
+    """The normalised request, as an HMAC (64 bits: 16 hex characters)."""
     digest = hmac.new(
         secret, f"idempotency-body\0{phone}\0{purpose}".encode(), hashlib.sha256
     ).hexdigest()
