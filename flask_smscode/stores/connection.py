@@ -47,7 +47,7 @@ class SentinelWatch:
     already in the pool stay on the old master, which accepts writes until Sentinel demotes
     it (seconds later, ~10 s measured). A code consumed there would still be live on the new
     master and verify a second time. A thread per process listens for ``+switch-master`` on
-    the sentinels and disconnects the pool, so the next command finds the new master.
+    the sentinels and repoints the pool (see _switch), so the next command finds the new master.
     (Redis' own ``min-replicas-to-write 1`` narrows what an old master accepts, too.)
     """
 
@@ -73,6 +73,16 @@ class SentinelWatch:
     def close(self) -> None:
         self._closed = True
 
+    def _switch(self) -> None:
+        """Point the pool at the new master. redis-py's own refresh updates the master's
+        address and closes the idle connections; a connection busy with a command is left
+        to finish it (closing its socket under it would fail that request) and, being on
+        the old address, is dropped instead of returned to the pool when it comes back."""
+        try:
+            self._pool.get_master_address()
+        except (redis.RedisError, OSError):
+            self._pool.disconnect(inuse_connections=False)
+
     def _listening(self, pid: int) -> bool:
         return self._pid == pid and not self._closed
 
@@ -88,7 +98,7 @@ class SentinelWatch:
                         if isinstance(data, bytes):
                             data = data.decode("utf-8", "replace")
                         if isinstance(data, str) and data.split(" ", 1)[0] == self._service:
-                            self._pool.disconnect()
+                            self._switch()
                 except (redis.RedisError, OSError, ValueError):
                     pass  # this sentinel is down: listen to the next one
                 finally:
