@@ -13,17 +13,14 @@ twice. The same number with *different* values is not merged: each entry is its 
 
 from __future__ import annotations
 
-import logging
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AliyunInvalidArguments, AliyunSmsError
-from ..events import log_event
+from ..errors import AliyunInvalidArguments
 from ..phones import mask_phone
-from .notify import _mask_raw, raise_for_failures, run_bounded
+from .notify import _mask_raw, answered_call, raise_for_failures, run_bounded
 from .numbers import provider_phone
 from .sendbatch import MAX_PHONES_PER_BATCH_CALL, send_batch_sms
 from .sendsms import SendSmsResponse, as_text, check_extend_code
@@ -182,42 +179,23 @@ class BatchNotifications:
     def _send_chunk(
         self, chunk: list[ReadyEntry], template_code: str, out_id: str | None
     ) -> SendSmsResponse:
-        out_id = out_id or uuid.uuid4().hex
+        batch_out_id = out_id or uuid.uuid4().hex
         phones = [provider_phone(r.e164) for r in chunk]
-        started = time.perf_counter()
-        try:
-            response = send_batch_sms(
+        return answered_call(
+            "notify_batch",
+            phones,
+            template_code,
+            batch_out_id,
+            lambda: send_batch_sms(
                 self.transport,
                 phones,
                 [r.sign_name for r in chunk],
                 template_code,
                 [r.params for r in chunk],
                 extend_codes=[r.extend_code for r in chunk] if chunk[0].extend_code else None,
-                out_id=out_id,
-            )
-        except AliyunSmsError as exc:
-            response = SendSmsResponse(
-                code=exc.provider_code or "REQUEST_FAILED",
-                message=exc.message,
-                biz_id=None,
-                request_id=exc.request_id,
-                out_id=out_id,
-                phone_numbers=tuple(phones),
-                error=exc,
-            )
-        log_event(
-            logging.INFO if response.ok else logging.WARNING,
-            "notify_batch",
-            phones=len(phones),
-            template=template_code,
-            outcome="sent" if response.ok else "failed",
-            provider_code=response.code,
-            request_id=response.request_id,
-            biz_id=response.biz_id,
-            out_id=out_id,
-            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+                out_id=batch_out_id,
+            ),
         )
-        return response
 
 
 def _as_entry(entry: object) -> BatchEntry | None:

@@ -187,39 +187,58 @@ class Notifications:
         extend_code: str | None = None,
     ) -> SendSmsResponse:
         out_id = out_id or uuid.uuid4().hex
-        started = time.perf_counter()
-        try:
-            response = self.send_sms(
+        return answered_call(
+            "notify",
+            phones,
+            template_code,
+            out_id,
+            lambda: self.send_sms(
                 phones,
                 template_code,
                 params,
                 out_id=out_id,
                 sign_name=sign_name,
                 sms_up_extend_code=extend_code,
-            )
-        except AliyunSmsError as exc:
-            response = SendSmsResponse(
-                code=exc.provider_code or "REQUEST_FAILED",
-                message=exc.message,
-                biz_id=None,
-                request_id=exc.request_id,
-                out_id=out_id,
-                phone_numbers=tuple(phones),
-                error=exc,
-            )
-        log_event(
-            logging.INFO if response.ok else logging.WARNING,
-            "notify",
-            phones=len(phones),
-            template=template_code,
-            outcome="sent" if response.ok else "failed",
-            provider_code=response.code,
-            request_id=response.request_id,
-            biz_id=response.biz_id,
-            out_id=out_id,
-            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+            ),
         )
-        return response
+
+
+def answered_call(
+    event: str,
+    phones: Sequence[str],
+    template_code: str,
+    out_id: str,
+    call: Callable[[], SendSmsResponse],
+) -> SendSmsResponse:
+    """One provider call of a notification (SendSms or SendBatchSms): its answer, a failure
+    turned into an answer (the other calls go on; :func:`raise_for_failures` decides after
+    all ran), and one log line. Shared so that both kinds log and fail alike."""
+    started = time.perf_counter()
+    try:
+        response = call()
+    except AliyunSmsError as exc:
+        response = SendSmsResponse(
+            code=exc.provider_code or "REQUEST_FAILED",
+            message=exc.message,
+            biz_id=None,
+            request_id=exc.request_id,
+            out_id=out_id,
+            phone_numbers=tuple(phones),
+            error=exc,
+        )
+    log_event(
+        logging.INFO if response.ok else logging.WARNING,
+        event,
+        phones=len(phones),
+        template=template_code,
+        outcome="sent" if response.ok else "failed",
+        provider_code=response.code,
+        request_id=response.request_id,
+        biz_id=response.biz_id,
+        out_id=out_id,
+        latency_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return response
 
 
 def run_bounded(
