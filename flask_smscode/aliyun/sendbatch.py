@@ -12,8 +12,8 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 
-from ..errors import AliyunInvalidArguments, AliyunProviderRefused
-from .sendsms import SendSmsResponse, as_text, check_extend_code, flow_control_wait
+from ..errors import AliyunInvalidArguments
+from .sendsms import SendSmsResponse, as_text, check_extend_code, sent_or_refused
 from .transport import Transport
 
 MAX_PHONES_PER_BATCH_CALL = 100  # SendBatchSms: "单次调用最多支持 100 个手机号"
@@ -77,21 +77,4 @@ def send_batch_sms(
             "OutId": out_id,
         },
     )
-    response = SendSmsResponse(
-        code=str(answer.get("Code", "")),
-        message=str(answer.get("Message", "")),
-        biz_id=answer.get("BizId"),
-        request_id=answer.get("RequestId"),
-        out_id=out_id,
-        phone_numbers=tuple(phone_numbers),
-    )
-    if not response.ok:
-        raise AliyunProviderRefused(
-            f"Alibaba Cloud answered SendBatchSms with {response.code or 'no code'}",
-            provider_code=response.code or None,
-            request_id=response.request_id,
-            http_status=200,
-            retry_after=flow_control_wait(response),
-            out_id=out_id,
-        )
-    return response
+    return sent_or_refused("SendBatchSms", answer, phone_numbers, out_id)

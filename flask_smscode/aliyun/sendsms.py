@@ -91,6 +91,14 @@ def send_sms(
             "SmsUpExtendCode": extend_code,
         },
     )
+    return sent_or_refused("SendSms", answer, phone_numbers, out_id)
+
+
+def sent_or_refused(
+    action: str, answer: Mapping[str, Any], phone_numbers: Sequence[str], out_id: str
+) -> SendSmsResponse:
+    """A send's answer (SendSms or SendBatchSms), or 46002 when its ``Code`` is not ``OK``:
+    business errors arrive as HTTP 200 and the SDK raises nothing for them."""
     response = SendSmsResponse(
         code=str(answer.get("Code", "")),
         message=str(answer.get("Message", "")),
@@ -101,7 +109,7 @@ def send_sms(
     )
     if not response.ok:
         raise AliyunProviderRefused(
-            f"Alibaba Cloud answered SendSms with {response.code or 'no code'}",
+            f"Alibaba Cloud answered {action} with {response.code or 'no code'}",
             provider_code=response.code or None,
             request_id=response.request_id,
             http_status=200,
