@@ -211,15 +211,15 @@ def report_err_label(value: object) -> str:
     return value if isinstance(value, str) and _REPORT_ERR.fullmatch(value) else OTHER
 
 
-class ReportStats:
-    """Delivery reports by outcome and err_code (thread-safe, per process like STATS)."""
+class LabelledCounts:
+    """A thread-safe table of counts keyed by label pairs, per process like STATS; the
+    subclasses decide (from fixed sets) which label values a count may carry."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.counts: dict[tuple[str, str], int] = defaultdict(int)
 
-    def count(self, outcome: str, err_code: object) -> None:
-        key = (outcome if outcome in REPORT_OUTCOMES else OTHER, report_err_label(err_code))
+    def _add(self, key: tuple[str, str]) -> None:
         with self._lock:
             self.counts[key] += 1
 
@@ -231,23 +231,34 @@ class ReportStats:
         with self._lock:
             self.counts.clear()
 
+    def family(self, name: str, documentation: str, labels: list[str]) -> Any:
+        """The table as one Prometheus counter family."""
+        from prometheus_client.core import CounterMetricFamily
+
+        family = CounterMetricFamily(name, documentation, labels=labels)
+        for key, count in sorted(self.snapshot().items()):
+            family.add_metric(list(key), count)
+        return family
+
+
+class ReportStats(LabelledCounts):
+    """Delivery reports by outcome and err_code."""
+
+    def count(self, outcome: str, err_code: object) -> None:
+        self._add((outcome if outcome in REPORT_OUTCOMES else OTHER, report_err_label(err_code)))
+
 
 REPORTS = ReportStats()
 
 
 def report_families(stats: ReportStats = REPORTS) -> Iterator[Any]:
     """The Prometheus family of :data:`REPORTS` (yielded by :class:`SmsCodeCollector`)."""
-    from prometheus_client.core import CounterMetricFamily
-
-    family = CounterMetricFamily(
+    yield stats.family(
         "smscode_delivery_reports",
         "Delivery reports pushed by Alibaba Cloud, by outcome "
         "(delivered, failed, duplicate, late, unknown) and err_code.",
-        labels=["outcome", "err_code"],
+        ["outcome", "err_code"],
     )
-    for labels, count in sorted(stats.snapshot().items()):
-        family.add_metric(list(labels), count)
-    yield family
 
 
 # -- failover: which sender carried each code (senders/failover.py) ----------------------
@@ -257,12 +268,11 @@ def report_families(stats: ReportStats = REPORTS) -> Iterator[Any]:
 SENDER_OUTCOMES = ("sent", "unconfirmed", "failover", "failed")
 
 
-class SenderStats:
+class SenderStats(LabelledCounts):
     """Attempts by sender and outcome; sender labels only from the configured names."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.counts: dict[tuple[str, str], int] = defaultdict(int)
+        super().__init__()
         self._names: frozenset[str] = frozenset()
 
     def allow(self, names: Iterable[str]) -> None:
@@ -272,17 +282,7 @@ class SenderStats:
 
     def count(self, sender: object, outcome: str) -> None:
         label = sender if isinstance(sender, str) and sender in self._names else OTHER
-        key = (label, outcome if outcome in SENDER_OUTCOMES else OTHER)
-        with self._lock:
-            self.counts[key] += 1
-
-    def snapshot(self) -> dict[tuple[str, str], int]:
-        with self._lock:
-            return dict(self.counts)
-
-    def reset(self) -> None:
-        with self._lock:
-            self.counts.clear()
+        self._add((label, outcome if outcome in SENDER_OUTCOMES else OTHER))
 
 
 SENDERS = SenderStats()
@@ -290,14 +290,9 @@ SENDERS = SenderStats()
 
 def sender_families(stats: SenderStats = SENDERS) -> Iterator[Any]:
     """The Prometheus family of :data:`SENDERS` (yielded by :class:`SmsCodeCollector`)."""
-    from prometheus_client.core import CounterMetricFamily
-
-    family = CounterMetricFamily(
+    yield stats.family(
         "smscode_sender_attempts",
         "Code sends per sender of SMSCODE_SENDER, by outcome "
         "(sent, unconfirmed, failover, failed).",
-        labels=["sender", "outcome"],
+        ["sender", "outcome"],
     )
-    for labels, count in sorted(stats.snapshot().items()):
-        family.add_metric(list(labels), count)
-    yield family
