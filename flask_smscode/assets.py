@@ -42,7 +42,7 @@ def script_url() -> str:
 @cache
 def _document() -> dict[str, Any]:
     """The packaged document, parsed once per process (PyYAML only when first served)."""
-    import yaml  # type: ignore[import-untyped]
+    import yaml
 
     text = (files("flask_smscode") / "openapi.yaml").read_text(encoding="utf-8")
     document: dict[str, Any] = yaml.safe_load(text)

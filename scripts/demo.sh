@@ -8,5 +8,6 @@ cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 # The prometheus extra: the demo serves /metrics through prometheus_client.
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[prometheus]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -c requirements/lock.txt \
+  -e '.[prometheus]'
 exec .venv/bin/python demo_app.py "$@"

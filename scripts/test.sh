@@ -25,7 +25,10 @@ fi
 
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+# Exact versions from requirements/lock.txt (refresh: bash scripts/lock.sh), so the gates and
+# the suite see the same releases on every machine and day; the package keeps its ranges.
+.venv/bin/python -m pip install -q --disable-pip-version-check -c requirements/lock.txt \
+  -e '.[test]'
 
 # Quality gates first: any lint finding, unformatted file or strict-typing error fails the
 # run (and so CI) before a single test runs. SMSCODE_SKIP_GATES=1 skips them while iterating.

@@ -222,7 +222,7 @@ def connect(uri: str, *, timeout: float, options: Mapping[str, Any]) -> Connecte
         settings.update(username=username, password=password, ssl=scheme.startswith("rediss"))
         settings.update(options)
         # redis-py leaves these constructors unannotated.
-        startup = [ClusterNode(h, p) for h, p in nodes]  # type: ignore[no-untyped-call]
+        startup = [ClusterNode(h, p) for h, p in nodes]
         return Connected(
             LazyCluster(lambda: RedisCluster(startup_nodes=startup, **settings)), True, "cluster"
         )
@@ -252,10 +252,8 @@ def connect(uri: str, *, timeout: float, options: Mapping[str, Any]) -> Connecte
             username=username, password=password, db=db, ssl=scheme.startswith("rediss")
         )
         settings.update(options)
-        sentinel = Sentinel(nodes, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
-        client = sentinel.master_for(  # type: ignore[no-untyped-call]
-            service, redis_class=redis.Redis, **settings
-        )
+        sentinel = Sentinel(nodes, sentinel_kwargs=sentinel_kwargs)
+        client = sentinel.master_for(service, redis_class=redis.Redis, **settings)
         return Connected(
             client, False, "sentinel", SentinelWatch(sentinel, service, client.connection_pool)
         )
