@@ -9,12 +9,14 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__ as __version__
-from .errors import (
+from flask_smscode._version import __version__ as __version__
+from flask_smscode.aliyun.errors import (
     AliyunInvalidArguments,
     AliyunProviderRefused,
     AliyunRequestFailed,
     AliyunSmsError,
+)
+from flask_smscode.errors import (
     ChallengeRequired,
     CodeExpired,
     ConfigurationError,
@@ -48,32 +50,32 @@ _LAZY: dict[str, str] = {
     "DeliveryRecord": "aliyun",
     "DeliveryReport": "aliyun",
     "DeliveryStatus": "aliyun",
-    "Delivery": "aliyun.reports",
+    "Delivery": "core.deliveries",
     "SendReceipt": "senders",
-    "SendResult": "service",
+    "SendResult": "core.results",
     "SendSmsResponse": "aliyun",
     "Sender": "senders",
-    "SmsCode": "service",
-    "SmsCodeService": "service",
+    "SmsCode": "extension",
+    "SmsCodeService": "core.service",
     "VerifiedPhone": "tokens",
-    "VerifyResult": "service",
-    "check_token": "service",
+    "VerifyResult": "core.results",
+    "check_token": "extension",
     "code_sent": "signals",
     "code_verified": "signals",
     "delivery_reported": "signals",
-    "delivery_status": "aliyun.reports",
-    "get_service": "service",
-    "init_app": "service",
+    "delivery_status": "extension",
+    "get_service": "extension",
+    "init_app": "extension",
     "mask_phone": "phones",
     "normalize_phone": "phones",
-    "send_code": "service",
-    "sms_bp": "blueprint",
+    "send_code": "extension",
+    "sms_bp": "web.blueprint",
     "verification_failed": "signals",
-    "verify_code": "service",
+    "verify_code": "extension",
 }
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
-    from .aliyun import (
+    from flask_smscode.aliyun import (
         AliyunSender,
         AliyunSettings,
         AliyunSms,
@@ -83,23 +85,28 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
         DeliveryStatus,
         SendSmsResponse,
     )
-    from .aliyun.reports import Delivery, delivery_status
-    from .blueprint import sms_bp
-    from .phones import mask_phone, normalize_phone
-    from .senders import ConsoleSender, Sender, SendReceipt
-    from .service import (
-        SendResult,
+    from flask_smscode.core.deliveries import Delivery
+    from flask_smscode.core.results import SendResult, VerifyResult
+    from flask_smscode.core.service import SmsCodeService
+    from flask_smscode.extension import (
         SmsCode,
-        SmsCodeService,
-        VerifyResult,
         check_token,
+        delivery_status,
         get_service,
         init_app,
         send_code,
         verify_code,
     )
-    from .signals import code_sent, code_verified, delivery_reported, verification_failed
-    from .tokens import VerifiedPhone
+    from flask_smscode.phones import mask_phone, normalize_phone
+    from flask_smscode.senders import ConsoleSender, Sender, SendReceipt
+    from flask_smscode.signals import (
+        code_sent,
+        code_verified,
+        delivery_reported,
+        verification_failed,
+    )
+    from flask_smscode.tokens import VerifiedPhone
+    from flask_smscode.web.blueprint import sms_bp
 
 
 def __getattr__(name: str) -> Any:

@@ -8,31 +8,26 @@ registered (or ``SmsCode.init_app`` runs), never on the first request.
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import urlsplit
 
 import phonenumbers
 
-from .codes import is_well_formed
-from .errors import ConfigurationError, InvalidPhone, RegionNotAllowed
-from .phones import normalize_phone
+from flask_smscode.codes import is_well_formed
+from flask_smscode.errors import ConfigurationError, InvalidPhone, RegionNotAllowed
+from flask_smscode.phones import normalize_phone
 
 if TYPE_CHECKING:  # limits costs ~50 ms of imports (asyncio, wrapt): loaded on app set-up
     from limits import RateLimitItem
 
-STORAGE_SCHEMES = (
-    "memory",
-    "redis",
-    "rediss",
-    "redis+unix",
-    "redis+cluster",
-    "rediss+cluster",
-    "redis+sentinel",
-    "rediss+sentinel",
-)
+# The kind of a sender named in SMSCODE_SENDERS_CONFIG whose entry sets no SMSCODE_SENDER
+# (a second account of the same provider is what such an entry usually is).
+DEFAULT_NAMED_SENDER_KIND = "aliyun"
 MAX_CODE_TTL_SECONDS = 600  # NIST 800-63B / OWASP ASVS 6.5.5: codes live at most 10 minutes
 
 
@@ -133,7 +128,7 @@ SETTINGS: dict[str, Setting] = {
         None, "callable or 'module:function'", "run before anything is counted (captcha)"
     ),
     "SMSCODE_IDEMPOTENCY_WAIT_SECONDS": _S(
-        None, "seconds", "how long a duplicate waits; None: 2 x SMSCODE_ALIYUN_TIMEOUT_SECONDS"
+        None, "seconds", "how long a duplicate waits; None: 2 x the sender's timeout"
     ),
     # delivery reports pushed by Alibaba Cloud (aliyun/reports.py, report_view.py)
     "SMSCODE_ALIYUN_REPORT_SECRET": _S(
@@ -196,6 +191,7 @@ class Settings:
     token_ttl: int
     secret: bytes = field(repr=False)
     sender: Any
+    openapi_enabled: bool = True
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -209,18 +205,18 @@ class Settings:
         if not purposes or not all(isinstance(p, str) and p.strip() for p in purposes):
             raise ConfigurationError("SMSCODE_PURPOSES must be a non-empty list of names.")
 
-        code_length = _int(get, "SMSCODE_CODE_LENGTH", 4, 10)
-        code_ttl = _int(
+        code_length = parse_int(get, "SMSCODE_CODE_LENGTH", 4, 10)
+        code_ttl = parse_int(
             get,
             "SMSCODE_CODE_TTL_SECONDS",
             1,
             MAX_CODE_TTL_SECONDS,
             why=" (NIST 800-63B: codes must expire within 10 minutes)",
         )
-        max_attempts = _int(get, "SMSCODE_MAX_ATTEMPTS", 1, 100)
-        attempt_window = _int(get, "SMSCODE_ATTEMPT_WINDOW_SECONDS", 1, 7 * 86400)
-        resend_interval = _int(get, "SMSCODE_RESEND_INTERVAL_SECONDS", 0, 86400)
-        token_ttl = _int(get, "SMSCODE_TOKEN_TTL_SECONDS", 1, 86400)
+        max_attempts = parse_int(get, "SMSCODE_MAX_ATTEMPTS", 1, 100)
+        attempt_window = parse_int(get, "SMSCODE_ATTEMPT_WINDOW_SECONDS", 1, 7 * 86400)
+        resend_interval = parse_int(get, "SMSCODE_RESEND_INTERVAL_SECONDS", 0, 86400)
+        token_ttl = parse_int(get, "SMSCODE_TOKEN_TTL_SECONDS", 1, 86400)
 
         default_region, allowed_regions = regions_from_config(config)
 
@@ -263,14 +259,9 @@ class Settings:
         ):
             raise ConfigurationError("SMSCODE_STORAGE_TIMEOUT_SECONDS must be in (0, 30].")
 
+        # The scheme is the store registry's to judge (stores/registry.py), when the
+        # service builds the store at start-up.
         storage_uri = str(get("SMSCODE_STORAGE_URI"))
-        scheme = urlsplit(storage_uri).scheme.lower()
-        if scheme not in STORAGE_SCHEMES:
-            raise ConfigurationError(
-                f"SMSCODE_STORAGE_URI: unsupported scheme {scheme!r}; use one of "
-                + ", ".join(f"{s}://" for s in STORAGE_SCHEMES)
-                + "."
-            )
         storage_options = get("SMSCODE_STORAGE_OPTIONS")
         if not isinstance(storage_options, Mapping):
             raise ConfigurationError(
@@ -284,9 +275,11 @@ class Settings:
             max_attempts=max_attempts,
             attempt_window=attempt_window,
             resend_interval=resend_interval,
-            phone_limits=tuple(Limit.from_item(i) for i in _limits(get, "SMSCODE_PHONE_LIMITS")),
-            ip_send_limits=_limits(get, "SMSCODE_IP_SEND_LIMITS"),
-            ip_verify_limits=_limits(get, "SMSCODE_IP_VERIFY_LIMITS"),
+            phone_limits=tuple(
+                Limit.from_item(i) for i in parse_limits(get, "SMSCODE_PHONE_LIMITS")
+            ),
+            ip_send_limits=parse_limits(get, "SMSCODE_IP_SEND_LIMITS"),
+            ip_verify_limits=parse_limits(get, "SMSCODE_IP_VERIFY_LIMITS"),
             storage_uri=storage_uri,
             storage_options=dict(storage_options),
             storage_timeout=float(timeout),
@@ -297,7 +290,75 @@ class Settings:
             token_ttl=token_ttl,
             secret=secret,
             sender=get("SMSCODE_SENDER"),
+            openapi_enabled=_bool(get, "SMSCODE_OPENAPI_ENABLED"),
         )
+
+
+_REPORT_SECRET = re.compile(r"[A-Za-z0-9_-]{32,128}")
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """The delivery-report receiver's validated settings (``SMSCODE_ALIYUN_REPORT_*``);
+    ``secret`` ``None`` means it is off."""
+
+    secret: str | None = field(default=None, repr=False)
+    allowed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    max_bytes: int = 1_048_576
+    ttl_ms: int = 86_400_000
+
+    @property
+    def enabled(self) -> bool:
+        return self.secret is not None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ReportSettings:
+        secret = get_setting(config, "SMSCODE_ALIYUN_REPORT_SECRET")
+        if secret is not None and (
+            not isinstance(secret, str) or not _REPORT_SECRET.fullmatch(secret)
+        ):
+            raise ConfigurationError(
+                "SMSCODE_ALIYUN_REPORT_SECRET must be 32 to 128 characters of A-Z a-z 0-9 _ - "
+                "(it is a path segment; e.g. secrets.token_urlsafe(32))."
+            )
+        allowed = get_setting(config, "SMSCODE_ALIYUN_REPORT_ALLOWED_IPS")
+        if isinstance(allowed, str):
+            allowed = [allowed]
+        networks = []
+        try:
+            for item in allowed:
+                networks.append(ipaddress.ip_network(str(item), strict=False))
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                "SMSCODE_ALIYUN_REPORT_ALLOWED_IPS must be a list of addresses or networks "
+                "(e.g. ['47.96.0.0/16', '2408:4000::/32'])."
+            ) from None
+        max_bytes = get_setting(config, "SMSCODE_ALIYUN_REPORT_MAX_BYTES")
+        ttl = get_setting(config, "SMSCODE_ALIYUN_REPORT_TTL_SECONDS")
+        for key, value, low, high in (
+            ("SMSCODE_ALIYUN_REPORT_MAX_BYTES", max_bytes, 1024, 64 * 1_048_576),
+            ("SMSCODE_ALIYUN_REPORT_TTL_SECONDS", ttl, 60, 30 * 86400),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigurationError(
+                    f"{key} must be a whole number from {low} to {high}; got {value!r}."
+                )
+        return cls(secret, tuple(networks), max_bytes, ttl * 1000)
+
+    def secret_matches(self, candidate: str) -> bool:
+        """Constant time: the path secret must not leak through response timing."""
+        if self.secret is None:
+            return False
+        return hmac.compare_digest(candidate.encode("utf-8", "replace"), self.secret.encode())
+
+    def source_allowed(self, address: str | None) -> bool:
+        if not self.allowed:
+            return True
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        return any(ip in network for network in self.allowed)
 
 
 def regions_from_config(config: Mapping[str, Any]) -> tuple[str, tuple[str, ...] | None]:
@@ -337,7 +398,14 @@ def _region(value: Any, key: str) -> str:
     return region
 
 
-def _int(get: Any, key: str, low: int, high: int, why: str = "") -> int:
+def _bool(get: Any, key: str) -> bool:
+    value = get(key)
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{key} must be true or false.")
+    return value
+
+
+def parse_int(get: Any, key: str, low: int, high: int, why: str = "") -> int:
     value = get(key)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConfigurationError(
@@ -346,7 +414,7 @@ def _int(get: Any, key: str, low: int, high: int, why: str = "") -> int:
     return value
 
 
-def _limits(get: Any, key: str) -> tuple[RateLimitItem, ...]:
+def parse_limits(get: Any, key: str) -> tuple[RateLimitItem, ...]:
     """Parse Flask-Limiter's syntax ("5/hour;10/day"); an empty string disables the limit."""
     text = get(key)
     if not text:

@@ -11,10 +11,11 @@ the same way)::
     │       └── ProviderUnavailable   ... definitely, the provider's own fault: fail over
     ├── ConfigurationError     a SMSCODE_* setting is wrong (also a RuntimeError, as before)
     ├── DeliveryUnconfirmed    a sender's "the SMS may have gone out": nothing to refuse
-    └── AliyunSmsError         a failed Dysmsapi call of the client, numeric .code
-        ├── AliyunInvalidArguments   46001  nothing was sent
-        ├── AliyunProviderRefused    46002  Alibaba Cloud answered with an error
-        └── AliyunRequestFailed      46003  the request failed (network, timeout, bad answer)
+    └── AliyunSmsError         a failed Dysmsapi call of the Alibaba Cloud client (its own
+                               branch, in :mod:`flask_smscode.aliyun.errors`)
+
+This module holds the provider-blind part of the tree; a vendor's client errors live in its
+own folder and derive from :class:`FlaskSmsCodeError`, so the root still catches them.
 
 Each HTTP refusal carries a stable machine code (the ``error`` field of a JSON answer), an HTTP
 status, and a message *key* with parameters rather than finished text: the sentence is
@@ -25,14 +26,13 @@ Messages never contain a code, a full phone number or a key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self is 3.11+; annotations only
 
-    from .aliyun.sendsms import SendSmsResponse
-    from .messages import Catalogue
+    from flask_smscode.messages import Catalogue
 
 
 class FlaskSmsCodeError(Exception):
@@ -59,6 +59,13 @@ class SmsCodeError(FlaskSmsCodeError):
     biz_id: str | None = None
     out_id: str | None = None
     sender: str | None = None
+    # An Idempotency-Key replay of an earlier answer (core/idempotency.py); its status when
+    # the stored answer's differs from the class's own.
+    replayed: bool = False
+    replayed_status: int | None = None
+    # What the service observed of the request this error ended (events.Outcome): logs,
+    # counts and signals read it, never the client.
+    outcome: Any = None
 
     def __init__(
         self,
@@ -99,7 +106,7 @@ class SmsCodeError(FlaskSmsCodeError):
         """The sentence in ``language`` (the catalogue's default when ``None``)."""
         if self.literal_message:
             return self.literal_message
-        from .messages import default_catalogue
+        from flask_smscode.messages import default_catalogue
 
         values = {**self.extra, "retry_after": self.retry_after, **self.params}
         # A subclass from before the catalogue may still carry its own English text.
@@ -266,75 +273,3 @@ class DeliveryUnconfirmed(FlaskSmsCodeError):
         self.request_id = request_id
         self.out_id = out_id
         self.sender = sender
-
-
-# Error codes of the Alibaba Cloud client, as the low-code SMS element defined them.
-PARAM_MISSING = 46001  # a parameter missing or the phone list empty: nothing sent
-PROVIDER_ERROR = 46002  # Alibaba Cloud answered with an error
-REQUEST_FAILED = 46003  # the request itself failed (network, timeout, unreadable answer)
-
-
-class AliyunSmsError(FlaskSmsCodeError):
-    """A failed Dysmsapi call of :class:`~flask_smscode.AliyunSms`.
-
-    ``code`` is 46001 (bad arguments, nothing sent), 46002 (Alibaba Cloud answered with an
-    error: ``provider_code`` and ``request_id`` say which) or 46003 (the request failed;
-    ``delivery_unknown`` is true when it may have reached Alibaba Cloud — a read timeout
-    after the request left — in which case it must not be retried blindly). The package
-    raises the subclass of each code; ``AliyunSmsError(code, message)`` still works.
-    Messages never hold a key, a phone number, a template value or a provider message.
-    """
-
-    def __init__(
-        self,
-        code: int,
-        message: str,
-        *,
-        provider_code: str | None = None,
-        request_id: str | None = None,
-        http_status: int | None = None,
-        delivery_unknown: bool = False,
-        retry_after: int | None = None,
-        out_id: str | None = None,
-        responses: Sequence[SendSmsResponse] = (),
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.provider_code = provider_code
-        self.request_id = request_id
-        self.http_status = http_status
-        self.delivery_unknown = delivery_unknown
-        self.retry_after = retry_after
-        self.out_id = out_id
-        # send_message: the answer of every SendSms call made, failed ones included.
-        self.responses = list(responses)
-
-    def __str__(self) -> str:
-        parts = [f"[{self.code}] {self.message}"]
-        if self.provider_code:
-            parts.append(f"provider code {self.provider_code}")
-        if self.request_id:
-            parts.append(f"request id {self.request_id}")
-        return "; ".join(parts)
-
-
-class AliyunInvalidArguments(AliyunSmsError):
-    """46001: a parameter missing or invalid, or the phone list empty; nothing was sent."""
-
-    def __init__(self, message: str, **fields: Any) -> None:
-        super().__init__(PARAM_MISSING, message, **fields)
-
-
-class AliyunProviderRefused(AliyunSmsError):
-    """46002: Alibaba Cloud answered with an error (``provider_code``, ``request_id``)."""
-
-    def __init__(self, message: str, **fields: Any) -> None:
-        super().__init__(PROVIDER_ERROR, message, **fields)
-
-
-class AliyunRequestFailed(AliyunSmsError):
-    """46003: the request failed; ``delivery_unknown`` when it may have been delivered."""
-
-    def __init__(self, message: str, **fields: Any) -> None:
-        super().__init__(REQUEST_FAILED, message, **fields)

@@ -1,4 +1,7 @@
-"""One structured log line, and one count, per send and verify outcome.
+"""One outcome record per send and verify, logged, counted and signalled in one place.
+
+The service hands :func:`observe` one immutable :class:`Outcome` per request; nothing else
+logs, counts or signals a send or verify outcome, so the three never disagree.
 
 Levels follow what an operator acts on: the provider failing is WARNING, attacks being
 throttled and users mistyping are INFO. Each line is ``key=value`` text (logfmt: readable in
@@ -18,14 +21,121 @@ import logging
 import re
 import traceback
 import unicodedata
+from dataclasses import dataclass
 from typing import Any
 
-from .metrics import STATS
+from flask_smscode.metrics import SENDERS, STATS
+from flask_smscode.phones import mask_phone
+from flask_smscode.signals import (
+    code_sent,
+    code_verified,
+    current_app_object,
+    verification_failed,
+)
 
 logger = logging.getLogger("flask_smscode")
 
 MAX_VALUE_CHARS = 100  # request ids, OutIds and provider codes are far shorter
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one send or verify came to: the one value that is logged, counted and signalled.
+
+    ``phone`` is the E.164 number: masked in the log line, whole only for signal receivers
+    (the app's own code). ``event`` is ``"send"`` or ``"verify"``; ``outcome`` what happened
+    (``sent``, ``unconfirmed``, ``test_number``, ``replayed``, ``verified``) or the error
+    code of a refusal. ``sender`` / ``sender_outcome`` count which sender carried or failed
+    a send; ``signal`` names the signal to send (``delivery`` or ``reason`` go with it).
+    The code itself is never part of it.
+    """
+
+    event: str
+    outcome: str
+    level: int = logging.INFO
+    phone: str | None = None
+    purpose: str | None = None
+    latency_ms: float | None = None
+    out_id: str | None = None
+    idempotency_key: str | None = None
+    replayed: bool | None = None
+    guard: str | None = None
+    provider_code: str | None = None
+    request_id: str | None = None
+    sender: str | None = None
+    sender_outcome: str | None = None
+    exception: str | None = None
+    attempts_left: int | None = None
+    signal: str | None = None  # "code_sent", "code_verified" or "verification_failed"
+    delivery: str | None = None  # code_sent: "sent", "unconfirmed" or "test"
+    reason: str | None = None  # verification_failed: the machine error code
+
+
+_SIGNALS = {
+    "code_sent": code_sent,
+    "code_verified": code_verified,
+    "verification_failed": verification_failed,
+}
+
+
+def observe(outcome: Outcome, app: Any = None) -> None:
+    """Log, count and signal one outcome (``app``: the signal's sender; ``None`` looks up
+    the current app, and outside an app context no signal is sent)."""
+    if outcome.sender is not None and outcome.sender_outcome is not None:
+        SENDERS.count(outcome.sender, outcome.sender_outcome)
+    log_event(
+        outcome.level,
+        outcome.event,
+        phone=mask_phone(outcome.phone) if outcome.phone else "-",
+        purpose=outcome.purpose or "-",
+        outcome=outcome.outcome,
+        latency_ms=outcome.latency_ms,
+        idempotency_key=outcome.idempotency_key,
+        out_id=outcome.out_id,
+        replayed=outcome.replayed,
+        guard=outcome.guard,
+        provider_code=outcome.provider_code,
+        request_id=outcome.request_id,
+        sender=outcome.sender,
+        exception=outcome.exception,
+        attempts_left=outcome.attempts_left,
+    )
+    if outcome.signal is None:
+        return
+    signal = _SIGNALS[outcome.signal]
+    if not signal.receivers:  # nobody listens (the usual case): skip the app lookup
+        return
+    extra: dict[str, Any] = {}
+    if outcome.delivery is not None:
+        extra["delivery"] = outcome.delivery
+    if outcome.reason is not None:
+        extra["reason"] = outcome.reason
+    send_signal(signal, app, phone=outcome.phone, purpose=outcome.purpose, **extra)
+
+
+def send_signal(signal: Any, app: Any = None, **kwargs: Any) -> None:
+    """Notify ``signal``'s receivers, with ``app`` (default: the current app) as sender.
+
+    The one policy for a failing receiver: logged (type and stack, never its message, which
+    may hold a phone), not raised. The SMS has gone out, the code is used up or the report is
+    stored by then, and the client or the provider must hear so.
+    """
+    if not signal.receivers:
+        return
+    if app is None:
+        app = current_app_object()
+        if app is None:  # used outside an app context: nobody to send as
+            return
+    try:
+        signal.send(app, **kwargs)
+    except Exception as exc:
+        logger.error(
+            "smscode signal %s: a receiver raised %s\n%s",
+            signal.name,
+            type(exc).__name__,
+            stack_only(exc),
+        )
 
 
 def log_event(level: int, event: str, **fields: Any) -> None:

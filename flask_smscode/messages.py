@@ -23,13 +23,17 @@ from typing import Any
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
-from .errors import ConfigurationError
-
 LOCALES_DIR = Path(__file__).with_name("locales")
 SOURCE_LANGUAGE = "en"
 # Mainland China is the market this package is for (Alibaba Cloud SMS, +86 numbers), so a
 # client that states no usable preference reads Simplified Chinese.
 DEFAULT_LANGUAGE = "zh"
+
+
+class CatalogueError(ValueError):
+    """A message file or the catalogue's languages are unusable. Raised at start-up, where
+    :mod:`flask_smscode.core.settings` reports it as a ConfigurationError naming the key
+    (this module stays below the exception tree: errors render through it)."""
 
 
 def normalize_tag(tag: str) -> str:
@@ -49,7 +53,7 @@ def _load_file(file: Path) -> dict[str, str]:
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ConfigurationError(f"{file}: not a readable UTF-8 JSON file ({exc}).") from None
+        raise CatalogueError(f"{file}: not a readable UTF-8 JSON file ({exc}).") from None
     return _checked(data, str(file))
 
 
@@ -57,7 +61,7 @@ def _checked(data: Any, where: str) -> dict[str, str]:
     if not isinstance(data, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in data.items()
     ):
-        raise ConfigurationError(f"{where}: must be a JSON object of message key -> text.")
+        raise CatalogueError(f"{where}: must be a JSON object of message key -> text.")
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
@@ -76,10 +80,10 @@ class Catalogue:
     ) -> None:
         self._languages = {normalize_tag(lang): dict(texts) for lang, texts in languages.items()}
         if SOURCE_LANGUAGE not in self._languages:
-            raise ConfigurationError("The message catalogue has no English (en) texts.")
+            raise CatalogueError("The message catalogue has no English (en) texts.")
         default = self.match(default_language)
         if default is None:
-            raise ConfigurationError(
+            raise CatalogueError(
                 f"SMSCODE_DEFAULT_LANGUAGE: {default_language!r} has no messages; available: "
                 + ", ".join(self.languages)
                 + "."
@@ -87,18 +91,23 @@ class Catalogue:
         self.default_language = default
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Catalogue:
-        """Built-in files, then ``SMSCODE_LOCALES_DIR`` files, then ``SMSCODE_MESSAGES``;
-        each later source overrides single keys of the earlier ones."""
+    def build(
+        cls,
+        *,
+        directory: str | os.PathLike[str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        default_language: str | None = None,
+    ) -> Catalogue:
+        """Built-in files, then ``directory``'s files, then ``extra``; each later source
+        overrides single keys of the earlier ones (SMSCODE_LOCALES_DIR, SMSCODE_MESSAGES)."""
         languages = {lang: dict(texts) for lang, texts in BUILTIN.items()}
-        directory = config.get("SMSCODE_LOCALES_DIR")
         if directory:
             if not Path(directory).is_dir():
-                raise ConfigurationError(f"SMSCODE_LOCALES_DIR: {directory!r} is not a directory.")
+                raise CatalogueError(f"SMSCODE_LOCALES_DIR: {directory!r} is not a directory.")
             _merge(languages, load_directory(directory))
-        extra = config.get("SMSCODE_MESSAGES") or {}
+        extra = extra or {}
         if not isinstance(extra, Mapping):
-            raise ConfigurationError(
+            raise CatalogueError(
                 "SMSCODE_MESSAGES must be a dict of language -> {message key: text}."
             )
         _merge(
@@ -108,7 +117,7 @@ class Catalogue:
                 for lang, texts in extra.items()
             },
         )
-        return cls(languages, config.get("SMSCODE_DEFAULT_LANGUAGE") or DEFAULT_LANGUAGE)
+        return cls(languages, default_language or DEFAULT_LANGUAGE)
 
     @property
     def languages(self) -> tuple[str, ...]:

@@ -14,9 +14,7 @@ from collections.abc import Collection, Sequence
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 
-# provider_phone: re-exported for compatibility; the provider's format lives with it.
-from .aliyun.numbers import provider_phone as provider_phone
-from .errors import InvalidPhone, RegionNotAllowed
+from flask_smscode.errors import InvalidPhone, RegionNotAllowed
 
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 _MAX_INPUT_LENGTH = 64  # longer input is not a phone number; refuse before parsing

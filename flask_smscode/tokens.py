@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, int_to_bytes, want_bytes
 
-from .errors import InvalidToken
+from flask_smscode.errors import InvalidToken
 
 _SALT = "flask-smscode.verified-phone"
 

@@ -17,11 +17,10 @@ import redis
 from flask import Flask
 
 from flask_smscode import sms_bp
-
-from .dysmsapi_server import DysmsapiServer
-from .redis_cluster import RedisCluster
-from .redis_sentinel import RedisSentinelSet
-from .redis_server import RedisServer
+from tests.dysmsapi_server import DysmsapiServer
+from tests.redis_cluster import RedisCluster
+from tests.redis_sentinel import RedisSentinelSet
+from tests.redis_server import RedisServer
 
 ACCESS_KEY_ID = "test-key-id"
 ACCESS_KEY_SECRET = "test-key-secret"

@@ -13,8 +13,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_smscode import check_token, sms_bp
-
-from .conftest import E164, PHONE
+from tests.conftest import E164, PHONE
 
 
 def send(client, phone=PHONE, purpose=None, **kwargs):

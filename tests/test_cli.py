@@ -24,9 +24,8 @@ from flask import Flask
 
 from flask_smscode import ConsoleSender, normalize_phone
 from flask_smscode.cli import smscode
-
-from .conftest import E164, PHONE
-from .dysmsapi_server import CHINA_TZ
+from tests.conftest import E164, PHONE
+from tests.dysmsapi_server import CHINA_TZ
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTIFY_PARAMS = '{"name":"Zhang San","time":"22:00"}'

@@ -15,10 +15,9 @@ from collections.abc import Iterator
 import pytest
 
 from flask_smscode import ConfigurationError
-
-from .failover_traffic import TRAFFIC_CONFIG, Traffic, fresh_round
-from .redis_cluster import ClusterNode, RedisCluster
-from .test_blueprint import send, verify, wrong
+from tests.failover_traffic import TRAFFIC_CONFIG, Traffic, fresh_round
+from tests.redis_cluster import ClusterNode, RedisCluster
+from tests.test_blueprint import send, verify, wrong
 
 pytestmark = pytest.mark.redis_cluster
 

@@ -7,8 +7,8 @@ from threading import Barrier
 
 import requests
 
-from .conftest import PHONE
-from .live_server import live_server
+from tests.conftest import PHONE
+from tests.live_server import live_server
 
 PARALLEL = 20
 

@@ -43,7 +43,7 @@ from demo_app import (  # noqa: E402
 PHONE = "13800138000"
 MASKED = "138****8000"
 CODE_LINE = re.compile(r"code (\d{4,10}) sent to (\S+) for (\w+)")
-SCRIPT = ROOT / "flask_smscode" / "static" / "smscode.js"
+SCRIPT = ROOT / "flask_smscode" / "web" / "static" / "smscode.js"
 
 
 @pytest.fixture(autouse=True)

@@ -17,9 +17,8 @@ from flask import Flask
 
 from flask_smscode import sms_bp
 from flask_smscode.cli import smscode
-
-from .conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
-from .dysmsapi_server import (
+from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
+from tests.dysmsapi_server import (
     STATUS_REJECTED,
     STATUS_REVIEWING,
     TYPE_CODE,
@@ -27,7 +26,7 @@ from .dysmsapi_server import (
     TYPE_NOTICE,
     DysmsapiServer,
 )
-from .redis_cluster import RedisCluster
+from tests.redis_cluster import RedisCluster
 
 ENGLISH = {"LANGUAGE": "", "LC_ALL": "C.UTF-8"}
 TEMPLATE = "SMS_123456789"

@@ -18,7 +18,6 @@ from flask import Flask
 from flask_babel import Babel
 
 from flask_smscode import errors, sms_bp
-from flask_smscode.blueprint import _HTTP_ERROR_CODES
 from flask_smscode.cli import smscode
 from flask_smscode.errors import (
     ConfigurationError,
@@ -36,6 +35,7 @@ from flask_smscode.messages import (
     environment_language,
     load_directory,
 )
+from flask_smscode.web.blueprint import _HTTP_ERROR_CODES
 
 PHONE = "13800138000"
 TEST_CODE = "246810"

@@ -12,8 +12,9 @@ import re
 import phonenumbers
 import pytest
 
+from flask_smscode.aliyun.numbers import provider_phone
 from flask_smscode.errors import InvalidPhone, RegionNotAllowed
-from flask_smscode.phones import mask_phone, normalize_phone, parse_phone, provider_phone
+from flask_smscode.phones import mask_phone, normalize_phone, parse_phone
 
 E164 = "+8613800138000"
 GB_MOBILE = "+447400123456"

@@ -18,8 +18,8 @@ import pytest
 from flask import Flask
 
 from flask_smscode.config import Limit
+from flask_smscode.core.ratelimit import client_key
 from flask_smscode.errors import StorageUnavailable
-from flask_smscode.ratelimit import client_key
 from flask_smscode.stores import (
     ClientLimits,
     MemoryStore,

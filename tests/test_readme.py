@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from .redis_server import RedisServer
+from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

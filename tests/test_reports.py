@@ -18,16 +18,17 @@ import pytest
 import redis
 from flask import Flask
 
-from flask_smscode.aliyun.reports import OutIds, delivery_status, report_phones
+from flask_smscode import delivery_status
+from flask_smscode.aliyun.reports import report_phones
 from flask_smscode.cli import smscode
+from flask_smscode.core.outids import OutIds
 from flask_smscode.errors import ConfigurationError
 from flask_smscode.metrics import REPORTS, SmsCodeCollector, report_err_label
 from flask_smscode.signals import delivery_reported
-
-from .conftest import E164, PHONE
-from .dysmsapi_server import DysmsapiServer
-from .live_server import live_server
-from .redis_server import RedisServer
+from tests.conftest import E164, PHONE
+from tests.dysmsapi_server import DysmsapiServer
+from tests.live_server import live_server
+from tests.redis_server import RedisServer
 
 SECRET = "r3p0rt-S3cret_" + "x" * 30
 OTHER_PHONE = "13900139000"

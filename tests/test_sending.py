@@ -9,10 +9,9 @@ import re
 import pytest
 
 from flask_smscode import ConfigurationError, get_service
-
-from .conftest import E164, PHONE
-from .redis_server import free_port
-from .test_blueprint import assert_error, send, verify
+from tests.conftest import E164, PHONE
+from tests.redis_server import free_port
+from tests.test_blueprint import assert_error, send, verify
 
 
 def sendsms_requests(sms_server) -> list:

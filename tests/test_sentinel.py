@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from .failover_traffic import TRAFFIC_CONFIG, Traffic, fresh_round
-from .redis_sentinel import RedisSentinelSet
-from .test_blueprint import send, verify
+from tests.failover_traffic import TRAFFIC_CONFIG, Traffic, fresh_round
+from tests.redis_sentinel import RedisSentinelSet
+from tests.test_blueprint import send, verify
 
 pytestmark = pytest.mark.redis_sentinel
 

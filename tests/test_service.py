@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flask_smscode import service as service_module
+from flask_smscode import extension as service_module
+from flask_smscode.core.results import SendResult, VerifyResult
+from flask_smscode.core.service import SmsCodeService
 from flask_smscode.errors import (
     CodeExpired,
     IdempotencyKeyReused,
@@ -27,11 +29,8 @@ from flask_smscode.errors import (
     Throttled,
     TooManyAttempts,
 )
-from flask_smscode.service import (
-    SendResult,
+from flask_smscode.extension import (
     SmsCode,
-    SmsCodeService,
-    VerifyResult,
     check_token,
     get_service,
     init_app,
@@ -39,9 +38,8 @@ from flask_smscode.service import (
     verify_code,
 )
 from flask_smscode.signals import code_sent, code_verified, verification_failed
-
-from .conftest import E164, PHONE
-from .dysmsapi_server import DysmsapiServer
+from tests.conftest import E164, PHONE
+from tests.dysmsapi_server import DysmsapiServer
 
 OTHER = "13800138001"  # a second mainland number
 OTHER_E164 = "+8613800138001"

@@ -9,15 +9,19 @@ notify.py      ``send_message`` / ``sendMessage``: one template to many phones, 
 sendbatch.py   one SendBatchSms call (per-number signatures and values, at most 100)
 batch.py       ``send_batch``: per-recipient values, validated, chunked, run concurrently
 receipts.py    ``query_send_details``: ``DeliveryReport`` of ``DeliveryRecord``/``DeliveryStatus``
-reports.py     delivery reports pushed by Alibaba Cloud (SmsReport)
+reports.py     delivery reports pushed by Alibaba Cloud (SmsReport): parsing only
+errors.py      ``AliyunSmsError`` and its 46001/46002/46003 subclasses
+outcomes.py    the one table of Alibaba error codes: what each means to a send
+checks.py      ``flask smscode doctor``'s checks of an Alibaba Cloud sender
 loaders.py     the low-code element's ``sms.json`` / ``e.json``
 numbers.py     numbers in Alibaba's format (``provider_phone``)
 client.py      ``AliyunSms``: the public client assembling the jobs above
 =============  ==========================================================================
 
-The exceptions (``AliyunSmsError`` and its 46001/46002/46003 subclasses) are in
-:mod:`flask_smscode.errors`, the package's one exception module. Names load on first use
-(PEP 562), like ``flask_smscode`` itself, so importing one module does not import them all.
+This folder may import the package's leaves (errors, phones, metrics, config) and
+``senders/`` (the contract it implements), never ``core/``, ``web/`` or ``cli/``: it sits
+below them. Names load on first use (PEP 562), like ``flask_smscode`` itself, so importing
+one module does not import them all.
 """
 
 from __future__ import annotations
@@ -27,13 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 _LAZY: dict[str, str] = {
     "API_VERSION": "transport",
-    "AliyunInvalidArguments": "..errors",
-    "AliyunProviderRefused": "..errors",
-    "AliyunRequestFailed": "..errors",
+    "AliyunInvalidArguments": "errors",
+    "AliyunProviderRefused": "errors",
+    "AliyunRequestFailed": "errors",
     "AliyunSender": "sender",
     "AliyunSettings": "settings",
     "AliyunSms": "client",
-    "AliyunSmsError": "..errors",
+    "AliyunSmsError": "errors",
     "BatchEntry": "batch",
     "CHINA_TZ": "receipts",
     "DeliveryRecord": "receipts",
@@ -41,9 +45,9 @@ _LAZY: dict[str, str] = {
     "DeliveryStatus": "receipts",
     "MAX_PHONES_PER_BATCH_CALL": "sendbatch",
     "MAX_PHONES_PER_CALL": "sendsms",
-    "PARAM_MISSING": "..errors",
-    "PROVIDER_ERROR": "..errors",
-    "REQUEST_FAILED": "..errors",
+    "PARAM_MISSING": "errors",
+    "PROVIDER_ERROR": "errors",
+    "REQUEST_FAILED": "errors",
     "SendSmsResponse": "sendsms",
     "Transport": "transport",
     "provider_phone": "numbers",
@@ -51,7 +55,9 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
-    from ..errors import (
+    from flask_smscode.aliyun.batch import BatchEntry
+    from flask_smscode.aliyun.client import AliyunSms
+    from flask_smscode.aliyun.errors import (
         PARAM_MISSING,
         PROVIDER_ERROR,
         REQUEST_FAILED,
@@ -60,15 +66,18 @@ if TYPE_CHECKING:
         AliyunRequestFailed,
         AliyunSmsError,
     )
-    from .batch import BatchEntry
-    from .client import AliyunSms
-    from .numbers import provider_phone
-    from .receipts import CHINA_TZ, DeliveryRecord, DeliveryReport, DeliveryStatus
-    from .sendbatch import MAX_PHONES_PER_BATCH_CALL
-    from .sender import AliyunSender
-    from .sendsms import MAX_PHONES_PER_CALL, SendSmsResponse
-    from .settings import AliyunSettings
-    from .transport import API_VERSION, Transport, silence_sdk_logs
+    from flask_smscode.aliyun.numbers import provider_phone
+    from flask_smscode.aliyun.receipts import (
+        CHINA_TZ,
+        DeliveryRecord,
+        DeliveryReport,
+        DeliveryStatus,
+    )
+    from flask_smscode.aliyun.sendbatch import MAX_PHONES_PER_BATCH_CALL
+    from flask_smscode.aliyun.sender import AliyunSender
+    from flask_smscode.aliyun.sendsms import MAX_PHONES_PER_CALL, SendSmsResponse
+    from flask_smscode.aliyun.settings import AliyunSettings
+    from flask_smscode.aliyun.transport import API_VERSION, Transport, silence_sdk_logs
 
 
 def __getattr__(name: str) -> Any:

@@ -18,16 +18,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AliyunInvalidArguments
-from ..phones import mask_phone
-from .notify import _mask_raw, answered_call, raise_for_failures, run_bounded
-from .numbers import provider_phone
-from .sendbatch import MAX_PHONES_PER_BATCH_CALL, send_batch_sms
-from .sendsms import SendSmsResponse, as_text, check_extend_code
+from flask_smscode.aliyun.errors import AliyunInvalidArguments
+from flask_smscode.aliyun.notify import _mask_raw, answered_call, raise_for_failures, run_bounded
+from flask_smscode.aliyun.numbers import provider_phone
+from flask_smscode.aliyun.sendbatch import MAX_PHONES_PER_BATCH_CALL, send_batch_sms
+from flask_smscode.aliyun.sendsms import SendSmsResponse, as_text, check_extend_code
+from flask_smscode.phones import mask_phone
 
 if TYPE_CHECKING:
-    from .settings import AliyunSettings
-    from .transport import Transport
+    from flask_smscode.aliyun.settings import AliyunSettings
+    from flask_smscode.aliyun.transport import Transport
 
 # Entry fields a problem can be about; the CLI names them per row.
 PHONE, PARAMS, SIGN_NAME, EXTEND_CODE = "phone", "params", "sign_name", "sms_up_extend_code"

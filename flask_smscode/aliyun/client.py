@@ -12,13 +12,13 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .batch import BatchNotifications
-from .loaders import credentials_from_json, element_sms_json
-from .notify import Notifications
-from .receipts import ReceiptQueries
-from .sendsms import SendSmsResponse, send_sms
-from .settings import AliyunSettings
-from .transport import Transport
+from flask_smscode.aliyun.batch import BatchNotifications
+from flask_smscode.aliyun.loaders import credentials_from_json, element_sms_json
+from flask_smscode.aliyun.notify import Notifications
+from flask_smscode.aliyun.receipts import ReceiptQueries
+from flask_smscode.aliyun.sendsms import SendSmsResponse, send_sms
+from flask_smscode.aliyun.settings import AliyunSettings
+from flask_smscode.aliyun.transport import Transport
 
 
 class AliyunSms(Notifications, BatchNotifications, ReceiptQueries):

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import AliyunInvalidArguments
+from flask_smscode.aliyun.errors import AliyunInvalidArguments
 
 ELEMENT_TYPE = "SMS.Aliyun"
 

@@ -14,22 +14,21 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import (
+from flask_smscode.aliyun.errors import (
     PROVIDER_ERROR,
     AliyunInvalidArguments,
     AliyunProviderRefused,
     AliyunRequestFailed,
     AliyunSmsError,
-    InvalidPhone,
-    RegionNotAllowed,
 )
-from ..events import log_event
-from ..phones import mask_phone, normalize_phone, normalize_phones_fast
-from .numbers import provider_phone
-from .sendsms import MAX_PHONES_PER_CALL, SendSmsResponse, check_extend_code
+from flask_smscode.aliyun.numbers import provider_phone
+from flask_smscode.aliyun.sendsms import MAX_PHONES_PER_CALL, SendSmsResponse, check_extend_code
+from flask_smscode.errors import InvalidPhone, RegionNotAllowed
+from flask_smscode.events import log_event
+from flask_smscode.phones import mask_phone, normalize_phone, normalize_phones_fast
 
 if TYPE_CHECKING:
-    from .settings import AliyunSettings
+    from flask_smscode.aliyun.settings import AliyunSettings
 
 _Job = TypeVar("_Job")
 

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AliyunInvalidArguments, AliyunProviderRefused, InvalidPhone
-from ..phones import normalize_phone
-from .numbers import provider_phone
+from flask_smscode.aliyun.errors import AliyunInvalidArguments, AliyunProviderRefused
+from flask_smscode.aliyun.numbers import provider_phone
+from flask_smscode.errors import InvalidPhone
+from flask_smscode.phones import normalize_phone
 
 if TYPE_CHECKING:
-    from .settings import AliyunSettings
+    from flask_smscode.aliyun.settings import AliyunSettings
 
 CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")  # Alibaba reports China time
 

@@ -12,9 +12,14 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 
-from ..errors import AliyunInvalidArguments
-from .sendsms import SendSmsResponse, as_text, check_extend_code, sent_or_refused
-from .transport import Transport
+from flask_smscode.aliyun.errors import AliyunInvalidArguments
+from flask_smscode.aliyun.sendsms import (
+    SendSmsResponse,
+    as_text,
+    check_extend_code,
+    sent_or_refused,
+)
+from flask_smscode.aliyun.transport import Transport
 
 MAX_PHONES_PER_BATCH_CALL = 100  # SendBatchSms: "单次调用最多支持 100 个手机号"
 

@@ -12,8 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import (
-    AliyunSmsError,
+from flask_smscode.aliyun.client import AliyunSms
+from flask_smscode.aliyun.errors import AliyunSmsError
+from flask_smscode.aliyun.numbers import is_mainland, provider_phone
+from flask_smscode.aliyun.outcomes import Meaning, meaning_of, provider_down
+from flask_smscode.aliyun.settings import AliyunSettings
+from flask_smscode.errors import (
     DeliveryUnconfirmed,
     InvalidPhone,
     ProviderError,
@@ -21,17 +25,7 @@ from ..errors import (
     SmsCodeError,
     Throttled,
 )
-from ..senders.base import SendReceipt
-from .client import AliyunSms
-from .failover import provider_down
-from .numbers import is_mainland, provider_phone
-from .settings import AliyunSettings
-
-# SendSms answers that mean "this number cannot receive": the user typed a bad number.
-_ILLEGAL_PHONE = {"isv.MOBILE_NUMBER_ILLEGAL"}
-# Flow control: Alibaba's per-number 1/min, 5/h, 10/day (the day/month account caps are
-# plain provider errors, since retrying soon will not help the user).
-_FLOW_CONTROL = {"isv.BUSINESS_LIMIT_CONTROL"}
+from flask_smscode.senders.base import Check, SendReceipt
 
 
 class AliyunSender:
@@ -54,6 +48,25 @@ class AliyunSender:
         )
         self.param = self.settings.template_param
         self.client = AliyunSms.from_settings(self.settings)
+
+    @classmethod
+    def create(
+        cls, config: Mapping[str, Any], *, purposes: Sequence[str], show_code: bool
+    ) -> AliyunSender:
+        """The registry's constructor (``SMSCODE_SENDER = "aliyun"``)."""
+        return cls(config, purposes=purposes)
+
+    @classmethod
+    def check(cls, config: Mapping[str, Any]) -> list[Check]:
+        """``flask smscode doctor``'s checks of this sender's account (aliyun/checks.py)."""
+        from flask_smscode.aliyun.checks import provider_checks
+
+        return provider_checks(config)
+
+    @property
+    def send_seconds(self) -> float:
+        """The longest one SendSms may wait for its answer (SMSCODE_ALIYUN_TIMEOUT_SECONDS)."""
+        return self.settings.timeout
 
     def send(self, phone: str, code: str, purpose: str, *, out_id: str) -> SendReceipt:
         template = self._template(phone, purpose)
@@ -94,9 +107,10 @@ class AliyunSender:
                 sender=self.name,
             )
         refusal: SmsCodeError
-        if exc.provider_code in _ILLEGAL_PHONE:
+        meaning = meaning_of(exc.provider_code)  # aliyun/outcomes.py: the one table
+        if meaning is Meaning.INVALID_PHONE:
             refusal = InvalidPhone(key="invalid_phone.provider")
-        elif exc.provider_code in _FLOW_CONTROL:
+        elif meaning is Meaning.FLOW_CONTROL:
             refusal = Throttled(key="throttled.provider", retry_after=exc.retry_after or 60)
         else:
             # The provider itself definitely failed: the next sender may try (failover.py).

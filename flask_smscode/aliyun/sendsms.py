@@ -8,8 +8,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import AliyunInvalidArguments, AliyunProviderRefused, AliyunSmsError
-from .transport import Transport
+from flask_smscode.aliyun.errors import (
+    AliyunInvalidArguments,
+    AliyunProviderRefused,
+    AliyunSmsError,
+)
+from flask_smscode.aliyun.outcomes import Meaning, meaning_of
+from flask_smscode.aliyun.transport import Transport
 
 MAX_PHONES_PER_CALL = 1000  # SendSms accepts at most 1000 comma-separated numbers
 # SmsUpExtendCode, the uplink extension code appended to the sending number so replies can be
@@ -149,7 +154,7 @@ def as_text(value: Any) -> str:
 
 def flow_control_wait(response: SendSmsResponse) -> int | None:
     """Seconds to wait after isv.BUSINESS_LIMIT_CONTROL, from the window its message names."""
-    if response.code != "isv.BUSINESS_LIMIT_CONTROL":
+    if meaning_of(response.code) is not Meaning.FLOW_CONTROL:
         return None
     if "天" in response.message or "day" in response.message.lower():
         return 86400

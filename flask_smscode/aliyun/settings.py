@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..config import allowed_regions as parse_allowed_regions
-from ..config import get_setting, region_code, regions_from_config
-from ..errors import ConfigurationError
+from flask_smscode.config import allowed_regions as parse_allowed_regions
+from flask_smscode.config import get_setting, region_code, regions_from_config
+from flask_smscode.errors import ConfigurationError
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 MAX_TIMEOUT_SECONDS = 60.0

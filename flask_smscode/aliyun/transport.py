@@ -26,9 +26,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import AliyunProviderRefused, AliyunRequestFailed, AliyunSmsError
-from ..metrics import STATS
-from .settings import AliyunSettings
+from flask_smscode.aliyun.errors import AliyunProviderRefused, AliyunRequestFailed, AliyunSmsError
+from flask_smscode.aliyun.settings import AliyunSettings
+from flask_smscode.metrics import STATS
 
 API_VERSION = "2017-05-25"
 
@@ -94,7 +94,7 @@ class Transport:
                 if self._acs is None:
                     from aliyunsdkcore.client import AcsClient
 
-                    from .encoding import install
+                    from flask_smscode.aliyun.encoding import install
 
                     install()  # the signer's percent-encoding in C, byte-identical
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..phones import mask_phone
-from .base import SendReceipt
+from flask_smscode.phones import mask_phone
+from flask_smscode.senders.base import SKIP, Check, SendReceipt
 
 logger = logging.getLogger("flask_smscode.console")
 
@@ -19,8 +19,22 @@ class ConsoleSender:
     is how the demo shows it; in any other mode the line carries no code.
     """
 
+    name = "console"
+    send_seconds = 0.1  # a log line
+
     def __init__(self, config: Mapping[str, Any], *, show_code: bool = False) -> None:
         self.show_code = show_code
+
+    @classmethod
+    def create(
+        cls, config: Mapping[str, Any], *, purposes: Sequence[str], show_code: bool
+    ) -> ConsoleSender:
+        return cls(config, show_code=show_code)
+
+    @classmethod
+    def check(cls, config: Mapping[str, Any]) -> list[Check]:
+        """Nothing to check: no provider is called."""
+        return [Check("provider", SKIP, "cli.doctor.provider.console")]
 
     def send(self, phone: str, code: str, purpose: str, *, out_id: str) -> SendReceipt:
         if self.show_code:

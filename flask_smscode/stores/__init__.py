@@ -1,13 +1,9 @@
-"""Storage backends, chosen by URI scheme as Flask-Limiter users already write them."""
+"""Storage backends, chosen by URI scheme as Flask-Limiter users already write them
+(:mod:`flask_smscode.stores.registry`)."""
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import urlsplit
-
-from ..config import STORAGE_SCHEMES
-from ..errors import ConfigurationError
-from .base import (
+from flask_smscode.stores.base import (
     ClientLimits,
     GuardRequest,
     IdempotencyRequest,
@@ -22,7 +18,8 @@ from .base import (
     VerifyOutcome,
     VerifyResult,
 )
-from .memory import MemoryStore
+from flask_smscode.stores.memory import MemoryStore
+from flask_smscode.stores.registry import register_store, store_from_uri, store_schemes
 
 __all__ = [
     "ClientLimits",
@@ -39,23 +36,7 @@ __all__ = [
     "StoredAnswer",
     "VerifyOutcome",
     "VerifyResult",
+    "register_store",
     "store_from_uri",
+    "store_schemes",
 ]
-
-
-def store_from_uri(
-    uri: str, *, key_prefix: str = "smscode", timeout: float = 1.0, **options: Any
-) -> Store:
-    """Build the store for ``SMSCODE_STORAGE_URI``."""
-    scheme = urlsplit(uri).scheme.lower()
-    if scheme == "memory":
-        return MemoryStore(key_prefix=key_prefix)
-    if scheme in STORAGE_SCHEMES:
-        from .redis import RedisStore  # redis-py is only imported when used
-
-        return RedisStore(uri, key_prefix=key_prefix, timeout=timeout, **options)
-    raise ConfigurationError(
-        f"SMSCODE_STORAGE_URI: unsupported scheme {scheme!r}; use one of "
-        + ", ".join(f"{s}://" for s in STORAGE_SCHEMES)
-        + "."
-    )

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..config import Limit
+from flask_smscode.config import Limit
 
 
 class VerifyOutcome(enum.Enum):
@@ -189,7 +189,7 @@ class Keys:
         return f"{self.prefix}:idem:{{{key_id}}}"
 
 
-class Store(Protocol):
+class CodeStore(Protocol):
     """The storage backend contract; see :mod:`.memory` and :mod:`.redis`.
 
     Every method raises :class:`~flask_smscode.errors.StorageUnavailable` when the
@@ -295,10 +295,10 @@ class Store(Protocol):
 ENDPOINT_FIELDS = {"send": "s", "verify": "v"}
 
 
-# -- delivery reports pushed by Alibaba Cloud (aliyun/reports.py) -------------------------
+# -- delivery reports (core/deliveries.py) -----------------------------------------------
 # One more field in the phone's hash: ``d`` = ``expires|report_id|state|err_code``, the last
 # delivery reported for the phone's code sends. ``report_id`` is the OutId without its tag
-# (2 random + 8 time characters, see aliyun/reports.py), ``state`` ``d`` (delivered) or ``f``
+# (2 random + 8 time characters, see core/outids.py), ``state`` ``d`` (delivered) or ``f``
 # (failed), ``err_code`` at most 40 characters: 62 bytes at most, so the hash stays listpack.
 DELIVERY_FIELD = "d"
 # "w": sent, no report yet; its err_code slot holds the send's BizId (written after the
@@ -343,7 +343,7 @@ class ReportStore(Protocol):
     def last_delivery(self, phone: str) -> LastDelivery | None: ...
 
 
-# -- failover: which sender carried a code (senders/failover.py; lua/sender.lua) -----------
+# -- failover: which sender carried a code (senders/chain.py; lua/sender.lua) -------------
 # ``sn:<purpose>`` = ``expires|send_id|index``, written only when a sender other than the
 # first of SMSCODE_SENDER carried the code, and expiring with it: no field means the first.
 SENDER_FIELD = "sn:"
@@ -368,3 +368,9 @@ class SenderStore(Protocol):
     def record_sender(self, phone: str, purpose: str, send_id: str, index: int) -> None: ...
 
     def sender_of(self, phone: str, purpose: str, send_id: str) -> int: ...
+
+
+class Store(CodeStore, ReportStore, SenderStore, Protocol):
+    """Everything the service asks of a store: the code decisions, delivery bookkeeping and
+    which sender carried a code. Both stores implement all of it, so the service holds this
+    one type and calls nothing through a cast."""

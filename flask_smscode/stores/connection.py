@@ -27,7 +27,7 @@ from redis.commands.core import Script
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
-from ..errors import ConfigurationError
+from flask_smscode.errors import ConfigurationError
 
 KEY = "SMSCODE_STORAGE_URI"
 

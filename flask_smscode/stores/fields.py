@@ -16,8 +16,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..config import Limit
-from .base import IdempotencyState, PhoneStatus, PrefixStatus, StoredAnswer
+from flask_smscode.config import Limit
+from flask_smscode.stores.base import IdempotencyState, PhoneStatus, PrefixStatus, StoredAnswer
 
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 

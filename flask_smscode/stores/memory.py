@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..codes import codes_match
-from ..config import Limit
-from .base import (
+from flask_smscode.codes import codes_match
+from flask_smscode.config import Limit
+from flask_smscode.stores.base import (
     DELIVERY_FIELD,
     ENDPOINT_FIELDS,
     ClientLimits,
@@ -33,7 +33,7 @@ from .base import (
     VerifyResult,
     last_delivery,
 )
-from .fields import (
+from flask_smscode.stores.fields import (
     conv_add,
     conv_estimate,
     conv_read,
@@ -45,7 +45,7 @@ from .fields import (
     t36,
     window_counts,
 )
-from .fields import seconds_from_ms as _seconds
+from flask_smscode.stores.fields import seconds_from_ms as _seconds
 
 _SWEEP_EVERY = 10_000
 _Limits = list[tuple[int, int]]  # (amount, window_ms)
@@ -91,6 +91,13 @@ class MemoryStore:
         self._tokens: dict[str, float] = {}
         self._lock = threading.Lock()
         self._writes = 0
+
+    @classmethod
+    def from_uri(
+        cls, uri: str, *, key_prefix: str = "smscode", timeout: float = 1.0, **options: Any
+    ) -> MemoryStore:
+        """``memory://``: nothing to connect to; ``timeout`` and options do not apply."""
+        return cls(key_prefix=key_prefix)
 
     def _now(self) -> int:
         return int(self._clock() * 1000)
@@ -487,7 +494,7 @@ class MemoryStore:
             self._save(key, h)
 
     def sender_of(self, phone: str, purpose: str, send_id: str) -> int:
-        from .base import sender_index
+        from flask_smscode.stores.base import sender_index
 
         with self._lock:
             h = self._load(self.keys.phone(phone), self._now())

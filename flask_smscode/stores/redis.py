@@ -29,9 +29,9 @@ from typing import Any, TypeVar
 import redis
 from redis.exceptions import NoScriptError, RedisClusterException
 
-from ..config import Limit
-from ..errors import ConfigurationError, StorageUnavailable
-from .base import (
+from flask_smscode.config import Limit
+from flask_smscode.errors import ConfigurationError, StorageUnavailable
+from flask_smscode.stores.base import (
     DELIVERY_FIELD,
     ENDPOINT_FIELDS,
     ClientLimits,
@@ -49,10 +49,16 @@ from .base import (
     VerifyResult,
     last_delivery,
 )
-from .connection import connect
-from .fields import answer_args, idempotency_state, phone_status, prefix_status, window_counts
-from .fields import limit_args as _limit_args
-from .fields import seconds_from_ms as _seconds
+from flask_smscode.stores.connection import connect
+from flask_smscode.stores.fields import (
+    answer_args,
+    idempotency_state,
+    phone_status,
+    prefix_status,
+    window_counts,
+)
+from flask_smscode.stores.fields import limit_args as _limit_args
+from flask_smscode.stores.fields import seconds_from_ms as _seconds
 
 T = TypeVar("T")
 logger = logging.getLogger("flask_smscode")
@@ -179,6 +185,14 @@ class RedisStore:
         }
         if not self.cluster:
             self._refuse_cluster_behind_plain_uri(timeout)
+
+    @classmethod
+    def from_uri(
+        cls, uri: str, *, key_prefix: str = "smscode", timeout: float = 1.0, **options: Any
+    ) -> RedisStore:
+        """Every redis scheme (single, TLS, unix socket, Cluster, Sentinel): the topology is
+        :func:`~flask_smscode.stores.connection.connect`'s to tell from the URI."""
+        return cls(uri, key_prefix=key_prefix, timeout=timeout, **options)
 
     def _refuse_cluster_behind_plain_uri(self, timeout: float) -> None:
         """A redis:// URI that reaches a cluster node would answer MOVED (503) forever."""
@@ -599,7 +613,7 @@ class RedisStore:
 
     @_unavailable_on_redis_error
     def sender_of(self, phone: str, purpose: str, send_id: str) -> int:
-        from .base import sender_index
+        from flask_smscode.stores.base import sender_index
 
         value = self.client.hget(self.keys.phone(phone), f"sn:{purpose}")
         text = value.decode() if isinstance(value, bytes) else value

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from flask import got_request_exception, request_finished
 
-from ..conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
-from .support import PHONES, code_pattern
+from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
+from tests.security.support import PHONES, code_pattern
 
 
 class SecretsWatch(logging.Handler):

@@ -24,8 +24,7 @@ from flask import Flask
 
 import flask_smscode
 from flask_smscode import get_service
-
-from ..conftest import PHONE
+from tests.conftest import PHONE
 
 # Mainland mobiles used by the suite; the secrets watch checks none of them leaks unmasked.
 OTHER_PHONE = "13900139000"

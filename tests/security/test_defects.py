@@ -9,9 +9,8 @@ import pytest
 
 from flask_smscode import InvalidToken, check_token
 from flask_smscode.metrics import STATS
-
-from ..conftest import PHONE
-from .support import assert_error, assert_untouched, redis_url_of, send, verify
+from tests.conftest import PHONE
+from tests.security.support import assert_error, assert_untouched, redis_url_of, send, verify
 
 HUGE_PURPOSE = "x" * (5 * 1024 * 1024)
 FORGED = "login\r\nWARNING smscode event=verify phone=138****8000 outcome=verified FORGED"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..conftest import PHONE
-from .support import OTHER_PHONE, RELAXED, send, verify
+from tests.conftest import PHONE
+from tests.security.support import OTHER_PHONE, RELAXED, send, verify
 
 STABLE_HEADERS = ("Content-Type", "Cache-Control", "Content-Length", "Retry-After", "Allow")
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 
 from flask_smscode import get_service
-
-from ..conftest import PHONE
-from .support import RELAXED, assert_error, daily_guess_bound, send, verify, wrong
+from tests.conftest import PHONE
+from tests.security.support import RELAXED, assert_error, daily_guess_bound, send, verify, wrong
 
 
 def test_a_code_takes_max_attempts_wrong_guesses_then_dies(make_app, sms_server):

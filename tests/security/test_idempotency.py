@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 
 from flask_smscode import get_service
-
-from ..conftest import PHONE
-from ..live_server import live_server
-from .support import OTHER_PHONE, RELAXED, session
+from tests.conftest import PHONE
+from tests.live_server import live_server
+from tests.security.support import OTHER_PHONE, RELAXED, session
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"

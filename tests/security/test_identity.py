@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .support import PHONES, assert_error
+from tests.security.support import PHONES, assert_error
 
 LIMITS = {"SMSCODE_IP_SEND_LIMITS": "2/hour", "SMSCODE_PHONE_LIMITS": "1000/hour"}
 

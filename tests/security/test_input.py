@@ -13,9 +13,8 @@ import pytest
 from werkzeug.datastructures import MultiDict
 
 from flask_smscode import get_service
-
-from ..conftest import PHONE
-from .support import OTHER_PHONE, assert_error, assert_untouched, redis_url_of, wrong
+from tests.conftest import PHONE
+from tests.security.support import OTHER_PHONE, assert_error, assert_untouched, redis_url_of, wrong
 
 BIG = "1" * 10_240
 ARABIC_PHONE = "\u0661\u0663\u0668\u0660\u0660\u0661\u0663\u0668\u0660\u0660\u0660"

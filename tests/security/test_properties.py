@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 from flask_smscode import SmsCodeError
 from flask_smscode.codes import codes_match, generate_code, hash_code, is_well_formed
 from flask_smscode.phones import normalize_phone
-
-from .support import ERROR_CODES
+from tests.security.support import ERROR_CODES
 
 EXAMPLES = 300  # per property of a function; the counts are stated in README, Security
 HTTP_EXAMPLES = 200  # per property over HTTP (and per store)

@@ -7,10 +7,9 @@ import math
 import time
 
 from flask_smscode import get_service
-
-from ..conftest import PHONE
-from ..live_server import live_server
-from .support import post_all, session, wrong
+from tests.conftest import PHONE
+from tests.live_server import live_server
+from tests.security.support import post_all, session, wrong
 
 THREADS = 40
 # Per-address limits out of the way (every thread comes from 127.0.0.1), except where tested.

@@ -9,9 +9,8 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from flask_smscode import InvalidToken, check_token
-
-from ..conftest import E164, PHONE
-from .support import OTHER_PHONE, RELAXED, assert_error, send, verify
+from tests.conftest import E164, PHONE
+from tests.security.support import OTHER_PHONE, RELAXED, assert_error, send, verify
 
 
 def _token(client, sms_server, phone=PHONE, purpose="login") -> str:

@@ -14,9 +14,8 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 import flask_smscode
-
-from ..live_server import live_server
-from .support import session
+from tests.live_server import live_server
+from tests.security.support import session
 
 DOCUMENT = Path(flask_smscode.__file__).with_name("openapi.yaml")
 SCHEMA = schemathesis.openapi.from_path(DOCUMENT)

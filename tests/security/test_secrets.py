@@ -10,11 +10,10 @@ import pytest
 import requests
 
 from flask_smscode import SmsCodeError, code_sent, send_code
-
-from ..conftest import PHONE
-from ..live_server import live_server
-from .conftest import SecretsWatch
-from .support import RELAXED, send, session, verify, wrong
+from tests.conftest import PHONE
+from tests.live_server import live_server
+from tests.security.conftest import SecretsWatch
+from tests.security.support import RELAXED, send, session, verify, wrong
 
 
 @pytest.mark.parametrize("leak", ["log", "answer", "exception", "phone", "secret"])

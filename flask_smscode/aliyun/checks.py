@@ -1,11 +1,11 @@
-"""``flask smscode doctor``: check the configured account before the first user does.
+"""``flask smscode doctor``'s checks of an Alibaba Cloud sender, from its config view alone.
 
 Why: an unapproved signature, a template of the wrong type or without ``${code}``, a wrong
 AccessKey secret or a skewed clock all surface as a refused SendSms on the first real
-login. Each check here asks what production will ask (the same endpoint, protocol, signed
-RPC calls and store) and answers with a catalogue key and parameters, so the CLI can print
-it in the operator's language; a check never holds the AccessKey secret, and the AccessKey
-id only masked.
+login. Each check here asks what production will ask (the same endpoint, protocol and
+signed RPC calls) and answers with a catalogue key and parameters, so the CLI can print it
+in the operator's language; a check never holds the AccessKey secret, and the AccessKey id
+only masked.
 
 Checks, in dependency order: endpoint (HTTPS connect, or plain HTTP with a warning on a
 loopback test endpoint), clock (local UTC against the provider's ``Date`` header; Alibaba
@@ -14,14 +14,7 @@ call is accepted), signature (``QuerySmsSign``: exists and approved), each templ
 (``QuerySmsTemplate``: exists, approved, verification-code type, holds the configured
 variable and no other), each international template (``SMSCODE_ALIYUN_INTL_TEMPLATE_CODE``:
 the same, but of the international type 3, which Alibaba requires for numbers outside the
-mainland), store (reachable; a cluster behind a plain ``redis://`` URI is the store's own
-start-up refusal, reported here).
-
-With failover (``SMSCODE_SENDER`` naming several senders) the provider checks run once per
-Alibaba Cloud sender with that sender's own effective settings (its
-``SMSCODE_SENDERS_CONFIG`` entry over the app's), each line labelled with the sender's name:
-the backup account is the one nobody looks at until the day it is needed. Other senders
-(console, a dotted path) cannot be checked from here and get a SKIP line saying so.
+mainland). Reached through :meth:`AliyunSender.check` (the sender registry's ``check``).
 """
 
 from __future__ import annotations
@@ -31,48 +24,29 @@ import re
 import ssl
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask
+from flask_smscode.aliyun.client import AliyunSms
+from flask_smscode.aliyun.errors import PROVIDER_ERROR, AliyunSmsError
+from flask_smscode.aliyun.outcomes import Meaning, codes_meaning
+from flask_smscode.errors import ConfigurationError
+from flask_smscode.senders.base import FAIL, OK, SKIP, WARN, Check
 
-from .client import PROVIDER_ERROR, AliyunSms, AliyunSmsError
-from .config import Settings, get_setting
-from .errors import ConfigurationError, StorageUnavailable
-from .senders.names import SenderSpec, sender_specs
-
-OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 CLOCK_WARN_SECONDS = 60.0  # NTP keeps clocks within a second: a minute means it is not running
 CLOCK_FAIL_SECONDS = 900.0  # Alibaba refuses a Timestamp more than 15 minutes off
 ENDPOINT_TIMEOUT_SECONDS = 5.0
 TEMPLATE_TYPE_CODE = 0  # QuerySmsTemplate TemplateType: 0 verification code
 TEMPLATE_TYPE_INTL = 3  # 3 international (numbers outside the mainland, HK/MO/TW too)
 SIGN_STATUS = {0: "reviewing", 1: "approved", 2: "rejected", 10: "cancelled"}
-_KEY_ERRORS = {"InvalidAccessKeyId.NotFound", "InvalidAccessKeyId", "InvalidAccessKeyId.Inactive"}
-_PERMISSION_ERRORS = {"Forbidden.RAM", "isp.RAM_PERMISSION_DENY", "Forbidden"}
-_SIGN_MISSING = {"isv.SMS_SIGNATURE_ILLEGAL", "isv.SMS_SIGN_ILLEGAL"}
-_TEMPLATE_MISSING = {"isv.SMS_TEMPLATE_ILLEGAL"}
+# From the one table of Alibaba codes (aliyun/outcomes.py).
+_KEY_ERRORS = codes_meaning(Meaning.ACCESS_KEY)
+_SECRET_ERRORS = codes_meaning(Meaning.SIGNATURE_MISMATCH)
+_PERMISSION_ERRORS = codes_meaning(Meaning.PERMISSION)
+_SIGN_MISSING = codes_meaning(Meaning.SIGNATURE)
+_TEMPLATE_MISSING = codes_meaning(Meaning.TEMPLATE)
 _VARIABLE = re.compile(r"\$\{([^}]+)\}")
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the report: ``key``/``fix_key`` are message catalogue keys."""
-
-    check: str  # provider, endpoint, clock, credentials, sign, template,
-    # intl_template, store
-    status: str  # ok, warn, fail, skip
-    key: str
-    params: dict[str, Any] = field(default_factory=dict)
-    fix_key: str | None = None
-    fix_params: dict[str, Any] = field(default_factory=dict)
-    subject: str = ""  # the template code (and purposes) a template line is about
-    sender: str = ""  # the sender a provider line is about (several senders)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def mask_key_id(key_id: str) -> str:
@@ -80,48 +54,9 @@ def mask_key_id(key_id: str) -> str:
     return key_id[:4] + "****" if len(key_id) >= 8 else "****"
 
 
-def mask_uri(uri: str) -> str:
-    """A storage URI without its user name and password."""
-    parts = urlsplit(uri)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return f"{parts.scheme}://{host}{parts.path}"
-
-
-def run_checks(app: Flask) -> list[Check]:
-    """Every check against ``app``'s configuration, in order."""
-    checks: list[Check] = []
-    try:
-        specs = sender_specs(app.config)
-    except ConfigurationError as exc:
-        checks.append(Check("provider", FAIL, "cli.doctor.config", {"reason": str(exc)}))
-    else:
-        # One plain "aliyun" keeps its unlabelled lines; otherwise say whose line it is.
-        labelled = len(specs) > 1 or any(spec.named for spec in specs)
-        for spec in specs:
-            checks += [
-                replace(check, sender=spec.name if labelled else "")
-                for check in _sender_checks(spec)
-            ]
-    checks.append(_store_check(app))
-    return checks
-
-
-def _sender_checks(spec: SenderSpec) -> list[Check]:
-    """The provider checks of one sender of ``SMSCODE_SENDER``, from its own config view."""
-    if spec.kind == "aliyun":
-        return _provider_checks(spec.config)
-    if spec.kind == "console":
-        return [Check("provider", SKIP, "cli.doctor.provider.console")]
-    kind = (
-        spec.kind
-        if isinstance(spec.kind, str)
-        else getattr(spec.kind, "__qualname__", type(spec.kind).__qualname__)
-    )
-    return [Check("provider", SKIP, "cli.doctor.provider.custom", {"kind": kind})]
-
-
 # -- the provider -------------------------------------------------------------------------------
-def _provider_checks(config: Mapping[str, Any]) -> list[Check]:
+def provider_checks(config: Mapping[str, Any]) -> list[Check]:
+    """Every check of one Alibaba Cloud sender, from its own config view, in order."""
     try:
         client = AliyunSms.from_config(config)
     except ConfigurationError as exc:
@@ -265,7 +200,7 @@ def _credentials_check(client: AliyunSms) -> tuple[Check, dict[str, Any] | None]
                 {**key_id, "code": code},
                 "cli.doctor.fix.key_id",
             ), None
-        if code == "SignatureDoesNotMatch":
+        if code in _SECRET_ERRORS:
             return Check(
                 "credentials",
                 FAIL,
@@ -466,47 +401,3 @@ def _one_line(value: Any) -> str:
     """A provider remark, on one line and bounded (it is shown to the operator as given)."""
     text = " ".join(str(value or "").split())
     return text[:120] or "-"
-
-
-# -- the store ----------------------------------------------------------------------------------
-def _store_check(app: Flask) -> Check:
-    """The app's own store when the service is set up; else one built from the settings
-    alone, so that a sender misconfiguration does not hide the store's state."""
-    from .service import EXTENSION_KEY, get_service
-    from .stores import store_from_uri
-
-    uri = str(get_setting(app.config, "SMSCODE_STORAGE_URI"))
-    params: dict[str, Any] = {"uri": mask_uri(uri)}
-    built = None
-    try:
-        if EXTENSION_KEY in app.extensions:
-            store = get_service(app).store
-        else:
-            settings = Settings.from_config(app.config)
-            store = built = store_from_uri(
-                settings.storage_uri,
-                key_prefix=settings.key_prefix,
-                timeout=settings.storage_timeout,
-                **settings.storage_options,
-            )
-    except ConfigurationError as exc:
-        return Check(
-            "store",
-            FAIL,
-            "cli.doctor.store.config",
-            {**params, "reason": str(exc)},
-            "cli.doctor.fix.store_config",
-        )
-    try:
-        store.ping()
-    except StorageUnavailable:
-        return Check("store", FAIL, "cli.doctor.store.down", params, "cli.doctor.fix.store_down")
-    finally:
-        if built is not None:
-            built.close()
-    params["kind"] = getattr(store, "kind", "memory")
-    if uri.startswith("memory"):
-        return Check(
-            "store", WARN, "cli.doctor.store.memory", params, "cli.doctor.fix.store_memory"
-        )
-    return Check("store", OK, "cli.doctor.store.ok", params)

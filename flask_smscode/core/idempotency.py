@@ -21,8 +21,8 @@ import hmac
 import re
 from typing import Any
 
-from .errors import InvalidRequest, SmsCodeError
-from .stores import StoredAnswer
+from flask_smscode.errors import InvalidRequest, SmsCodeError
+from flask_smscode.stores import StoredAnswer
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -78,9 +78,9 @@ def error_for(answer: StoredAnswer, refusal_key: Any) -> SmsCodeError:
     cls = _class_of(answer.code)
     error = cls.__new__(cls)
     SmsCodeError.__init__(error, key=key, retry_after=answer.n1)
-    error.replayed = True  # type: ignore[attr-defined]
+    error.replayed = True
     if cls is SmsCodeError or cls.status != answer.status:
-        error.replayed_status = answer.status  # type: ignore[attr-defined]
+        error.replayed_status = answer.status
     return error
 
 

@@ -16,15 +16,12 @@ from importlib.resources import files
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request, url_for
-from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import NotFound
 
-from ._version import __version__
-from .config import get_setting
-from .errors import ConfigurationError
+from flask_smscode._version import __version__
+from flask_smscode.extension import get_service
 
 SCRIPT = "smscode.js"
-OPENAPI_SETTING = "SMSCODE_OPENAPI_ENABLED"
 # Endpoints (without the blueprint's name) whose answers may be cached.
 PUBLIC_ENDPOINTS = frozenset({"static", "openapi"})
 VERSIONED_MAX_AGE_SECONDS = 365 * 86400
@@ -66,7 +63,7 @@ def openapi_document(prefix: str) -> dict[str, Any]:
 
 def openapi_view() -> Response:
     """``GET /sms/openapi.json``; 404 when ``SMSCODE_OPENAPI_ENABLED`` is false."""
-    if not get_setting(current_app.config, OPENAPI_SETTING):
+    if not get_service().settings.openapi_enabled:
         raise NotFound()
     prefix = url_for(".send").rsplit("/", 1)[0]
     body = json.dumps(openapi_document(prefix), ensure_ascii=False, indent=1)
@@ -95,15 +92,8 @@ def public_cache(response: Response) -> Response:
     return response
 
 
-def _check_settings(state: BlueprintSetupState) -> None:
-    value = get_setting(state.app.config, OPENAPI_SETTING)
-    if not isinstance(value, bool):
-        raise ConfigurationError(f"{OPENAPI_SETTING} must be true or false.")
-
-
 def register_assets(blueprint: Blueprint) -> None:
     """Add the document route, the template helper and the setting's check to ``blueprint``
     (whose ``static_folder`` serves the script)."""
     blueprint.add_url_rule("/openapi.json", "openapi", openapi_view, methods=["GET"])
     blueprint.add_app_template_global(script_url, "smscode_script_url")
-    blueprint.record_once(_check_settings)

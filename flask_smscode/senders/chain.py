@@ -2,7 +2,8 @@
 
 A send moves to the next sender only when the current one raised
 :class:`~flask_smscode.errors.ProviderUnavailable` — a *definite* failure of the provider
-itself, after which nothing was sent (for Alibaba Cloud: :mod:`flask_smscode.aliyun.failover`).
+itself, after which nothing was sent (each vendor's own error table decides which of its
+failures are definite; this loop only follows the answer).
 Anything else ends the send where it is: a receipt, an unknown outcome
 (:class:`DeliveryUnconfirmed`: the SMS may be on its way, and a second one would be a
 duplicate), a refusal about the number or flow control, or a custom sender's bug. The same
@@ -15,11 +16,16 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 
-from ..errors import DeliveryUnconfirmed, ProviderError, ProviderUnavailable, SmsCodeError
-from ..events import log_event
-from ..metrics import SENDERS
-from ..phones import mask_phone
-from .base import Sender, SendReceipt
+from flask_smscode.errors import (
+    DeliveryUnconfirmed,
+    ProviderError,
+    ProviderUnavailable,
+    SmsCodeError,
+)
+from flask_smscode.events import log_event
+from flask_smscode.metrics import SENDERS
+from flask_smscode.phones import mask_phone
+from flask_smscode.senders.base import Sender, SendReceipt, send_seconds
 
 
 class FailoverSender:
@@ -31,6 +37,8 @@ class FailoverSender:
             raise ValueError("FailoverSender needs at least two senders")
         self.senders = tuple(senders)
         self.names = tuple(name for name, _ in self.senders)
+        # A send may wait on every sender in turn before its answer.
+        self.send_seconds = sum(send_seconds(sender) for _, sender in self.senders)
 
     def send(self, phone: str, code: str, purpose: str, *, out_id: str) -> SendReceipt:
         last = len(self.senders) - 1

@@ -17,9 +17,9 @@ from typing import Any
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
-from .config import Limit, get_setting
-from .errors import ConfigurationError
-from .stores import GuardRequest
+from flask_smscode.config import Limit, get_setting, parse_int, parse_limits
+from flask_smscode.errors import ConfigurationError
+from flask_smscode.stores import GuardRequest
 
 PrefixFunction = Callable[[str], str]
 PreSendHook = Callable[[Any, str, str], Any]
@@ -59,8 +59,6 @@ class GuardSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> GuardSettings:
-        from .config import _int, _limits  # the shared parsers of config.py
-
         def get(key: str) -> Any:
             return get_setting(config, key)
 
@@ -89,16 +87,16 @@ class GuardSettings:
             )
         return cls(
             global_limits=tuple(
-                Limit.from_item(i) for i in _limits(get, "SMSCODE_GLOBAL_SEND_LIMITS")
+                Limit.from_item(i) for i in parse_limits(get, "SMSCODE_GLOBAL_SEND_LIMITS")
             ),
             prefix_limits=tuple(
-                Limit.from_item(i) for i in _limits(get, "SMSCODE_PREFIX_SEND_LIMITS")
+                Limit.from_item(i) for i in parse_limits(get, "SMSCODE_PREFIX_SEND_LIMITS")
             ),
             prefix_of=prefix_of,
-            window=_int(get, "SMSCODE_GUARD_WINDOW_SECONDS", 60, 7 * 86400),
-            min_sends=_int(get, "SMSCODE_GUARD_MIN_SENDS", 0, 1_000_000),
+            window=parse_int(get, "SMSCODE_GUARD_WINDOW_SECONDS", 60, 7 * 86400),
+            min_sends=parse_int(get, "SMSCODE_GUARD_MIN_SENDS", 0, 1_000_000),
             min_conversion=float(ratio),
-            block=_int(get, "SMSCODE_GUARD_BLOCK_SECONDS", 1, 30 * 86400),
+            block=parse_int(get, "SMSCODE_GUARD_BLOCK_SECONDS", 1, 30 * 86400),
             pre_send_hook=_hook(get("SMSCODE_PRE_SEND_HOOK")),
         )
 
@@ -143,4 +141,5 @@ def _hook(value: Any) -> PreSendHook | None:
         raise ConfigurationError(
             "SMSCODE_PRE_SEND_HOOK must be a callable (request, phone_e164, purpose) -> None."
         )
-    return value  # type: ignore[no-any-return]
+    hook: PreSendHook = value
+    return hook

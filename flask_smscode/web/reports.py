@@ -1,5 +1,5 @@
 """``POST /sms/reports/<secret>``: the receiver of delivery reports Alibaba Cloud pushes
-(SmsReport, HTTP batch push mode), registered on :data:`sms_bp`.
+(SmsReport, HTTP batch push mode), added to :data:`sms_bp` by :func:`register_reports`.
 
 Off unless SMSCODE_ALIYUN_REPORT_SECRET is set. Alibaba signs nothing in this push, so the
 receiver protects itself: the secret in its path (compared in constant time; a wrong one is
@@ -9,40 +9,33 @@ HTTP status (200) and that ``code`` is a number, and pushes again after 1, 5 and
 when the status is not 200: so unknown, duplicate and late reports are answered 200 (they
 are counted and dropped; pushing them again would change nothing), a malformed body 400
 and a store that cannot take the reports 503 with a non-zero code — the one case where a
-retry helps.
+retry helps. Parsing is the vendor's (:mod:`flask_smscode.aliyun.reports`); what a report
+means is the core's (:mod:`flask_smscode.core.deliveries`).
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import Response, abort, current_app, jsonify, request
-from flask.blueprints import BlueprintSetupState
-from flask.sansio.app import App
+from flask import Blueprint, Response, abort, jsonify, request
 
-from .aliyun.reports import MalformedReports, ReportSettings, parse_reports, record_reports
-from .blueprint import sms_bp
-from .errors import StorageUnavailable
-from .events import log_event
-from .service import get_service
+from flask_smscode.aliyun.reports import parse_reports
+from flask_smscode.errors import StorageUnavailable
+from flask_smscode.events import log_event
+from flask_smscode.extension import get_service
+from flask_smscode.senders.reports import MalformedReports
+from flask_smscode.signals import current_app_object
 
 logger = logging.getLogger("flask_smscode")
-EXTENSION_KEY = "smscode.reports"
 OK_MESSAGE = "接收成功"  # Alibaba's own example answer; only code 0 (a number) is checked
 
 
-def report_settings(app: App) -> ReportSettings:
-    """The app's validated receiver settings (read once per app)."""
-    settings = app.extensions.get(EXTENSION_KEY)
-    if not isinstance(settings, ReportSettings):
-        settings = app.extensions[EXTENSION_KEY] = ReportSettings.from_config(app.config)
-    return settings
-
-
-@sms_bp.record_once
-def _check_settings(state: BlueprintSetupState) -> None:
-    """A wrong SMSCODE_ALIYUN_REPORT_* setting fails at start-up, not on Alibaba's push."""
-    report_settings(state.app)
+def register_reports(blueprint: Blueprint) -> None:
+    """Add the receiver's route to ``blueprint`` (its settings are read with the rest of
+    the app's, when the blueprint is registered)."""
+    blueprint.add_url_rule(
+        "/reports/<secret>", "receive_reports", receive_reports, methods=["POST"]
+    )
 
 
 def _answer(status: int, code: int, msg: str) -> Response:
@@ -51,10 +44,10 @@ def _answer(status: int, code: int, msg: str) -> Response:
     return response
 
 
-@sms_bp.route("/reports/<secret>", methods=["POST"])
 def receive_reports(secret: str) -> Response:
     """Store each pushed report against its send; see the module docstring."""
-    settings = report_settings(current_app)
+    service = get_service()
+    settings = service.reports
     if not settings.secret_matches(secret):
         abort(404)  # the same answer whether the receiver is off or the secret is wrong
     if not settings.source_allowed(request.remote_addr):
@@ -72,7 +65,7 @@ def receive_reports(secret: str) -> Response:
         log_event(logging.WARNING, "report", outcome="malformed")
         return _answer(400, 1, str(exc))
     try:
-        counts = record_reports(get_service(), settings, reports, current_app._get_current_object())  # type: ignore[attr-defined]
+        counts = service.deliveries.record(reports, current_app_object())
     except StorageUnavailable:
         log_event(logging.WARNING, "report", outcome="storage_unavailable")
         return _answer(503, 1, "storage unavailable, push again later")

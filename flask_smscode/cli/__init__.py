@@ -24,18 +24,22 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import current_app, has_app_context
+from flask import has_app_context
 from flask.cli import with_appcontext
 
-from .aliyun.batch import BatchEntry
-from .aliyun.client import AliyunSms
-from .aliyun.receipts import CHINA_TZ
-from .aliyun.sendsms import SendSmsResponse
-from .errors import REQUEST_FAILED, AliyunSmsError, ConfigurationError, SmsCodeError
-from .messages import Catalogue, default_catalogue, environment_language
-from .phones import mask_phone
-from .senders import ConsoleSender, Sender, SendReceipt
-from .service import SmsCodeService, get_service, init_app
+from flask_smscode.aliyun.batch import BatchEntry
+from flask_smscode.aliyun.client import AliyunSms
+from flask_smscode.aliyun.errors import REQUEST_FAILED, AliyunSmsError
+from flask_smscode.aliyun.receipts import CHINA_TZ
+from flask_smscode.aliyun.sendsms import SendSmsResponse
+from flask_smscode.core.service import SmsCodeService
+from flask_smscode.core.settings import catalogue_from_config
+from flask_smscode.errors import ConfigurationError, SmsCodeError
+from flask_smscode.extension import EXTENSION_KEY, get_service, init_app
+from flask_smscode.messages import Catalogue, default_catalogue, environment_language
+from flask_smscode.phones import mask_phone
+from flask_smscode.senders import ConsoleSender, Sender, SendReceipt
+from flask_smscode.signals import current_app_object
 
 PHONE_COLUMNS = ("phone", "mobile", "phone_number", "手机号", "手机")
 # Optional per-row columns of `notify --file` without --params (every other one is a variable).
@@ -81,7 +85,7 @@ def _errors() -> Iterator[None]:
 
 
 def _app() -> Any:
-    return current_app._get_current_object()  # type: ignore[attr-defined]
+    return current_app_object()
 
 
 def _messages() -> tuple[Catalogue, str]:
@@ -91,12 +95,12 @@ def _messages() -> tuple[Catalogue, str]:
     the built-in catalogue, in the same language.
     """
     app = _app() if has_app_context() else None
-    service = app.extensions.get("smscode") if app is not None else None
+    service = app.extensions.get(EXTENSION_KEY) if app is not None else None
     try:
         catalogue = (
             service.messages
             if service is not None
-            else Catalogue.from_config(app.config)
+            else catalogue_from_config(app.config)
             if app is not None
             else default_catalogue()
         )
@@ -127,7 +131,10 @@ def _service() -> SmsCodeService:
     """The app's service, built here when the app did not register the blueprint."""
     app = _app()
     with _errors():
-        return get_service(app) if "smscode" in app.extensions else init_app(app)
+        service: SmsCodeService = (
+            get_service(app) if EXTENSION_KEY in app.extensions else init_app(app)
+        )
+        return service
 
 
 def _client() -> AliyunSms:
@@ -296,12 +303,9 @@ def status(phone: str, purpose: str, as_json: bool) -> None:
 
 
 def _add_delivery(service: SmsCodeService, data: dict[str, Any]) -> None:
-    """With the report receiver on, the last code's delivery as Alibaba reported it."""
-    from .aliyun.reports import delivery_for
-    from .report_view import report_settings
-
-    if report_settings(current_app).enabled:
-        data["delivery"] = delivery_for(service, data["phone"], data["out_id"]).as_json()
+    """With the report receiver on, the last code's delivery as the provider reported it."""
+    if service.deliveries.enabled:
+        data["delivery"] = service.deliveries.of(data["phone"], data["out_id"]).as_json()
 
 
 @smscode.command("reset")
@@ -905,7 +909,8 @@ def doctor(as_json: bool) -> None:
     """Check the configured account before users do: endpoint, clock, AccessKey,
     signature, templates (international ones too) and store, one line each, for every
     Alibaba Cloud sender of SMSCODE_SENDER. Exits 1 when any check fails."""
-    from .doctor import FAIL, WARN, run_checks
+    from flask_smscode.cli.doctor import run_checks
+    from flask_smscode.senders.base import FAIL, WARN
 
     checks = run_checks(_app())
     failures = sum(c.status == FAIL for c in checks)

@@ -1,7 +1,7 @@
 """The per-IP limits through the app's own Flask-Limiter (``SMSCODE_RATELIMIT_BACKEND``).
 
 With ``"store"`` (the default) the package counts ``SMSCODE_IP_SEND_LIMITS`` and
-``SMSCODE_IP_VERIFY_LIMITS`` itself (:mod:`flask_smscode.ratelimit`). With
+``SMSCODE_IP_VERIFY_LIMITS`` itself (:mod:`flask_smscode.core.ratelimit`). With
 ``"flask-limiter"`` they run through the app's :class:`flask_limiter.Limiter`, so they
 appear in its ``X-RateLimit-*`` headers and obey ``RATELIMIT_ENABLED``, its exemptions,
 request filters and storage. Flask-Limiter stays optional: it is imported only here, only
@@ -27,37 +27,16 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, g, has_request_context, request
 
-from .config import ceil_seconds, get_setting
-from .errors import ConfigurationError, StorageUnavailable, Throttled
-from .ratelimit import client_key
+from flask_smscode.config import ceil_seconds
+from flask_smscode.core.ratelimit import client_key
+from flask_smscode.errors import ConfigurationError, StorageUnavailable, Throttled
 
-BACKENDS = ("store", "flask-limiter")
 _IP_KEY = "_smscode_limiter_ip"  # on flask.g: the client identity of the current hit
-
-
-def ratelimit_backend(config: Mapping[str, Any]) -> str:
-    """The validated ``SMSCODE_RATELIMIT_BACKEND``; Flask-Limiter must be importable for
-    ``"flask-limiter"`` (checked at start-up, not on the first request)."""
-    backend = get_setting(config, "SMSCODE_RATELIMIT_BACKEND")
-    if backend not in BACKENDS:
-        raise ConfigurationError(
-            f"SMSCODE_RATELIMIT_BACKEND must be one of "
-            f"{', '.join(map(repr, BACKENDS))}; got {backend!r}."
-        )
-    if backend == "flask-limiter":
-        try:
-            import flask_limiter  # noqa: F401
-        except ImportError:
-            raise ConfigurationError(
-                "SMSCODE_RATELIMIT_BACKEND = 'flask-limiter' needs "
-                "Flask-Limiter installed (pip install flask-limiter)."
-            ) from None
-    return str(backend)
 
 
 class FlaskLimiterAdapter:
@@ -73,13 +52,6 @@ class FlaskLimiterAdapter:
         # Per Limiter instance: view qualified name -> the registered no-op check.
         self._checks: weakref.WeakKeyDictionary[Any, dict[str, Callable[[], None]]] = (
             weakref.WeakKeyDictionary()
-        )
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> FlaskLimiterAdapter:
-        return cls(
-            send=str(get_setting(config, "SMSCODE_IP_SEND_LIMITS") or ""),
-            verify=str(get_setting(config, "SMSCODE_IP_VERIFY_LIMITS") or ""),
         )
 
     def hit(self, endpoint: str, address: str | None) -> None:

@@ -7,21 +7,22 @@ Every answer, errors included, is a JSON object; refusals carry a stable ``error
 from __future__ import annotations
 
 import logging
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 
-from .assets import PUBLIC_ENDPOINTS, public_cache, register_assets
-from .config import ceil_seconds
-from .errors import InvalidRequest, SmsCodeError, Throttled
-from .events import stack_only
-from .idempotency import HEADER as IDEMPOTENCY_HEADER
-from .idempotency import REPLAYED_HEADER
-from .limiter_adapter import limiter_retry_after
-from .messages import Catalogue, default_catalogue, request_language
-from .service import get_service, init_app
+from flask_smscode.config import ceil_seconds
+from flask_smscode.core.idempotency import HEADER as IDEMPOTENCY_HEADER
+from flask_smscode.core.idempotency import REPLAYED_HEADER
+from flask_smscode.core.limiter_adapter import limiter_retry_after
+from flask_smscode.errors import InvalidRequest, SmsCodeError, Throttled
+from flask_smscode.events import stack_only
+from flask_smscode.extension import EXTENSION_KEY, get_service, init_app
+from flask_smscode.messages import Catalogue, default_catalogue, request_language
+from flask_smscode.web.assets import PUBLIC_ENDPOINTS, public_cache, register_assets
+from flask_smscode.web.reports import register_reports
 
 logger = logging.getLogger("flask_smscode")
 
@@ -46,7 +47,7 @@ _HTTP_ERROR_CODES = {
 @sms_bp.record_once
 def _set_up(state: BlueprintSetupState) -> None:
     """Read and validate the app's SMSCODE_* settings when the blueprint is registered."""
-    init_app(cast(Flask, state.app))
+    init_app(state.app)
 
 
 def _payload(endpoint: str) -> dict[str, Any]:
@@ -97,7 +98,7 @@ def send() -> Response:
     try:
         # Fields go in as the client sent them (any JSON type): the service validates them.
         result = get_service().send(
-            cast(str, data.get("phone")),
+            data.get("phone"),
             _purpose(data),
             client_ip=_client_ip(),
             idempotency_key=key,
@@ -106,8 +107,8 @@ def send() -> Response:
         # Answered here rather than through the error handler (the same answer): Flask's
         # exception dispatch costs more than the rest of a refusal.
         response = _error_response(error)
-        if getattr(error, "replayed", False):
-            response.status_code = getattr(error, "replayed_status", error.status)
+        if error.replayed:
+            response.status_code = error.replayed_status or error.status
             response.headers[REPLAYED_HEADER] = "true"
         return response
     response = jsonify(result.as_json())
@@ -124,8 +125,8 @@ def verify() -> Response:
     data = _payload("verify")
     try:
         result = get_service().verify(
-            cast(str, data.get("phone")),
-            cast(str, data.get("code")),
+            data.get("phone"),
+            data.get("code"),
             _purpose(data),
             client_ip=_client_ip(),
         )
@@ -160,7 +161,7 @@ class _MethodNotAllowed(SmsCodeError):
 
 def _language() -> tuple[str, Catalogue]:
     """The app's catalogue and the language this request's answer is written in."""
-    service = current_app.extensions.get("smscode")
+    service = current_app.extensions.get(EXTENSION_KEY)
     catalogue = service.messages if service is not None else default_catalogue()
     return request_language(catalogue), catalogue
 
@@ -244,6 +245,4 @@ def _no_store(response: Response) -> Response:
 
 
 register_assets(sms_bp)  # GET /openapi.json, smscode_script_url()
-
-# POST /sms/reports/<secret>: delivery reports pushed by Alibaba Cloud (off unless configured).
-from . import report_view as _report_view  # noqa: E402,F401  (registers its route on sms_bp)
+register_reports(sms_bp)  # POST /reports/<secret>: pushed delivery reports (off by default)

@@ -1,8 +1,11 @@
 """The decisions: send (normalise, gate, generate, store, send, settle) and verify.
 
 One :class:`SmsCodeService` exists per Flask app, in ``app.extensions["smscode"]``; it
-holds no reference to the app. Public functions at the bottom reach it through
-``current_app``, for views and app factories that use the Python API directly.
+holds no reference to the app and names no vendor: the sender registry builds whatever
+``SMSCODE_SENDER`` names. Every send and verify ends in one immutable
+:class:`~flask_smscode.events.Outcome` (returned with the result, or attached to the raised
+error as ``exc.outcome``) that :func:`~flask_smscode.events.observe` logs, counts and
+signals, in one place.
 """
 
 from __future__ import annotations
@@ -16,18 +19,29 @@ import logging
 import time
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, cast
+from dataclasses import replace
+from typing import Any
 
-from flask import Flask, current_app, has_request_context, request
+from flask import has_request_context, request
 
-from .aliyun.reports import OutIds, ReportSettings, record_sent
-from .codes import generate_code, hash_code, is_well_formed
-from .config import Limit, Settings, get_setting
-from .errors import (
+from flask_smscode.codes import generate_code, hash_code, is_well_formed
+from flask_smscode.core.deliveries import Deliveries
+from flask_smscode.core.idempotency import (
+    answer_of_error,
+    check_key,
+    error_for,
+    fingerprint,
+    key_id,
+    log_id,
+)
+from flask_smscode.core.limiter_adapter import FlaskLimiterAdapter
+from flask_smscode.core.outids import OutIds
+from flask_smscode.core.ratelimit import client_key
+from flask_smscode.core.results import SendResult, VerifyResult
+from flask_smscode.core.settings import AppSettings, idempotency_times
+from flask_smscode.errors import (
     ChallengeRequired,
     CodeExpired,
-    ConfigurationError,
     IdempotencyKeyReused,
     InvalidCode,
     InvalidRequest,
@@ -39,17 +53,12 @@ from .errors import (
     Throttled,
     TooManyAttempts,
 )
-from .events import log_event, stack_only
-from .guard import GuardSettings
-from .idempotency import answer_of_error, check_key, error_for, fingerprint, key_id, log_id
-from .limiter_adapter import FlaskLimiterAdapter, ratelimit_backend
-from .messages import Catalogue
-from .metrics import SENDERS, STATS
-from .phones import mask_phone, normalize_phone, normalize_phone_fast
-from .ratelimit import client_key
-from .senders import DeliveryUnconfirmed, Sender, build_sender, sender_names
-from .signals import code_sent, code_verified, verification_failed
-from .stores import (
+from flask_smscode.events import Outcome, log_event, observe
+from flask_smscode.metrics import SENDERS, STATS
+from flask_smscode.phones import mask_phone, normalize_phone, normalize_phone_fast
+from flask_smscode.senders import DeliveryUnconfirmed, Sender, build_sender
+from flask_smscode.senders.base import send_seconds
+from flask_smscode.stores import (
     ClientLimits,
     GuardRequest,
     IdempotencyRequest,
@@ -62,10 +71,10 @@ from .stores import (
     VerifyOutcome,
     store_from_uri,
 )
-from .stores.base import SenderStore  # both stores implement it (failover)
-from .tokens import TokenSigner, VerifiedPhone
+from flask_smscode.tokens import TokenSigner, VerifiedPhone
 
-EXTENSION_KEY = "smscode"
+__all__ = ["REFUSAL_KEYS", "SendResult", "SmsCodeService", "VerifyResult"]
+
 logger = logging.getLogger("flask_smscode")
 _POLL_SECONDS = 0.05  # how often a duplicate of a running Idempotency-Key looks for its answer
 # The message of a refusal by the store, per refusal kind. The guard's refusals share one
@@ -78,61 +87,27 @@ REFUSAL_KEYS = {
     "blocked": "throttled.guard",
     "conversion": "throttled.guard",
 }
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """A code is live for ``phone``. ``delivery`` is ``"sent"``, or ``"unconfirmed"`` when
-    the provider did not answer in time (the SMS may still arrive; do not resend early)."""
-
-    phone: str
-    purpose: str
-    expires_in: int
-    resend_in: int
-    delivery: str
-    replayed: bool = False  # the answer of an earlier request with the same Idempotency-Key
-
-    @property
-    def masked_phone(self) -> str:
-        return mask_phone(self.phone)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "ok": True,
-            "phone": self.masked_phone,
-            "purpose": self.purpose,
-            "expires_in": self.expires_in,
-            "resend_in": self.resend_in,
-            "delivery": self.delivery,
-        }
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """``phone`` was verified for ``purpose``; ``token`` proves it to your own views."""
-
-    phone: str
-    purpose: str
-    token: str
-    expires_in: int
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "ok": True,
-            "phone": self.phone,
-            "purpose": self.purpose,
-            "token": self.token,
-            "token_expires_in": self.expires_in,
-        }
+_GUARD_NOTICES = {
+    Refusal.GLOBAL: "global_budget_exhausted",
+    Refusal.PREFIX: "prefix_budget_exhausted",
+    Refusal.CONVERSION: "prefix_blocked",
+}
 
 
 class SmsCodeService:
     """Per-app state: validated settings, the store, the sender, the IP limiter."""
 
     def __init__(
-        self, config: Mapping[str, Any], *, debug: bool = False, testing: bool = False
+        self,
+        config: Mapping[str, Any] | None = None,
+        *,
+        debug: bool = False,
+        testing: bool = False,
+        sections: AppSettings | None = None,
     ) -> None:
-        self.settings = s = Settings.from_config(config)
+        sections = sections or AppSettings.from_config(config or {})
+        self.sections = sections
+        self.settings = s = sections.core
         STATS.allow_purposes(s.purposes)  # metric labels and logs name only these purposes
         relaxed = debug or testing
         if s.storage_uri.startswith("memory") and not relaxed:
@@ -148,37 +123,42 @@ class SmsCodeService:
         if s.sender == "console" and not relaxed:
             warnings.warn(
                 "flask-smscode is using the console sender: no SMS is sent. Set "
-                "SMSCODE_SENDER = 'aliyun' in production.",
+                "SMSCODE_SENDER to a real provider in production.",
                 UserWarning,
                 stacklevel=3,
             )
         self.store: Store = store_from_uri(
             s.storage_uri, key_prefix=s.key_prefix, timeout=s.storage_timeout, **s.storage_options
         )
-        self.sender: Sender = build_sender(s.sender, config, show_code=relaxed, purposes=s.purposes)
         # Several senders fail over in order; their names label logs, metrics and status.
-        self.sender_names = sender_names({**config, "SMSCODE_SENDER": s.sender})
+        self.sender: Sender
+        self.sender, self.sender_names = build_sender(
+            sections.config, show_code=relaxed, purposes=s.purposes
+        )
         SENDERS.allow(self.sender_names)
         # Per-IP limits: counted by the store inside the send/verify decision (one round
         # trip), or by the app's Flask-Limiter when SMSCODE_RATELIMIT_BACKEND says so.
+        limits = sections.ratelimit
         self.flask_limiter: FlaskLimiterAdapter | None = None
-        if ratelimit_backend(config) == "flask-limiter":
-            self.flask_limiter = FlaskLimiterAdapter.from_config(config)
-        self.ip_limits: dict[str, tuple[Limit, ...]] = {
-            "send": tuple(Limit.from_item(i) for i in s.ip_send_limits),
-            "verify": tuple(Limit.from_item(i) for i in s.ip_verify_limits),
-        }
-        self.messages = Catalogue.from_config(config)  # answers in the client's language
+        if limits.backend == "flask-limiter":
+            self.flask_limiter = FlaskLimiterAdapter(
+                send=limits.send_text, verify=limits.verify_text
+            )
+        self.ip_limits: dict[str, tuple[Any, ...]] = {"send": limits.send, "verify": limits.verify}
+        self.messages = sections.messages  # answers in the client's language
         # Separate keys for the code HMAC and the token signature, both from the app secret.
         self._hash_key = hmac.new(s.secret, b"flask-smscode code hash", hashlib.sha256).digest()
         self.out_ids = OutIds(s.secret)  # OutIds of code sends (delivery reports)
-        self.reports = ReportSettings.from_config(config)
+        self.reports = sections.reports
+        self.deliveries = Deliveries(self.store, sections.reports, self.out_ids)
         self.tokens = TokenSigner(s.secret, s.token_ttl)
-        self.guard = GuardSettings.from_config(config)  # the SMS-pumping guard
+        self.guard = sections.guard  # the SMS-pumping guard
         self._idempotency_key = hmac.new(
             s.secret, b"flask-smscode idempotency", hashlib.sha256
         ).digest()
-        self.idempotency_wait, self._claim_ms = _idempotency_times(config, s.storage_timeout)
+        self.idempotency_wait, self._claim_ms = idempotency_times(
+            sections.idempotency_wait, send_seconds(self.sender), s.storage_timeout
+        )
 
     # -- inputs --------------------------------------------------------------------------
     def check_purpose(self, purpose: object) -> str:
@@ -210,13 +190,16 @@ class SmsCodeService:
     # -- send ----------------------------------------------------------------------------
     def send(
         self,
-        phone: str,
-        purpose: str = "login",
+        phone: object,
+        purpose: object = "login",
         *,
         client_ip: str | None = None,
         idempotency_key: str | None = None,
     ) -> SendResult:
         """Issue a code to ``phone`` for ``purpose`` (raises an :class:`SmsCodeError`).
+
+        ``phone`` and ``purpose`` may be anything a client sent (the views pass JSON values
+        as they came): they are validated here, and anything else is ``invalid_request``.
 
         With ``client_ip`` every request is counted against the client's per-IP limit,
         malformed ones included, so malformed floods spend the client's budget too. With
@@ -225,29 +208,19 @@ class SmsCodeService:
         Every outcome is one log line.
         """
         started = time.monotonic()
-        event: dict[str, Any] = {"purpose": purpose if isinstance(purpose, str) else None}
         try:
-            result = self._send(phone, purpose, client_ip, event, idempotency_key)
+            result, outcome = self._send(phone, purpose, client_ip, idempotency_key)
         except SmsCodeError as exc:
+            seen = _outcome_of(exc, "send", purpose)
             # The provider failing or the store down is the operator's business (WARNING);
             # throttled attackers and typos are routine (INFO).
-            level = (
-                logging.WARNING
-                if (
-                    isinstance(exc, (ProviderError, StorageUnavailable))
-                    or event.get("provider_code")
-                )
-                else logging.INFO
+            serious = isinstance(exc, (ProviderError, StorageUnavailable)) or seen.provider_code
+            observe(
+                _finished(seen, exc.code, logging.WARNING if serious else logging.INFO, started)
             )
-            self._log("send", level, exc.code, started, event)
             raise
-        self._log(
-            "send",
-            logging.WARNING if result.delivery == "unconfirmed" else logging.INFO,
-            event.pop("outcome"),
-            started,
-            event,
-        )
+        level = logging.WARNING if result.delivery == "unconfirmed" else logging.INFO
+        observe(_finished(outcome, outcome.outcome, level, started))
         return result
 
     def _send(
@@ -255,48 +228,52 @@ class SmsCodeService:
         phone: object,
         purpose: object,
         client_ip: str | None,
-        event: dict[str, Any],
         idempotency_key: str | None = None,
-    ) -> SendResult:
+    ) -> tuple[SendResult, Outcome]:
         s = self.settings
         client = self._client_limits("send", client_ip)
         with self._counted_if_refused("send", client):
-            purpose = event["purpose"] = self.check_purpose(purpose)
+            purpose = self.check_purpose(purpose)
             e164 = self.normalize(phone)
             if idempotency_key is not None:
                 check_key(idempotency_key)
-        event["phone"] = mask_phone(e164)
-        self._pre_send_check(e164, purpose)  # before anything is counted or sent
-        guard = self.guard.request(e164)
-        idem = self._idempotency_request(idempotency_key, e164, purpose, event)
-        fixed = s.test_numbers.get(e164)
-        code = fixed or generate_code(s.code_length)
-        # Also the OutId of the SendSms call: 16 characters that tell a delivery report of
-        # this send from anything else (time + HMAC tag, see aliyun/reports.py).
-        send_id = event["out_id"] = self.out_ids.new(e164)
-        decision = self._reserve(
-            e164, purpose, self._hash(e164, purpose, code), send_id, client, guard, idem
-        )
-        if decision.idempotency is not None and decision.idempotency.answer is not None:
-            return self._replay(decision.idempotency.answer, e164, purpose, event)
-        if decision.refused_by is not None:
-            raise self._refused(decision, guard, event)
-        if fixed is not None:  # a test number: every rule above applied, no SMS goes out
-            event["outcome"] = "test_number"
-            delivery = "sent"
-            self._signal(code_sent, phone=e164, purpose=purpose, delivery="test")
-        else:
-            try:
-                delivery = self._deliver(e164, code, purpose, send_id, event, guard)
-            except SmsCodeError as exc:
-                self._settle_idempotency(idem, exc)
-                raise
-            event["outcome"] = delivery
-            self._signal(code_sent, phone=e164, purpose=purpose, delivery=delivery)
+        seen = Outcome("send", "sent", phone=e164, purpose=purpose)
+        try:
+            self._pre_send_check(e164, purpose)  # before anything is counted or sent
+            guard = self.guard.request(e164)
+            idem = self._idempotency_request(idempotency_key, e164, purpose)
+            if idem is not None:
+                seen = replace(seen, idempotency_key=log_id(idem.key_id))  # never the key
+            fixed = s.test_numbers.get(e164)
+            code = fixed or generate_code(s.code_length)
+            # Also the OutId of the provider call: 16 characters that tell a delivery report
+            # of this send from anything else (time + HMAC tag, see core/outids.py).
+            send_id = self.out_ids.new(e164)
+            seen = replace(seen, out_id=send_id)
+            decision = self._reserve(
+                e164, purpose, self._hash(e164, purpose, code), send_id, client, guard, idem
+            )
+            if decision.idempotency is not None and decision.idempotency.answer is not None:
+                return self._replay(decision.idempotency.answer, e164, purpose, seen)
+            if decision.refused_by is not None:
+                raise self._refused(decision, guard, seen)
+            if fixed is not None:  # a test number: every rule above applied, no SMS goes out
+                delivery = "sent"
+                seen = replace(seen, outcome="test_number", signal="code_sent", delivery="test")
+            else:
+                try:
+                    delivery, seen = self._deliver(e164, code, purpose, send_id, seen, guard)
+                except SmsCodeError as exc:
+                    self._settle_idempotency(idem, exc)
+                    raise
+        except SmsCodeError as exc:
+            if exc.outcome is None:
+                exc.outcome = seen
+            raise
         self._settle_idempotency(
             idem, StoredAnswer(200, "ok", delivery, s.code_ttl, s.resend_interval)
         )
-        return SendResult(e164, purpose, s.code_ttl, s.resend_interval, delivery)
+        return SendResult(e164, purpose, s.code_ttl, s.resend_interval, delivery), seen
 
     # -- the pumping guard and idempotency --------------------------------------------------
     def _pre_send_check(self, e164: str, purpose: str) -> None:
@@ -316,14 +293,12 @@ class SmsCodeService:
             raise ChallengeRequired()
 
     def _idempotency_request(
-        self, key: str | None, e164: str, purpose: str, event: dict[str, Any]
+        self, key: str | None, e164: str, purpose: str
     ) -> IdempotencyRequest | None:
         if key is None:
             return None
-        stored = key_id(self._idempotency_key, key)
-        event["idempotency_key"] = log_id(stored)  # never the key itself
         return IdempotencyRequest(
-            stored,
+            key_id(self._idempotency_key, key),
             fingerprint(self._idempotency_key, e164, purpose),
             ttl_ms=self.settings.code_ttl * 1000,
             pending_ms=self._claim_ms,
@@ -396,40 +371,39 @@ class SmsCodeService:
             )
 
     def _replay(
-        self, answer: StoredAnswer, e164: str, purpose: str, event: dict[str, Any]
-    ) -> SendResult:
-        event["replayed"] = True
+        self, answer: StoredAnswer, e164: str, purpose: str, seen: Outcome
+    ) -> tuple[SendResult, Outcome]:
+        seen = replace(seen, replayed=True)
         if answer.code != "ok":
-            raise error_for(answer, REFUSAL_KEYS.get)
-        event["outcome"] = "replayed"
-        return SendResult(
+            error = error_for(answer, REFUSAL_KEYS.get)
+            error.outcome = seen
+            raise error
+        result = SendResult(
             e164, purpose, answer.n1 or 0, answer.n2 or 0, answer.key or "sent", replayed=True
         )
+        return result, replace(seen, outcome="replayed")
 
     def _refused(
-        self, decision: SendDecision, guard: GuardRequest | None, event: dict[str, Any]
+        self, decision: SendDecision, guard: GuardRequest | None, seen: Outcome
     ) -> Throttled:
         """The 429 of a store refusal; the guard's are counted, and logged at WARNING once
         per window (a budget) or when a prefix gets blocked."""
         kind = decision.refused_by
         assert kind is not None
-        if kind not in (Refusal.CLIENT, Refusal.PHONE):
-            event["guard"] = kind.value
-            STATS.guard_refusal(kind.value)
-            prefix = guard.prefix if guard is not None and kind is not Refusal.GLOBAL else None
-            if decision.notice or kind is Refusal.CONVERSION:
-                log_event(
-                    logging.WARNING,
-                    "guard",
-                    outcome={
-                        Refusal.GLOBAL: "global_budget_exhausted",
-                        Refusal.PREFIX: "prefix_budget_exhausted",
-                        Refusal.CONVERSION: "prefix_blocked",
-                    }.get(kind, kind.value),
-                    prefix=prefix,
-                    retry_after=decision.retry_after,
-                )
-        return Throttled(key=REFUSAL_KEYS[kind.value], retry_after=decision.retry_after)
+        error = Throttled(key=REFUSAL_KEYS[kind.value], retry_after=decision.retry_after)
+        if kind in (Refusal.CLIENT, Refusal.PHONE):
+            return error
+        error.outcome = replace(seen, guard=kind.value)
+        STATS.guard_refusal(kind.value)
+        if decision.notice or kind is Refusal.CONVERSION:
+            log_event(
+                logging.WARNING,
+                "guard",
+                outcome=_GUARD_NOTICES.get(kind, kind.value),
+                prefix=guard.prefix if guard is not None and kind is not Refusal.GLOBAL else None,
+                retry_after=decision.retry_after,
+            )
+        return error
 
     def guard_status(self) -> tuple[dict[str, int], list[PrefixStatus]]:
         """The global budget's counts and every number prefix the guard holds state for."""
@@ -447,47 +421,65 @@ class SmsCodeService:
         code: str,
         purpose: str,
         send_id: str,
-        event: dict[str, Any],
+        seen: Outcome,
         guard: GuardRequest | None = None,
-    ) -> str:
+    ) -> tuple[str, Outcome]:
         """Hand the code to the sender and settle the reservation by the outcome.
 
         A definite refusal cancels the reservation (no live code, cooldown given back); an
         unknown outcome keeps both, because the SMS may arrive. With several senders the
         failover happened inside ``self.sender``: one reservation, settled once here.
         """
-        sender: str | None = None
+        failure: SmsCodeError
         try:
             receipt = self.sender.send(phone, code, purpose, out_id=send_id)
         except DeliveryUnconfirmed as exc:
-            event.update(provider_code=exc.provider_code, request_id=exc.request_id)
-            self._carried_by(exc.sender, phone, purpose, send_id, "unconfirmed", event)
-            return "unconfirmed"
+            name = self._carried_by(exc.sender, phone, purpose, send_id)
+            return "unconfirmed", replace(
+                seen,
+                outcome="unconfirmed",
+                provider_code=exc.provider_code,
+                request_id=exc.request_id,
+                sender=name,
+                sender_outcome="unconfirmed",
+                signal="code_sent",
+                delivery="unconfirmed",
+            )
         except SmsCodeError as exc:
-            failure: SmsCodeError = exc
+            failure = exc
             # A sender puts the provider's code and request id on the error it raises
             # (SmsCodeError.with_provider); None when the refusal is not the provider's.
-            event.update(provider_code=exc.provider_code, request_id=exc.request_id)
-            sender = exc.sender
+            seen = replace(
+                seen,
+                provider_code=exc.provider_code,
+                request_id=exc.request_id,
+                sender=self._sender_name(exc.sender),
+            )
         except Exception as exc:  # a custom sender's bug; its text may hold the code
             failure = ProviderError()
-            event["exception"] = type(exc).__name__
+            seen = replace(seen, exception=type(exc).__name__, sender=self._sender_name(None))
         else:
-            event.update(provider_code=receipt.provider_code, request_id=receipt.request_id)
-            self._carried_by(receipt.sender, phone, purpose, send_id, "sent", event)
-            if self.reports.enabled:
+            name = self._carried_by(receipt.sender, phone, purpose, send_id)
+            if self.deliveries.enabled:
                 self._record_sent(phone, send_id, receipt.biz_id)
-            return "sent"
-        event["sender"] = name = self._sender_name(sender)
-        SENDERS.count(name, "failed")
+            return "sent", replace(
+                seen,
+                provider_code=receipt.provider_code,
+                request_id=receipt.request_id,
+                sender=name,
+                sender_outcome="sent",
+                signal="code_sent",
+                delivery="sent",
+            )
         self._cancel(phone, purpose, send_id, guard)
+        failure.outcome = replace(seen, sender_outcome="failed")
         raise failure  # outside the except blocks: no chained sender exception
 
     def _record_sent(self, phone: str, send_id: str, biz_id: str | None) -> None:
         """Delivery reports on: keep the BizId so a report without our OutId still finds
         its send (BizId + phone). The SMS is out whatever the store says."""
         try:
-            record_sent(self, self.reports, phone, send_id, biz_id)
+            self.deliveries.record_sent(phone, send_id, biz_id)
         except StorageUnavailable:
             log_event(
                 logging.WARNING,
@@ -501,23 +493,14 @@ class SmsCodeService:
         names = self.sender_names
         return reported if len(names) > 1 and reported in names else names[0]
 
-    def _carried_by(
-        self,
-        reported: str | None,
-        phone: str,
-        purpose: str,
-        send_id: str,
-        outcome: str,
-        event: dict[str, Any],
-    ) -> None:
-        """Log, count and store which sender carried the code. Only a sender other than
-        the first is written to the store (one more round trip, after a failover only)."""
-        event["sender"] = name = self._sender_name(reported)
-        SENDERS.count(name, outcome)
+    def _carried_by(self, reported: str | None, phone: str, purpose: str, send_id: str) -> str:
+        """The name of the sender that carried the code; a sender other than the first is
+        written to the store (one more round trip, after a failover only)."""
+        name = self._sender_name(reported)
         index = self.sender_names.index(name)
         if index:
             try:
-                cast(SenderStore, self.store).record_sender(phone, purpose, send_id, index)
+                self.store.record_sender(phone, purpose, send_id, index)
             except StorageUnavailable:  # the SMS is out: status just shows the first sender
                 log_event(
                     logging.WARNING,
@@ -527,6 +510,7 @@ class SmsCodeService:
                     sender=name,
                     outcome="storage_unavailable",
                 )
+        return name
 
     def _cancel(
         self, phone: str, purpose: str, send_id: str, guard: GuardRequest | None = None
@@ -580,39 +564,34 @@ class SmsCodeService:
         client over its limit hears 429 rather than the validation error."""
         try:
             yield
-        except SmsCodeError:
+        except SmsCodeError as exc:
             if client is not None:
                 wait = self.store.hit_client(endpoint, client)
                 if wait:
-                    raise Throttled(key="throttled.ip", retry_after=wait) from None
+                    throttled = Throttled(key="throttled.ip", retry_after=wait)
+                    throttled.outcome = exc.outcome
+                    raise throttled from None
             raise
-
-    @staticmethod
-    def _log(kind: str, level: int, outcome: str, started: float, event: dict[str, Any]) -> None:
-        log_event(
-            level,
-            kind,
-            phone=event.pop("phone", None) or "-",
-            purpose=event.pop("purpose", None) or "-",
-            outcome=outcome,
-            latency_ms=round((time.monotonic() - started) * 1000, 1),
-            **event,
-        )
 
     # -- verify --------------------------------------------------------------------------
     def verify(
-        self, phone: str, code: str, purpose: str = "login", *, client_ip: str | None = None
+        self,
+        phone: object,
+        code: object,
+        purpose: object = "login",
+        *,
+        client_ip: str | None = None,
     ) -> VerifyResult:
-        """Check ``code``; on success consume it and return a verified-phone token."""
+        """Check ``code``; on success consume it and return a verified-phone token (the
+        fields are validated here, like :meth:`send`'s)."""
         started = time.monotonic()
-        event: dict[str, Any] = {"purpose": purpose if isinstance(purpose, str) else None}
         try:
-            result = self._verify(phone, code, purpose, client_ip, event)
+            result, outcome = self._verify(phone, code, purpose, client_ip)
         except SmsCodeError as exc:
             level = logging.WARNING if isinstance(exc, StorageUnavailable) else logging.INFO
-            self._log("verify", level, exc.code, started, event)
+            observe(_finished(_outcome_of(exc, "verify", purpose), exc.code, level, started))
             raise
-        self._log("verify", logging.INFO, "verified", started, event)
+        observe(_finished(outcome, "verified", logging.INFO, started))
         return result
 
     def _verify(
@@ -621,47 +600,55 @@ class SmsCodeService:
         code: object,
         purpose: object,
         client_ip: str | None,
-        event: dict[str, Any],
-    ) -> VerifyResult:
+    ) -> tuple[VerifyResult, Outcome]:
         s = self.settings
         client = self._client_limits("verify", client_ip)
-        with self._counted_if_refused("verify", client):
-            purpose = event["purpose"] = self.check_purpose(purpose)
-            e164 = self.normalize(phone)
-            event["phone"] = mask_phone(e164)
-            if code is None or code == "":
-                raise InvalidRequest(key="invalid_request.required", field="code")
-            if not isinstance(code, str):
-                raise InvalidRequest(key="invalid_request.not_string", field="code")
-            if not is_well_formed(code, s.code_length):
-                raise InvalidRequest(
-                    key="invalid_request.code_format",
-                    params={"length": s.code_length},
-                    field="code",
-                )
-        result = self.store.check_code(
-            e164,
-            purpose,
-            self._hash(e164, purpose, code),
-            max_attempts=s.max_attempts,
-            window=s.attempt_window,
-            client=client,
-            guard=self.guard.request(e164) if self.guard.converts else None,
-        )
+        seen: Outcome | None = None
+        try:
+            with self._counted_if_refused("verify", client):
+                purpose = self.check_purpose(purpose)
+                e164 = self.normalize(phone)
+                seen = Outcome("verify", "verified", phone=e164, purpose=purpose)
+                if code is None or code == "":
+                    raise InvalidRequest(key="invalid_request.required", field="code")
+                if not isinstance(code, str):
+                    raise InvalidRequest(key="invalid_request.not_string", field="code")
+                if not is_well_formed(code, s.code_length):
+                    raise InvalidRequest(
+                        key="invalid_request.code_format",
+                        params={"length": s.code_length},
+                        field="code",
+                    )
+            result = self.store.check_code(
+                e164,
+                purpose,
+                self._hash(e164, purpose, code),
+                max_attempts=s.max_attempts,
+                window=s.attempt_window,
+                client=client,
+                guard=self.guard.request(e164) if self.guard.converts else None,
+            )
+        except SmsCodeError as exc:
+            if exc.outcome is None:
+                exc.outcome = seen
+            raise
         if result.outcome is VerifyOutcome.THROTTLED:
-            raise Throttled(key="throttled.ip", retry_after=result.retry_after)
+            error: SmsCodeError = Throttled(key="throttled.ip", retry_after=result.retry_after)
+            error.outcome = seen
+            raise error
         if result.outcome is VerifyOutcome.OK:
-            self._signal(code_verified, phone=e164, purpose=purpose)
-            return VerifyResult(e164, purpose, self.tokens.issue(e164, purpose), s.token_ttl)
-        error: SmsCodeError
+            token = self.tokens.issue(e164, purpose)
+            return VerifyResult(e164, purpose, token, s.token_ttl), replace(
+                seen, signal="code_verified"
+            )
         if result.outcome is VerifyOutcome.INVALID:
             error = InvalidCode(attempts_left=result.attempts_left)
-            event["attempts_left"] = result.attempts_left
+            seen = replace(seen, attempts_left=result.attempts_left)
         elif result.outcome is VerifyOutcome.EXPIRED:
             error = CodeExpired()
         else:
             error = TooManyAttempts(retry_after=max(1, result.retry_after))
-        self._signal(verification_failed, phone=e164, purpose=purpose, reason=error.code)
+        error.outcome = replace(seen, signal="verification_failed", reason=error.code)
         raise error
 
     # -- tokens --------------------------------------------------------------------------
@@ -702,11 +689,7 @@ class SmsCodeService:
         if not snapshot.out_id:
             return snapshot
         names = self.sender_names
-        index = (
-            cast(SenderStore, self.store).sender_of(e164, purpose, snapshot.out_id)
-            if len(names) > 1
-            else 0
-        )
+        index = self.store.sender_of(e164, purpose, snapshot.out_id) if len(names) > 1 else 0
         return dataclasses.replace(snapshot, sender=names[index if index < len(names) else 0])
 
     def reset(self, phone: str, purpose: str | None = None) -> int:
@@ -714,116 +697,19 @@ class SmsCodeService:
         purposes = self.settings.purposes if purpose is None else (self.check_purpose(purpose),)
         return self.store.reset(self.normalize(phone), purposes, limits=self.settings.phone_limits)
 
-    @staticmethod
-    def _signal(signal: Any, **kwargs: Any) -> None:
-        """Notify receivers. A failing receiver is logged, not raised: the SMS has gone out
-        (or the code is used up), and the client must hear so."""
-        if not signal.receivers:  # nobody listens (the usual case): skip the app lookup
-            return
-        try:
-            app = current_app._get_current_object()  # type: ignore[attr-defined]
-        except RuntimeError:  # used outside an app context: nobody to send as
-            return
-        try:
-            signal.send(app, **kwargs)
-        except Exception as exc:
-            logger.error(
-                "smscode signal %s: a receiver raised %s\n%s",
-                signal.name,
-                type(exc).__name__,
-                stack_only(exc),
-            )  # its message may hold the phone
+
+def _outcome_of(exc: SmsCodeError, event: str, purpose: object) -> Outcome:
+    """The outcome attached to ``exc``, or what is known of a request refused before its
+    phone was read (a purpose is logged only as a label, see events.py)."""
+    if isinstance(exc.outcome, Outcome):
+        return exc.outcome
+    return Outcome(event, exc.code, purpose=purpose if isinstance(purpose, str) else None)
 
 
-def _idempotency_times(config: Mapping[str, Any], storage_timeout: float) -> tuple[float, int]:
-    """How long a duplicate waits for its key's first answer (default: twice the provider's
-    timeout), and how long that first request's claim holds (ms): longer than the provider
-    call and the store calls around it, so a duplicate never sends while it runs."""
-    provider = get_setting(config, "SMSCODE_ALIYUN_TIMEOUT_SECONDS")
-    provider = float(provider) if isinstance(provider, (int, float)) else 5.0
-    wait = config.get("SMSCODE_IDEMPOTENCY_WAIT_SECONDS")
-    if wait is None:
-        wait = 2 * provider
-    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 60:
-        raise ConfigurationError(
-            "SMSCODE_IDEMPOTENCY_WAIT_SECONDS must be a number of seconds "
-            f"from 0 to 60; got {wait!r}."
-        )
-    claim = max(float(wait), 2 * provider) + 2 * storage_timeout
-    return float(wait), int(claim * 1000)
-
-
-class SmsCode:
-    """The extension object, for app factories::
-
-    smscode = SmsCode()
-    def create_app():
-        app = Flask(__name__); app.config.from_object(...)
-        smscode.init_app(app)          # Python API only
-        app.register_blueprint(sms_bp)  # plus the HTTP endpoints
-    """
-
-    def __init__(self, app: Flask | None = None) -> None:
-        if app is not None:
-            self.init_app(app)
-
-    def init_app(self, app: Flask) -> SmsCodeService:
-        return init_app(app)
-
-    # The Python API, through current_app (the same as the module-level functions).
-    def send_code(self, phone: str, purpose: str = "login", **kwargs: Any) -> SendResult:
-        return send_code(phone, purpose, **kwargs)
-
-    def verify_code(
-        self, phone: str, code: str, purpose: str = "login", **kwargs: Any
-    ) -> VerifyResult:
-        return verify_code(phone, code, purpose, **kwargs)
-
-    def check_token(self, token: str, purpose: str | None = None, **kwargs: Any) -> VerifiedPhone:
-        return check_token(token, purpose, **kwargs)
-
-
-def init_app(app: Flask) -> SmsCodeService:
-    """Validate the app's settings and build its service (once per app)."""
-    service = app.extensions.get(EXTENSION_KEY)
-    if service is None:
-        service = SmsCodeService(app.config, debug=app.debug, testing=app.testing)
-        app.extensions[EXTENSION_KEY] = service
-    return service
-
-
-def get_service(app: Flask | None = None) -> SmsCodeService:
-    """The service of ``app`` (default: the current app)."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    service: SmsCodeService | None = app.extensions.get(EXTENSION_KEY)
-    if service is None:
-        raise RuntimeError(
-            "flask-smscode is not set up on this app: register sms_bp or call "
-            "SmsCode().init_app(app) first."
-        )
-    return service
-
-
-def send_code(
-    phone: str,
-    purpose: str = "login",
-    *,
-    client_ip: str | None = None,
-    idempotency_key: str | None = None,
-) -> SendResult:
-    """Send a code to ``phone`` for ``purpose`` in the current app; see :class:`SendResult`."""
-    return get_service().send(phone, purpose, client_ip=client_ip, idempotency_key=idempotency_key)
-
-
-def verify_code(
-    phone: str, code: str, purpose: str = "login", *, client_ip: str | None = None
-) -> VerifyResult:
-    """Verify and consume ``code``; returns the verified-phone token."""
-    return get_service().verify(phone, code, purpose, client_ip=client_ip)
-
-
-def check_token(
-    token: str, purpose: str | None = None, *, phone: str | None = None, consume: bool = True
-) -> VerifiedPhone:
-    """Check (and by default use up) a verified-phone token from ``/sms/verify``."""
-    return get_service().check_token(token, purpose, phone=phone, consume=consume)
+def _finished(outcome: Outcome, result: str, level: int, started: float) -> Outcome:
+    return replace(
+        outcome,
+        outcome=result,
+        level=level,
+        latency_ms=round((time.monotonic() - started) * 1000, 1),
+    )
