@@ -11,8 +11,8 @@ the same way)::
     │       └── ProviderUnavailable   ... definitely, the provider's own fault: fail over
     ├── ConfigurationError     a SMSCODE_* setting is wrong (also a RuntimeError, as before)
     ├── DeliveryUnconfirmed    a sender's "the SMS may have gone out": nothing to refuse
-    └── AliyunSmsError         a failed Dysmsapi call of the Alibaba Cloud client (its own
-                               branch, in :mod:`flask_smscode.aliyun.errors`)
+    └── AliyunSmsError         a failed call of the Alibaba Cloud client (numeric .code;
+                               that vendor's own branch, in its folder's errors.py)
 
 This module holds the provider-blind part of the tree; a vendor's client errors live in its
 own folder and derive from :class:`FlaskSmsCodeError`, so the root still catches them.

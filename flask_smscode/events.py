@@ -47,7 +47,8 @@ class Outcome:
     (the app's own code). ``event`` is ``"send"`` or ``"verify"``; ``outcome`` what happened
     (``sent``, ``unconfirmed``, ``test_number``, ``replayed``, ``verified``) or the error
     code of a refusal. ``sender`` / ``sender_outcome`` count which sender carried or failed
-    a send; ``signal`` names the signal to send (``delivery`` or ``reason`` go with it).
+    a send; ``guard`` which guard refused it (a budget, a blocked prefix, ``challenge``);
+    ``signal`` names the signal to send (``delivery`` or ``reason`` go with it).
     The code itself is never part of it.
     """
 
@@ -84,6 +85,8 @@ def observe(outcome: Outcome, app: Any = None) -> None:
     the current app, and outside an app context no signal is sent)."""
     if outcome.sender is not None and outcome.sender_outcome is not None:
         SENDERS.count(outcome.sender, outcome.sender_outcome)
+    if outcome.guard is not None:  # the pumping guard or the pre-send hook refused
+        STATS.guard_refusal(outcome.guard)
     log_event(
         outcome.level,
         outcome.event,

@@ -239,7 +239,7 @@ class SmsCodeService:
                 check_key(idempotency_key)
         seen = Outcome("send", "sent", phone=e164, purpose=purpose)
         try:
-            self._pre_send_check(e164, purpose)  # before anything is counted or sent
+            self._pre_send_check(e164, purpose, seen)  # before anything is counted or sent
             guard = self.guard.request(e164)
             idem = self._idempotency_request(idempotency_key, e164, purpose)
             if idem is not None:
@@ -276,21 +276,23 @@ class SmsCodeService:
         return SendResult(e164, purpose, s.code_ttl, s.resend_interval, delivery), seen
 
     # -- the pumping guard and idempotency --------------------------------------------------
-    def _pre_send_check(self, e164: str, purpose: str) -> None:
+    def _pre_send_check(self, e164: str, purpose: str, seen: Outcome) -> None:
         """SMSCODE_PRE_SEND_HOOK (captcha, risk check): it sees the request and the
         normalised phone before anything is counted or sent, and refuses by raising
-        ChallengeRequired or returning False."""
+        ChallengeRequired or returning False (counted as the guard's "challenge")."""
         hook = self.guard.pre_send_hook
         if hook is None:
             return
+        refusal: ChallengeRequired | None = None
         try:
             allowed = hook(request if has_request_context() else None, e164, purpose)
-        except ChallengeRequired:
-            STATS.guard_refusal("challenge")
-            raise
-        if allowed is False:
-            STATS.guard_refusal("challenge")
-            raise ChallengeRequired()
+        except ChallengeRequired as exc:
+            refusal = exc
+        else:
+            refusal = ChallengeRequired() if allowed is False else None
+        if refusal is not None:
+            refusal.outcome = replace(seen, guard="challenge")
+            raise refusal
 
     def _idempotency_request(
         self, key: str | None, e164: str, purpose: str
@@ -393,8 +395,7 @@ class SmsCodeService:
         error = Throttled(key=REFUSAL_KEYS[kind.value], retry_after=decision.retry_after)
         if kind in (Refusal.CLIENT, Refusal.PHONE):
             return error
-        error.outcome = replace(seen, guard=kind.value)
-        STATS.guard_refusal(kind.value)
+        error.outcome = replace(seen, guard=kind.value)  # counted by observe()
         if decision.notice or kind is Refusal.CONVERSION:
             log_event(
                 logging.WARNING,

@@ -139,7 +139,7 @@ class LazyCluster:
 
     def register_script(self, script: str) -> Script:
         # Bytes: Script would otherwise ask the (not yet built) client for its encoder.
-        return Script(self, script.encode())  # type: ignore[arg-type]
+        return Script(self, script.encode())  # type: ignore[arg-type]  # the lazy proxy is duck-typed
 
     def close(self) -> None:
         if self._client is not None:
