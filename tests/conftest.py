@@ -18,14 +18,10 @@ from flask import Flask
 
 from flask_smscode import sms_bp
 from tests.dysmsapi_server import DysmsapiServer
+from tests.helpers import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 from tests.redis_cluster import RedisCluster
 from tests.redis_sentinel import RedisSentinelSet
 from tests.redis_server import RedisServer
-
-ACCESS_KEY_ID = "test-key-id"
-ACCESS_KEY_SECRET = "test-key-secret"
-PHONE = "13800138000"
-E164 = "+8613800138000"
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from flask_smscode import AliyunSms
 from flask_smscode.aliyun import encoding
-from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
+from tests.helpers import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 
 texts = st.text(max_size=60) | st.sampled_from(
     ["", " ", "+86 138,139", "a b+c*d~e%7E", "张三", "😀/x?y=z&w", "-_.~", "\x00\x7f\u2028"]

@@ -29,8 +29,7 @@ from flask_smscode import (
 from flask_smscode import errors as errors_module
 from flask_smscode.aliyun import errors as aliyun_errors
 from flask_smscode.config import DEFAULTS, SETTINGS
-from tests.conftest import E164
-from tests.test_blueprint import send
+from tests.helpers import E164, send
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -13,33 +13,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_smscode import check_token, sms_bp
-from tests.conftest import E164, PHONE
-
-
-def send(client, phone=PHONE, purpose=None, **kwargs):
-    body = {"phone": phone} if purpose is None else {"phone": phone, "purpose": purpose}
-    return client.post("/sms/send", json=body, **kwargs)
-
-
-def verify(client, code, phone=PHONE, purpose="login", **kwargs):
-    return client.post(
-        "/sms/verify", json={"phone": phone, "code": code, "purpose": purpose}, **kwargs
-    )
-
-
-def wrong(code: str) -> str:
-    return f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"
-
-
-def assert_error(response, status: int, error: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.is_json
-    body = response.get_json()
-    assert body["ok"] is False
-    assert body["error"] == error
-    assert isinstance(body["message"], str) and body["message"]
-    return body
-
+from tests.helpers import E164, PHONE, assert_error, send, verify, wrong
 
 # -- happy paths ---------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from flask_smscode import AliyunSms, AliyunSmsError, SendSmsResponse
-from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
+from tests.helpers import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 
 NOTIFY = {"name": "张三", "time": "22:00"}
 

@@ -16,8 +16,8 @@ import pytest
 
 from flask_smscode import ConfigurationError
 from tests.failover_traffic import TRAFFIC_CONFIG, Traffic, fresh_round
+from tests.helpers import send, verify, wrong
 from tests.redis_cluster import ClusterNode, RedisCluster
-from tests.test_blueprint import send, verify, wrong
 
 pytestmark = pytest.mark.redis_cluster
 

@@ -7,7 +7,7 @@ from threading import Barrier
 
 import requests
 
-from tests.conftest import PHONE
+from tests.helpers import PHONE
 from tests.live_server import live_server
 
 PARALLEL = 20

@@ -17,7 +17,6 @@ from flask import Flask
 
 from flask_smscode import sms_bp
 from flask_smscode.cli import smscode
-from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 from tests.dysmsapi_server import (
     STATUS_REJECTED,
     STATUS_REVIEWING,
@@ -26,6 +25,7 @@ from tests.dysmsapi_server import (
     TYPE_NOTICE,
     DysmsapiServer,
 )
+from tests.helpers import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 from tests.redis_cluster import RedisCluster
 
 ENGLISH = {"LANGUAGE": "", "LC_ALL": "C.UTF-8"}

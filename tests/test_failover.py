@@ -16,11 +16,9 @@ import pytest
 from flask_smscode import ConfigurationError, get_service
 from flask_smscode.cli import smscode
 from flask_smscode.metrics import SENDERS
-from tests.conftest import PHONE
 from tests.dysmsapi_server import DysmsapiServer
+from tests.helpers import ENGLISH, PHONE, assert_error, send, verify
 from tests.redis_server import free_port
-from tests.test_blueprint import assert_error, send, verify
-from tests.test_cli import ENGLISH
 
 BACKUP_KEY_ID, BACKUP_SECRET = "backup-key-id", "backup-key-secret"
 

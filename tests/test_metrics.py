@@ -7,8 +7,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from flask_smscode.metrics import STATS, register_metrics
-from tests.conftest import PHONE
-from tests.test_blueprint import send, verify
+from tests.helpers import PHONE, send, verify
 
 
 def scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

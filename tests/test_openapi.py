@@ -28,9 +28,8 @@ from referencing.jsonschema import DRAFT202012
 from flask_smscode import SmsCodeError, get_service
 from flask_smscode.config import DEFAULTS, MAX_CODE_TTL_SECONDS
 from flask_smscode.web import blueprint as blueprint_module
-from tests.conftest import E164, PHONE
+from tests.helpers import E164, PHONE, send, verify, wrong
 from tests.redis_server import free_port
-from tests.test_blueprint import send, verify, wrong
 
 SPEC_URI = "urn:flask-smscode:openapi"
 SPEC: dict[str, Any] = yaml.safe_load(

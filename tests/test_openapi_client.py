@@ -25,8 +25,8 @@ import pytest
 from flask import Flask
 
 from flask_smscode import check_token, sms_bp
-from tests.conftest import E164, PHONE
 from tests.dysmsapi_server import DysmsapiServer
+from tests.helpers import E164, PHONE
 from tests.live_server import live_server
 
 PACKAGE = "flask_smscode_client"  # from the document's title, "flask-smscode"

@@ -25,8 +25,8 @@ from flask_smscode.core.outids import OutIds
 from flask_smscode.errors import ConfigurationError
 from flask_smscode.metrics import REPORTS, SmsCodeCollector, report_err_label
 from flask_smscode.signals import delivery_reported
-from tests.conftest import E164, PHONE
 from tests.dysmsapi_server import DysmsapiServer
+from tests.helpers import E164, PHONE
 from tests.live_server import live_server
 from tests.redis_server import RedisServer
 

@@ -10,9 +10,8 @@ import traceback
 import pytest
 
 from flask_smscode import AliyunSms, AliyunSmsError, SmsCodeError, get_service, send_code
-from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, E164, PHONE
+from tests.helpers import ACCESS_KEY_ID, ACCESS_KEY_SECRET, E164, PHONE, send, verify
 from tests.redis_server import free_port
-from tests.test_blueprint import send, verify
 
 SECRETS_ALWAYS = (ACCESS_KEY_ID, ACCESS_KEY_SECRET, PHONE, E164)
 

@@ -9,9 +9,8 @@ import re
 import pytest
 
 from flask_smscode import ConfigurationError, get_service
-from tests.conftest import E164, PHONE
+from tests.helpers import E164, PHONE, assert_error, send, verify
 from tests.redis_server import free_port
-from tests.test_blueprint import assert_error, send, verify
 
 
 def sendsms_requests(sms_server) -> list:

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.failover_traffic import TRAFFIC_CONFIG, Traffic, fresh_round
+from tests.helpers import send, verify
 from tests.redis_sentinel import RedisSentinelSet
-from tests.test_blueprint import send, verify
 
 pytestmark = pytest.mark.redis_sentinel
 

@@ -38,8 +38,8 @@ from flask_smscode.extension import (
     verify_code,
 )
 from flask_smscode.signals import code_sent, code_verified, verification_failed
-from tests.conftest import E164, PHONE
 from tests.dysmsapi_server import DysmsapiServer
+from tests.helpers import E164, PHONE
 
 OTHER = "13800138001"  # a second mainland number
 OTHER_E164 = "+8613800138001"

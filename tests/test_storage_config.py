@@ -13,8 +13,8 @@ import time
 import pytest
 
 from flask_smscode import ConfigurationError
+from tests.helpers import assert_error, send, verify
 from tests.redis_server import free_port
-from tests.test_blueprint import assert_error, send, verify
 
 pytestmark = pytest.mark.parametrize("store_uri", ["memory"], ids=["own"], indirect=True)
 

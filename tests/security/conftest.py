@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from flask import got_request_exception, request_finished
 
-from tests.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
+from tests.helpers import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 from tests.security.support import PHONES, code_pattern
 
 

@@ -8,23 +8,27 @@ keys under the app's prefix), never through its internals.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from threading import Barrier
 from typing import Any
 
 import redis
 import requests
-import yaml
 from flask import Flask
 
-import flask_smscode
 from flask_smscode import get_service
-from tests.conftest import PHONE
+from tests.helpers import (  # re-exported: the security suite imports them from here
+    ERROR_CODES as ERROR_CODES,
+)
+from tests.helpers import PHONE as PHONE
+from tests.helpers import assert_error as assert_error
+from tests.helpers import error_of as error_of
+from tests.helpers import send as send
+from tests.helpers import verify as verify
+from tests.helpers import wrong as wrong
 
 # Mainland mobiles used by the suite; the secrets watch checks none of them leaks unmasked.
 OTHER_PHONE = "13900139000"
@@ -42,14 +46,6 @@ PHONES = (
 )
 PURPOSES = ("login", "signup", "reset_password")
 
-# The stable error codes of the contract: the ErrorCode enum of the shipped document.
-ERROR_CODES = frozenset(
-    yaml.safe_load(
-        (Path(flask_smscode.__file__).with_name("openapi.yaml")).read_text(encoding="utf-8")
-    )["components"]["schemas"]["ErrorCode"]["enum"]
-)
-assert "invalid_request" in ERROR_CODES and "method_not_allowed" in ERROR_CODES
-
 # Every throttle out of the way, for tests about something else.
 RELAXED = {
     "SMSCODE_RESEND_INTERVAL_SECONDS": 0,
@@ -57,41 +53,6 @@ RELAXED = {
     "SMSCODE_IP_SEND_LIMITS": "10000/hour",
     "SMSCODE_IP_VERIFY_LIMITS": "10000/hour",
 }
-
-
-def send(client: Any, phone: str = PHONE, purpose: str | None = None, **kwargs: Any) -> Any:
-    body = {"phone": phone} if purpose is None else {"phone": phone, "purpose": purpose}
-    return client.post("/sms/send", json=body, **kwargs)
-
-
-def verify(
-    client: Any, code: str, phone: str = PHONE, purpose: str = "login", **kwargs: Any
-) -> Any:
-    return client.post(
-        "/sms/verify", json={"phone": phone, "code": code, "purpose": purpose}, **kwargs
-    )
-
-
-def wrong(code: str, offset: int = 1) -> str:
-    """Another well-formed code of the same length."""
-    return f"{(int(code) + offset) % 10 ** len(code):0{len(code)}d}"
-
-
-def error_of(response: Any) -> str:
-    """The ``error`` code of a refusal, after checking the refusal's shape."""
-    body = response.get_json() if hasattr(response, "get_json") else response.json()
-    assert isinstance(body, dict) and body["ok"] is False, body
-    assert body["error"] in ERROR_CODES, body
-    assert isinstance(body["message"], str) and body["message"]
-    return str(body["error"])
-
-
-def assert_error(response: Any, status: int, error: str) -> dict[str, Any]:
-    text = response.get_data(as_text=True) if hasattr(response, "get_data") else response.text
-    assert response.status_code == status, text
-    assert error_of(response) == error, text
-    body = json.loads(text)
-    return body  # type: ignore[no-any-return]
 
 
 # -- state seen from outside -------------------------------------------------------------

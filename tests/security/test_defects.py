@@ -9,7 +9,7 @@ import pytest
 
 from flask_smscode import InvalidToken, check_token
 from flask_smscode.metrics import STATS
-from tests.conftest import PHONE
+from tests.helpers import PHONE
 from tests.security.support import assert_error, assert_untouched, redis_url_of, send, verify
 
 HUGE_PURPOSE = "x" * (5 * 1024 * 1024)

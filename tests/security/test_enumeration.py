@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import PHONE
+from tests.helpers import PHONE
 from tests.security.support import OTHER_PHONE, RELAXED, send, verify
 
 STABLE_HEADERS = ("Content-Type", "Cache-Control", "Content-Length", "Retry-After", "Allow")

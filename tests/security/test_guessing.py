@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from flask_smscode import get_service
-from tests.conftest import PHONE
+from tests.helpers import PHONE
 from tests.security.support import RELAXED, assert_error, daily_guess_bound, send, verify, wrong
 
 

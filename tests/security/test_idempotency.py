@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from flask_smscode import get_service
-from tests.conftest import PHONE
+from tests.helpers import PHONE
 from tests.live_server import live_server
 from tests.security.support import OTHER_PHONE, RELAXED, session
 

@@ -13,7 +13,7 @@ import pytest
 from werkzeug.datastructures import MultiDict
 
 from flask_smscode import get_service
-from tests.conftest import PHONE
+from tests.helpers import PHONE
 from tests.security.support import OTHER_PHONE, assert_error, assert_untouched, redis_url_of, wrong
 
 BIG = "1" * 10_240

@@ -19,7 +19,7 @@ from flask_smscode.cli import smscode
 from flask_smscode.core.guard import number_prefix
 from flask_smscode.errors import ChallengeRequired
 from flask_smscode.metrics import STATS
-from tests.conftest import PHONE
+from tests.helpers import PHONE
 from tests.security.support import RELAXED
 
 # Numbers of one 7-digit block (+86 138 0013 ....) and of another (+86 139 0013 ....).

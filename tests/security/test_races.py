@@ -7,7 +7,7 @@ import math
 import time
 
 from flask_smscode import get_service
-from tests.conftest import PHONE
+from tests.helpers import PHONE
 from tests.live_server import live_server
 from tests.security.support import post_all, session, wrong
 

@@ -9,7 +9,7 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from flask_smscode import InvalidToken, check_token
-from tests.conftest import E164, PHONE
+from tests.helpers import E164, PHONE
 from tests.security.support import OTHER_PHONE, RELAXED, assert_error, send, verify
 
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from flask_smscode import SmsCodeError, code_sent, send_code
-from tests.conftest import PHONE
+from tests.helpers import PHONE
 from tests.live_server import live_server
 from tests.security.conftest import SecretsWatch
 from tests.security.support import RELAXED, send, session, verify, wrong
