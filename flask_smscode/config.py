@@ -304,8 +304,8 @@ class ReportSettings:
 
     secret: str | None = field(default=None, repr=False)
     allowed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-    max_bytes: int = 1_048_576
-    ttl_ms: int = 86_400_000
+    max_bytes: int = DEFAULTS["SMSCODE_ALIYUN_REPORT_MAX_BYTES"]
+    ttl_ms: int = DEFAULTS["SMSCODE_ALIYUN_REPORT_TTL_SECONDS"] * 1000
 
     @property
     def enabled(self) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
-from flask_smscode.config import Limit, get_setting, parse_int, parse_limits
+from flask_smscode.config import DEFAULTS, Limit, get_setting, parse_int, parse_limits
 from flask_smscode.errors import ConfigurationError
 from flask_smscode.stores import GuardRequest
 
@@ -27,7 +27,7 @@ PreSendHook = Callable[[Any, str, str], Any]
 # Mainland mobiles: the first 7 digits of the national number name the operator's block
 # (HLR segment, 10 000 numbers), the unit premium-range fraud buys. Elsewhere no such
 # plan is universal: the country code and 3 digits.
-DEFAULT_PREFIX_DIGITS: dict[str, int] = {"86": 7, "*": 3}
+DEFAULT_PREFIX_DIGITS: dict[str, int] = dict(DEFAULTS["SMSCODE_PREFIX_DIGITS"])
 
 
 def number_prefix(e164: str, digits: Mapping[str, int]) -> str:
