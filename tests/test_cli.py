@@ -24,8 +24,8 @@ from flask import Flask
 
 from flask_smscode import ConsoleSender, normalize_phone
 from flask_smscode.cli import smscode
-from tests.conftest import E164, PHONE
 from tests.dysmsapi_server import CHINA_TZ
+from tests.helpers import E164, ENGLISH, PHONE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTIFY_PARAMS = '{"name":"Zhang San","time":"22:00"}'
@@ -39,11 +39,33 @@ def bulk_phones(count: int, start: int = 0) -> list[str]:
 
 # The expected output is English: pin the CLI's language whatever the machine's locale
 # (with no LANG at all the CLI speaks SMSCODE_DEFAULT_LANGUAGE, Chinese).
-ENGLISH = {"LANGUAGE": "", "LC_ALL": "C.UTF-8"}
 
 
 def run(app: Flask, *args: str) -> Result:
     return app.test_cli_runner().invoke(smscode, list(args), env=ENGLISH)
+
+
+def notify(
+    app: Flask,
+    *,
+    template: str | None = "SMS_NOTIFY",
+    params: str | None = NOTIFY_PARAMS,
+    phones: str | None = None,
+    file: Path | None = None,
+    sign_name: str | None = None,
+    out_id: str | None = None,
+) -> Result:
+    """``flask smscode notify`` with these options; None leaves an option out."""
+    options = {
+        "--template": template,
+        "--params": params,
+        "--phones": phones,
+        "--file": None if file is None else str(file),
+        "--sign-name": sign_name,
+        "--out-id": out_id,
+    }
+    args = [part for name, value in options.items() if value is not None for part in (name, value)]
+    return run(app, "notify", *args)
 
 
 def ok(result: Result) -> str:
@@ -285,17 +307,7 @@ def assert_no_params(output: str) -> None:
 
 
 def test_notify_phones(notify_app: Flask, sms_server: Any) -> None:
-    result = run(
-        notify_app,
-        "notify",
-        "--template",
-        "SMS_NOTIFY",
-        "--params",
-        NOTIFY_PARAMS,
-        "--phones",
-        "13800130001, 13800130002\n+8613800130003 13800130001",
-    )
-    output = ok(result)
+    output = ok(notify(notify_app, phones="13800130001, 13800130002\n+8613800130003 13800130001"))
     [sms] = sms_server.sent
     assert sms.phones == ["13800130001", "13800130002", "13800130003"]
     assert sms.template_code == "SMS_NOTIFY" and sms.sign_name == "TestSign"
@@ -309,22 +321,7 @@ def test_notify_phones(notify_app: Flask, sms_server: Any) -> None:
 
 
 def test_notify_sign_name_and_out_id(notify_app: Flask, sms_server: Any) -> None:
-    ok(
-        run(
-            notify_app,
-            "notify",
-            "--template",
-            "SMS_NOTIFY",
-            "--params",
-            NOTIFY_PARAMS,
-            "--phones",
-            PHONE,
-            "--sign-name",
-            "阿里云短信测试",
-            "--out-id",
-            "campaign-7",
-        )
-    )
+    ok(notify(notify_app, phones=PHONE, sign_name="阿里云短信测试", out_id="campaign-7"))
     [sms] = sms_server.sent
     assert sms.sign_name == "阿里云短信测试" and sms.out_id == "campaign-7"
 
@@ -334,18 +331,7 @@ def test_notify_csv_with_a_header(notify_app: Flask, sms_server: Any, tmp_path: 
     path.write_bytes(
         "姓名,手机号,备注\n张三,13800130001,vip\n李四,138 0013 0002,\n\n".encode("utf-8-sig")
     )
-    output = ok(
-        run(
-            notify_app,
-            "notify",
-            "--template",
-            "SMS_NOTIFY",
-            "--params",
-            NOTIFY_PARAMS,
-            "--file",
-            str(path),
-        )
-    )
+    output = ok(notify(notify_app, file=path))
     [sms] = sms_server.sent
     assert sms.phones == ["13800130001", "13800130002"]
     assert "Sent: 2 number(s) in 1 request(s)" in output
@@ -365,18 +351,7 @@ def test_notify_csv_columns(
 ) -> None:
     path = tmp_path / "list.csv"
     path.write_text(content, encoding="utf-8")
-    ok(
-        run(
-            notify_app,
-            "notify",
-            "--template",
-            "SMS_NOTIFY",
-            "--params",
-            NOTIFY_PARAMS,
-            "--file",
-            str(path),
-        )
-    )
+    ok(notify(notify_app, file=path))
     [sms] = sms_server.sent
     assert sms.phones == ["13800130001", "13800130002"]
 
@@ -388,18 +363,7 @@ def test_notify_text_file(notify_app: Flask, sms_server: Any, tmp_path: Path) ->
         "13800130003  # Wang\n",
         encoding="utf-8",
     )
-    output = ok(
-        run(
-            notify_app,
-            "notify",
-            "--template",
-            "SMS_NOTIFY",
-            "--params",
-            NOTIFY_PARAMS,
-            "--file",
-            str(path),
-        )
-    )
+    output = ok(notify(notify_app, file=path))
     [sms] = sms_server.sent
     assert sms.phones == ["13800130001", "13800130002", "13800130003"]
     assert "Sent: 3 number(s) in 1 request(s)" in output
@@ -411,16 +375,7 @@ def test_notify_2500_numbers_in_three_calls(
     phones = bulk_phones(2500)
     path = tmp_path / "big.txt"
     path.write_text("\n".join(phones) + "\n", encoding="utf-8")
-    result = run(
-        notify_app,
-        "notify",
-        "--template",
-        "SMS_NOTIFY",
-        "--params",
-        NOTIFY_PARAMS,
-        "--file",
-        str(path),
-    )
+    result = notify(notify_app, file=path)
     output = ok(result)
     assert len(sms_server.sent) == 3
     assert all(len(sms.phone_numbers) <= 1000 for sms in sms_server.sent)
@@ -434,18 +389,7 @@ def test_notify_2500_numbers_in_three_calls(
 
 
 def test_notify_skips_and_counts_invalid_numbers(notify_app: Flask, sms_server: Any) -> None:
-    output = failed(
-        run(
-            notify_app,
-            "notify",
-            "--template",
-            "SMS_NOTIFY",
-            "--params",
-            NOTIFY_PARAMS,
-            "--phones",
-            "13800130001,12345,abc98,13800130002",
-        )
-    )
+    output = failed(notify(notify_app, phones="13800130001,12345,abc98,13800130002"))
     [sms] = sms_server.sent
     assert sms.phones == ["13800130001", "13800130002"]
     assert "Sent: 2 number(s) in 1 request(s)" in output
@@ -458,18 +402,7 @@ def test_notify_with_only_invalid_numbers(
 ) -> None:
     path = tmp_path / "bad.txt"
     path.write_text("12345\n999\n", encoding="utf-8")
-    output = failed(
-        run(
-            notify_app,
-            "notify",
-            "--template",
-            "SMS_NOTIFY",
-            "--params",
-            NOTIFY_PARAMS,
-            "--file",
-            str(path),
-        )
-    )
+    output = failed(notify(notify_app, file=path))
     assert "Invalid numbers skipped: 2\n  line 1: ***45\n  line 2: ***99\n" in output
     assert "Error: No valid mobile numbers in bad.txt; nothing was sent." in output
     assert sms_server.requests == []
@@ -480,18 +413,7 @@ def test_notify_rejected_batch_exits_1(notify_app: Flask, sms_server: Any, tmp_p
     path = tmp_path / "big.csv"
     path.write_text("phone\n" + "\n".join(phones) + "\n", encoding="utf-8")
     sms_server.fail_next("isv.BUSINESS_LIMIT_CONTROL")
-    output = failed(
-        run(
-            notify_app,
-            "notify",
-            "--template",
-            "SMS_NOTIFY",
-            "--params",
-            NOTIFY_PARAMS,
-            "--file",
-            str(path),
-        )
-    )
+    output = failed(notify(notify_app, file=path))
     assert len(sms_server.sent) == 2
     delivered = sum(len(sms.phone_numbers) for sms in sms_server.sent)
     rejected = re.search(
@@ -508,37 +430,19 @@ def test_notify_rejected_batch_exits_1(notify_app: Flask, sms_server: Any, tmp_p
 
 def test_notify_failed_request(notify_app: Flask, sms_server: Any) -> None:
     sms_server.drop_next()
-    output = failed(
-        run(
-            notify_app,
-            "notify",
-            "--template",
-            "SMS_NOTIFY",
-            "--params",
-            NOTIFY_PARAMS,
-            "--phones",
-            "13800130001 13800130002",
-        )
-    )
+    output = failed(notify(notify_app, phones="13800130001 13800130002"))
     assert "Sent: 0 number(s) in 0 request(s)" in output
     assert re.search(r"^Failed: 2 number\(s\) — \S+ \(RequestId -", output, re.M), output
 
 
 def test_notify_provider_refuses_the_template(notify_app: Flask, sms_server: Any) -> None:
-    output = failed(
-        run(notify_app, "notify", "--template", "SMS_UNKNOWN", "--params", "{}", "--phones", PHONE)
-    )
+    output = failed(notify(notify_app, template="SMS_UNKNOWN", params="{}", phones=PHONE))
     assert "Rejected: 1 number(s) — isv.SMS_TEMPLATE_ILLEGAL" in output
 
 
 @pytest.mark.parametrize("params", ["not json", "[1, 2]", '"text"', "{'single': 'quotes'}"])
 def test_notify_bad_params(notify_app: Flask, sms_server: Any, params: str) -> None:
-    output = failed(
-        run(
-            notify_app, "notify", "--template", "SMS_NOTIFY", "--params", params, "--phones", PHONE
-        ),
-        exit_code=2,
-    )
+    output = failed(notify(notify_app, params=params, phones=PHONE), exit_code=2)
     assert "Invalid value for --params" in output and "JSON object" in output
     assert sms_server.requests == []
 
@@ -546,25 +450,20 @@ def test_notify_bad_params(notify_app: Flask, sms_server: Any, params: str) -> N
 def test_notify_needs_exactly_one_source(
     notify_app: Flask, sms_server: Any, tmp_path: Path
 ) -> None:
-    base = ["notify", "--template", "SMS_NOTIFY", "--params", NOTIFY_PARAMS]
-    assert "exactly one of --phones or --file" in failed(run(notify_app, *base), 2)
+    assert "exactly one of --phones or --file" in failed(notify(notify_app), 2)
     path = tmp_path / "p.txt"
     path.write_text(PHONE, encoding="utf-8")
-    output = failed(run(notify_app, *base, "--phones", PHONE, "--file", str(path)), 2)
+    output = failed(notify(notify_app, phones=PHONE, file=path), 2)
     assert "exactly one of --phones or --file" in output
-    assert "does not exist" in failed(
-        run(notify_app, *base, "--file", str(tmp_path / "missing.csv")), 2
-    )
+    assert "does not exist" in failed(notify(notify_app, file=tmp_path / "missing.csv"), 2)
     empty = tmp_path / "empty.txt"
     empty.write_text("# nobody yet\n\n", encoding="utf-8")
-    assert "No phone numbers found in empty.txt" in failed(
-        run(notify_app, *base, "--file", str(empty)), 2
-    )
+    assert "No phone numbers found in empty.txt" in failed(notify(notify_app, file=empty), 2)
     latin = tmp_path / "latin1.csv"
     latin.write_bytes("手机\n13800130001\n".encode("gbk"))
-    assert "not UTF-8" in failed(run(notify_app, *base, "--file", str(latin)), 2)
+    assert "not UTF-8" in failed(notify(notify_app, file=latin), 2)
     assert "Missing option '--template'" in failed(
-        run(notify_app, "notify", "--params", "{}", "--phones", PHONE), 2
+        notify(notify_app, template=None, params="{}", phones=PHONE), 2
     )
     assert sms_server.requests == []
 
@@ -576,21 +475,17 @@ def test_notify_missing_credentials(
     monkeypatch.delenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", raising=False)
     app = Flask("cli_no_key")
     app.config.update(aliyun_config, SMSCODE_ALIYUN_ACCESS_KEY_ID=None)
-    output = failed(
-        run(app, "notify", "--template", "SMS_NOTIFY", "--params", NOTIFY_PARAMS, "--phones", PHONE)
-    )
+    output = failed(notify(app, phones=PHONE))
     assert "SMSCODE_ALIYUN_ACCESS_KEY_ID" in output
     app.config.update(aliyun_config, SMSCODE_ALIYUN_SIGN_NAME=None)
-    output = failed(
-        run(app, "notify", "--template", "SMS_NOTIFY", "--params", NOTIFY_PARAMS, "--phones", PHONE)
-    )
+    output = failed(notify(app, phones=PHONE))
     assert "SMSCODE_ALIYUN_SIGN_NAME" in output
     assert sms_server.requests == []
 
 
 # -- delivery --------------------------------------------------------------------------------
 def notify_one(app: Flask, phone: str = PHONE) -> None:
-    ok(run(app, "notify", "--template", "SMS_NOTIFY", "--params", NOTIFY_PARAMS, "--phones", phone))
+    ok(notify(app, phones=phone))
 
 
 def test_delivery_table(notify_app: Flask, sms_server: Any) -> None:

@@ -8,16 +8,22 @@ entry over the app's), each line labelled with the sender's name: the backup acc
 the one nobody looks at until the day it is needed. A sender without ``check`` (a dotted
 path) gets a SKIP line saying so. Last, the store: reachable; a cluster behind a plain
 ``redis://`` URI is the store's own start-up refusal, reported here.
+
+The ``doctor`` command at the bottom prints one line per check (or ``--json``).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
+import click
 from flask import Flask
+from flask.cli import with_appcontext
 
+from flask_smscode.cli.output import _t, flask_app, table
 from flask_smscode.config import Settings, get_setting
 from flask_smscode.errors import ConfigurationError, StorageUnavailable
 from flask_smscode.extension import EXTENSION_KEY, get_service
@@ -108,3 +114,73 @@ def _store_check(app: Flask) -> Check:
             "store", WARN, "cli.doctor.store.memory", params, "cli.doctor.fix.store_memory"
         )
     return Check("store", OK, "cli.doctor.store.ok", params)
+
+
+# -- the command --------------------------------------------------------------------------------
+_MARKS = {"ok": "✓", "warn": "!", "fail": "✗", "skip": "-"}
+
+
+def _text(key: str | None, params: dict[str, Any]) -> str:
+    """A catalogue sentence, or nothing for a check without one."""
+    return _t(key, **params) if key else ""
+
+
+def _label(check: Check) -> str:
+    """The check's name, with the sender's in front when SMSCODE_SENDER names several."""
+    name = _t(f"cli.doctor.check.{check.check}", subject=check.subject).strip()
+    return _t("cli.doctor.label", sender=check.sender, label=name) if check.sender else name
+
+
+def _rendered(check: Check) -> dict[str, Any]:
+    """The check with its label, detail and fix in the CLI's language (``--json``'s item)."""
+    return {
+        **check.as_dict(),
+        "label": _label(check),
+        "detail": _text(check.key, check.params),
+        "fix": _text(check.fix_key, {**check.params, **check.fix_params}),
+    }
+
+
+def _row(c: dict[str, Any]) -> tuple[str, str, str]:
+    """One table row: mark and status, label, detail (and the fix, unless the check is ok)."""
+    fix = "  " + _t("cli.doctor.fix", fix=c["fix"]) if c["fix"] and c["status"] != "ok" else ""
+    return (
+        f"{_MARKS[c['status']]} {_t('cli.doctor.status.' + c['status'])}",
+        c["label"],
+        c["detail"] + fix,
+    )
+
+
+@click.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@with_appcontext
+def doctor(as_json: bool) -> None:
+    """Check the configured account before users do: endpoint, clock, AccessKey,
+    signature, templates (international ones too) and store, one line each, for every
+    Alibaba Cloud sender of SMSCODE_SENDER. Exits 1 when any check fails."""
+    checks = run_checks(flask_app())
+    failures = sum(c.status == FAIL for c in checks)
+    warnings = sum(c.status == WARN for c in checks)
+    rendered = [_rendered(c) for c in checks]
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": failures == 0,
+                    "failures": failures,
+                    "warnings": warnings,
+                    "checks": rendered,
+                },
+                ensure_ascii=False,
+            )
+        )
+    else:
+        for line in table([_row(c) for c in rendered]):
+            click.echo(line)
+        click.echo(
+            _t("cli.doctor.summary.fail", failures=failures, warnings=warnings)
+            if failures
+            else _t("cli.doctor.summary.ok", warnings=warnings)
+        )
+    if failures:
+        click.get_current_context().exit(1)
