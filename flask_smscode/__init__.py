@@ -10,12 +10,6 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from flask_smscode._version import __version__ as __version__
-from flask_smscode.aliyun.errors import (
-    AliyunInvalidArguments,
-    AliyunProviderRefused,
-    AliyunRequestFailed,
-    AliyunSmsError,
-)
 from flask_smscode.errors import (
     ChallengeRequired,
     CodeExpired,
@@ -42,6 +36,10 @@ from flask_smscode.errors import (
 # redis load with the first name that needs them, the Alibaba SDK with the first SendSms
 # call. `from flask_smscode import sms_bp` keeps working (it goes through __getattr__).
 _LAZY: dict[str, str] = {
+    "AliyunInvalidArguments": "aliyun.errors",
+    "AliyunProviderRefused": "aliyun.errors",
+    "AliyunRequestFailed": "aliyun.errors",
+    "AliyunSmsError": "aliyun.errors",
     "AliyunSender": "aliyun",
     "AliyunSettings": "aliyun",
     "AliyunSms": "aliyun",
@@ -84,6 +82,12 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
         DeliveryReport,
         DeliveryStatus,
         SendSmsResponse,
+    )
+    from flask_smscode.aliyun.errors import (
+        AliyunInvalidArguments,
+        AliyunProviderRefused,
+        AliyunRequestFailed,
+        AliyunSmsError,
     )
     from flask_smscode.core.deliveries import Delivery
     from flask_smscode.core.results import SendResult, VerifyResult

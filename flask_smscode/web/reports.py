@@ -19,7 +19,6 @@ import logging
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from flask_smscode.aliyun.reports import parse_reports
 from flask_smscode.errors import StorageUnavailable
 from flask_smscode.events import log_event
 from flask_smscode.extension import get_service
@@ -59,6 +58,8 @@ def receive_reports(secret: str) -> Response:
     body = request.stream.read(settings.max_bytes + 1)
     if len(body) > settings.max_bytes:
         return _answer(413, 1, "body too large")
+    from flask_smscode.aliyun.reports import parse_reports  # only when a push arrives
+
     try:
         reports = parse_reports(body)
     except MalformedReports as exc:
