@@ -29,7 +29,6 @@ do) builds no app and reads no environment.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import secrets
@@ -481,9 +480,8 @@ def accounts_path(app: Flask) -> Path:
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # No logging.basicConfig here: the package shows its own lines (the console sender's
+    # codes included) when the app configured no logging, under gunicorn as well as here.
     demo = create_app()
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))

@@ -24,6 +24,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from flask.logging import default_handler, has_level_handler
+
 from flask_smscode.metrics import SENDERS, STATS
 from flask_smscode.phones import mask_phone
 from flask_smscode.signals import (
@@ -213,3 +215,25 @@ def _quote(text: Any) -> str:
     """Quote (logfmt) a value that is empty or holds a space, ``=`` or ``"``."""
     text = str(text)
     return f'"{text}"' if (not text or " " in text or "=" in text or '"' in text) else text
+
+
+def ensure_log_handler() -> bool:
+    """Make the package's log lines visible in an app that configured no logging, the way
+    Flask wires ``app.logger``; called once per app by ``init_app``. Returns whether it acted.
+
+    Why: without a handler, Python shows only WARNING and above (``logging.lastResort``), so
+    an app under gunicorn, which configures its own loggers and not the root, showed none of
+    the INFO lines operators read (every send and verify, the console sender's codes). So
+    when no handler would take the ``flask_smscode`` logger's records (none of its own, none of
+    an ancestor it propagates to, at its effective level: Flask's ``has_level_handler``),
+    Flask's ``default_handler`` is attached (the request's ``wsgi.errors``, i.e. gunicorn's
+    error log, else stderr) and an unset level becomes INFO. An app that configured logging
+    itself (``basicConfig``, ``dictConfig``, a handler on ``flask_smscode`` or the root, even
+    one that only takes warnings) is left alone.
+    """
+    if has_level_handler(logger):
+        return False
+    logger.addHandler(default_handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    return True

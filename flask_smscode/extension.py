@@ -16,6 +16,7 @@ from flask_smscode.core.deliveries import Delivery
 from flask_smscode.core.results import SendResult, VerifyResult
 from flask_smscode.core.service import SmsCodeService
 from flask_smscode.core.settings import AppSettings
+from flask_smscode.events import ensure_log_handler
 from flask_smscode.tokens import VerifiedPhone
 
 __all__ = [
@@ -66,6 +67,7 @@ def init_app(app: App) -> SmsCodeService:
     """Read and validate the app's settings once, and build its service (once per app)."""
     service = app.extensions.get(EXTENSION_KEY)
     if service is None:
+        ensure_log_handler()  # an app without a logging config still shows the INFO lines
         service = SmsCodeService(
             sections=AppSettings.from_config(app.config), debug=app.debug, testing=app.testing
         )

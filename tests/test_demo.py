@@ -26,6 +26,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_smscode import __version__, normalize_phone
+from flask_smscode.config import DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # demo_app.py sits at the repo root, outside the package
@@ -44,6 +45,7 @@ PHONE = "13800138000"
 MASKED = "138****8000"
 CODE_LINE = re.compile(r"code (\d{4,10}) sent to (\S+) for (\w+)")
 SCRIPT = ROOT / "flask_smscode" / "web" / "static" / "smscode.js"
+README = ROOT / "README.md"
 
 
 @pytest.fixture(autouse=True)
@@ -243,6 +245,28 @@ def test_signup_then_logout_then_login(
     assert MASKED in _text(demo_client.get("/account"))
 
 
+def test_the_readme_walk_signs_up_and_in_and_says_where_the_cooldown_is_met(
+    instance: Path, demo_get_code: Callable[..., str]
+) -> None:
+    """The README's walk with the demo's defaults: the signup code signs the user in (no
+    second code), and a login code for the same number within the resend interval is the
+    429 ``throttled`` the walk announces, with the seconds left."""
+    interval = DEFAULTS["SMSCODE_RESEND_INTERVAL_SECONDS"]
+    walk = " ".join(README.read_text(encoding="utf-8").split("## Contents")[0].split())
+    assert "Signing up signs you in" in walk
+    assert f"(`SMSCODE_RESEND_INTERVAL_SECONDS`, {interval} s)" in walk
+    assert "429 `throttled`" in walk and "`SMSCODE_RESEND_INTERVAL_SECONDS=0" in walk
+    with create_app({"TESTING": True}, instance_path=instance).test_client() as test_client:
+        assert _signup(test_client, demo_get_code).headers["Location"] == "/account"
+        assert MASKED in _text(test_client.get("/account"))  # signed in by the signup
+        test_client.post("/logout")
+        refused = test_client.post("/sms/send", json={"phone": PHONE, "purpose": "login"})
+    body = refused.get_json()
+    assert refused.status_code == 429 and body["error"] == "throttled"
+    assert 0 < body["retry_after"] <= interval
+    assert refused.headers["Retry-After"] == str(body["retry_after"])
+
+
 def test_accounts_survive_a_restart(
     demo_make_app: Callable[..., Flask], demo_get_code: Callable[..., str], instance: Path
 ) -> None:
@@ -439,6 +463,58 @@ def test_create_app_reads_the_environment(monkeypatch: pytest.MonkeyPatch, insta
     assert app.debug  # demo default, so the console sender shows codes
     response = app.test_client().post("/sms/send", json={"phone": PHONE})
     assert response.get_json()["expires_in"] == 120
+
+
+def test_every_environment_variable_of_the_demo_is_in_the_readme() -> None:
+    """The knobs demo_app.py reads are documented next to the demo command."""
+    source = (ROOT / "demo_app.py").read_text(encoding="utf-8")
+    names = set(re.findall(r"environ(?:\.get)?[(\[]\s*\"([A-Z_]+)\"", source))
+    names |= set(re.findall(r"\"([A-Z_]+)\" (?:not )?in os\.environ", source))
+    assert names >= {"HOST", "PORT", "DEMO_CHALLENGE", "REDIS_URL", "SECRET_KEY", "FLASK_DEBUG"}
+    intro = " ".join(README.read_text(encoding="utf-8").split("## Contents")[0].split())
+    assert not [name for name in names if f"`{name}" not in intro]
+    assert 'key.startswith("SMSCODE_")' in source and "`SMSCODE_*`" in intro
+
+
+def test_demo_challenge_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, instance: Path
+) -> None:
+    """DEMO_CHALLENGE=1: no code until the arithmetic question at /challenge is answered."""
+    monkeypatch.setenv("DEMO_CHALLENGE", "1")
+    with create_app({"TESTING": True}, instance_path=instance).test_client() as test_client:
+        refused = test_client.post("/sms/send", json={"phone": PHONE, "purpose": "signup"})
+        assert refused.status_code == 400
+        assert refused.get_json()["error"] == "challenge_required"
+        question = re.search(r"(\d+) \+ (\d+) = \?", _text(test_client.get("/challenge")))
+        assert question, "no question on /challenge"
+        answer = str(int(question.group(1)) + int(question.group(2)))
+        passed = test_client.post("/challenge", data={"answer": answer, "next": "/signup"})
+        assert passed.status_code == 302 and passed.headers["Location"] == "/signup"
+        sent = test_client.post("/sms/send", json={"phone": PHONE, "purpose": "signup"})
+        assert sent.status_code == 200
+    monkeypatch.setenv("DEMO_CHALLENGE", "0")
+    with create_app({"TESTING": True}, instance_path=instance).test_client() as test_client:
+        assert test_client.post("/sms/send", json={"phone": PHONE}).status_code == 200
+
+
+def test_host_and_port_from_the_environment_and_no_logging_setup(
+    monkeypatch: pytest.MonkeyPatch, instance: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python demo_app.py`` listens where HOST and PORT say, and leaves logging to the
+    package (no basicConfig: the root logger keeps its handlers)."""
+    import demo_app
+
+    monkeypatch.setenv("DEMO_INSTANCE_PATH", str(instance))
+    monkeypatch.setenv("HOST", "127.0.0.2")
+    monkeypatch.setenv("PORT", "5123")
+    runs: list[dict[str, Any]] = []
+    monkeypatch.setattr(Flask, "run", lambda self, **options: runs.append(options))
+    root_handlers = list(logging.getLogger().handlers)
+    demo_app.main()
+    [options] = runs
+    assert options["host"] == "127.0.0.2" and options["port"] == 5123
+    assert "open http://127.0.0.2:5123/" in capsys.readouterr().out
+    assert logging.getLogger().handlers == root_handlers
 
 
 def test_secret_key_is_created_once_and_reused(
