@@ -20,8 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import tests.dysmsapi_server as fake
-from tests.dysmsapi_server import DysmsapiServer, _Reply
+import tests.servers.dysmsapi_server as fake
+from tests.servers.dysmsapi_server import DysmsapiServer, _Reply
 
 _RESERVED = re.compile(rb"[^A-Za-z0-9_.~-]")
 

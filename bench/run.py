@@ -47,7 +47,7 @@ from bench.settings import (
     app_config,
     base_code_key,
 )
-from tests.redis_server import RedisServer, free_port
+from tests.servers.redis_server import RedisServer, free_port
 
 WORKERS = 2  # gunicorn sync workers
 CONCURRENCY = 4  # client connections in flight (two per worker: none idles)

@@ -17,11 +17,11 @@ import redis
 from flask import Flask
 
 from flask_smscode import sms_bp
-from tests.dysmsapi_server import DysmsapiServer
 from tests.helpers import ACCESS_KEY_ID, ACCESS_KEY_SECRET
-from tests.redis_cluster import RedisCluster
-from tests.redis_sentinel import RedisSentinelSet
-from tests.redis_server import RedisServer
+from tests.servers.dysmsapi_server import DysmsapiServer
+from tests.servers.redis_cluster import RedisCluster
+from tests.servers.redis_sentinel import RedisSentinelSet
+from tests.servers.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -155,7 +155,7 @@ def client(app: Flask) -> Any:
 def redis_cluster() -> Iterator[RedisCluster]:
     """A three-master Redis Cluster on loopback for the whole session (about 2 s to start:
     a fresh master waits 2 s before it reports ``cluster_state:ok``). Tests that move slots
-    or fail masters over start their own (see tests/test_cluster.py)."""
+    or fail masters over start their own (see tests/stores/test_cluster.py)."""
     cluster = RedisCluster().start()
     try:
         yield cluster

@@ -32,7 +32,7 @@ from flask import Flask, render_template_string, request
 from playwright.sync_api import Browser, expect, sync_playwright
 
 from flask_smscode import InvalidToken, __version__, check_token, sms_bp
-from tests.live_server import live_server
+from tests.servers.live_server import live_server
 
 pytestmark = pytest.mark.browser
 

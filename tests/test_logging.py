@@ -32,7 +32,7 @@ from flask.logging import default_handler
 from flask_smscode import sms_bp
 from flask_smscode.events import ensure_log_handler
 from tests.helpers import PHONE
-from tests.redis_server import free_port
+from tests.servers.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_LOGGER = "flask_smscode"

@@ -9,7 +9,7 @@ What the comment on the line before a block says decides how it runs:
   redis-server (the shared one is never touched).
 - ``<!-- runs against the loopback Dysmsapi server -->`` (Python): the block calls Alibaba
   Cloud as a reader's app would, and reaches the suite's loopback server instead
-  (``tests/dysmsapi_server.py``, which checks every signature as the real gateway does). The
+  (``tests/servers/dysmsapi_server.py``, which checks every signature as the real gateway does). The
   blocks' interpreter starts that server, has the test AccessKey in
   ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``_SECRET`` (where the README says the keys come from),
   and just before the block sets ``app`` to a fresh Flask app whose settings
@@ -20,7 +20,7 @@ What the comment on the line before a block says decides how it runs:
   push of its delivery report, say). Afterwards the test checks what the server received:
   every call signed right and answered OK, each kind of call of the README made.
 - ``<!-- runs against an app served on a loopback port -->`` (shell): the test serves an app
-  with the blueprint on a free loopback port (``tests/live_server.py``) and points the
+  with the blueprint on a free loopback port (``tests/servers/live_server.py``) and points the
   README's ``http://127.0.0.1:5000`` at it; the block runs in a temporary folder whose
   ``.venv`` links to the repository's, so the files it writes stay out of the checkout.
 - ``<!-- file: path -->`` (any language): the block is a file's content, written to that path
@@ -63,10 +63,10 @@ from flask_smscode import AliyunSms, sms_bp
 from flask_smscode.aliyun.loaders import ELEMENT_TYPE, credentials_from_json, element_sms_json
 from flask_smscode.core.outids import OutIds
 from flask_smscode.senders.console import ConsoleSender
-from tests.dysmsapi_server import DysmsapiServer
 from tests.helpers import ACCESS_KEY_ID, ACCESS_KEY_SECRET, E164, PHONE
-from tests.live_server import live_server
-from tests.redis_server import RedisServer
+from tests.servers.dysmsapi_server import DysmsapiServer
+from tests.servers.live_server import live_server
+from tests.servers.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -11,7 +11,7 @@ import pytest
 
 from flask_smscode import AliyunSms, AliyunSmsError, SmsCodeError, get_service, send_code
 from tests.helpers import ACCESS_KEY_ID, ACCESS_KEY_SECRET, E164, PHONE, send, verify
-from tests.redis_server import free_port
+from tests.servers.redis_server import free_port
 
 SECRETS_ALWAYS = (ACCESS_KEY_ID, ACCESS_KEY_SECRET, PHONE, E164)
 

@@ -5,7 +5,7 @@ aliyun-python-sdk-core signs an RPC call by percent-encoding every parameter wit
 ``urllib`` encodes byte by byte in Python whenever a string holds one character to escape,
 and a 1000-number SendSms (``PhoneNumbers`` with 999 commas) is ~13 kB: the encoding was
 most of a notification's CPU. :func:`install` points the SDK's signer at these functions,
-which give byte-identical output (tests/test_aliyun_encoding.py compares them with urllib
+which give byte-identical output (tests/aliyun/test_encoding.py compares them with urllib
 over generated text), so the signature is unchanged.
 """
 

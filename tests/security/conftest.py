@@ -89,7 +89,8 @@ def _codes_sent(sms_server: Any) -> set[str]:
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 def store_uri(request: pytest.FixtureRequest) -> str:
     """The suite runs on memory:// and one Redis (Cluster and Sentinel are the same scripts;
-    tests/test_cluster.py and tests/test_sentinel.py cover what differs), to stay fast."""
+    tests/stores/test_cluster.py and tests/stores/test_sentinel.py cover what differs), to
+    stay fast."""
     if request.param == "memory":
         return "memory://"
     return str(request.getfixturevalue("redis_url"))

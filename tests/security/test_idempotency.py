@@ -16,8 +16,8 @@ import pytest
 
 from flask_smscode import get_service
 from tests.helpers import PHONE
-from tests.live_server import live_server
 from tests.security.support import OTHER_PHONE, RELAXED, session
+from tests.servers.live_server import live_server
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"

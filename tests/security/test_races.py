@@ -8,8 +8,8 @@ import time
 
 from flask_smscode import get_service
 from tests.helpers import PHONE
-from tests.live_server import live_server
 from tests.security.support import post_all, session, wrong
+from tests.servers.live_server import live_server
 
 THREADS = 40
 # Per-address limits out of the way (every thread comes from 127.0.0.1), except where tested.

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 import flask_smscode
-from tests.live_server import live_server
 from tests.security.support import session
+from tests.servers.live_server import live_server
 
 DOCUMENT = Path(flask_smscode.__file__).with_name("openapi.yaml")
 SCHEMA = schemathesis.openapi.from_path(DOCUMENT)

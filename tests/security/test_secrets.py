@@ -11,9 +11,9 @@ import requests
 
 from flask_smscode import SmsCodeError, code_sent, send_code
 from tests.helpers import PHONE
-from tests.live_server import live_server
 from tests.security.conftest import SecretsWatch
 from tests.security.support import RELAXED, send, session, verify, wrong
+from tests.servers.live_server import live_server
 
 
 @pytest.mark.parametrize("leak", ["log", "answer", "exception", "phone", "secret"])

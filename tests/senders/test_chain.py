@@ -16,9 +16,9 @@ import pytest
 from flask_smscode import ConfigurationError, get_service
 from flask_smscode.cli import smscode
 from flask_smscode.metrics import SENDERS
-from tests.dysmsapi_server import DysmsapiServer
 from tests.helpers import ENGLISH, PHONE, assert_error, send, verify
-from tests.redis_server import free_port
+from tests.servers.dysmsapi_server import DysmsapiServer
+from tests.servers.redis_server import free_port
 
 BACKUP_KEY_ID, BACKUP_SECRET = "backup-key-id", "backup-key-secret"
 

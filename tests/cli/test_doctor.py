@@ -17,7 +17,8 @@ from flask import Flask
 
 from flask_smscode import sms_bp
 from flask_smscode.cli import smscode
-from tests.dysmsapi_server import (
+from tests.helpers import ACCESS_KEY_ID, ACCESS_KEY_SECRET
+from tests.servers.dysmsapi_server import (
     STATUS_REJECTED,
     STATUS_REVIEWING,
     TYPE_CODE,
@@ -25,8 +26,7 @@ from tests.dysmsapi_server import (
     TYPE_NOTICE,
     DysmsapiServer,
 )
-from tests.helpers import ACCESS_KEY_ID, ACCESS_KEY_SECRET
-from tests.redis_cluster import RedisCluster
+from tests.servers.redis_cluster import RedisCluster
 
 ENGLISH = {"LANGUAGE": "", "LC_ALL": "C.UTF-8"}
 TEMPLATE = "SMS_123456789"
@@ -424,7 +424,7 @@ def test_console_in_the_list_is_skipped(
 
 
 class OwnSender:
-    """A user's own sender class (``SMSCODE_SENDER = "...,tests.test_doctor.OwnSender"``)."""
+    """A user's own sender class (``SMSCODE_SENDER = "...,tests.cli.test_doctor.OwnSender"``)."""
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -436,10 +436,10 @@ class OwnSender:
 def test_custom_sender_is_skipped_with_its_path(
     make_app: Callable[..., Flask], sms: DysmsapiServer
 ) -> None:
-    result = doctor(make_app(SMSCODE_SENDER="aliyun,tests.test_doctor.OwnSender"))
+    result = doctor(make_app(SMSCODE_SENDER="aliyun,tests.cli.test_doctor.OwnSender"))
     assert result.exit_code == 0, result.output
-    skipped = line(result.output, "tests.test_doctor.OwnSender: provider")
-    assert "tests.test_doctor.OwnSender is not an Alibaba Cloud sender" in skipped
+    skipped = line(result.output, "tests.cli.test_doctor.OwnSender: provider")
+    assert "tests.cli.test_doctor.OwnSender is not an Alibaba Cloud sender" in skipped
     assert status(result.output, "aliyun: signature") == "OK"
 
 

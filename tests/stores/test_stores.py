@@ -34,8 +34,8 @@ from flask_smscode.stores import (
     VerifyOutcome,
     store_from_uri,
 )
-from tests.dysmsapi_server import DysmsapiServer
-from tests.redis_server import RedisServer, free_port
+from tests.servers.dysmsapi_server import DysmsapiServer
+from tests.servers.redis_server import RedisServer, free_port
 
 PHONE = "+8613800138000"
 OTHER_PHONE = "+8613900139000"

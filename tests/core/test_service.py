@@ -2,7 +2,7 @@
 
 Each test runs on ``memory://`` and on a private Redis (the ``make_app`` fixture), with the
 real ``aliyun`` sender talking to the loopback Dysmsapi server, which checks signatures.
-The HTTP layer is covered in tests/test_blueprint.py; here nothing goes through a view.
+The HTTP layer is covered in tests/web/test_blueprint.py; here nothing goes through a view.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from flask_smscode.extension import (
     verify_code,
 )
 from flask_smscode.signals import code_sent, code_verified, verification_failed
-from tests.dysmsapi_server import DysmsapiServer
 from tests.helpers import E164, PHONE
+from tests.servers.dysmsapi_server import DysmsapiServer
 
 OTHER = "13800138001"  # a second mainland number
 OTHER_E164 = "+8613800138001"

@@ -11,7 +11,7 @@ from flask_smscode import AliyunSms, AliyunSmsError
 from flask_smscode.aliyun.receipts import CHINA_TZ, DeliveryStatus
 from flask_smscode.aliyun.sendsms import MAX_PHONES_PER_CALL
 from tests.helpers import ACCESS_KEY_ID, ACCESS_KEY_SECRET
-from tests.redis_server import free_port
+from tests.servers.redis_server import free_port
 
 NOTIFY = {"name": "张三", "time": "22:00"}
 

@@ -25,7 +25,7 @@ from flask_smscode import (
 )
 from flask_smscode.aliyun import MAX_PHONES_PER_BATCH_CALL
 from flask_smscode.cli import smscode
-from tests.dysmsapi_server import DysmsapiServer
+from tests.servers.dysmsapi_server import DysmsapiServer
 
 ENGLISH = {"LANGUAGE": "", "LC_ALL": "C.UTF-8"}
 

@@ -25,9 +25,9 @@ import pytest
 from flask import Flask
 
 from flask_smscode import check_token, sms_bp
-from tests.dysmsapi_server import DysmsapiServer
 from tests.helpers import E164, PHONE
-from tests.live_server import live_server
+from tests.servers.dysmsapi_server import DysmsapiServer
+from tests.servers.live_server import live_server
 
 PACKAGE = "flask_smscode_client"  # from the document's title, "flask-smscode"
 GENERATOR_CONFIG = """\

@@ -27,7 +27,7 @@ from aliyunsdkcore.client import AcsClient
 from aliyunsdkcore.http import protocol_type
 from aliyunsdkcore.request import CommonRequest, RpcRequest
 
-from tests.dysmsapi_server import (
+from tests.servers.dysmsapi_server import (
     _COMMON_REQUIRED,
     CHINA_TZ,
     DysmsapiServer,

@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import Flask
 
-from tests.dysmsapi_server import DysmsapiServer
+from tests.servers.dysmsapi_server import DysmsapiServer
 
 #: Settings that let one phone send again at once, with per-IP limits out of the way.
 TRAFFIC_CONFIG: dict[str, Any] = {

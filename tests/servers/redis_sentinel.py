@@ -16,8 +16,8 @@ from typing import Any
 
 import redis
 
-from tests.redis_cluster import wait_until
-from tests.redis_server import free_port
+from tests.servers.redis_cluster import wait_until
+from tests.servers.redis_server import free_port
 
 SERVICE = "mymaster"
 

@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 
 from flask_smscode import AliyunSender, ConfigurationError
-from tests.dysmsapi_server import DysmsapiServer
+from tests.servers.dysmsapi_server import DysmsapiServer
 
 INTL = "SMS_INTL_CODE"  # the loopback server's international (TemplateType 3) template
 DOMESTIC = "SMS_123456789"

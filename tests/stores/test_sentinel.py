@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.failover_traffic import TRAFFIC_CONFIG, Traffic, fresh_round
 from tests.helpers import send, verify
-from tests.redis_sentinel import RedisSentinelSet
+from tests.servers.failover_traffic import TRAFFIC_CONFIG, Traffic, fresh_round
+from tests.servers.redis_sentinel import RedisSentinelSet
 
 pytestmark = pytest.mark.redis_sentinel
 

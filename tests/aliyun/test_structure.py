@@ -31,7 +31,7 @@ from flask_smscode.aliyun import errors as aliyun_errors
 from flask_smscode.config import DEFAULTS, SETTINGS
 from tests.helpers import E164, send
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_every_name_the_readme_imports_from_the_package_exists() -> None:

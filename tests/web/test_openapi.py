@@ -29,7 +29,7 @@ from flask_smscode import SmsCodeError, get_service
 from flask_smscode.config import DEFAULTS, MAX_CODE_TTL_SECONDS
 from flask_smscode.web import blueprint as blueprint_module
 from tests.helpers import E164, PHONE, send, verify, wrong
-from tests.redis_server import free_port
+from tests.servers.redis_server import free_port
 
 SPEC_URI = "urn:flask-smscode:openapi"
 SPEC: dict[str, Any] = yaml.safe_load(

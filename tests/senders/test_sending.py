@@ -10,7 +10,7 @@ import pytest
 
 from flask_smscode import ConfigurationError, get_service
 from tests.helpers import E164, PHONE, assert_error, send, verify
-from tests.redis_server import free_port
+from tests.servers.redis_server import free_port
 
 
 def sendsms_requests(sms_server) -> list:

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from flask_smscode import StorageUnavailable, get_service, send_code
-from tests.failover_traffic import TRAFFIC_CONFIG, Traffic, fresh_round
 from tests.helpers import PHONE, assert_error, send, verify, wrong
-from tests.redis_server import RedisServer
+from tests.servers.failover_traffic import TRAFFIC_CONFIG, Traffic, fresh_round
+from tests.servers.redis_server import RedisServer
 
 # Every test here brings its own Redis (or none) and overrides SMSCODE_STORAGE_URI, so
 # ``make_app`` is built once, not once per store of the behaviour suite.

@@ -24,10 +24,10 @@ from flask import Flask
 
 from flask_smscode import ConsoleSender, normalize_phone
 from flask_smscode.cli import smscode
-from tests.dysmsapi_server import CHINA_TZ
 from tests.helpers import E164, ENGLISH, PHONE
+from tests.servers.dysmsapi_server import CHINA_TZ
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTIFY_PARAMS = '{"name":"Zhang San","time":"22:00"}'
 COMMANDS = ("send", "status", "reset", "notify", "delivery", "guard", "doctor")
 

@@ -14,7 +14,7 @@ import pytest
 
 from flask_smscode import ConfigurationError
 from tests.helpers import assert_error, send, verify
-from tests.redis_server import free_port
+from tests.servers.redis_server import free_port
 
 pytestmark = pytest.mark.parametrize("store_uri", ["memory"], ids=["own"], indirect=True)
 

@@ -25,10 +25,10 @@ from flask_smscode.core.outids import OutIds
 from flask_smscode.errors import ConfigurationError
 from flask_smscode.metrics import REPORTS, SmsCodeCollector, report_err_label
 from flask_smscode.signals import delivery_reported
-from tests.dysmsapi_server import DysmsapiServer
 from tests.helpers import E164, PHONE
-from tests.live_server import live_server
-from tests.redis_server import RedisServer
+from tests.servers.dysmsapi_server import DysmsapiServer
+from tests.servers.live_server import live_server
+from tests.servers.redis_server import RedisServer
 
 SECRET = "r3p0rt-S3cret_" + "x" * 30
 OTHER_PHONE = "13900139000"

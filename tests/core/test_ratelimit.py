@@ -29,7 +29,7 @@ from flask_smscode.stores import (
     VerifyOutcome,
     store_from_uri,
 )
-from tests.redis_server import free_port
+from tests.servers.redis_server import free_port
 
 PHONE = "+8613800138000"
 PER_MINUTE_2 = (Limit(2, 60, "2 per 1 minute"),)

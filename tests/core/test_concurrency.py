@@ -8,7 +8,7 @@ from threading import Barrier
 import requests
 
 from tests.helpers import PHONE
-from tests.live_server import live_server
+from tests.servers.live_server import live_server
 
 PARALLEL = 20
 

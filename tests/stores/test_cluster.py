@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import pytest
 
 from flask_smscode import ConfigurationError
-from tests.failover_traffic import TRAFFIC_CONFIG, Traffic, fresh_round
 from tests.helpers import send, verify, wrong
-from tests.redis_cluster import ClusterNode, RedisCluster
+from tests.servers.failover_traffic import TRAFFIC_CONFIG, Traffic, fresh_round
+from tests.servers.redis_cluster import ClusterNode, RedisCluster
 
 pytestmark = pytest.mark.redis_cluster
 
