@@ -14,15 +14,11 @@ fonts-noto-cjk).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +28,9 @@ from flask import Flask, render_template_string, request
 from playwright.sync_api import Browser, expect, sync_playwright
 
 from flask_smscode import InvalidToken, __version__, check_token, sms_bp
+from tests.servers.demo_process import DemoProcess, demo_environment
 from tests.servers.live_server import live_server
+from tests.servers.redis_server import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -51,105 +49,28 @@ CHROMIUM_ARGS = [
 PHONE = "13800138000"
 OTHER_PHONE = "13900139000"
 MASKED = "138****8000"
-START_TIMEOUT = 20.0
 TIMEOUT_MS = 10_000
 CJK = re.compile(r"[\u4e00-\u9fff]")
 COUNTDOWN = re.compile(r"\((\d+)s\)$")
 
 
-class DemoProcess:
-    """``python demo_app.py`` on a free port, its terminal output collected by a thread."""
+class DemoSite(DemoProcess):
+    """``python demo_app.py`` on a free port (tests/servers/demo_process.py collects its
+    terminal output)."""
 
     def __init__(self, port: int, instance: Path, resend_seconds: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith("SMSCODE_")
-            and key not in {"REDIS_URL", "SECRET_KEY", "FLASK_DEBUG", "HOST"}
-        }
-        env.update(
+        env = demo_environment(
             PORT=str(port),
             PYTHONUNBUFFERED="1",
             DEMO_INSTANCE_PATH=str(instance),
             SMSCODE_RESEND_INTERVAL_SECONDS=str(resend_seconds),
         )
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self.process = subprocess.Popen(
-            [sys.executable, "demo_app.py"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            encoding="utf-8",
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-
-    @property
-    def output(self) -> str:
-        with self._changed:
-            return "\n".join(self.lines)
-
-    def wait_until_up(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"demo_app.py exited with {self.process.returncode}:\n{self.output}")
-            try:
-                with urllib.request.urlopen(self.url + "/login", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        pytest.fail(f"demo_app.py did not answer on {self.url}:\n{self.output}")
-
-    def mark(self) -> int:
-        with self._changed:
-            return len(self.lines)
+        super().__init__([sys.executable, "demo_app.py"], f"http://127.0.0.1:{port}", env)
 
     def code_since(self, mark: int, purpose: str, timeout: float = 10.0) -> str:
         """The code the console sender printed for ``purpose`` after line ``mark``."""
-        pattern = re.compile(rf"code (\d{{4,10}}) sent to {re.escape(MASKED)} for {purpose}\b")
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for line in self.lines[mark:]:
-                    found = pattern.search(line)
-                    if found:
-                        return found.group(1)
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    pytest.fail(f"no {purpose} code in the demo's output:\n{self.output}")
-                self._changed.wait(left)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._reader.join(timeout=5)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        pattern = rf"code (\d{{4,10}}) sent to {re.escape(MASKED)} for {purpose}\b"
+        return self.wait_for(pattern, since=mark, timeout=timeout).group(1)
 
 
 def _has_cjk_font() -> bool:
@@ -179,8 +100,8 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
-def _start_demo(tmp_path: Path, resend_seconds: int) -> DemoProcess:
-    server = DemoProcess(_free_port(), tmp_path / "instance", resend_seconds)
+def _start_demo(tmp_path: Path, resend_seconds: int) -> DemoSite:
+    server = DemoSite(free_port(), tmp_path / "instance", resend_seconds)
     try:
         server.wait_until_up()
     except BaseException:
@@ -190,7 +111,7 @@ def _start_demo(tmp_path: Path, resend_seconds: int) -> DemoProcess:
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Iterator[DemoProcess]:
+def demo(tmp_path: Path) -> Iterator[DemoSite]:
     """The demo with a 2 s resend wait (one test sends to one phone twice)."""
     server = _start_demo(tmp_path, resend_seconds=2)
     try:
@@ -200,7 +121,7 @@ def demo(tmp_path: Path) -> Iterator[DemoProcess]:
 
 
 @pytest.fixture
-def slow_demo(tmp_path: Path) -> Iterator[DemoProcess]:
+def slow_demo(tmp_path: Path) -> Iterator[DemoSite]:
     """The demo with the default-like 60 s resend wait, for the countdown and the 429."""
     server = _start_demo(tmp_path, resend_seconds=60)
     try:
@@ -249,7 +170,7 @@ def _tab(browser: Browser, tabs: list[Tab], locale: str = "zh-CN") -> Tab:
 
 
 def _request_code(
-    tab: Tab, server: DemoProcess, purpose: str, phone: str = PHONE
+    tab: Tab, server: DemoSite, purpose: str, phone: str = PHONE
 ) -> tuple[str, dict[str, Any], str]:
     """Click "get code": the button is disabled while the request runs and then counts
     down; returns the code (from the terminal), the JSON answer and the request's language."""
@@ -272,7 +193,7 @@ def _wait_for_send_button(tab: Tab) -> None:
 
 # -- the demo ----------------------------------------------------------------------------------
 def test_sign_up_sign_out_sign_in_in_chinese(
-    browser: Browser, tabs: list[Tab], demo: DemoProcess
+    browser: Browser, tabs: list[Tab], demo: DemoSite
 ) -> None:
     tab = _tab(browser, tabs, "zh-CN")
     page = tab.page
@@ -320,7 +241,7 @@ def test_sign_up_sign_out_sign_in_in_chinese(
 
 
 def test_wrong_code_then_right_one_in_english(
-    browser: Browser, tabs: list[Tab], demo: DemoProcess
+    browser: Browser, tabs: list[Tab], demo: DemoSite
 ) -> None:
     tab = _tab(browser, tabs, "zh-CN")
     page = tab.page
@@ -362,7 +283,7 @@ def test_wrong_code_then_right_one_in_english(
 
 
 def test_countdown_survives_a_reload(
-    browser: Browser, tabs: list[Tab], slow_demo: DemoProcess
+    browser: Browser, tabs: list[Tab], slow_demo: DemoSite
 ) -> None:
     tab = _tab(browser, tabs, "zh-CN")
     page = tab.page
@@ -390,7 +311,7 @@ def test_countdown_survives_a_reload(
 
 
 def test_throttled_answer_is_shown_and_counted_down(
-    browser: Browser, tabs: list[Tab], slow_demo: DemoProcess
+    browser: Browser, tabs: list[Tab], slow_demo: DemoSite
 ) -> None:
     first = _tab(browser, tabs, "zh-CN")
     first.page.goto(slow_demo.url + "/login")

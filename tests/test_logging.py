@@ -13,13 +13,9 @@ from __future__ import annotations
 import io
 import logging
 import logging.config
-import os
 import re
 import shutil
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,12 +28,10 @@ from flask.logging import default_handler
 from flask_smscode import sms_bp
 from flask_smscode.events import ensure_log_handler
 from tests.helpers import PHONE
+from tests.servers.demo_process import DemoProcess, demo_environment
 from tests.servers.redis_server import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_LOGGER = "flask_smscode"
-START_SECONDS = 20.0  # gunicorn and the demo start in about a second
-LINE_SECONDS = 10.0
 
 
 @contextmanager
@@ -149,87 +143,18 @@ def test_a_second_app_adds_nothing_and_a_chosen_level_stays() -> None:
 
 
 # -- the demo under gunicorn -----------------------------------------------------------------
-class GunicornDemo:
-    """``gunicorn demo_app:app`` on a free loopback port; its stderr collected by a thread."""
+class GunicornDemo(DemoProcess):
+    """``gunicorn demo_app:app`` on a free loopback port (tests/servers/demo_process.py
+    collects its output: gunicorn's error log is its stderr)."""
 
     def __init__(self, tmp_path: Path) -> None:
         binary = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
         assert binary, "gunicorn is missing (the test extra installs it)"
         port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("SMSCODE_", "FLASK_", "GUNICORN_"))
-            and key not in {"REDIS_URL", "SECRET_KEY", "DEMO_CHALLENGE", "HOST", "PORT"}
-        }
         # HOME: gunicorn 22+ puts its control socket under ~/.gunicorn.
-        env.update(DEMO_INSTANCE_PATH=str(tmp_path / "instance"), HOME=str(tmp_path))
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self.process = subprocess.Popen(
-            [binary, "--bind", f"127.0.0.1:{port}", "--workers", "1", "demo_app:app"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-
-    @property
-    def stderr(self) -> str:
-        with self._changed:
-            return "\n".join(self.lines)
-
-    def wait_until_up(self, session: requests.Session) -> None:
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"gunicorn exited with {self.process.returncode}:\n{self.stderr}")
-            try:
-                if session.get(f"{self.url}/login", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                time.sleep(0.1)
-        pytest.fail(f"gunicorn did not answer on {self.url}:\n{self.stderr}")
-
-    def wait_for(self, pattern: str) -> re.Match[str]:
-        """The first stderr line matching ``pattern``, waiting up to LINE_SECONDS."""
-        wanted = re.compile(pattern)
-        deadline = time.monotonic() + LINE_SECONDS
-        with self._changed:
-            while True:
-                for line in self.lines:
-                    found = wanted.search(line)
-                    if found:
-                        return found
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    pytest.fail(f"no line matching {pattern!r} in:\n{self.stderr}")
-                self._changed.wait(left)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._reader.join(timeout=5)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
+        env = demo_environment(DEMO_INSTANCE_PATH=str(tmp_path / "instance"), HOME=str(tmp_path))
+        command = [binary, "--bind", f"127.0.0.1:{port}", "--workers", "1", "demo_app:app"]
+        super().__init__(command, f"http://127.0.0.1:{port}", env)
 
 
 @pytest.fixture
@@ -246,7 +171,7 @@ def test_gunicorn_shows_the_console_senders_code(gunicorn_demo: GunicornDemo) ->
     loggers): the code still reaches gunicorn's error log, and it signs the phone up."""
     with requests.Session() as session:
         session.trust_env = False  # never through a proxy
-        gunicorn_demo.wait_until_up(session)
+        gunicorn_demo.wait_until_up()
         sent = session.post(
             f"{gunicorn_demo.url}/sms/send", json={"phone": PHONE, "purpose": "signup"}, timeout=10
         )
