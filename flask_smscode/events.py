@@ -21,8 +21,7 @@ import logging
 import re
 import traceback
 import unicodedata
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask.logging import default_handler, has_level_handler
 
@@ -41,9 +40,11 @@ MAX_VALUE_CHARS = 100  # request ids, OutIds and provider codes are far shorter
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What one send or verify came to: the one value that is logged, counted and signalled.
+
+    A NamedTuple rather than a frozen dataclass: the service derives it step by step
+    (``_replace``), and ``dataclasses.replace`` cost 10 µs per step, a third of a verify.
 
     ``phone`` is the E.164 number: masked in the log line, whole only for signal receivers
     (the app's own code). ``event`` is ``"send"`` or ``"verify"``; ``outcome`` what happened
@@ -89,11 +90,31 @@ def observe(outcome: Outcome, app: Any = None) -> None:
         SENDERS.count(outcome.sender, outcome.sender_outcome)
     if outcome.guard is not None:  # the pumping guard or the pre-send hook refused
         STATS.guard_refusal(outcome.guard)
+    # A purpose is counted and logged only as a label an app configured (else "unknown").
+    purpose = STATS.purpose_label(outcome.purpose) if outcome.purpose else "-"
+    count = STATS.send if outcome.event == "send" else STATS.verify
+    count(purpose, outcome.outcome)
+    if logger.isEnabledFor(outcome.level):  # else the line would be dropped: not built
+        _log_outcome(outcome, purpose)
+    if outcome.signal is None:
+        return
+    signal = _SIGNALS[outcome.signal]
+    if not signal.receivers:  # nobody listens (the usual case): skip the app lookup
+        return
+    extra: dict[str, Any] = {}
+    if outcome.delivery is not None:
+        extra["delivery"] = outcome.delivery
+    if outcome.reason is not None:
+        extra["reason"] = outcome.reason
+    send_signal(signal, app, phone=outcome.phone, purpose=outcome.purpose, **extra)
+
+
+def _log_outcome(outcome: Outcome, purpose: str) -> None:
     log_event(
         outcome.level,
         outcome.event,
         phone=mask_phone(outcome.phone) if outcome.phone else "-",
-        purpose=outcome.purpose or "-",
+        purpose=purpose,
         outcome=outcome.outcome,
         latency_ms=outcome.latency_ms,
         idempotency_key=outcome.idempotency_key,
@@ -106,17 +127,6 @@ def observe(outcome: Outcome, app: Any = None) -> None:
         exception=outcome.exception,
         attempts_left=outcome.attempts_left,
     )
-    if outcome.signal is None:
-        return
-    signal = _SIGNALS[outcome.signal]
-    if not signal.receivers:  # nobody listens (the usual case): skip the app lookup
-        return
-    extra: dict[str, Any] = {}
-    if outcome.delivery is not None:
-        extra["delivery"] = outcome.delivery
-    if outcome.reason is not None:
-        extra["reason"] = outcome.reason
-    send_signal(signal, app, phone=outcome.phone, purpose=outcome.purpose, **extra)
 
 
 def send_signal(signal: Any, app: Any = None, **kwargs: Any) -> None:
@@ -144,14 +154,11 @@ def send_signal(signal: Any, app: Any = None, **kwargs: Any) -> None:
 
 
 def log_event(level: int, event: str, **fields: Any) -> None:
+    """One ``key=value`` line; a purpose is written only as a label an app configured."""
+    if not logger.isEnabledFor(level):
+        return  # the line would be dropped anyway, so it is not built
     if "purpose" in fields and fields["purpose"] not in (None, "-"):
         fields["purpose"] = STATS.purpose_label(fields["purpose"])
-    if event == "send":
-        STATS.send(str(fields.get("purpose")), str(fields.get("outcome")))
-    elif event == "verify":
-        STATS.verify(str(fields.get("purpose")), str(fields.get("outcome")))
-    if not logger.isEnabledFor(level):
-        return  # counted; the line would be dropped anyway, so it is not built
     clean = {
         _escape(str(key)): _bounded(value)
         for key, value in {"event": event, **fields}.items()

@@ -19,7 +19,6 @@ import logging
 import time
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
 from typing import Any
 
 from flask import has_request_context, request
@@ -243,13 +242,13 @@ class SmsCodeService:
             guard = self.guard.request(e164)
             idem = self._idempotency_request(idempotency_key, e164, purpose)
             if idem is not None:
-                seen = replace(seen, idempotency_key=log_id(idem.key_id))  # never the key
+                seen = seen._replace(idempotency_key=log_id(idem.key_id))  # never the key
             fixed = s.test_numbers.get(e164)
             code = fixed or generate_code(s.code_length)
             # Also the OutId of the provider call: 16 characters that tell a delivery report
             # of this send from anything else (time + HMAC tag, see core/outids.py).
             send_id = self.out_ids.new(e164)
-            seen = replace(seen, out_id=send_id)
+            seen = seen._replace(out_id=send_id)
             decision = self._reserve(
                 e164, purpose, self._hash(e164, purpose, code), send_id, client, guard, idem
             )
@@ -259,7 +258,7 @@ class SmsCodeService:
                 raise self._refused(decision, guard, seen)
             if fixed is not None:  # a test number: every rule above applied, no SMS goes out
                 delivery = "sent"
-                seen = replace(seen, outcome="test_number", signal="code_sent", delivery="test")
+                seen = seen._replace(outcome="test_number", signal="code_sent", delivery="test")
             else:
                 try:
                     delivery, seen = self._deliver(e164, code, purpose, send_id, seen, guard)
@@ -291,7 +290,7 @@ class SmsCodeService:
         else:
             refusal = ChallengeRequired() if allowed is False else None
         if refusal is not None:
-            refusal.outcome = replace(seen, guard="challenge")
+            refusal.outcome = seen._replace(guard="challenge")
             raise refusal
 
     def _idempotency_request(
@@ -375,7 +374,7 @@ class SmsCodeService:
     def _replay(
         self, answer: StoredAnswer, e164: str, purpose: str, seen: Outcome
     ) -> tuple[SendResult, Outcome]:
-        seen = replace(seen, replayed=True)
+        seen = seen._replace(replayed=True)
         if answer.code != "ok":
             error = error_for(answer, REFUSAL_KEYS.get)
             error.outcome = seen
@@ -383,7 +382,7 @@ class SmsCodeService:
         result = SendResult(
             e164, purpose, answer.n1 or 0, answer.n2 or 0, answer.key or "sent", replayed=True
         )
-        return result, replace(seen, outcome="replayed")
+        return result, seen._replace(outcome="replayed")
 
     def _refused(
         self, decision: SendDecision, guard: GuardRequest | None, seen: Outcome
@@ -395,7 +394,7 @@ class SmsCodeService:
         error = Throttled(key=REFUSAL_KEYS[kind.value], retry_after=decision.retry_after)
         if kind in (Refusal.CLIENT, Refusal.PHONE):
             return error
-        error.outcome = replace(seen, guard=kind.value)  # counted by observe()
+        error.outcome = seen._replace(guard=kind.value)  # counted by observe()
         if decision.notice or kind is Refusal.CONVERSION:
             log_event(
                 logging.WARNING,
@@ -436,8 +435,7 @@ class SmsCodeService:
             receipt = self.sender.send(phone, code, purpose, out_id=send_id)
         except DeliveryUnconfirmed as exc:
             name = self._carried_by(exc.sender, phone, purpose, send_id)
-            return "unconfirmed", replace(
-                seen,
+            return "unconfirmed", seen._replace(
                 outcome="unconfirmed",
                 provider_code=exc.provider_code,
                 request_id=exc.request_id,
@@ -450,21 +448,19 @@ class SmsCodeService:
             failure = exc
             # A sender puts the provider's code and request id on the error it raises
             # (SmsCodeError.with_provider); None when the refusal is not the provider's.
-            seen = replace(
-                seen,
+            seen = seen._replace(
                 provider_code=exc.provider_code,
                 request_id=exc.request_id,
                 sender=self._sender_name(exc.sender),
             )
         except Exception as exc:  # a custom sender's bug; its text may hold the code
             failure = ProviderError()
-            seen = replace(seen, exception=type(exc).__name__, sender=self._sender_name(None))
+            seen = seen._replace(exception=type(exc).__name__, sender=self._sender_name(None))
         else:
             name = self._carried_by(receipt.sender, phone, purpose, send_id)
             if self.deliveries.enabled:
                 self._record_sent(phone, send_id, receipt.biz_id)
-            return "sent", replace(
-                seen,
+            return "sent", seen._replace(
                 provider_code=receipt.provider_code,
                 request_id=receipt.request_id,
                 sender=name,
@@ -473,7 +469,7 @@ class SmsCodeService:
                 delivery="sent",
             )
         self._cancel(phone, purpose, send_id, guard)
-        failure.outcome = replace(seen, sender_outcome="failed")
+        failure.outcome = seen._replace(sender_outcome="failed")
         raise failure  # outside the except blocks: no chained sender exception
 
     def _record_sent(self, phone: str, send_id: str, biz_id: str | None) -> None:
@@ -639,17 +635,20 @@ class SmsCodeService:
             raise error
         if result.outcome is VerifyOutcome.OK:
             token = self.tokens.issue(e164, purpose)
-            return VerifyResult(e164, purpose, token, s.token_ttl), replace(
-                seen, signal="code_verified"
+            return VerifyResult(e164, purpose, token, s.token_ttl), seen._replace(
+                signal="code_verified"
             )
+        attempts_left = None
         if result.outcome is VerifyOutcome.INVALID:
             error = InvalidCode(attempts_left=result.attempts_left)
-            seen = replace(seen, attempts_left=result.attempts_left)
+            attempts_left = result.attempts_left
         elif result.outcome is VerifyOutcome.EXPIRED:
             error = CodeExpired()
         else:
             error = TooManyAttempts(retry_after=max(1, result.retry_after))
-        error.outcome = replace(seen, signal="verification_failed", reason=error.code)
+        error.outcome = seen._replace(
+            signal="verification_failed", reason=error.code, attempts_left=attempts_left
+        )
         raise error
 
     # -- tokens --------------------------------------------------------------------------
@@ -708,8 +707,7 @@ def _outcome_of(exc: SmsCodeError, event: str, purpose: object) -> Outcome:
 
 
 def _finished(outcome: Outcome, result: str, level: int, started: float) -> Outcome:
-    return replace(
-        outcome,
+    return outcome._replace(
         outcome=result,
         level=level,
         latency_ms=round((time.monotonic() - started) * 1000, 1),
