@@ -46,8 +46,11 @@ from bench.settings import (
     PURPOSE,
     app_config,
     base_code_key,
+    quiet_package_logs,
 )
 from tests.servers.redis_server import RedisServer, free_port
+
+quiet_package_logs()  # as bench/app.py does in the gunicorn workers
 
 WORKERS = 2  # gunicorn sync workers
 CONCURRENCY = 4  # client connections in flight (two per worker: none idles)
