@@ -195,9 +195,7 @@ def challenge() -> Response | str:
 
     from flask import render_template_string
 
-    target = request.values.get("next", "/login")
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/login"
+    target = safe_next(request.values.get("next", "/login"))
     wrong = False
     if request.method == "POST":
         if request.form.get("answer", "").strip() == str(session.pop("challenge_answer", "")):
@@ -214,28 +212,24 @@ def _mount_metrics(app: Flask) -> None:
     ``prometheus`` extra is installed (scripts/demo.sh installs it), else the same counters
     written out by hand, so the README's "the demo serves /metrics" holds either way."""
     try:
-        from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+        import prometheus_client  # noqa: F401
     except ImportError:
         app.add_url_rule("/metrics", "metrics", _plain_metrics)
         return
-    from flask_smscode.metrics import register_metrics
+    from flask_smscode.metrics import metrics_view
 
-    try:
-        register_metrics(REGISTRY)
-    except ValueError:
-        pass  # another demo app in this process (the tests) registered the collector
-    app.add_url_rule(
-        "/metrics",
-        "metrics",
-        lambda: Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST),
-    )
+    # The package's view: this process's counts, or with PROMETHEUS_MULTIPROC_DIR set
+    # (gunicorn, see gunicorn.conf.py in the README) the totals of all workers.
+    app.add_url_rule("/metrics", "metrics", metrics_view)
 
 
 def _plain_metrics() -> Response:
     from flask_smscode.metrics import STATS
 
     snapshot = STATS.snapshot()
-    lines = []
+    lines = [  # why the package's own /metrics would be off, and what this page is instead
+        "# prometheus_client is not installed: the demo writes this process's counters itself"
+    ]
     for name, labels, counts in (
         ("smscode_sends_total", ("purpose", "outcome"), snapshot["sends"]),
         ("smscode_verifies_total", ("purpose", "outcome"), snapshot["verifies"]),
@@ -267,12 +261,37 @@ def _set_language() -> None:
     g.lang = _language()
 
 
+def safe_next(target: str, fallback: str = "/") -> str:
+    """``target`` if it is a path of this site, else ``fallback``: the one check of every
+    ``next`` the demo redirects to (copy it with the pattern).
+
+    Refused (issue 15): anything not starting with one ``/``; ``//host`` and ``/\\host``
+    (browsers read both as another host); a backslash anywhere; any control character or
+    whitespace, before or after percent-decoding (browsers drop tabs and newlines from a
+    URL, so ``/%09/evil.example`` became ``//evil.example``, and a newline in a
+    ``Location`` header was a 500); and anything with a scheme or a host.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    if not isinstance(target, str) or len(target) > 2048:
+        return fallback
+    forms = [target]
+    for _ in range(3):  # decoded again: a proxy or the browser may decode once more
+        forms.append(unquote(forms[-1]))
+    for form in forms:
+        if not form.startswith("/") or form[1:2] in ("/", "\\") or "\\" in form:
+            return fallback
+        if any(ord(char) < 0x21 or ord(char) == 0x7F or char.isspace() for char in form):
+            return fallback
+        parts = urlsplit(form)
+        if parts.scheme or parts.netloc:
+            return fallback
+    return target
+
+
 def switch_language(lang: str) -> Response:
     """``GET /lang/<zh|en>?next=/path``: remember the choice, go back to the page."""
-    target = request.args.get("next", "")
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        target = url_for("index")  # only paths of this site: no open redirect
-    response = redirect(target, code=303)
+    response = redirect(safe_next(request.args.get("next", "")), code=303)
     if lang in LANGUAGES:
         response.set_cookie(
             LANG_COOKIE, lang, max_age=LANG_COOKIE_MAX_AGE_SECONDS, samesite="Lax", httponly=True

@@ -38,6 +38,9 @@ def app_config(redis_url: str, prefix: str, provider_endpoint: str) -> dict[str,
         # with few verifies is exactly what it stops. Counted, never reached.
         "SMSCODE_PREFIX_SEND_LIMITS": "10000000/hour",
         "SMSCODE_GUARD_MIN_SENDS": 1_000_000,
+        # One address leaving thousands of codes unverified in one block is what the source
+        # rule refuses (core/guard.py); counted, never reached.
+        "SMSCODE_GUARD_SOURCE_SENDS": 1_000_000,
     }
 
 

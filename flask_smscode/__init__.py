@@ -14,6 +14,7 @@ from flask_smscode.errors import (
     ChallengeRequired,
     CodeExpired,
     ConfigurationError,
+    CrossSiteRequest,
     DeliveryUnconfirmed,
     FlaskSmsCodeError,
     IdempotencyKeyReused,
@@ -60,11 +61,13 @@ _LAZY: dict[str, str] = {
     "check_token": "extension",
     "code_sent": "signals",
     "code_verified": "signals",
+    "consume_receipts": "cli.receipts",  # the message-queue consumer, for own workers
     "delivery_reported": "signals",
     "delivery_status": "extension",
     "get_service": "extension",
     "init_app": "extension",
     "mask_phone": "phones",
+    "reply_received": "signals",
     "normalize_phone": "phones",
     "send_code": "extension",
     "sms_bp": "web.blueprint",
@@ -89,6 +92,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
         AliyunRequestFailed,
         AliyunSmsError,
     )
+    from flask_smscode.cli.receipts import consume_receipts
     from flask_smscode.core.deliveries import Delivery
     from flask_smscode.core.results import SendResult, VerifyResult
     from flask_smscode.core.service import SmsCodeService
@@ -107,6 +111,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
         code_sent,
         code_verified,
         delivery_reported,
+        reply_received,
         verification_failed,
     )
     from flask_smscode.tokens import VerifiedPhone
@@ -139,6 +144,7 @@ __all__ = [
     "CodeExpired",
     "ConfigurationError",
     "ConsoleSender",
+    "CrossSiteRequest",
     "Delivery",
     "DeliveryRecord",
     "DeliveryReport",
@@ -169,12 +175,14 @@ __all__ = [
     "check_token",
     "code_sent",
     "code_verified",
+    "consume_receipts",
     "delivery_reported",
     "delivery_status",
     "get_service",
     "init_app",
     "mask_phone",
     "normalize_phone",
+    "reply_received",
     "send_code",
     "sms_bp",
     "verification_failed",

@@ -87,6 +87,11 @@ SETTINGS: dict[str, Setting] = {
     "SMSCODE_SENDERS_CONFIG": _S(
         {}, "dict name -> dict", "named senders: SMSCODE_* overrides per sender (failover)"
     ),
+    "SMSCODE_SENDER_ROUTES": _S(
+        None,
+        "dict code -> name(s)",
+        "senders per country calling code ('86', '*' = the rest); None: SMSCODE_SENDER for all",
+    ),
     "SMSCODE_ALIYUN_ACCESS_KEY_ID": _S(
         None, "text", "AccessKey id (else ALIBABA_CLOUD_ACCESS_KEY_ID)"
     ),
@@ -113,6 +118,17 @@ SETTINGS: dict[str, Setting] = {
     "SMSCODE_ALIYUN_TIMEOUT_SECONDS": _S(
         5.0, "seconds", "read timeout of one call; connect: min(this, 3)"
     ),
+    # Alibaba PNVS 号码认证服务 (aliyun/pnvs/): the AccessKey is SMSCODE_ALIYUN_ACCESS_KEY_*
+    "SMSCODE_PNVS_SIGN_NAME": _S(None, "text", "the system-provided signature (赠送签名)"),
+    "SMSCODE_PNVS_TEMPLATE_CODE": _S(
+        None, "code or dict", "system-provided template (赠送模板); one code, or purpose -> code"
+    ),
+    "SMSCODE_PNVS_SCHEME_NAME": _S(None, "text", "the scheme (方案名称); None: default scheme"),
+    "SMSCODE_PNVS_ENDPOINT": _S("dypnsapi.aliyuncs.com", "host[:port]", "the PNVS API host"),
+    "SMSCODE_PNVS_PROTOCOL": _S("https", "https|http", "http only for a loopback endpoint"),
+    "SMSCODE_PNVS_TIMEOUT_SECONDS": _S(
+        5.0, "seconds", "read timeout of one call; connect: min(this, 3)"
+    ),
     "SMSCODE_OPENAPI_ENABLED": _S(True, "bool", "serve GET /sms/openapi.json"),
     # the SMS-pumping guard (guard.py) and idempotent sends (idempotency.py)
     "SMSCODE_GLOBAL_SEND_LIMITS": _S("", "rate string", "sends of the whole app; '' is off"),
@@ -120,15 +136,41 @@ SETTINGS: dict[str, Setting] = {
     "SMSCODE_PREFIX_DIGITS": _S(
         {"86": 7, "*": 3}, "digits per calling code", "what a number prefix is"
     ),
-    "SMSCODE_GUARD_WINDOW_SECONDS": _S(3600, "seconds", "the conversion guard's window"),
-    "SMSCODE_GUARD_MIN_SENDS": _S(20, "sends", "sends before a prefix's conversion is judged"),
+    # A day, not an hour (issue 15): a slow drip stays under any hourly threshold; 16, not
+    # 20: the fraud replay's 20 SMS per attacked block includes what leaks after a block
+    # (bench/replay.py, bench/RESULTS.md "Fraud replay").
+    "SMSCODE_GUARD_WINDOW_SECONDS": _S(86400, "seconds", "the conversion guard's window"),
+    "SMSCODE_GUARD_MIN_SENDS": _S(16, "sends", "sends before a prefix's conversion is judged"),
     "SMSCODE_GUARD_MIN_CONVERSION": _S(0.2, "ratio", "below this share a prefix is blocked"),
     "SMSCODE_GUARD_BLOCK_SECONDS": _S(43200, "seconds", "how long a prefix stays blocked"),
+    # who is behind a prefix's unverified sends, and shadow mode (core/guard.py)
+    "SMSCODE_GUARD_MIN_SOURCES": _S(
+        3, "sources", "distinct sources before a prefix is blocked for everyone; 0: any"
+    ),
+    "SMSCODE_GUARD_SOURCE_SENDS": _S(
+        5, "sends", "unverified sends one source may leave in one prefix; 0: no limit"
+    ),
+    "SMSCODE_GUARD_SOURCE": _S(
+        None, "callable or 'module:function'", "(request) -> the source key; None: client address"
+    ),
+    "SMSCODE_GUARD_MODE": _S(
+        "enforce", "enforce|shadow", "shadow: the guard logs and counts but refuses nothing"
+    ),
     "SMSCODE_PRE_SEND_HOOK": _S(
-        None, "callable or 'module:function'", "run before anything is counted (captcha)"
+        None, "callable or 'module:function'", "run after the per-IP count, before the send"
     ),
     "SMSCODE_IDEMPOTENCY_WAIT_SECONDS": _S(
         None, "seconds", "how long a duplicate waits; None: 2 x the sender's timeout"
+    ),
+    # cross-origin protection of POST /sms/send and /sms/verify (core/origins.py)
+    "SMSCODE_CROSS_ORIGIN_PROTECTION": _S(
+        True, "bool", "refuse browser posts from other origins (403 cross_site_request)"
+    ),
+    "SMSCODE_TRUSTED_ORIGINS": _S(
+        (), "origins", "scheme://host[:port] allowed to post cross-origin, with a CORS answer"
+    ),
+    "SMSCODE_CORS_CREDENTIALS": _S(
+        False, "bool", "answer trusted origins Access-Control-Allow-Credentials: true"
     ),
     # delivery reports pushed by Alibaba Cloud (aliyun/reports.py, report_view.py)
     "SMSCODE_ALIYUN_REPORT_SECRET": _S(
@@ -141,6 +183,69 @@ SETTINGS: dict[str, Setting] = {
     "SMSCODE_ALIYUN_REPORT_TTL_SECONDS": _S(
         86400, "seconds", "how long a phone's last delivery is kept"
     ),
+    # receipts and replies from Alibaba's message queue (aliyun/queue.py, validated in
+    # aliyun/mns.py), replies pushed over HTTP (web/replies.py) and the suppression list
+    # (core/replies.py, core/suppression.py)
+    "SMSCODE_ALIYUN_MNS_ACCOUNT_ID": _S(
+        None, "digits", "your account id, the <AccountId> of Alicom-Queue-<AccountId>-SmsReport"
+    ),
+    "SMSCODE_ALIYUN_MNS_ENDPOINT": _S(
+        "1943695596114318.mns.cn-hangzhou.aliyuncs.com",
+        "host[:port]",
+        "the MNS endpoint of Alibaba's SMS queues (Alibaba's own, the same for every account)",
+    ),
+    "SMSCODE_ALIYUN_MNS_TOKEN_ENDPOINT": _S(
+        "dybaseapi.aliyuncs.com", "host[:port]", "where QueryTokenForMnsQueue is called"
+    ),
+    "SMSCODE_ALIYUN_MNS_MESSAGE_TYPES": _S(
+        ("SmsReport", "SmsUp"), "names", "queues consumed: SmsReport (receipts), SmsUp (replies)"
+    ),
+    "SMSCODE_ALIYUN_MNS_REPORT_QUEUE": _S(
+        None, "queue name", "the SmsReport queue; None: Alicom-Queue-<AccountId>-SmsReport"
+    ),
+    "SMSCODE_ALIYUN_MNS_REPLY_QUEUE": _S(
+        None, "queue name", "the SmsUp queue; None: Alicom-Queue-<AccountId>-SmsUp"
+    ),
+    "SMSCODE_ALIYUN_MNS_WAIT_SECONDS": _S(10, "seconds", "long polling of one receive, 1-30"),
+    "SMSCODE_ALIYUN_MNS_BATCH_SIZE": _S(16, "messages", "messages per receive, 1-16"),
+    "SMSCODE_ALIYUN_REPLY_SECRET": _S(
+        None, "text, 32+ of [A-Za-z0-9_-]", "path secret of POST /sms/replies/<secret>; None: off"
+    ),
+    "SMSCODE_UNSUBSCRIBE_WORDS": _S(
+        ("TD", "T", "退订", "退", "STOP", "STOPALL", "UNSUBSCRIBE", "QUIT", "CANCEL", "END"),
+        "words",
+        "a reply that is one of these (case, width, spaces, punctuation ignored) unsubscribes",
+    ),
+    "SMSCODE_SUPPRESS_CODES": _S(
+        False, "bool", "also refuse verification codes to a suppressed (unsubscribed) number"
+    ),
+    # Tencent Cloud SMS (SMSCODE_SENDER = "tencent"; validated in tencent/settings.py)
+    "SMSCODE_TENCENT_SECRET_ID": _S(None, "text", "SecretId (else TENCENTCLOUD_SECRET_ID)"),
+    "SMSCODE_TENCENT_SECRET_KEY": _S(None, "text", "SecretKey (else TENCENTCLOUD_SECRET_KEY)"),
+    "SMSCODE_TENCENT_SDK_APP_ID": _S(None, "text", "the SMS application's SdkAppId"),
+    "SMSCODE_TENCENT_SIGN_NAME": _S(None, "text", "the approved signature (签名)"),
+    "SMSCODE_TENCENT_TEMPLATE_ID": _S(None, "id or dict", "one template id, or purpose -> id"),
+    "SMSCODE_TENCENT_INTL_TEMPLATE_ID": _S(
+        None, "id or dict", "international template for numbers outside the mainland"
+    ),
+    "SMSCODE_TENCENT_TEMPLATE_MINUTES": _S(
+        False, "bool", "the template's {2} receives the code lifetime in minutes"
+    ),
+    "SMSCODE_TENCENT_REGION": _S("ap-guangzhou", "region", "the API region"),
+    "SMSCODE_TENCENT_ENDPOINT": _S("sms.tencentcloudapi.com", "host[:port]", "the API host"),
+    "SMSCODE_TENCENT_PROTOCOL": _S("https", "https|http", "http only for a loopback endpoint"),
+    "SMSCODE_TENCENT_TIMEOUT_SECONDS": _S(
+        5.0, "seconds", "read timeout of one call; connect: min(this, 3)"
+    ),
+    "SMSCODE_TENCENT_REPORT_SECRET": _S(
+        None,
+        "text, 32+ of [A-Za-z0-9_-]",
+        "path secret of POST /sms/reports/tencent/<secret>; None: off",
+    ),
+    "SMSCODE_TENCENT_REPORT_ALLOWED_IPS": _S(
+        (), "addresses/networks", "Tencent report sources allowed; empty: any"
+    ),
+    "SMSCODE_TENCENT_REPORT_MAX_BYTES": _S(1_048_576, "bytes", "largest Tencent report body"),
 }
 del _S
 
@@ -299,8 +404,10 @@ _REPORT_SECRET = re.compile(r"[A-Za-z0-9_-]{32,128}")
 
 @dataclass(frozen=True)
 class ReportSettings:
-    """The delivery-report receiver's validated settings (``SMSCODE_ALIYUN_REPORT_*``);
-    ``secret`` ``None`` means it is off."""
+    """A delivery-report receiver's validated settings (``SMSCODE_ALIYUN_REPORT_*``, or
+    another channel's ``<prefix>_SECRET`` / ``_ALLOWED_IPS`` / ``_MAX_BYTES``); ``secret``
+    ``None`` means it is off. The delivery records' lifetime is one for every channel
+    (``SMSCODE_ALIYUN_REPORT_TTL_SECONDS``): they are provider-blind."""
 
     secret: str | None = field(default=None, repr=False)
     allowed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
@@ -312,16 +419,18 @@ class ReportSettings:
         return self.secret is not None
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> ReportSettings:
-        secret = get_setting(config, "SMSCODE_ALIYUN_REPORT_SECRET")
+    def from_config(
+        cls, config: Mapping[str, Any], prefix: str = "SMSCODE_ALIYUN_REPORT"
+    ) -> ReportSettings:
+        secret = get_setting(config, f"{prefix}_SECRET")
         if secret is not None and (
             not isinstance(secret, str) or not _REPORT_SECRET.fullmatch(secret)
         ):
             raise ConfigurationError(
-                "SMSCODE_ALIYUN_REPORT_SECRET must be 32 to 128 characters of A-Z a-z 0-9 _ - "
+                f"{prefix}_SECRET must be 32 to 128 characters of A-Z a-z 0-9 _ - "
                 "(it is a path segment; e.g. secrets.token_urlsafe(32))."
             )
-        allowed = get_setting(config, "SMSCODE_ALIYUN_REPORT_ALLOWED_IPS")
+        allowed = get_setting(config, f"{prefix}_ALLOWED_IPS")
         if isinstance(allowed, str):
             allowed = [allowed]
         networks = []
@@ -330,13 +439,13 @@ class ReportSettings:
                 networks.append(ipaddress.ip_network(str(item), strict=False))
         except (TypeError, ValueError):
             raise ConfigurationError(
-                "SMSCODE_ALIYUN_REPORT_ALLOWED_IPS must be a list of addresses or networks "
+                f"{prefix}_ALLOWED_IPS must be a list of addresses or networks "
                 "(e.g. ['47.96.0.0/16', '2408:4000::/32'])."
             ) from None
-        max_bytes = get_setting(config, "SMSCODE_ALIYUN_REPORT_MAX_BYTES")
+        max_bytes = get_setting(config, f"{prefix}_MAX_BYTES")
         ttl = get_setting(config, "SMSCODE_ALIYUN_REPORT_TTL_SECONDS")
         for key, value, low, high in (
-            ("SMSCODE_ALIYUN_REPORT_MAX_BYTES", max_bytes, 1024, 64 * 1_048_576),
+            (f"{prefix}_MAX_BYTES", max_bytes, 1024, 64 * 1_048_576),
             ("SMSCODE_ALIYUN_REPORT_TTL_SECONDS", ttl, 60, 30 * 86400),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -352,13 +461,71 @@ class ReportSettings:
         return hmac.compare_digest(candidate.encode("utf-8", "replace"), self.secret.encode())
 
     def source_allowed(self, address: str | None) -> bool:
+        """Whether ``address`` is in the allowlist. An IPv4-mapped IPv6 address
+        (``::ffff:47.96.1.1``, what a dual-stack listener reports for an IPv4 peer) is the
+        IPv4 address it maps, both ways: it matches ``47.96.0.0/16``, and ``47.96.1.1``
+        matches ``::ffff:47.96.0.0/112`` (issue 15: real reports were refused)."""
         if not self.allowed:
             return True
         try:
             ip = ipaddress.ip_address(address or "")
         except ValueError:
             return False
-        return any(ip in network for network in self.allowed)
+        forms: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            forms.append(ip.ipv4_mapped)
+        elif isinstance(ip, ipaddress.IPv4Address):
+            forms.append(ipaddress.IPv6Address(f"::ffff:{ip}"))
+        return any(form in network for form in forms for network in self.allowed)
+
+
+@dataclass(frozen=True)
+class ReplySettings:
+    """Replies (SmsUp) and the suppression list: ``SMSCODE_ALIYUN_REPLY_SECRET`` (the HTTP
+    push receiver; ``None``: off; its source allowlist and body bound are the report
+    receiver's, the same Alibaba push), ``SMSCODE_UNSUBSCRIBE_WORDS`` and
+    ``SMSCODE_SUPPRESS_CODES``. The words are kept as given; :mod:`flask_smscode.core.replies`
+    compares them width-, case-, space- and punctuation-blind."""
+
+    secret: str | None = field(default=None, repr=False)
+    words: tuple[str, ...] = DEFAULTS["SMSCODE_UNSUBSCRIBE_WORDS"]
+    suppress_codes: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.secret is not None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ReplySettings:
+        secret = get_setting(config, "SMSCODE_ALIYUN_REPLY_SECRET")
+        if secret is not None and (
+            not isinstance(secret, str) or not _REPORT_SECRET.fullmatch(secret)
+        ):
+            raise ConfigurationError(
+                "SMSCODE_ALIYUN_REPLY_SECRET must be 32 to 128 characters of A-Z a-z 0-9 _ - "
+                "(it is a path segment; e.g. secrets.token_urlsafe(32))."
+            )
+        words = get_setting(config, "SMSCODE_UNSUBSCRIBE_WORDS")
+        if isinstance(words, str):
+            words = [words]
+        if not isinstance(words, (list, tuple, set, frozenset)) or not all(
+            isinstance(w, str) and 0 < len(w.strip()) <= 32 for w in words
+        ):
+            raise ConfigurationError(
+                "SMSCODE_UNSUBSCRIBE_WORDS must be a list of words of 1 to 32 characters "
+                "(e.g. ['TD', '退订', 'STOP']; an empty list turns unsubscribing off)."
+            )
+        return cls(
+            secret=secret,
+            words=tuple(words),
+            suppress_codes=_bool(lambda key: get_setting(config, key), "SMSCODE_SUPPRESS_CODES"),
+        )
+
+    def secret_matches(self, candidate: str) -> bool:
+        """Constant time, as the report receiver's."""
+        if self.secret is None:
+            return False
+        return hmac.compare_digest(candidate.encode("utf-8", "replace"), self.secret.encode())
 
 
 def regions_from_config(config: Mapping[str, Any]) -> tuple[str, tuple[str, ...] | None]:

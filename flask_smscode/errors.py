@@ -221,8 +221,8 @@ class InvalidToken(SmsCodeError):
 
 
 class ChallengeRequired(SmsCodeError):
-    """The pre-send hook (captcha, risk check; SMSCODE_PRE_SEND_HOOK) refused the send
-    before anything was counted or sent."""
+    """The pre-send hook (captcha, risk check; SMSCODE_PRE_SEND_HOOK) refused the send:
+    counted against the client's per-IP budget, nothing else counted or sent."""
 
     code = "challenge_required"
     status = 400
@@ -245,6 +245,15 @@ class RequestInProgress(SmsCodeError):
         self, message: str | None = None, *, retry_after: int = 1, key: str | None = None
     ) -> None:
         super().__init__(message, key=key, retry_after=retry_after)
+
+
+class CrossSiteRequest(SmsCodeError):
+    """A browser posted from another origin (``Sec-Fetch-Site``/``Origin``) that is not in
+    SMSCODE_TRUSTED_ORIGINS: refused before anything is counted, stored or sent
+    (see :mod:`flask_smscode.core.origins`)."""
+
+    code = "cross_site_request"
+    status = 403
 
 
 class ConfigurationError(FlaskSmsCodeError, RuntimeError):

@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 
 from flask.logging import default_handler, has_level_handler
 
-from flask_smscode.metrics import SENDERS, STATS
-from flask_smscode.phones import mask_phone
+from flask_smscode.metrics import CONVERSIONS, FAILOVERS, SENDERS, STATS
+from flask_smscode.phones import carrier_label, mask_phone
 from flask_smscode.signals import (
     code_sent,
     code_verified,
@@ -50,7 +50,8 @@ class Outcome(NamedTuple):
     (the app's own code). ``event`` is ``"send"`` or ``"verify"``; ``outcome`` what happened
     (``sent``, ``unconfirmed``, ``test_number``, ``replayed``, ``verified``) or the error
     code of a refusal. ``sender`` / ``sender_outcome`` count which sender carried or failed
-    a send; ``guard`` which guard refused it (a budget, a blocked prefix, ``challenge``);
+    a send; ``guard`` which guard refused it (a budget, a blocked prefix, a source,
+    ``challenge``), or ``would_block_<reason>`` for a send the guard in shadow mode let go;
     ``signal`` names the signal to send (``delivery`` or ``reason`` go with it).
     The code itself is never part of it.
     """
@@ -74,7 +75,20 @@ class Outcome(NamedTuple):
     signal: str | None = None  # "code_sent", "code_verified" or "verification_failed"
     delivery: str | None = None  # code_sent: "sent", "unconfirmed" or "test"
     reason: str | None = None  # verification_failed: the machine error code
+    # A refused cross-origin request: its Origin, normalised and bounded (core/origins.py).
+    origin: str | None = None
+    # A verified code: the sender credited with it in the conversion counts (the app's one
+    # sender; None with several, see metrics.CONVERSIONS). Not logged.
+    credited_sender: str | None = None
 
+
+# Which outcomes are a stage of conversion (verified / sent): a code that went out (sent,
+# or unconfirmed: it may arrive) and a code typed back. Test numbers and replays are not.
+_CONVERSION_STAGES = {
+    ("send", "sent"): "sent",
+    ("send", "unconfirmed"): "sent",
+    ("verify", "verified"): "verified",
+}
 
 _SIGNALS = {
     "code_sent": code_sent,
@@ -94,6 +108,10 @@ def observe(outcome: Outcome, app: Any = None) -> None:
     purpose = STATS.purpose_label(outcome.purpose) if outcome.purpose else "-"
     count = STATS.send if outcome.event == "send" else STATS.verify
     count(purpose, outcome.outcome)
+    stage = _CONVERSION_STAGES.get((outcome.event, outcome.outcome))
+    if stage is not None:
+        vendor = outcome.sender if outcome.event == "send" else outcome.credited_sender
+        CONVERSIONS.count(stage, purpose, carrier_label(outcome.phone), vendor)
     if logger.isEnabledFor(outcome.level):  # else the line would be dropped: not built
         _log_outcome(outcome, purpose)
     if outcome.signal is None:
@@ -126,6 +144,36 @@ def _log_outcome(outcome: Outcome, purpose: str) -> None:
         sender=outcome.sender,
         exception=outcome.exception,
         attempts_left=outcome.attempts_left,
+        origin=outcome.origin,
+    )
+
+
+def failover(
+    source: str,
+    target: str,
+    *,
+    phone: str,
+    purpose: str,
+    provider_code: str | None,
+    request_id: str | None,
+) -> None:
+    """One move of a send from sender ``source`` to ``target`` after a definite failure:
+    logged (WARNING: the first sender is broken and the backup hides it from users) and
+    counted per sender and per (from, to, reason). ``reason`` is the provider code the
+    vendor's own table judged definite; the send's outcome is observed later, once.
+    """
+    SENDERS.count(source, "failover")
+    FAILOVERS.count(source, target, provider_code)
+    log_event(
+        logging.WARNING,
+        "send.failover",
+        phone=mask_phone(phone),
+        purpose=purpose,
+        sender=source,
+        next=target,
+        reason=provider_code or "unknown",
+        provider_code=provider_code,
+        request_id=request_id,
     )
 
 

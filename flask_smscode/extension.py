@@ -7,6 +7,7 @@ functions reach the current app's service through ``current_app``.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from flask import Flask, current_app
@@ -124,4 +125,8 @@ def delivery_status(phone: str, purpose: str = "login") -> Delivery:
     service = get_service()
     e164 = service.normalize(phone)
     snapshot = service.status(e164, purpose)
-    return service.deliveries.of(e164, snapshot.out_id)
+    delivery = service.deliveries.of(e164, snapshot.out_id)
+    if snapshot.sender and delivery.out_id and delivery.out_id == snapshot.out_id:
+        # The live code's send: name the sender that carried it (routes, failover).
+        delivery = dataclasses.replace(delivery, sender=snapshot.sender)
+    return delivery

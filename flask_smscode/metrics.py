@@ -6,13 +6,17 @@ the ``prometheus`` extra installed, :func:`register_metrics` exposes it::
     from flask_smscode.metrics import register_metrics
     register_metrics()            # the default prometheus_client REGISTRY
 
-Counts are per process: under gunicorn each worker is its own scrape target (or use
-one worker per container), as with any in-process collector.
+Counts are kept per process. Under gunicorn, set ``PROMETHEUS_MULTIPROC_DIR`` (an empty
+directory) before the workers start: every count is then also written to prometheus_client's
+per-process files, and :func:`metrics_view` serves the totals of all workers
+(``MultiProcessCollector``); :func:`on_starting` and :func:`child_exit` are the gunicorn hooks
+(see "Multiprocess mode" below and the README's operations section).
 """
 
 from __future__ import annotations
 
 import bisect
+import os
 import re
 import threading
 from collections import defaultdict
@@ -31,7 +35,13 @@ OTHER = "other"  # an outcome or provider code that is not a short identifier
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,63}")
 # Why the pumping guard refused a send: the global budget, a prefix's budget, a prefix
 # blocked for low conversion (already, or by this request), the pre-send hook.
-GUARD_REASONS = ("global", "prefix", "blocked", "conversion", "challenge")
+_REFUSING = ("global", "prefix", "blocked", "conversion", "source")
+# Shadow mode (SMSCODE_GUARD_MODE = "shadow"): what the guard would have refused, sent.
+GUARD_REASONS: tuple[str, ...] = (
+    *_REFUSING,
+    "challenge",
+    *(f"would_block_{r}" for r in _REFUSING),
+)
 
 
 def outcome_label(value: object) -> str:
@@ -175,6 +185,8 @@ class SmsCodeCollector:
         yield latency
         yield from report_families()
         yield from sender_families()
+        yield from reply_families()
+        yield from operator_families()
 
 
 _registered: dict[int, SmsCodeCollector] = {}
@@ -242,10 +254,31 @@ class LabelledCounts:
 
 
 class ReportStats(LabelledCounts):
-    """Delivery reports by outcome and err_code."""
+    """Delivery reports by outcome and err_code.
+
+    An err_code is a label only if a vendor's table lists it (:meth:`allow`, at import of
+    that vendor's code table); any other is ``other``. A shape check alone was not enough:
+    one push of 3,000 reports with distinct well-formed codes made 3,000 series that stayed
+    for the life of the process (issue 15). The series are now bounded by the vendors'
+    tables times :data:`REPORT_OUTCOMES`; the report's own err_code is still stored and
+    logged (bounded) for the phone's delivery status.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._codes: frozenset[str] = frozenset()
+
+    def allow(self, codes: Iterable[str]) -> None:
+        """Accept ``codes`` (a vendor's table of report codes) as err_code label values."""
+        with self._lock:
+            self._codes = self._codes.union(c for c in codes if report_err_label(c) == c)
+
+    def err_label(self, err_code: object) -> str:
+        """``err_code`` if a vendor's table lists it, else :data:`OTHER`."""
+        return err_code if isinstance(err_code, str) and err_code in self._codes else OTHER
 
     def count(self, outcome: str, err_code: object) -> None:
-        self._add((outcome if outcome in REPORT_OUTCOMES else OTHER, report_err_label(err_code)))
+        self._add((outcome if outcome in REPORT_OUTCOMES else OTHER, self.err_label(err_code)))
 
 
 REPORTS = ReportStats()
@@ -259,6 +292,59 @@ def report_families(stats: ReportStats = REPORTS) -> Iterator[Any]:
         "(delivered, failed, duplicate, late, unknown) and err_code.",
         ["outcome", "err_code"],
     )
+
+
+# -- replies and the message queue (core/replies.py, aliyun/queue.py) --------------------
+# A reply's outcome: recorded as a message or as an unsubscribe, a duplicate of one already
+# recorded, late (older than the phone's last reply), unknown (no usable phone). A queue
+# message's outcome per queue kind (report, reply): recorded and deleted, malformed (counted
+# and deleted), kept (not recorded: the store failed or the consumer stopped; it comes back).
+REPLY_OUTCOMES = ("received", "unsubscribed", "duplicate", "late", "unknown")
+QUEUE_KINDS = ("report", "reply")
+QUEUE_OUTCOMES = ("recorded", "malformed", "kept", "receive_failed", "delete_failed")
+
+
+class ReplyStats(LabelledCounts):
+    """Replies by outcome, and queue messages by queue kind and outcome; both label sets
+    are fixed here (nothing a user typed becomes a label)."""
+
+    def count(self, outcome: str) -> None:
+        self._add(("reply", outcome if outcome in REPLY_OUTCOMES else OTHER))
+
+    def queue(self, kind: str, outcome: str, amount: int = 1) -> None:
+        key = (
+            f"queue_{kind if kind in QUEUE_KINDS else OTHER}",
+            outcome if outcome in QUEUE_OUTCOMES else OTHER,
+        )
+        with self._lock:
+            self.counts[key] += amount
+
+
+REPLIES = ReplyStats()
+
+
+def reply_families(stats: ReplyStats = REPLIES) -> Iterator[Any]:
+    """The Prometheus families of :data:`REPLIES`."""
+    from prometheus_client.core import CounterMetricFamily
+
+    replies = CounterMetricFamily(
+        "smscode_replies",
+        "Replies (SmsUp) by outcome (received, unsubscribed, duplicate, late, unknown).",
+        labels=["outcome"],
+    )
+    queue = CounterMetricFamily(
+        "smscode_queue_messages",
+        "Message-queue messages by queue (report, reply) and outcome "
+        "(recorded, malformed, kept, receive_failed, delete_failed).",
+        labels=["queue", "outcome"],
+    )
+    for (kind, outcome), count in sorted(stats.snapshot().items()):
+        if kind == "reply":
+            replies.add_metric([outcome], count)
+        else:
+            queue.add_metric([kind.removeprefix("queue_"), outcome], count)
+    yield replies
+    yield queue
 
 
 # -- failover: which sender carried each code (senders/failover.py) ----------------------
@@ -296,3 +382,491 @@ def sender_families(stats: SenderStats = SENDERS) -> Iterator[Any]:
         "(sent, unconfirmed, failover, failed).",
         ["sender", "outcome"],
     )
+    yield FAILOVERS.family()
+
+
+# -- moves from one sender to the next (senders/chain.py, events.failover) ----------------
+# Why a send moved: the definite failure's provider code as the vendor's table reported it
+# ("isp.SYSTEM_ERROR", "SDK.HttpError", Tencent's "InternalError"...). Codes come from the
+# provider, not the client, but a misbehaving gateway could invent many: the first
+# MAX_FAILOVER_REASONS distinct short codes are kept per process, any later one is "other".
+MAX_FAILOVER_REASONS = 32
+
+
+class FailoverStats:
+    """Moves by (from sender, to sender, reason): sender labels only from the configured
+    names (:data:`SENDERS`' allowed set), reasons bounded by :data:`MAX_FAILOVER_REASONS`."""
+
+    def __init__(self, senders: SenderStats) -> None:
+        self._senders = senders
+        self._lock = threading.Lock()
+        self._reasons: set[str] = set()
+        self.counts: dict[tuple[str, str, str], int] = defaultdict(int)
+
+    def _reason(self, reason: object) -> str:
+        label = outcome_label(reason) if reason else UNKNOWN
+        if label in self._reasons or label in (OTHER, UNKNOWN):
+            return label
+        if len(self._reasons) >= MAX_FAILOVER_REASONS:
+            return OTHER
+        self._reasons.add(label)
+        return label
+
+    def count(self, source: object, target: object, reason: object) -> None:
+        names = self._senders._names
+        with self._lock:
+            key = (
+                source if isinstance(source, str) and source in names else OTHER,
+                target if isinstance(target, str) and target in names else OTHER,
+                self._reason(reason),
+            )
+            self.counts[key] += 1
+
+    def snapshot(self) -> dict[tuple[str, str, str], int]:
+        with self._lock:
+            return dict(self.counts)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counts.clear()
+            self._reasons.clear()
+
+    def family(self) -> Any:
+        """``smscode_sender_failovers_total{from_sender, to_sender, reason}``."""
+        from prometheus_client.core import CounterMetricFamily
+
+        family = CounterMetricFamily(
+            "smscode_sender_failovers",
+            "Sends that moved from one sender to the next after a definite failure, by "
+            "sender moved from, sender moved to and reason (the provider code).",
+            labels=["from_sender", "to_sender", "reason"],
+        )
+        for key, count in sorted(self.snapshot().items()):
+            family.add_metric(list(key), count)
+        return family
+
+
+FAILOVERS = FailoverStats(SENDERS)
+
+
+# -- the operators' picture: delivery latency, conversion, the guard's budget ------------
+# Delivery seconds (the provider's receive time minus its send time, from pushed reports):
+# an SMS code arrives in seconds when all is well, minutes when a carrier queues it.
+DELIVERY_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+DELIVERY_OUTCOMES = ("delivered", "failed")
+# The carrier of a number's block (phones.carrier_label): the four mainland networks, else
+# "other" (numbers elsewhere, unknown blocks). A fixed set, so a fixed number of series.
+CARRIERS = ("china_mobile", "china_unicom", "china_telecom", "china_broadnet", OTHER)
+# Conversion: codes that went out ("sent": sent or unconfirmed) and codes typed back
+# ("verified"); verified / sent per purpose, carrier and vendor is the first number to
+# drop in an outage (codes stop arriving) or a pumping attack (codes nobody reads).
+CONVERSION_STAGES = ("sent", "verified")
+
+
+def _vendor_label(vendor: object) -> str:
+    """A configured sender name (SMSCODE_SENDER, see :data:`SENDERS`), else "other"."""
+    return vendor if isinstance(vendor, str) and vendor in SENDERS._names else OTHER
+
+
+class DeliveryStats:
+    """``smscode_delivery_seconds`` by (vendor, carrier, outcome): per process like STATS."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.buckets: dict[tuple[str, str, str], list[int]] = {}
+        self.sums: dict[tuple[str, str, str], float] = defaultdict(float)
+
+    def observe(self, vendor: object, carrier: str, outcome: str, seconds: float) -> None:
+        """One report stored as delivered or failed, ``seconds`` after its send."""
+        key = (
+            _vendor_label(vendor),
+            carrier if carrier in CARRIERS else OTHER,
+            outcome if outcome in DELIVERY_OUTCOMES else OTHER,
+        )
+        seconds = max(0.0, seconds)  # a provider clock a little off must not go negative
+        with self._lock:
+            counts = self.buckets.setdefault(key, [0] * (len(DELIVERY_BUCKETS) + 1))
+            counts[bisect.bisect_left(DELIVERY_BUCKETS, seconds)] += 1
+            self.sums[key] += seconds
+        if _EXPORTER is not None:
+            _EXPORTER.histogram("smscode_delivery_seconds").labels(*key).observe(seconds)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.buckets.clear()
+            self.sums.clear()
+
+    def family(self) -> Any:
+        from prometheus_client.core import HistogramMetricFamily
+
+        family = HistogramMetricFamily(
+            "smscode_delivery_seconds",
+            _DOCS["smscode_delivery_seconds"],
+            labels=list(_LABELS["smscode_delivery_seconds"]),
+        )
+        with self._lock:
+            items = sorted(
+                (key, list(counts), self.sums[key]) for key, counts in self.buckets.items()
+            )
+        for key, counts, total in items:
+            running, cumulative = 0, []
+            for bound, count in zip((*DELIVERY_BUCKETS, float("inf")), counts, strict=True):
+                running += count
+                cumulative.append(("+Inf" if bound == float("inf") else str(bound), running))
+            family.add_metric(list(key), cumulative, total)
+        return family
+
+
+DELIVERY = DeliveryStats()
+
+
+class ConversionStats:
+    """``smscode_conversion_total`` by (stage, purpose, carrier, vendor); labels from fixed
+    sets only (configured purposes and sender names, :data:`CARRIERS`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
+
+    def count(self, stage: str, purpose: object, carrier: str, vendor: object) -> None:
+        key = (
+            stage if stage in CONVERSION_STAGES else OTHER,
+            STATS.purpose_label(purpose),
+            carrier if carrier in CARRIERS else OTHER,
+            _vendor_label(vendor),
+        )
+        with self._lock:
+            self.counts[key] += 1
+        if _EXPORTER is not None:
+            _EXPORTER.counter("smscode_conversion").labels(*key).inc()
+
+    def snapshot(self) -> dict[tuple[str, str, str, str], int]:
+        with self._lock:
+            return dict(self.counts)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counts.clear()
+
+    def family(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily
+
+        family = CounterMetricFamily(
+            "smscode_conversion",
+            _DOCS["smscode_conversion"],
+            labels=list(_LABELS["smscode_conversion"]),
+        )
+        for key, count in sorted(self.snapshot().items()):
+            family.add_metric(list(key), count)
+        return family
+
+
+CONVERSIONS = ConversionStats()
+
+
+class GuardLimits:
+    """The pumping guard's global budgets (SMSCODE_GLOBAL_SEND_LIMITS) as a gauge, so an
+    alert can compare the sends of a window with the budget before the guard refuses."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.limits: dict[str, int] = {}
+
+    def set(self, limits: Iterable[tuple[int, int]]) -> None:
+        """``(seconds, amount)`` pairs of one app's global budget (its service calls this)."""
+        for seconds, amount in limits:
+            window = str(int(seconds))
+            with self._lock:
+                self.limits[window] = max(amount, self.limits.get(window, 0))
+            if _EXPORTER is not None:
+                _EXPORTER.gauge("smscode_guard_global_limit").labels(window).set(amount)
+
+    def family(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily(
+            "smscode_guard_global_limit",
+            _DOCS["smscode_guard_global_limit"],
+            labels=["window_seconds"],
+        )
+        with self._lock:
+            for window, amount in sorted(self.limits.items()):
+                family.add_metric([window], amount)
+        return family
+
+
+GUARD_LIMITS = GuardLimits()
+
+
+def operator_families() -> Iterator[Any]:
+    """The families of :data:`DELIVERY`, :data:`CONVERSIONS` and :data:`GUARD_LIMITS`."""
+    yield DELIVERY.family()
+    yield CONVERSIONS.family()
+    yield GUARD_LIMITS.family()
+
+
+# -- multiprocess mode: totals across gunicorn workers -----------------------------------
+# The counts above live in one process; a scrape of /metrics behind gunicorn reaches one
+# worker and showed that worker's numbers only. With PROMETHEUS_MULTIPROC_DIR set (before
+# the workers start), every count is also written to prometheus_client's per-process files
+# in that directory, and /metrics (metrics_view) serves MultiProcessCollector's sums over
+# all workers, the dead ones included (counters; child_exit drops dead workers' gauges).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_DOCS = {
+    "smscode_sends": "Code sends by purpose and outcome.",
+    "smscode_verifies": "Code verifications by purpose and outcome.",
+    "smscode_provider_requests": "SMS API calls by action and result code.",
+    "smscode_guard_refusals": "Sends refused by the SMS-pumping guard, by reason.",
+    "smscode_provider_latency_seconds": "Latency of SMS API calls.",
+    "smscode_delivery_reports": "Delivery reports pushed by the provider, by outcome and err_code.",
+    "smscode_replies": "Replies (SmsUp) by outcome.",
+    "smscode_queue_messages": "Message-queue messages by queue and outcome.",
+    "smscode_sender_attempts": "Code sends per sender of SMSCODE_SENDER, by outcome.",
+    "smscode_sender_failovers": "Sends that moved from one sender to the next, by reason.",
+    "smscode_delivery_seconds": "Seconds from the provider's send to the handset's receipt, "
+    "from pushed delivery reports, by vendor, carrier and outcome (delivered, failed).",
+    "smscode_conversion": "Codes sent (stage=sent: sent or unconfirmed) and typed back "
+    "(stage=verified), by purpose, carrier and vendor (the configured sender name).",
+    "smscode_guard_global_limit": "The pumping guard's global send budget per window "
+    "(SMSCODE_GLOBAL_SEND_LIMITS), by window in seconds.",
+}
+_LABELS: dict[str, tuple[str, ...]] = {
+    "smscode_sends": ("purpose", "outcome"),
+    "smscode_verifies": ("purpose", "outcome"),
+    "smscode_provider_requests": ("action", "code"),
+    "smscode_guard_refusals": ("reason",),
+    "smscode_provider_latency_seconds": ("action",),
+    "smscode_delivery_reports": ("outcome", "err_code"),
+    "smscode_replies": ("outcome",),
+    "smscode_queue_messages": ("queue", "outcome"),
+    "smscode_sender_attempts": ("sender", "outcome"),
+    "smscode_sender_failovers": ("from_sender", "to_sender", "reason"),
+    "smscode_delivery_seconds": ("vendor", "carrier", "outcome"),
+    "smscode_conversion": ("stage", "purpose", "carrier", "vendor"),
+    "smscode_guard_global_limit": ("window_seconds",),
+}
+_BUCKETS = {
+    "smscode_provider_latency_seconds": LATENCY_BUCKETS,
+    "smscode_delivery_seconds": DELIVERY_BUCKETS,
+}
+
+
+def multiprocess_dir() -> str | None:
+    """The directory of prometheus_client's multiprocess mode, when it is on."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+class _Exporter:
+    """prometheus_client's own metric objects, which in multiprocess mode write every
+    change to this process's files; created on first use, registered nowhere (the
+    MultiProcessCollector reads the files)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._metrics: dict[str, Any] = {}
+
+    def _get(self, name: str, build: Any) -> Any:
+        metric = self._metrics.get(name)
+        if metric is None:
+            with self._lock:
+                metric = self._metrics.get(name)
+                if metric is None:
+                    metric = self._metrics[name] = build()
+        return metric
+
+    def counter(self, name: str) -> Any:
+        from prometheus_client import Counter
+
+        return self._get(
+            name, lambda: Counter(name, _DOCS[name], list(_LABELS[name]), registry=None)
+        )
+
+    def histogram(self, name: str) -> Any:
+        from prometheus_client import Histogram
+
+        return self._get(
+            name,
+            lambda: Histogram(
+                name, _DOCS[name], list(_LABELS[name]), registry=None, buckets=_BUCKETS[name]
+            ),
+        )
+
+    def gauge(self, name: str) -> Any:
+        from prometheus_client import Gauge
+
+        # "livemax": the budget the live workers run with (a dead worker's file is
+        # dropped by child_exit); every worker of one app sets the same value.
+        return self._get(
+            name,
+            lambda: Gauge(
+                name,
+                _DOCS[name],
+                list(_LABELS[name]),
+                registry=None,
+                multiprocess_mode="livemax",
+            ),
+        )
+
+
+class _MirroredCounts(defaultdict[Any, Any]):
+    """A count table that also hands every increase to ``sink(key, delta)``.
+
+    Why a dict and not a call in each counting method: the tables above are counted in many
+    places (``self.sends[key] += 1``...), and swapping the table once, when multiprocess
+    mode is on, mirrors all of them, and any count added later, with no edit there.
+    """
+
+    def __init__(self, default: Any, sink: Any) -> None:
+        super().__init__(default)
+        self._sink = sink
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        delta = value - self.get(key, 0)
+        super().__setitem__(key, value)
+        if delta:
+            self._sink(key, delta)
+
+
+def _counter_sink(exporter: _Exporter, name: str) -> Any:
+    return lambda key, delta: exporter.counter(name).labels(*key).inc(delta)
+
+
+def _reply_sink(exporter: _Exporter) -> Any:
+    def sink(key: tuple[str, str], delta: int) -> None:
+        kind, outcome = key
+        if kind == "reply":
+            exporter.counter("smscode_replies").labels(outcome).inc(delta)
+        else:
+            queue = exporter.counter("smscode_queue_messages")
+            queue.labels(kind.removeprefix("queue_"), outcome).inc(delta)
+
+    return sink
+
+
+def _latency_sink(exporter: _Exporter) -> Any:
+    # Stats.provider_call adds each call's seconds to _latency_sum[action]: the increase
+    # is that call's latency, observed once into the histogram.
+    return lambda action, seconds: (
+        exporter.histogram("smscode_provider_latency_seconds").labels(action).observe(seconds)
+    )
+
+
+_EXPORTER: _Exporter | None = None
+
+
+def enable_multiprocess() -> bool:
+    """Write every count to prometheus_client's multiprocess files from now on; done at
+    import when PROMETHEUS_MULTIPROC_DIR is set (and prometheus_client installed).
+    Returns whether the mode is on.
+
+    Each count table of this module is swapped for a mirrored one below: a table added to
+    the module later must be added here (and its family to ``_DOCS`` / ``_LABELS``), or it
+    is missing from the multiprocess totals (tests/test_metrics_multiprocess.py scrapes
+    the families it knows).
+    """
+    global _EXPORTER
+    if _EXPORTER is not None:
+        return True
+    if multiprocess_dir() is None:
+        return False
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        return False  # counted in process; /metrics says why it is off
+    exporter = _Exporter()
+
+    def mirror(table: dict[Any, Any], sink: Any, default: Any = int) -> _MirroredCounts:
+        mirrored = _MirroredCounts(default, sink)
+        for key, value in table.items():
+            mirrored[key] = value
+        return mirrored
+
+    STATS.sends = mirror(STATS.sends, _counter_sink(exporter, "smscode_sends"))
+    STATS.verifies = mirror(STATS.verifies, _counter_sink(exporter, "smscode_verifies"))
+    STATS.provider_calls = mirror(
+        STATS.provider_calls, _counter_sink(exporter, "smscode_provider_requests")
+    )
+    STATS.guard_refusals = mirror(
+        STATS.guard_refusals, _counter_sink(exporter, "smscode_guard_refusals")
+    )
+    STATS._latency_sum = mirror(STATS._latency_sum, _latency_sink(exporter), float)
+    REPORTS.counts = mirror(REPORTS.counts, _counter_sink(exporter, "smscode_delivery_reports"))
+    REPLIES.counts = mirror(REPLIES.counts, _reply_sink(exporter))
+    SENDERS.counts = mirror(SENDERS.counts, _counter_sink(exporter, "smscode_sender_attempts"))
+    FAILOVERS.counts = mirror(FAILOVERS.counts, _counter_sink(exporter, "smscode_sender_failovers"))
+    _EXPORTER = exporter
+    GUARD_LIMITS.set((int(w), a) for w, a in list(GUARD_LIMITS.limits.items()))
+    return True
+
+
+METRICS_OFF = (
+    "# flask-smscode: Prometheus metrics are off: prometheus_client is not installed "
+    "(pip install 'flask-smscode[prometheus]'). Counting goes on in each process.\n"
+)
+
+
+def metrics_payload() -> tuple[bytes, int, str]:
+    """What ``GET /metrics`` answers: (body, status, content type).
+
+    Multiprocess mode: the sums over every worker's files. Otherwise this process's counts
+    through the default REGISTRY (the collector registered once). Without prometheus_client:
+    503 and a line saying why, not a crash and not an empty page taken for zero.
+    """
+    try:
+        from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+    except ImportError:
+        return METRICS_OFF.encode(), 503, "text/plain; charset=utf-8"
+    directory = multiprocess_dir()
+    if directory is not None:
+        from prometheus_client import CollectorRegistry, multiprocess
+
+        if not os.path.isdir(directory):
+            text = f"# flask-smscode: {MULTIPROC_ENV} is set but is not a directory.\n"
+            return text.encode(), 503, "text/plain; charset=utf-8"
+        registry = CollectorRegistry()
+        untyped: Any = multiprocess  # prometheus_client's multiprocess module has no hints
+        untyped.MultiProcessCollector(registry, path=directory)
+        return generate_latest(registry), 200, CONTENT_TYPE_LATEST
+    try:
+        register_metrics(REGISTRY)
+    except ValueError:
+        pass  # a collector of the same names is registered already (by the app itself)
+    return generate_latest(REGISTRY), 200, CONTENT_TYPE_LATEST
+
+
+def metrics_view() -> Any:
+    """A Flask view serving :func:`metrics_payload`:
+    ``app.add_url_rule("/metrics", "metrics", metrics_view)``."""
+    from flask import Response
+
+    body, status, mimetype = metrics_payload()
+    return Response(body, status=status, content_type=mimetype)
+
+
+def on_starting(server: Any = None) -> None:
+    """gunicorn hook (``on_starting = on_starting`` in gunicorn.conf.py): empty the
+    multiprocess directory before the first worker starts, so a restart does not add the
+    last run's counts (prometheus_client's files are ``*.db``; nothing else is touched)."""
+    directory = multiprocess_dir()
+    if directory is None or not os.path.isdir(directory):
+        return
+    for entry in os.scandir(directory):
+        if entry.is_file() and entry.name.endswith(".db"):
+            os.unlink(entry.path)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """gunicorn hook (``child_exit = child_exit`` in gunicorn.conf.py): a worker died or was
+    replaced; its counters stay in the totals, its live gauges are dropped
+    (prometheus_client's ``mark_process_dead``)."""
+    if multiprocess_dir() is None:
+        return
+    try:
+        from prometheus_client import multiprocess
+    except ImportError:
+        return
+    untyped: Any = multiprocess  # no type hints there
+    untyped.mark_process_dead(worker.pid)
+
+
+enable_multiprocess()

@@ -21,6 +21,13 @@ verification_failed = _signals.signal("verification-failed")
 # duplicates, late or unknown reports). Keyword arguments: ``phone`` (E.164), ``state``
 # ("delivered" or "failed"), ``err_code`` (bounded, see metrics.report_err_label), ``out_id``.
 delivery_reported = _signals.signal("delivery-reported")
+# A user's reply (SmsUp, from the message queue or the HTTP push) was recorded, once per reply
+# (never for a duplicate). Keyword arguments: ``phone`` (E.164), ``content`` (the reply's
+# text, as the user typed it: for the app's own routing, e.g. to support staff; never
+# logged), ``unsubscribed`` (True when it was an unsubscribe word and the number is now on
+# the suppression list), ``received_at`` (the provider's send_time text, China time),
+# ``dest_code`` (the number the user replied to, with its extension code) and ``sign_name``.
+reply_received = _signals.signal("reply-received")
 
 
 def current_app_object() -> Any:

@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The dashboard's queries and the alert rules run against a real Prometheus (promtool too).
+{ [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || missing+=(prometheus)
 # A CJK font, or the browser tests' screenshots show Chinese as empty boxes.
 fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || dpkg -s fonts-noto-cjk >/dev/null 2>&1 \
   || missing+=(fonts-noto-cjk)

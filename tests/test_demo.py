@@ -209,10 +209,60 @@ def test_language_switch_is_remembered(demo_client: FlaskClient) -> None:
     assert "<h1>注册</h1>" in _text(demo_client.get("/signup"))
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil", ""])
+OFF_SITE = [
+    "https://evil.example/",
+    "https://evil",
+    "//evil.example/",
+    "//evil",
+    "/\\evil",
+    "\\\\evil",
+    "/\t/evil.example",  # browsers drop the tab: //evil.example (issue 15)
+    "/\n/evil.example",
+    "/login\r\nSet-Cookie: x=1",  # a newline in Location was a 500
+    "/%0d%0a",
+    "/%09/evil.example",  # decoded once more by a proxy or the browser
+    "/%2F/evil.example",
+    "/%5Cevil",
+    "/ /evil",
+    "javascript:alert(1)",
+    "",
+]
+
+
+@pytest.mark.parametrize("target", OFF_SITE)
 def test_language_switch_only_returns_to_this_site(demo_client: FlaskClient, target: str) -> None:
     response = demo_client.get("/lang/en", query_string={"next": target})
+    assert response.status_code == 303
     assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("query", ["next=/%09/evil.example", "next=%2F%0A%2Fevil", "next=/%0d%0a"])
+def test_language_switch_with_raw_encoded_controls(demo_client: FlaskClient, query: str) -> None:
+    """Issue 15 as reported: /lang/en?next=/%09/evil.example answered Location: //evil.example."""
+    response = demo_client.get(f"/lang/en?{query}")
+    assert (response.status_code, response.headers["Location"]) == (303, "/")
+
+
+def test_language_switch_keeps_paths_of_this_site(demo_client: FlaskClient) -> None:
+    for target in ("/signup", "/login?x=1", "/account#top"):
+        response = demo_client.get("/lang/en", query_string={"next": target})
+        assert response.headers["Location"] == target
+
+
+@pytest.mark.parametrize("target", OFF_SITE[:10])
+def test_challenge_only_returns_to_this_site(
+    monkeypatch: pytest.MonkeyPatch, instance: Path, target: str
+) -> None:
+    monkeypatch.setenv("DEMO_CHALLENGE", "1")
+    with create_app({"TESTING": True}, instance_path=instance).test_client() as test_client:
+        page = test_client.get("/challenge", query_string={"next": target})
+        assert page.status_code == 200
+        question = re.search(r"(\d+) \+ (\d+) = \?", _text(page))
+        assert question, "no question on /challenge"
+        answer = str(int(question.group(1)) + int(question.group(2)))
+        passed = test_client.post("/challenge", data={"answer": answer, "next": target})
+        assert passed.status_code == 302
+        assert passed.headers["Location"] == "/"
 
 
 def test_unknown_language_is_ignored(demo_client: FlaskClient) -> None:

@@ -43,6 +43,7 @@ RANKS = {
     "stores": 1,
     "senders": 1,
     "aliyun": 2,  # a vendor implements the sender contract: below senders/ is wrong
+    "tencent": 2,
     "core": 2,
     "extension": 3,
     "web": 4,
@@ -51,8 +52,10 @@ RANKS = {
 }
 # Parts of one rank that must not import each other.
 SEPARATE = {("core", "aliyun"), ("aliyun", "core"), ("web", "cli"), ("cli", "web")}
+# Vendors neither import the core nor each other (a shared rule lives in senders/).
+SEPARATE |= {("core", "tencent"), ("tencent", "core"), ("aliyun", "tencent"), ("tencent", "aliyun")}
 # Vendor folders: the generic parts must never name them.
-VENDORS = {"aliyun"}
+VENDORS = {"aliyun", "tencent"}
 
 
 def module_name(path: Path) -> str:
@@ -207,12 +210,12 @@ def test_the_registries_find_the_built_in_kinds() -> None:
     """The built-in senders and stores are declared as entry points like anyone else's."""
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     points = declared["project"]["entry-points"]
-    assert set(points["flask_smscode.senders"]) == {"console", "aliyun"}
+    assert {"console", "aliyun", "tencent", "pnvs"} <= set(points["flask_smscode.senders"])
     assert {"memory", "redis", "rediss", "redis+cluster", "redis+sentinel"} <= set(
         points["flask_smscode.stores"]
     )
     installed = {ep.name for ep in entry_points(group="flask_smscode.senders")}
-    assert {"console", "aliyun"} <= installed, "reinstall the package: pip install -e ."
+    assert {"console", "aliyun", "tencent"} <= installed, "reinstall the package: pip install -e ."
 
 
 def test_few_type_ignores_each_with_a_reason() -> None:
@@ -228,7 +231,7 @@ def test_few_type_ignores_each_with_a_reason() -> None:
         assert "#" in reason, f"{where}:{number}: say why next to the ignore"
 
 
-@pytest.mark.parametrize("folder", ["core", "web", "cli", "senders", "stores", "aliyun"])
+@pytest.mark.parametrize("folder", ["core", "web", "cli", "senders", "stores", "aliyun", "tencent"])
 def test_each_room_says_what_it_is(folder: str) -> None:
     """Every module has a docstring: the tree is read by people before it is run."""
     for path in (PACKAGE / folder).glob("*.py"):

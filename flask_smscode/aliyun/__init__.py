@@ -10,6 +10,9 @@ sendbatch.py   one SendBatchSms call (per-number signatures and values, at most 
 batch.py       ``send_batch``: per-recipient values, validated, chunked, run concurrently
 receipts.py    ``query_send_details``: ``DeliveryReport`` of ``DeliveryRecord``/``DeliveryStatus``
 reports.py     delivery reports pushed by Alibaba Cloud (SmsReport): parsing only
+replies.py     users' replies (SmsUp), pushed or queued: parsing only
+mns.py         MNS queues over their REST API: SMSCODE_ALIYUN_MNS_*, signature, receive/delete
+queue.py       the queue consumer: QueryTokenForMnsQueue, decoding, receive → record → delete
 errors.py      ``AliyunSmsError`` and its 46001/46002/46003 subclasses
 outcomes.py    the one table of Alibaba error codes: what each means to a send
 checks.py      ``flask smscode doctor``'s checks of an Alibaba Cloud sender

@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flask_smscode.aliyun.errors import AliyunInvalidArguments
-from flask_smscode.aliyun.notify import _mask_raw, answered_call, raise_for_failures, run_bounded
+from flask_smscode.aliyun.notify import (
+    NotifyAnswers,
+    SuppressionCheck,
+    _mask_raw,
+    answered_call,
+    raise_for_failures,
+    run_bounded,
+)
 from flask_smscode.aliyun.numbers import provider_phone
 from flask_smscode.aliyun.sendbatch import MAX_PHONES_PER_BATCH_CALL, send_batch_sms
 from flask_smscode.aliyun.sendsms import SendSmsResponse, as_text, check_extend_code
@@ -85,6 +92,7 @@ class BatchNotifications:
 
     settings: AliyunSettings
     transport: Transport
+    suppression: SuppressionCheck | None  # unsubscribed numbers, skipped (see notify.py)
 
     if TYPE_CHECKING:
 
@@ -143,10 +151,11 @@ class BatchNotifications:
         out_id: str | None = None,
         skip_invalid: bool = False,
         on_batch: Callable[[SendSmsResponse], None] | None = None,
-    ) -> list[SendSmsResponse]:
+    ) -> NotifyAnswers:
         """Send one template with per-entry values (and signatures) through SendBatchSms;
         return one answer per call (at most 100 numbers each, ``max_concurrency`` in flight,
-        ``on_batch`` called in this thread as each finishes).
+        ``on_batch`` called in this thread as each finishes); numbers on the suppression
+        list are skipped and counted in ``.suppressed``, as by ``send_message``.
 
         Errors: 46001 before anything is sent when the template is missing, the list is
         empty, or an entry is invalid (with ``skip_invalid``, entries whose *number* is
@@ -165,14 +174,26 @@ class BatchNotifications:
             raise AliyunInvalidArguments(
                 f"{len(problems)} entr(ies) of the batch are not valid: {shown}"
             )
+        suppressed = 0
+        if self.suppression is not None and plan.ready:
+            listed = set(self.suppression(sorted({r.e164 for r in plan.ready})))
+            suppressed = len(listed)
+            plan.ready = [r for r in plan.ready if r.e164 not in listed]
+            if not plan.ready:  # every number unsubscribed: nothing to send, no error
+                nothing = NotifyAnswers()
+                nothing.suppressed = suppressed
+                return nothing
         if not plan.ready:
             raise AliyunInvalidArguments("The phone list is empty")
-        answers = run_bounded(
-            _chunks(plan.ready),
-            lambda chunk: self._send_chunk(chunk, template_code, out_id),
-            self.settings.max_concurrency,
-            on_batch,
+        answers = NotifyAnswers(
+            run_bounded(
+                _chunks(plan.ready),
+                lambda chunk: self._send_chunk(chunk, template_code, out_id),
+                self.settings.max_concurrency,
+                on_batch,
+            )
         )
+        answers.suppressed = suppressed
         raise_for_failures(answers, "SendBatchSms")
         return answers
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from flask_smscode.aliyun.batch import BatchNotifications
 from flask_smscode.aliyun.loaders import credentials_from_json, element_sms_json
-from flask_smscode.aliyun.notify import Notifications
+from flask_smscode.aliyun.notify import Notifications, SuppressionCheck
 from flask_smscode.aliyun.receipts import ReceiptQueries
 from flask_smscode.aliyun.sendsms import SendSmsResponse, send_sms
 from flask_smscode.aliyun.settings import AliyunSettings
@@ -43,6 +43,7 @@ class AliyunSms(Notifications, BatchNotifications, ReceiptQueries):
         default_region: str = "CN",
         allowed_regions: Iterable[str] | None = ("CN",),
         settings: AliyunSettings | None = None,
+        suppression: SuppressionCheck | None = None,
     ) -> None:
         self.settings = settings or AliyunSettings.build(
             access_key_id,
@@ -58,6 +59,8 @@ class AliyunSms(Notifications, BatchNotifications, ReceiptQueries):
             allowed_regions=allowed_regions,
         )
         self.transport = Transport(self.settings)
+        # The app's suppression list (unsubscribed numbers), which send_message skips.
+        self.suppression = suppression
 
     def __repr__(self) -> str:  # never show the secret
         s = self.settings
@@ -69,9 +72,14 @@ class AliyunSms(Notifications, BatchNotifications, ReceiptQueries):
         return cls(settings=settings)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> AliyunSms:
-        """Build from the ``SMSCODE_ALIYUN_*`` keys of a Flask config (or any mapping)."""
-        return cls(settings=AliyunSettings.from_config(config))
+    def from_config(
+        cls, config: Mapping[str, Any], *, suppression: SuppressionCheck | None = None
+    ) -> AliyunSms:
+        """Build from the ``SMSCODE_ALIYUN_*`` keys of a Flask config (or any mapping).
+
+        ``suppression``: which numbers unsubscribed, e.g.
+        ``get_service(app).suppression.suppressed``; ``send_message`` skips them."""
+        return cls(settings=AliyunSettings.from_config(config), suppression=suppression)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str], **overrides: Any) -> AliyunSms:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,11 +33,29 @@ if TYPE_CHECKING:
 _Job = TypeVar("_Job")
 
 
+class NotifyAnswers(list[SendSmsResponse]):
+    """``send_message``'s answer: the list of SendSms answers it always was (one per call),
+    plus ``suppressed``, how many numbers were skipped because they are on the app's
+    suppression list (they unsubscribed). Nothing was sent to them and nothing failed."""
+
+    suppressed: int = 0
+
+
+# Given E.164 numbers, which of them are suppressed (unsubscribed): the app's list, e.g.
+# ``get_service().suppression.suppressed`` (core/suppression.py).
+SuppressionCheck = Callable[[Sequence[str]], Collection[str]]
+
+
 class Notifications:
     """``send_message`` (and the low-code ``sendMessage``) for
-    :class:`~flask_smscode.AliyunSms` (needs ``settings`` and ``send_sms``)."""
+    :class:`~flask_smscode.AliyunSms` (needs ``settings`` and ``send_sms``).
+
+    ``suppression`` (set by ``AliyunSms(..., suppression=...)``; ``None``: no list) names
+    the numbers that unsubscribed: they are skipped and counted
+    (:attr:`NotifyAnswers.suppressed`), never sent to."""
 
     settings: AliyunSettings
+    suppression: SuppressionCheck | None = None
 
     if TYPE_CHECKING:
 
@@ -93,8 +111,9 @@ class Notifications:
         skip_invalid: bool = False,
         on_batch: Callable[[SendSmsResponse], None] | None = None,
         sms_up_extend_code: str | None = None,
-    ) -> list[SendSmsResponse]:
-        """Send one template to many phones; return one answer per SendSms call made.
+    ) -> NotifyAnswers:
+        """Send one template to many phones; return one answer per SendSms call made
+        (a list; ``.suppressed`` counts the numbers skipped as unsubscribed).
 
         Numbers are normalised and de-duplicated, then sent in calls of at most 1000,
         ``max_concurrency`` at a time; ``on_batch`` is called (in this thread) as each
@@ -137,10 +156,18 @@ class Notifications:
                     f"{len(invalid)} entr(ies) of the phone list are "
                     f"not valid mobile numbers: {shown}"
                 )
-        answers = self._send_batches(
-            _batches(numbers), template_code, params, out_id, sign_name, on_batch, extend_code
+        skipped = [0]
+        if self.suppression is not None:
+            numbers = _not_suppressed(numbers, self.suppression, skipped)
+        answers = NotifyAnswers(
+            self._send_batches(
+                _batches(numbers), template_code, params, out_id, sign_name, on_batch, extend_code
+            )
         )
-        if not answers:  # every entry was invalid and skipped: nothing was sent
+        answers.suppressed = skipped[0]
+        if skipped[0]:
+            log_event(logging.INFO, "notify", outcome="suppressed", phones=skipped[0])
+        if not answers and not skipped[0]:  # every entry was invalid and skipped
             raise AliyunInvalidArguments("The phone list is empty")
         raise_for_failures(answers, "SendSms")
         return answers
@@ -312,6 +339,32 @@ def _batches(numbers: Iterable[str | None]) -> Iterator[list[str]]:
             batch = []
     if batch:
         yield batch
+
+
+def _not_suppressed(
+    numbers: Iterable[str | None], check: SuppressionCheck, skipped: list[int]
+) -> Iterator[str | None]:
+    """``numbers`` without the suppressed ones (``None``, an invalid entry, passes through),
+    asked ``MAX_PHONES_PER_CALL`` unique numbers at a time, as they are read; ``skipped[0]``
+    counts each suppressed number once."""
+    seen: set[str] = set()
+    chunk: list[str] = []
+
+    def flush() -> Iterator[str]:
+        listed = set(check(chunk)) if chunk else set()
+        skipped[0] += len(listed)
+        yield from (e164 for e164 in chunk if e164 not in listed)
+        chunk.clear()
+
+    for e164 in numbers:
+        if e164 is None:
+            yield None
+        elif e164 not in seen:
+            seen.add(e164)
+            chunk.append(e164)
+            if len(chunk) == MAX_PHONES_PER_CALL:
+                yield from flush()
+    yield from flush()
 
 
 def _mask_raw(raw: str) -> str:

@@ -22,6 +22,7 @@ import enum
 from dataclasses import dataclass
 
 from flask_smscode.aliyun.errors import AliyunProviderRefused, AliyunRequestFailed, AliyunSmsError
+from flask_smscode.metrics import REPORTS
 
 
 class Meaning(enum.Enum):
@@ -116,3 +117,50 @@ def provider_down(exc: AliyunSmsError) -> bool:
             row.failover is Failover.HTTP_ERROR and exc.http_status != 200
         )
     return False  # 46001: our own arguments, nothing a backup would change
+
+
+# -- delivery reports that teach the pumping guard (core/deliveries.py) -------------------
+# A pushed report's err_code is the carrier's status, passed through by Alibaba (CMPP/SGIP
+# status reports). These say the number cannot receive at all — it does not exist, is
+# stopped or suspended, or is on a carrier blacklist — the mark of numbers bought or made up
+# for SMS pumping: the core counts such a failed report against the number's prefix like
+# one more unverified send. Temporary failures (powered off ``MK:0023``, out of coverage,
+# ``EXPIRED``, flow control, content filters) are left out: real users have them too.
+RECEIPTS_NUMBER_DEAD: frozenset[str] = frozenset(
+    {
+        "MK:0001",  # no such subscriber
+        "MK:0005",  # stopped (停机)
+        "MK:0013",  # stopped
+        "UNDELIV",  # stopped or suspended: undeliverable
+        "CB:0001",  # invalid number or empty number (空号)
+        "CB:0053",  # no such subscriber
+        "DB:0101",  # invalid number or empty number
+        "DB:0102",  # stopped
+        "MI:0054",  # empty number, stopped or off
+        "MI:0059",  # empty number, stopped or off
+        "MI:0073",  # empty number
+        "MBBLACK",  # the number is on the local blacklist
+        "DBBLACK",  # ... on the gateway's blacklist
+        "DB:0144",  # ... on the gateway's blacklist
+    }
+)
+
+
+def receipt_number_dead(err_code: str | None) -> bool:
+    """Whether a failed delivery report's ``err_code`` says the number cannot receive."""
+    return (err_code or "").upper() in RECEIPTS_NUMBER_DEAD
+
+
+# -- delivery report codes a metric label may name (metrics.REPORTS) ---------------------
+# A pushed report's err_code is text from outside (anyone's, if the receiver's secret
+# leaked): only this table's codes become label values, every other one is "other"
+# (issue 15: 3,000 distinct codes in one push made 3,000 series). DELIVERED is success;
+# the temporary failures are the common ones an operator watches (powered off, expired,
+# rejected by the gateway).
+RECEIPT_LABELS: frozenset[str] = RECEIPTS_NUMBER_DEAD | {
+    "DELIVERED",
+    "MK:0023",  # powered off
+    "EXPIRED",  # not delivered within the validity period
+    "REJECTD",  # rejected by the gateway
+}
+REPORTS.allow(RECEIPT_LABELS)

@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
+from typing import Any
 
+from flask_smscode.aliyun.outcomes import receipt_number_dead
 from flask_smscode.metrics import report_err_label
-from flask_smscode.senders.reports import MalformedReports, Report
+from flask_smscode.senders.reports import MalformedReports, Report, ReportChannel
 
-__all__ = ["MalformedReports", "parse_reports", "report_phones"]
+__all__ = ["CHANNEL", "MalformedReports", "parse_reports", "report_phones"]
+
+OK_MESSAGE = "接收成功"  # Alibaba's own example answer; only code 0 (a number) is checked
 
 _DIGITS = re.compile(r"\+?[0-9]{6,17}")
 _TEXT_FIELDS = (
@@ -73,6 +78,43 @@ def parse_reports(body: bytes) -> list[Report]:
                 str(item.get("biz_id") or ""),
                 item["success"],
                 report_err_label(item.get("err_code")),
+                # the pumping guard learns from numbers that cannot receive (outcomes.py)
+                number_dead=not item["success"] and receipt_number_dead(str(item.get("err_code"))),
+                vendor="aliyun",
+                delivery_seconds=delivery_seconds(item.get("send_time"), item.get("report_time")),
             )
         )
     return reports
+
+
+_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+MAX_DELIVERY_SECONDS = 86400.0  # longer is a clock or a mix-up, not a delivery
+
+
+def delivery_seconds(sent: object, reported: object) -> float | None:
+    """``report_time`` minus ``send_time`` in seconds, or None when either is missing or
+    malformed or the difference is negative or over a day.
+
+    Both are Alibaba's text ``2017-02-02 11:12:13`` in the same zone (Beijing time), so the
+    difference needs no zone; the receiver's clock plays no part.
+    """
+    if not isinstance(sent, str) or not isinstance(reported, str):
+        return None
+    try:
+        seconds = (
+            datetime.strptime(reported[:19], _TIME_FORMAT)
+            - datetime.strptime(sent[:19], _TIME_FORMAT)
+        ).total_seconds()
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= MAX_DELIVERY_SECONDS else None
+
+
+def answer(ok: bool, reason: str) -> dict[str, Any]:
+    """Alibaba's answer format: ``{"code": 0, "msg": ...}``, a non-zero code on refusal."""
+    return {"code": 0, "msg": OK_MESSAGE} if ok else {"code": 1, "msg": reason}
+
+
+# The receiver's description of this vendor (entry point group flask_smscode.reports); its
+# route is also the historical POST /sms/reports/<secret>.
+CHANNEL = ReportChannel("aliyun", "SMSCODE_ALIYUN_REPORT", parse_reports, answer)

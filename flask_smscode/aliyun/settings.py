@@ -11,21 +11,14 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask_smscode.config import allowed_regions as parse_allowed_regions
 from flask_smscode.config import get_setting, region_code, regions_from_config
 from flask_smscode.errors import ConfigurationError
+from flask_smscode.senders.network import is_loopback as is_loopback  # one rule, re-exported
 
-_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 MAX_TIMEOUT_SECONDS = 60.0
 MAX_CONNECT_TIMEOUT_SECONDS = 3.0  # a connection takes milliseconds; waiting longer only hangs
-
-
-def is_loopback(endpoint: str) -> bool:
-    """Whether ``host[:port]`` names this machine (where plain HTTP cannot be overheard)."""
-    host = urlsplit(f"//{endpoint}").hostname or ""
-    return host in _LOOPBACK_HOSTS or host.startswith("127.")
 
 
 @dataclass(frozen=True)

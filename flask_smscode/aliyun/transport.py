@@ -15,6 +15,10 @@
 
 The SDK is imported on the first call (~0.1 s): ``import flask_smscode`` stays cheap. A V2
 SDK transport could sit beside this one behind the same ``call`` method.
+
+PNVS (``aliyun/pnvs/``, product Dypnsapi) goes through this same door unchanged: its API
+version is also 2017-05-25 and its host comes from the settings' ``endpoint``
+(``SMSCODE_PNVS_ENDPOINT``), so one ``Transport`` per product's settings is all it takes.
 """
 
 from __future__ import annotations
@@ -113,8 +117,13 @@ class Transport:
                     )
         return self._acs
 
-    def call(self, action: str, params: Mapping[str, str | None]) -> dict[str, Any]:
+    def call(
+        self, action: str, params: Mapping[str, str | None], *, domain: str | None = None
+    ) -> dict[str, Any]:
         """Make one Dysmsapi RPC call and return the decoded JSON answer.
+
+        ``domain`` sends it to another product of the same RPC version and signature instead
+        (Dybaseapi's ``QueryTokenForMnsQueue``, for the message queue: aliyun/queue.py).
 
         Raises 46002 (:class:`AliyunProviderRefused`) for an HTTP error answer and 46003
         (:class:`AliyunRequestFailed`) when the request failed; a ``Code`` other than
@@ -129,7 +138,7 @@ class Transport:
         from aliyunsdkcore.request import CommonRequest
 
         request = CommonRequest(
-            domain=self.settings.endpoint, version=API_VERSION, action_name=action
+            domain=domain or self.settings.endpoint, version=API_VERSION, action_name=action
         )
         request.set_method("POST")
         # The SDK compares with `is`: only its own constants select HTTPS reliably.

@@ -16,6 +16,7 @@ One module per command family; this one only assembles the group:
 - ``notify``: ``notify`` and its file readers
 - ``delivery``: ``delivery``
 - ``doctor``: ``doctor`` and its checks
+- ``stats``: ``stats`` (the store's hourly counters)
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ import click
 
 # Modules, not their commands: a command named like its module would hide the module.
 from flask_smscode.cli import codes, delivery, doctor, guard, notify
+from flask_smscode.cli import receipts as receipts_cli
+from flask_smscode.cli import stats as stats_cli
+from flask_smscode.cli import suppress as suppress_cli
 
 
 @click.group("smscode")
@@ -47,3 +51,6 @@ smscode.add_command(guard.guard)
 smscode.add_command(notify.notify)
 smscode.add_command(delivery.delivery)
 smscode.add_command(doctor.doctor)
+smscode.add_command(receipts_cli.receipts)  # receipts consume: the message queue (MNS)
+smscode.add_command(suppress_cli.suppress)  # suppress list|add|remove
+smscode.add_command(stats_cli.stats)  # stats: the store's hourly counters (core/stats.py)

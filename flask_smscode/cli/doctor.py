@@ -28,7 +28,7 @@ from flask_smscode.config import Settings, get_setting
 from flask_smscode.errors import ConfigurationError, StorageUnavailable
 from flask_smscode.extension import EXTENSION_KEY, get_service
 from flask_smscode.senders.base import FAIL, OK, SKIP, WARN, Check, SupportsCheck
-from flask_smscode.senders.registry import SenderSpec, sender_specs
+from flask_smscode.senders.registry import SenderSpec, configured_specs
 from flask_smscode.stores import store_from_uri
 
 
@@ -43,7 +43,7 @@ def run_checks(app: Flask) -> list[Check]:
     """Every check against ``app``'s configuration, in order."""
     checks: list[Check] = []
     try:
-        specs = sender_specs(app.config)
+        specs = configured_specs(app.config)  # SMSCODE_SENDER_ROUTES' senders too
     except ConfigurationError as exc:
         checks.append(Check("provider", FAIL, "cli.doctor.config", {"reason": str(exc)}))
     else:

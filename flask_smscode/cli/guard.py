@@ -23,6 +23,8 @@ def _guard_data(service: SmsCodeService) -> dict[str, Any]:
     counts, prefixes = service.guard_status()
     settings = service.guard
     return {
+        # "shadow": the blocks below are what the guard would refuse (SMSCODE_GUARD_MODE)
+        "mode": "shadow" if settings.shadow else "enforce",
         "global": [
             {"limit": limit.text, "used": counts.get(limit.text, 0)}
             for limit in settings.global_limits

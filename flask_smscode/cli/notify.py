@@ -22,7 +22,7 @@ from flask.cli import with_appcontext
 from flask_smscode.aliyun.batch import BatchEntry
 from flask_smscode.aliyun.errors import REQUEST_FAILED, AliyunSmsError
 from flask_smscode.aliyun.sendsms import SendSmsResponse
-from flask_smscode.cli.output import _t, aliyun_client, errors
+from flask_smscode.cli.output import _t, aliyun_client, app_service, errors
 
 PHONE_COLUMNS = ("phone", "mobile", "phone_number", "手机号", "手机")
 # Optional per-row columns of `notify --file` without --params (every other one is a variable).
@@ -240,9 +240,13 @@ def _send_and_report(
         click.echo("\n".join(problems))
         raise click.ClickException(_t("cli.notify.no_valid", source=source))
     responses = _send_with_progress(total, send)
-    lines, all_sent = _summary(responses, total)
+    # Numbers on the suppression list (unsubscribed) were skipped, not failed.
+    suppressed = int(getattr(responses, "suppressed", 0))
+    lines, all_sent = _summary(responses, total - suppressed)
     if duplicates > 0:
         lines.append(_t("cli.notify.duplicates", count=duplicates))
+    if suppressed > 0:
+        lines.append(_t("cli.notify.suppressed", count=suppressed))
     click.echo("\n".join(lines + problems))
     if not all_sent or problems:
         click.get_current_context().exit(1)
@@ -330,6 +334,7 @@ def notify(
     client = aliyun_client()
     if not (sign_name or client.sign_name):
         raise click.ClickException(_t("cli.notify.no_sign_name"))
+    client.suppression = app_service().suppression.suppressed  # unsubscribed: skipped
     raw = [entry for entry, _ in entries]
     valid, invalid = client.normalize_phones(raw)
     _send_and_report(
@@ -393,6 +398,7 @@ def _notify_people(
     if not people:
         raise click.UsageError(_t("cli.notify.no_phones", source=path.name))
     client = aliyun_client()
+    client.suppression = app_service().suppression.suppressed  # unsubscribed: skipped
     entries, lines, bad = _batch_entries(people, phone_column, extend_code)
     with errors():
         plan = client.prepare_batch(entries, sign_name=sign_name)

@@ -25,13 +25,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask_smscode.config import ReportSettings
+from flask_smscode.core.guard import GuardSettings
 from flask_smscode.core.outids import OutIds
 from flask_smscode.events import log_event, send_signal
-from flask_smscode.metrics import REPORTS
-from flask_smscode.phones import mask_phone
+from flask_smscode.metrics import DELIVERY, REPORTS
+from flask_smscode.phones import carrier_label, mask_phone
 from flask_smscode.senders.reports import Report
 from flask_smscode.signals import delivery_reported
 from flask_smscode.stores.base import LastDelivery, Store
+from flask_smscode.stores.stats import StatsStore
 
 STATES = {"delivered": "d", "failed": "f", "waiting": "w"}
 _BIZ_ID = re.compile(r"[0-9A-Za-z^_.:-]{1,40}")
@@ -43,29 +45,46 @@ class Delivery:
 
     ``state``: ``waiting`` (a live code whose report has not arrived), ``delivered``,
     ``failed`` (``err_code`` says why, e.g. ``MK:0001``) or ``none`` (no live code and no
-    report kept). ``out_id`` is the OutId of the send the state is about.
+    report kept). ``out_id`` is the OutId of the send the state is about. ``sender`` names
+    the sender (of ``SMSCODE_SENDER`` / ``SMSCODE_SENDER_ROUTES``) that carried that send,
+    when it is the live code's (the store keeps the carrier only while the code lives).
     """
 
     state: str
     err_code: str | None = None
     out_id: str | None = None
+    sender: str | None = None
 
     def as_json(self) -> dict[str, Any]:
+        # ``sender`` stays out: this dict is a published shape (status --json has its own
+        # top-level "sender"); Python callers read ``.sender``.
         return {"state": self.state, "err_code": self.err_code, "out_id": self.out_id}
 
 
 class Deliveries:
     """One app's delivery bookkeeping over its store."""
 
-    def __init__(self, store: Store, settings: ReportSettings, out_ids: OutIds) -> None:
+    # The app's pumping guard (set by the service): dead-number reports teach it.
+    guard: GuardSettings | None = None
+
+    def __init__(
+        self,
+        store: Store,
+        settings: ReportSettings,
+        out_ids: OutIds,
+        *,
+        enabled: bool | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.out_ids = out_ids
+        # Any report channel on (its <prefix>_SECRET set), not only Alibaba's.
+        self._enabled = settings.enabled if enabled is None else enabled or settings.enabled
 
     @property
     def enabled(self) -> bool:
-        """Whether reports are received (SMSCODE_ALIYUN_REPORT_SECRET is set)."""
-        return self.settings.enabled
+        """Whether reports are received (a report channel's secret is set)."""
+        return self._enabled
 
     def record_sent(self, phone: str, out_id: str, biz_id: str | None) -> None:
         """Remember a send the provider accepted as "waiting" with its BizId, so that its
@@ -108,6 +127,17 @@ class Deliveries:
         )
         outcome = state if result == "stored" else result
         REPORTS.count(outcome, report.err_code)
+        if result == "stored" and report.delivery_seconds is not None:
+            # Latency per vendor and carrier: first report of a send only (no duplicates).
+            DELIVERY.observe(report.vendor, carrier_label(phone), state, report.delivery_seconds)
+            if state == "delivered" and isinstance(self.store, StatsStore):
+                # The store's hourly latency buckets (flask smscode stats): one more call
+                # on the report path, never on a user's request; delivered sends only.
+                self.store.count_delivery(
+                    carrier_label(phone), report.vendor, report.delivery_seconds
+                )
+        if result == "stored" and report.number_dead:
+            self._teach_guard(phone)
         if result == "stored":
             log_event(
                 logging.INFO,
@@ -128,6 +158,19 @@ class Deliveries:
                 out_id=report.out_id,
             )
         return outcome
+
+    def _teach_guard(self, phone: str) -> None:
+        """Receipts teach the pumping guard: a send whose number cannot receive (the vendor's
+        table says so, ``Report.number_dead``) counts against its prefix like one more
+        unverified send. Only a report stored for the first time: a repeated push counts
+        nothing. A delivered report counts for the prefix only through the code's verify
+        (a verified code was delivered): counting it again here would credit one send twice,
+        and pumped numbers are delivered too. Raises StorageUnavailable like record()."""
+        guard = self.guard
+        if guard is None or not guard.converts:
+            return
+        self.store.guard_learn(guard.prefix_of(phone), guard.window * 1000)
+        log_event(logging.INFO, "guard", outcome="learned_dead_number", phone=mask_phone(phone))
 
     def _by_biz_id(self, phone: str, report: Report) -> str | None:
         """A report without our OutId: the phone's last send if its BizId is the report's."""

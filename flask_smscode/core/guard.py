@@ -6,10 +6,39 @@ addresses, so per-phone and per-IP limits never trip. What betrays it is *conver
 sent to a number range that nobody ever types back. The counting happens in the store,
 inside the send and verify decisions (see ``stores/lua/send.lua``); this module only turns
 the ``SMSCODE_*`` settings into what the store counts for one phone.
+
+**Who is behind the sends (the source rule).** Conversion alone would let one client close
+a whole block for everyone: 20 unverified codes to one 7-digit block, from one address and
+within its own per-IP budget, and 10 000 real users get no code for 12 hours. So the store
+also keeps, per prefix, each *source*'s unverified sends (``u:<tag>`` fields, at most 16 per
+prefix, each kept one conversion window after the source's last send there):
+
+- a source is the client's address (IPv4, or its /64 for IPv6, as the per-IP limits count
+  it), or the key ``SMSCODE_GUARD_SOURCE(request)`` returns (an account id, a device id);
+  only a short hash of it (8 characters) reaches the store;
+- a source with ``SMSCODE_GUARD_SOURCE_SENDS`` unverified sends to one prefix is refused
+  itself (429 ``throttled``, Retry-After until its count's window ends); a verify by the
+  same source takes one off, so an honest source that types its codes never reaches it;
+- a prefix is blocked for everyone only when its conversion is low **and** at least
+  ``SMSCODE_GUARD_MIN_SOURCES`` distinct sources have unverified sends in it;
+- a prefix blocked before is on probation for one more block length after its block ends
+  (field ``bh``): it is judged from its first unverified send, and the sources behind the
+  block it had still count (a slow drip that waits out the block gets no fresh budget of
+  ``SMSCODE_GUARD_MIN_SENDS``; one address can prolong, never start, a block for
+  everyone);
+- a send whose source is unknown (the Python API without ``client_ip``) weighs no sources:
+  the conversion rule alone decides, as before.
+
+**Shadow mode** (``SMSCODE_GUARD_MODE = "shadow"``): the same decisions and state, but the
+guard's refusals (global, prefix, blocked, conversion, source) are logged (``event=guard
+would_block=<reason>``) and counted (``guard_refusals`` label ``would_block_<reason>``)
+while the SMS goes out. Per-IP and per-phone limits are not the guard: they still refuse.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +52,8 @@ from flask_smscode.stores import GuardRequest
 
 PrefixFunction = Callable[[str], str]
 PreSendHook = Callable[[Any, str, str], Any]
+SourceFunction = Callable[[Any], Any]
+GUARD_MODES = ("enforce", "shadow")
 
 # Mainland mobiles: the first 7 digits of the national number name the operator's block
 # (HLR segment, 10 000 numbers), the unit premium-range fraud buys. Elsewhere no such
@@ -56,6 +87,10 @@ class GuardSettings:
     min_conversion: float
     block: int  # seconds a low-conversion prefix stays blocked
     pre_send_hook: PreSendHook | None
+    min_sources: int = 0  # distinct sources before a prefix is blocked for everyone
+    source_sends: int = 0  # unverified sends one source may leave in one prefix (0: off)
+    shadow: bool = False  # SMSCODE_GUARD_MODE = "shadow"
+    source_of: SourceFunction | None = None  # SMSCODE_GUARD_SOURCE
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> GuardSettings:
@@ -98,14 +133,40 @@ class GuardSettings:
             min_conversion=float(ratio),
             block=parse_int(get, "SMSCODE_GUARD_BLOCK_SECONDS", 1, 30 * 86400),
             pre_send_hook=_hook(get("SMSCODE_PRE_SEND_HOOK")),
+            min_sources=parse_int(get, "SMSCODE_GUARD_MIN_SOURCES", 0, 16),
+            source_sends=parse_int(get, "SMSCODE_GUARD_SOURCE_SENDS", 0, 1_000_000),
+            shadow=_mode(get("SMSCODE_GUARD_MODE")) == "shadow",
+            source_of=_callable(
+                get("SMSCODE_GUARD_SOURCE"),
+                "SMSCODE_GUARD_SOURCE",
+                "a callable (request) -> str, the source the guard weighs",
+            ),
         )
 
     @property
     def converts(self) -> bool:
         return self.min_sends > 0
 
-    def request(self, e164: str) -> GuardRequest | None:
-        """What the store counts for a send to ``e164`` (``None``: the guard is off)."""
+    def source_tag(self, request: Any, client: str | None) -> str | None:
+        """The short hash of this request's source: ``SMSCODE_GUARD_SOURCE(request)`` when it
+        returns a non-empty string, else ``client`` (the per-IP key: the address or its /64);
+        ``None`` when neither is known. A hash, so no client text reaches the store."""
+        source: Any = None
+        if self.source_of is not None and request is not None:
+            source = self.source_of(request)
+            if source is not None and not isinstance(source, str):
+                raise ConfigurationError(
+                    "SMSCODE_GUARD_SOURCE: the callable must return a string or None."
+                )
+        source = source or client
+        if not source or source == "unknown":
+            return None
+        digest = hashlib.blake2b(source.encode(), digest_size=6).digest()
+        return base64.urlsafe_b64encode(digest).decode()
+
+    def request(self, e164: str, source: str | None = None) -> GuardRequest | None:
+        """What the store counts for a send to ``e164`` (``None``: the guard is off);
+        ``source`` is :meth:`source_tag`'s."""
         if not (self.global_limits or self.prefix_limits or self.converts):
             return None
         prefix = self.prefix_of(e164) if (self.prefix_limits or self.converts) else None
@@ -122,7 +183,37 @@ class GuardSettings:
             min_sends=self.min_sends,
             ratio_permille=round(self.min_conversion * 1000),
             block_ms=self.block * 1000,
+            source=source if self.converts else None,
+            min_sources=self.min_sources,
+            source_sends=self.source_sends,
+            shadow=self.shadow,
         )
+
+
+def _mode(value: Any) -> str:
+    if value not in GUARD_MODES:
+        raise ConfigurationError(
+            f"SMSCODE_GUARD_MODE must be one of {', '.join(map(repr, GUARD_MODES))}; got {value!r}."
+        )
+    return str(value)
+
+
+def _callable(value: Any, key: str, what: str) -> Callable[..., Any] | None:
+    """A callable setting: the callable, or a ``"module:function"`` path to one."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        module, _, name = value.partition(":")
+        try:
+            value = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError):
+            raise ConfigurationError(
+                f"{key}: cannot import {value!r} (write 'package.module:function')."
+            ) from None
+    if not callable(value):
+        raise ConfigurationError(f"{key} must be {what}.")
+    function: Callable[..., Any] = value
+    return function
 
 
 def _hook(value: Any) -> PreSendHook | None:

@@ -7,11 +7,16 @@ sends no second SMS.
 - What is compared is the *normalised* request, the E.164 phone and the purpose (as an
   HMAC, the fingerprint): a client library that re-serialises its JSON, or switches between
   JSON and form fields, is still sending the same request.
-- An answer is recorded once the request has reached the store's decision: a 200 or any
-  refusal from then on (429 throttles, a provider's 400) is replayed. A request refused
-  before it (400 invalid_request, invalid_phone) records nothing: running it again gives
-  the same answer anyway (as Stripe does for validation errors). A fault that sent nothing
-  (502 provider_error, 503 storage_unavailable) releases the key, so a retry can send.
+- An answer is recorded once the request has passed its client's per-IP budget and reached
+  the store's decision: a 200 or any refusal from then on (the phone's and the guard's 429
+  throttles, a provider's 400) is replayed. A request refused before it (400
+  invalid_request, invalid_phone, 403 cross_site_request) records nothing: running it again
+  gives the same answer anyway (as Stripe does for validation errors). Nor does a request
+  refused by the per-IP budget (429): otherwise each fresh key of a client past its budget
+  would store a record, and the store would grow with the attacker's request rate instead
+  of with the limits (issue 15); a retry with that key is simply decided again. A fault that
+  sent nothing (502 provider_error, 503 storage_unavailable) releases the key, so a retry
+  can send.
 """
 
 from __future__ import annotations

@@ -36,13 +36,16 @@ from flask_smscode.core.idempotency import (
 from flask_smscode.core.limiter_adapter import FlaskLimiterAdapter
 from flask_smscode.core.outids import OutIds
 from flask_smscode.core.ratelimit import client_key
+from flask_smscode.core.replies import Replies
 from flask_smscode.core.results import SendResult, VerifyResult
 from flask_smscode.core.settings import AppSettings, idempotency_times
+from flask_smscode.core.suppression import Suppression
 from flask_smscode.errors import (
     ChallengeRequired,
     CodeExpired,
     IdempotencyKeyReused,
     InvalidCode,
+    InvalidPhone,
     InvalidRequest,
     InvalidToken,
     ProviderError,
@@ -53,7 +56,7 @@ from flask_smscode.errors import (
     TooManyAttempts,
 )
 from flask_smscode.events import Outcome, log_event, observe
-from flask_smscode.metrics import SENDERS, STATS
+from flask_smscode.metrics import GUARD_LIMITS, SENDERS, STATS
 from flask_smscode.phones import mask_phone, normalize_phone, normalize_phone_fast
 from flask_smscode.senders import DeliveryUnconfirmed, Sender, build_sender
 from flask_smscode.senders.base import send_seconds
@@ -85,6 +88,7 @@ REFUSAL_KEYS = {
     "prefix": "throttled.guard",
     "blocked": "throttled.guard",
     "conversion": "throttled.guard",
+    "source": "throttled.guard",
 }
 _GUARD_NOTICES = {
     Refusal.GLOBAL: "global_budget_exhausted",
@@ -119,7 +123,10 @@ class SmsCodeService:
                 UserWarning,
                 stacklevel=3,
             )
-        if s.sender == "console" and not relaxed:
+        # With SMSCODE_SENDER_ROUTES, SMSCODE_SENDER may be left at its default: the routes
+        # name the senders (the console one warns only when a route names it).
+        routed = sections.config.get("SMSCODE_SENDER_ROUTES") is not None
+        if s.sender == "console" and not relaxed and not routed:
             warnings.warn(
                 "flask-smscode is using the console sender: no SMS is sent. Set "
                 "SMSCODE_SENDER to a real provider in production.",
@@ -149,9 +156,23 @@ class SmsCodeService:
         self._hash_key = hmac.new(s.secret, b"flask-smscode code hash", hashlib.sha256).digest()
         self.out_ids = OutIds(s.secret)  # OutIds of code sends (delivery reports)
         self.reports = sections.reports
-        self.deliveries = Deliveries(self.store, sections.reports, self.out_ids)
+        self.report_channels = sections.channels  # every vendor's receiver (web/reports.py)
+        self.deliveries = Deliveries(
+            self.store,
+            sections.reports,
+            self.out_ids,
+            enabled=any(c.enabled for c in sections.channels.values()),
+        )
+        # Replies and the suppression list (core/replies.py): notifications skip listed
+        # numbers; codes only with SMSCODE_SUPPRESS_CODES.
+        self.suppression = Suppression(self.store, suppress_codes=sections.replies.suppress_codes)
+        self.replies = Replies(
+            self.store, sections.replies, self.suppression, ttl_ms=sections.reports.ttl_ms
+        )
         self.tokens = TokenSigner(s.secret, s.token_ttl)
         self.guard = sections.guard  # the SMS-pumping guard
+        GUARD_LIMITS.set((limit.seconds, limit.amount) for limit in self.guard.global_limits)
+        self.deliveries.guard = self.guard  # receipts teach the guard (dead numbers)
         self._idempotency_key = hmac.new(
             s.secret, b"flask-smscode idempotency", hashlib.sha256
         ).digest()
@@ -236,10 +257,15 @@ class SmsCodeService:
             e164 = self.normalize(phone)
             if idempotency_key is not None:
                 check_key(idempotency_key)
+            if self.suppression.blocks_codes(e164):  # only with SMSCODE_SUPPRESS_CODES
+                raise InvalidPhone(key="invalid_phone.unsubscribed")
         seen = Outcome("send", "sent", phone=e164, purpose=purpose)
         try:
-            self._pre_send_check(e164, purpose, seen)  # before anything is counted or sent
-            guard = self.guard.request(e164)
+            # The per-IP hit first, then the hook: a captcha's remote verifier is called at
+            # most at the client's budget's rate, never at the attacker's.
+            client = self._counted_before_hook(client, seen)
+            self._pre_send_check(e164, purpose, seen)  # before anything else is counted or sent
+            guard = self.guard.request(e164, self._guard_source(client_ip))
             idem = self._idempotency_request(idempotency_key, e164, purpose)
             if idem is not None:
                 seen = seen._replace(idempotency_key=log_id(idem.key_id))  # never the key
@@ -256,6 +282,8 @@ class SmsCodeService:
                 return self._replay(decision.idempotency.answer, e164, purpose, seen)
             if decision.refused_by is not None:
                 raise self._refused(decision, guard, seen)
+            if decision.would_block is not None:  # shadow mode: logged, counted, sent
+                seen = self._would_block(decision, guard, seen)
             if fixed is not None:  # a test number: every rule above applied, no SMS goes out
                 delivery = "sent"
                 seen = seen._replace(outcome="test_number", signal="code_sent", delivery="test")
@@ -275,10 +303,28 @@ class SmsCodeService:
         return SendResult(e164, purpose, s.code_ttl, s.resend_interval, delivery), seen
 
     # -- the pumping guard and idempotency --------------------------------------------------
+    def _counted_before_hook(
+        self, client: ClientLimits | None, seen: Outcome
+    ) -> ClientLimits | None:
+        """With a pre-send hook, count the client's per-IP hit first (a round trip of its
+        own, only for apps with a hook) and raise Throttled past the budget, so a client
+        over it never reaches the hook; the store's decision then counts nothing more for
+        the client (``None``). Without a hook the hit stays folded into the decision."""
+        if client is None or self.guard.pre_send_hook is None:
+            return client
+        wait = self.store.hit_client("send", client)
+        if wait:
+            error = Throttled(key="throttled.ip", retry_after=wait)
+            error.outcome = seen
+            raise error
+        return None
+
     def _pre_send_check(self, e164: str, purpose: str, seen: Outcome) -> None:
         """SMSCODE_PRE_SEND_HOOK (captcha, risk check): it sees the request and the
-        normalised phone before anything is counted or sent, and refuses by raising
-        ChallengeRequired or returning False (counted as the guard's "challenge")."""
+        normalised phone once the request is counted against its client's per-IP budget
+        (a client past it hears 429 and never reaches the hook) and before anything else
+        is counted, stored or sent; it refuses by raising ChallengeRequired or returning
+        False (counted as the guard's "challenge")."""
         hook = self.guard.pre_send_hook
         if hook is None:
             return
@@ -404,6 +450,30 @@ class SmsCodeService:
                 retry_after=decision.retry_after,
             )
         return error
+
+    def _guard_source(self, client_ip: str | None) -> str | None:
+        """The source tag the guard weighs for this request (core/guard.py)."""
+        return self.guard.source_tag(
+            request if has_request_context() else None,
+            client_key(client_ip) if client_ip is not None else None,
+        )
+
+    def _would_block(
+        self, decision: SendDecision, guard: GuardRequest | None, seen: Outcome
+    ) -> Outcome:
+        """Shadow mode: the guard would have refused this send. One ``guard`` line with
+        ``would_block`` (WARNING when enforce mode would warn, else INFO) and the outcome's
+        guard label ``would_block_<reason>`` (counted by observe()); the SMS goes out."""
+        kind = decision.would_block
+        assert kind is not None
+        log_event(
+            logging.WARNING if kind is Refusal.CONVERSION else logging.INFO,
+            "guard",
+            outcome="would_block",
+            would_block=kind.value,
+            prefix=guard.prefix if guard is not None and kind is not Refusal.GLOBAL else None,
+        )
+        return seen._replace(guard=f"would_block_{kind.value}")
 
     def guard_status(self) -> tuple[dict[str, int], list[PrefixStatus]]:
         """The global budget's counts and every number prefix the guard holds state for."""
@@ -623,7 +693,9 @@ class SmsCodeService:
                 max_attempts=s.max_attempts,
                 window=s.attempt_window,
                 client=client,
-                guard=self.guard.request(e164) if self.guard.converts else None,
+                guard=self.guard.request(e164, self._guard_source(client_ip))
+                if self.guard.converts
+                else None,
             )
         except SmsCodeError as exc:
             if exc.outcome is None:
@@ -636,7 +708,10 @@ class SmsCodeService:
         if result.outcome is VerifyOutcome.OK:
             token = self.tokens.issue(e164, purpose)
             return VerifyResult(e164, purpose, token, s.token_ttl), seen._replace(
-                signal="code_verified"
+                signal="code_verified",
+                # Conversion per vendor: exact with one sender; with several, which one
+                # carried this code is not known without another round trip ("other").
+                credited_sender=self.sender_names[0] if len(self.sender_names) == 1 else None,
             )
         attempts_left = None
         if result.outcome is VerifyOutcome.INVALID:

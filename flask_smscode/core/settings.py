@@ -9,14 +9,16 @@ it is built at start-up. Nothing reads ``app.config["SMSCODE_…"]`` after that.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from flask_smscode.config import ReportSettings, Settings
+from flask_smscode.config import ReplySettings, ReportSettings, Settings
 from flask_smscode.core.guard import GuardSettings
+from flask_smscode.core.origins import OriginSettings
 from flask_smscode.core.ratelimit import RateLimitSettings
 from flask_smscode.errors import ConfigurationError
 from flask_smscode.messages import Catalogue, CatalogueError
+from flask_smscode.senders.reports import report_channels
 
 MAX_IDEMPOTENCY_WAIT_SECONDS = 60
 
@@ -28,10 +30,17 @@ class AppSettings:
     core: Settings
     guard: GuardSettings
     reports: ReportSettings
+    # Every delivery-report channel's receiver settings, by channel name (senders/reports.py);
+    # validated here, at start-up, whichever sender the app uses.
+    channels: Mapping[str, ReportSettings]
     ratelimit: RateLimitSettings
     messages: Catalogue
     idempotency_wait: float | None  # None: twice the senders' longest send
     config: Mapping[str, Any]  # what the sender registry builds the senders from
+    # Cross-origin protection and the CORS answer of trusted origins (web/origins.py).
+    origins: OriginSettings = field(default_factory=OriginSettings)
+    # Replies and the suppression list (core/replies.py, web/replies.py).
+    replies: ReplySettings = field(default_factory=ReplySettings)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> AppSettings:
@@ -40,10 +49,16 @@ class AppSettings:
             core=core,
             guard=GuardSettings.from_config(config),
             reports=ReportSettings.from_config(config),
+            channels={
+                name: ReportSettings.from_config(config, channel.setting_prefix)
+                for name, channel in report_channels().items()
+            },
             ratelimit=RateLimitSettings.from_config(config, core),
             messages=catalogue_from_config(config),
             idempotency_wait=_idempotency_wait(config),
             config=config,
+            origins=OriginSettings.from_config(config),
+            replies=ReplySettings.from_config(config),
         )
 
 

@@ -22,8 +22,7 @@ from flask_smscode.errors import (
     ProviderUnavailable,
     SmsCodeError,
 )
-from flask_smscode.events import log_event
-from flask_smscode.metrics import SENDERS
+from flask_smscode.events import failover, log_event
 from flask_smscode.phones import mask_phone
 from flask_smscode.senders.base import Sender, SendReceipt, send_seconds
 
@@ -41,43 +40,52 @@ class FailoverSender:
         self.send_seconds = sum(send_seconds(sender) for _, sender in self.senders)
 
     def send(self, phone: str, code: str, purpose: str, *, out_id: str) -> SendReceipt:
-        last = len(self.senders) - 1
-        for index, (name, sender) in enumerate(self.senders):
-            failure: SmsCodeError | DeliveryUnconfirmed | None = None
-            try:
-                receipt = sender.send(phone, code, purpose, out_id=out_id)
-            except ProviderUnavailable as exc:
-                exc.sender = name
-                if index == last:
-                    raise  # every sender failed: the service answers 502, cancels once
-                SENDERS.count(name, "failover")
-                log_event(
-                    logging.WARNING,
-                    "send.failover",
-                    phone=mask_phone(phone),
-                    purpose=purpose,
-                    sender=name,
-                    provider_code=exc.provider_code,
-                    request_id=exc.request_id,
-                    next=self.names[index + 1],
-                )
-                continue
-            except (SmsCodeError, DeliveryUnconfirmed) as exc:
-                exc.sender = name
-                raise  # a refusal or an unknown outcome: never another SMS
-            except Exception as exc:  # a custom sender's bug: unknown whether it sent
-                log_event(
-                    logging.ERROR,
-                    "send.sender_error",
-                    phone=mask_phone(phone),
-                    purpose=purpose,
-                    sender=name,
-                    exception=type(exc).__name__,
-                )
-                failure = ProviderError().with_provider(sender=name)
-            if failure is not None:
-                raise failure  # outside the except block: its text may hold the code
-            if isinstance(receipt, SendReceipt):
-                return dataclasses.replace(receipt, sender=name)
-            return SendReceipt(sender=name)  # a custom sender that returned nothing
-        raise AssertionError("unreachable: the last sender returns or raises")
+        return send_in_order(self.senders, phone, code, purpose, out_id=out_id)
+
+
+def send_in_order(
+    senders: Sequence[tuple[str, Sender]], phone: str, code: str, purpose: str, *, out_id: str
+) -> SendReceipt:
+    """The failover rule, once for every caller (a list, a route of
+    :class:`~flask_smscode.senders.routes.RoutingSender`, even a route of one sender): try
+    each (name, sender) in order with the same ``out_id``, move on only after
+    :class:`ProviderUnavailable`, and name the sender that answered last on the receipt or
+    the error. Vendor-blind: which failures are definite is each vendor's own table.
+    """
+    last = len(senders) - 1
+    for index, (name, sender) in enumerate(senders):
+        failure: SmsCodeError | DeliveryUnconfirmed | None = None
+        try:
+            receipt = sender.send(phone, code, purpose, out_id=out_id)
+        except ProviderUnavailable as exc:
+            exc.sender = name
+            if index == last:
+                raise  # every sender failed: the service answers 502, cancels once
+            failover(
+                name,
+                senders[index + 1][0],
+                phone=phone,
+                purpose=purpose,
+                provider_code=exc.provider_code,
+                request_id=exc.request_id,
+            )
+            continue
+        except (SmsCodeError, DeliveryUnconfirmed) as exc:
+            exc.sender = name
+            raise  # a refusal or an unknown outcome: never another SMS
+        except Exception as exc:  # a custom sender's bug: unknown whether it sent
+            log_event(
+                logging.ERROR,
+                "send.sender_error",
+                phone=mask_phone(phone),
+                purpose=purpose,
+                sender=name,
+                exception=type(exc).__name__,
+            )
+            failure = ProviderError().with_provider(sender=name)
+        if failure is not None:
+            raise failure  # outside the except block: its text may hold the code
+        if isinstance(receipt, SendReceipt):
+            return dataclasses.replace(receipt, sender=name)
+        return SendReceipt(sender=name)  # a custom sender that returned nothing
+    raise AssertionError("unreachable: the last sender returns or raises")

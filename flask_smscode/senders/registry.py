@@ -37,7 +37,12 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
 
-from flask_smscode.config import DEFAULT_NAMED_SENDER_KIND, SETTINGS, get_setting
+from flask_smscode.config import (
+    DEFAULT_NAMED_SENDER_KIND,
+    SETTINGS,
+    get_setting,
+    regions_from_config,
+)
 from flask_smscode.errors import ConfigurationError
 from flask_smscode.senders.base import Sender, SupportsCreate
 
@@ -45,7 +50,7 @@ ENTRY_POINT_GROUP = "flask_smscode.senders"
 # A named sender becomes a metric label and a log field: short, and never a dotted path.
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 # Keys an entry may not set: they describe the list, not one sender of it.
-_NOT_PER_SENDER = ("SMSCODE_SENDERS_CONFIG",)
+_NOT_PER_SENDER = ("SMSCODE_SENDERS_CONFIG", "SMSCODE_SENDER_ROUTES")
 
 _registered: dict[str, Any] = {}  # kind -> class, from register_sender()
 _discovered: dict[str, Any] | None = None  # kind -> entry point, read once
@@ -116,9 +121,14 @@ class SenderSpec:
         return _import_dotted(self.kind)
 
 
-def sender_specs(config: Mapping[str, Any]) -> list[SenderSpec]:
-    """The senders ``SMSCODE_SENDER`` names, in order, each with its own config view."""
-    value = get_setting(config, "SMSCODE_SENDER")
+def sender_specs(
+    config: Mapping[str, Any], value: Any = None, *, key: str = "SMSCODE_SENDER"
+) -> list[SenderSpec]:
+    """The senders ``SMSCODE_SENDER`` names (or ``value``, one route of
+    ``SMSCODE_SENDER_ROUTES`` named ``key`` in errors), in order, each with its own config
+    view."""
+    if value is None:
+        value = get_setting(config, "SMSCODE_SENDER")
     entries = _entries(config)
     if isinstance(value, str):
         items: list[Any] = [part.strip() for part in value.split(",")]
@@ -128,7 +138,7 @@ def sender_specs(config: Mapping[str, Any]) -> list[SenderSpec]:
         items = [value]  # a class or an instance, as before
     if not items or any(item is None or item == "" for item in items):
         raise ConfigurationError(
-            f"SMSCODE_SENDER must name at least one sender, with no empty entries; got {value!r}."
+            f"{key} must name at least one sender, with no empty entries; got {value!r}."
         )
     specs = []
     for item in items:
@@ -143,7 +153,7 @@ def sender_specs(config: Mapping[str, Any]) -> list[SenderSpec]:
         elif isinstance(item, str):
             if not is_kind(item) and "." not in item:
                 raise ConfigurationError(
-                    f"SMSCODE_SENDER: {item!r} is not a registered sender "
+                    f"{key}: {item!r} is not a registered sender "
                     f"({', '.join(map(repr, sender_kinds()))}), a dotted path to a sender "
                     "class, or a name defined in SMSCODE_SENDERS_CONFIG."
                 )
@@ -157,7 +167,7 @@ def sender_specs(config: Mapping[str, Any]) -> list[SenderSpec]:
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise ConfigurationError(
-            f"SMSCODE_SENDER names {', '.join(map(repr, twice))} more "
+            f"{key} names {', '.join(map(repr, twice))} more "
             "than once; a second account needs its own name in "
             "SMSCODE_SENDERS_CONFIG."
         )
@@ -200,23 +210,100 @@ def _entries(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return entries
 
 
+def route_specs(config: Mapping[str, Any]) -> dict[str, list[SenderSpec]] | None:
+    """``SMSCODE_SENDER_ROUTES`` checked, as calling code (or ``"*"``) -> senders in order;
+    ``None`` when routing is off. The rules are in :mod:`flask_smscode.senders.routes`:
+    ``SMSCODE_SENDER`` (when set) is the ``"*"`` route unless ``"*"`` is given, and every
+    allowed region must have a route."""
+    from flask_smscode.senders.routes import FALLBACK, is_calling_code, region_calling_code
+
+    key = "SMSCODE_SENDER_ROUTES"
+    raw = get_setting(config, key)
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or not raw:
+        raise ConfigurationError(
+            f"{key} must be a non-empty dict of country calling code (digits, like '86') or "
+            "'*' -> sender name or list of names; or None to send everything through "
+            "SMSCODE_SENDER."
+        )
+    routes: dict[str, list[SenderSpec]] = {}
+    for code, value in raw.items():
+        if not isinstance(code, str) or not (code == FALLBACK or is_calling_code(code)):
+            raise ConfigurationError(
+                f"{key}: {code!r} is not a country calling code as digits without '+' "
+                "(like '86', '852', '1') or '*' for every other number."
+            )
+        where = f"{key}[{code!r}]"
+        if value is None or (isinstance(value, (list, tuple, str)) and not value):
+            raise ConfigurationError(f"{where} must name at least one sender; got {value!r}.")
+        routes[code] = sender_specs(config, value, key=where)
+    _, allowed = regions_from_config(config)
+    if FALLBACK not in routes:
+        if config.get("SMSCODE_SENDER") is not None:
+            routes[FALLBACK] = sender_specs(config)  # SMSCODE_SENDER is the rest's route
+        else:
+            missing = (
+                ["every region (SMSCODE_ALLOWED_REGIONS = ['*'])"]
+                if allowed is None
+                else [r for r in allowed if region_calling_code(r) not in routes]
+            )
+            if missing:
+                raise ConfigurationError(
+                    f"{key} has no route for {', '.join(missing)}: add a '*' route, or set "
+                    "SMSCODE_SENDER, which is the route of every number without one."
+                )
+    seen: dict[str, SenderSpec] = {}
+    for specs in routes.values():
+        for spec in specs:
+            first = seen.setdefault(spec.name, spec)
+            if first.kind is not spec.kind and first.kind != spec.kind:
+                raise ConfigurationError(
+                    f"{key}: the name {spec.name!r} stands for two different senders; give "
+                    "each its own name in SMSCODE_SENDERS_CONFIG."
+                )
+    return routes
+
+
+def _distinct(routes: Mapping[str, list[SenderSpec]]) -> list[SenderSpec]:
+    """Every sender of the routes once, the ``"*"`` route's first (they carry most sends in
+    most apps, and the first name is what status shows when the store recorded none)."""
+    specs: list[SenderSpec] = []
+    for code in sorted(routes, key=lambda code: code != "*"):
+        specs.extend(spec for spec in routes[code] if spec.name not in {s.name for s in specs})
+    return specs
+
+
+def configured_specs(config: Mapping[str, Any]) -> list[SenderSpec]:
+    """Every sender the app sends through, each once: the routes' when
+    ``SMSCODE_SENDER_ROUTES`` is set, else ``SMSCODE_SENDER``'s (``flask smscode doctor``
+    checks each of them)."""
+    routes = route_specs(config)
+    return _distinct(routes) if routes is not None else sender_specs(config)
+
+
 def build_sender(
     config: Mapping[str, Any], *, show_code: bool, purposes: Sequence[str]
 ) -> tuple[Sender, tuple[str, ...]]:
-    """``SMSCODE_SENDER`` as a ready sender and the names of its senders, in order (log,
-    metric and status labels); fails at start-up naming the key.
+    """``SMSCODE_SENDER`` (or ``SMSCODE_SENDER_ROUTES``) as a ready sender and the names of
+    its senders, in order, each once (log, metric and status labels); fails at start-up
+    naming the key.
 
     Several names give a :class:`~flask_smscode.senders.chain.FailoverSender` that moves
-    on only after a definite failure of the provider.
+    on only after a definite failure of the provider; routes give a
+    :class:`~flask_smscode.senders.routes.RoutingSender` whose senders are each built once,
+    however many routes name them.
     """
     from flask_smscode.senders.chain import FailoverSender
+    from flask_smscode.senders.routes import RoutingSender
 
-    specs = sender_specs(config)
-    built: list[tuple[str, Sender]] = []
+    routes = route_specs(config)
+    specs = _distinct(routes) if routes is not None else sender_specs(config)
+    built: dict[str, Sender] = {}
     for spec in specs:
         failure: ConfigurationError | None = None
         try:
-            built.append((spec.name, _build_one(spec, show_code=show_code, purposes=purposes)))
+            built[spec.name] = _build_one(spec, show_code=show_code, purposes=purposes)
         except ConfigurationError as exc:
             if not spec.named:
                 raise
@@ -225,7 +312,15 @@ def build_sender(
         if failure is not None:
             raise failure
     names = tuple(spec.name for spec in specs)
-    return (built[0][1] if len(built) == 1 else FailoverSender(built)), names
+    if routes is not None:
+        table = {
+            code: [(spec.name, built[spec.name]) for spec in route]
+            for code, route in routes.items()
+        }
+        return RoutingSender(table), names
+    if len(names) == 1:
+        return built[names[0]], names
+    return FailoverSender([(name, built[name]) for name in names]), names
 
 
 def _build_one(spec: SenderSpec, *, show_code: bool, purposes: Sequence[str]) -> Sender:

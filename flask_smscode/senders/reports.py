@@ -7,7 +7,10 @@ the bookkeeping in :mod:`flask_smscode.core.deliveries` names no vendor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,57 @@ class Report:
     biz_id: str
     success: bool
     err_code: str
+    # The vendor's own table says this failure means the number cannot receive at all (does
+    # not exist, stopped, blacklisted): the pumping guard counts it against the number's
+    # prefix (core/deliveries.py). The vendor classifies; the core only asks.
+    number_dead: bool = False
+    # Which vendor pushed it (its report channel's name, e.g. "aliyun") and how many seconds
+    # passed from the provider's send to the handset's receipt, when the vendor reports both
+    # times: the histogram smscode_delivery_seconds (core/deliveries.py, metrics.DELIVERY).
+    vendor: str | None = None
+    delivery_seconds: float | None = None
 
 
 class MalformedReports(ValueError):
     """The body of a push is not a list of reports (the receiver answers 400)."""
+
+
+@dataclass(frozen=True)
+class ReportChannel:
+    """How one vendor pushes delivery reports, described as data so the receiver
+    (:mod:`flask_smscode.web.reports`) stays vendor-blind.
+
+    ``name`` is the URL segment of ``POST /sms/reports/<name>/<secret>`` and the entry-point
+    name (group ``flask_smscode.reports``); ``setting_prefix`` names its keys
+    (``<prefix>_SECRET``, ``_ALLOWED_IPS``, ``_MAX_BYTES``: see
+    :class:`flask_smscode.config.ReportSettings`); ``parse`` turns a body into reports or raises
+    :class:`MalformedReports`; ``answer(ok, reason)`` is the JSON body the vendor expects back
+    (``ok`` false with a short reason for 400/403/413/503 answers).
+    """
+
+    name: str
+    setting_prefix: str
+    parse: Callable[[bytes], list[Report]]
+    answer: Callable[[bool, str], dict[str, Any]]
+
+
+REPORT_GROUP = "flask_smscode.reports"
+_channels: dict[str, ReportChannel] | None = None
+
+
+def report_channels() -> dict[str, ReportChannel]:
+    """Every report channel declared in the ``flask_smscode.reports`` entry-point group, by
+    name (read once). A channel whose module cannot be loaded (its vendor's package is not
+    installed) is left out: its URL is then the 404 of a receiver that is off."""
+    global _channels
+    if _channels is None:
+        found: dict[str, ReportChannel] = {}
+        for point in entry_points(group=REPORT_GROUP):
+            try:
+                channel = point.load()
+            except (ImportError, AttributeError):
+                continue
+            if isinstance(channel, ReportChannel) and channel.name == point.name:
+                found[point.name] = channel
+        _channels = found
+    return dict(_channels)

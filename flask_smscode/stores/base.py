@@ -44,6 +44,9 @@ class Refusal(enum.Enum):
     PREFIX = "prefix"  # SMSCODE_PREFIX_SEND_LIMITS
     BLOCKED = "blocked"  # the prefix is blocked (low conversion), still cooling off
     CONVERSION = "conversion"  # this request found the conversion too low and blocked it
+    # This request's source (address, /64 or the app's key) spent its own budget of
+    # unverified sends to the prefix: refused alone, the prefix stays open (core/guard.py).
+    SOURCE = "source"
 
 
 @dataclass(frozen=True)
@@ -87,13 +90,15 @@ class SendDecision:
 
     ``notice`` is true for the first refusal of a guard budget in its window (log it once),
     ``idempotency`` is set when the request's Idempotency-Key was already known (then
-    nothing was counted or reserved).
+    nothing was counted or reserved). ``would_block``: the guard in shadow mode
+    (``SMSCODE_GUARD_MODE = "shadow"``) would have refused this reserved send.
     """
 
     refused_by: Refusal | None = None
     retry_after: int = 0
     notice: bool = False
     idempotency: IdempotencyState | None = None
+    would_block: Refusal | None = None
 
     @property
     def reserved(self) -> bool:
@@ -112,6 +117,14 @@ class GuardRequest:
     min_sends: int = 0
     ratio_permille: int = 0
     block_ms: int = 0
+    # Who is behind the sends (core/guard.py): ``source`` is the request's source tag
+    # (None: unknown, the prefix rule then weighs no sources); a prefix is blocked for
+    # everyone only with ``min_sources`` distinct sources behind its unverified sends (0:
+    # any), and one source may leave ``source_sends`` unverified sends in it (0: no budget).
+    source: str | None = None
+    min_sources: int = 0
+    source_sends: int = 0
+    shadow: bool = False  # decide, log and count, but refuse nothing
 
     @property
     def counts_prefix(self) -> bool:
@@ -236,6 +249,11 @@ class CodeStore(Protocol):
 
     def guard_unblock(self, prefix: str) -> bool:
         """Lift a prefix's block and forget its conversion counts; ``False`` if it had none."""
+        ...
+
+    def guard_learn(self, prefix: str, window_ms: int) -> None:
+        """A delivery report said the number is dead (does not exist, blocked, unreachable):
+        count one more unverified send against the prefix's conversion (lua/learn.lua)."""
         ...
 
     def hit_client(self, endpoint: str, client: ClientLimits) -> int:
@@ -370,7 +388,65 @@ class SenderStore(Protocol):
     def sender_of(self, phone: str, purpose: str, send_id: str) -> int: ...
 
 
-class Store(CodeStore, ReportStore, SenderStore, Protocol):
-    """Everything the service asks of a store: the code decisions, delivery bookkeeping and
-    which sender carried a code. Both stores implement all of it, so the service holds this
-    one type and calls nothing through a cast."""
+# -- replies and the suppression list (core/replies.py, core/suppression.py) ------------
+# ``r`` in the phone's hash = ``expires|reply_id|sent_s``: the phone's last reply (its
+# provider id, at most 40 characters, and its send time in epoch seconds), so that a reply
+# delivered twice (the queue is at-least-once, a push is retried) is recorded and signalled
+# once (lua/reply.lua). The suppression list is one hash for the whole app,
+# ``<prefix>:supp:{suppressed}`` (phone -> ``<added, epoch ms>|<source>``): one slot on
+# Cluster, read 1000 numbers per HMGET when a notification is filtered, listed with HSCAN.
+# Cost: about 60 bytes per suppressed number (100,000 numbers: ~6 MB), no expiry (an
+# unsubscribe holds until an operator removes it).
+REPLY_FIELD = "r"
+SUPPRESSION_SOURCES = ("reply", "cli", "api")
+
+
+def suppression_key(prefix: str) -> str:
+    """The suppression list's hash (its hash tag keeps it in one Cluster slot)."""
+    return f"{prefix}:supp:{{suppressed}}"
+
+
+@dataclass(frozen=True)
+class SuppressedNumber:
+    """One entry of the suppression list: since when (epoch ms) and who put it there."""
+
+    phone: str
+    since_ms: int
+    source: str
+
+
+def suppressed_number(phone: str, value: str) -> SuppressedNumber | None:
+    """Decode one entry of the suppression list (shared by the memory and Redis stores)."""
+    since, _, source = value.partition("|")
+    if not since.isdigit():
+        return None
+    return SuppressedNumber(phone, int(since), source or "-")
+
+
+class ReplyStore(Protocol):
+    """What replies and the suppression list need of a store (both stores implement it).
+
+    ``record_reply`` keeps the phone's last reply: ``"duplicate"`` when it is the same reply
+    id, ``"late"`` when the stored one was sent later, else ``"stored"``. ``suppress`` adds
+    a number (``False`` when it already was on the list: the first entry is kept),
+    ``unsuppress`` removes it (``False`` when it was not on it), ``suppressed`` says which of
+    ``phones`` are on it, ``suppression_list`` lists it. Raise StorageUnavailable like every
+    store method.
+    """
+
+    def record_reply(self, phone: str, reply_id: str, sent_s: int, *, ttl_ms: int) -> str: ...
+
+    def suppress(self, phone: str, source: str) -> bool: ...
+
+    def unsuppress(self, phone: str) -> bool: ...
+
+    def suppressed(self, phones: Sequence[str]) -> set[str]: ...
+
+    def suppression_list(self) -> list[SuppressedNumber]: ...
+
+
+class Store(CodeStore, ReportStore, SenderStore, ReplyStore, Protocol):
+    """Everything the service asks of a store: the code decisions, delivery bookkeeping,
+    replies and the suppression list, and which sender carried a code. Both stores
+    implement all of it, so the service holds this one type and calls nothing through a
+    cast."""

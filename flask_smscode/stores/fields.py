@@ -168,3 +168,41 @@ def window_counts(value: str | None, limits: Sequence[Limit], now_ms: int) -> di
         count, ends = ([*counters[2 * i : 2 * i + 2], "0", "0"])[:2]
         out[limit.text] = int(count) if n36(ends) > now_ms else 0
     return out
+
+
+# -- the guard's sources (mirrors source_count / source_add in lua/common.lua) -----------
+SOURCES_KEPT = 16  # sources tracked per prefix; past that every source is "many" already
+
+
+def source_count(fields: dict[str, str], source: str) -> tuple[int, int, int]:
+    """This source's unverified sends to the prefix, its field's expiry, and how many
+    distinct sources have unverified sends there (``fields``: live fields only)."""
+    mine = ends = distinct = 0
+    for name, value in fields.items():
+        if name.startswith("u:"):
+            expires, _, count = value.partition("|")
+            n = int(count or 0)
+            distinct += n > 0
+            if name == "u:" + source:
+                mine, ends = n, n36(expires)
+    return mine, ends, distinct
+
+
+def source_add(fields: dict[str, str], source: str, delta: int, window: int, now: int) -> None:
+    """Add ``delta`` to a source's count (a send +1; a verify or a cancelled send -1)."""
+    if not source:
+        return
+    name = "u:" + source
+    value = fields.get(name)
+    if value is None:
+        if delta > 0 and sum(f.startswith("u:") for f in fields) < SOURCES_KEPT:
+            fields[name] = f"{t36(now + window)}|{delta}"
+        return
+    expires, _, count = value.partition("|")
+    n = int(count or 0) + delta
+    if n <= 0:
+        del fields[name]
+    elif delta > 0:
+        fields[name] = f"{t36(now + window)}|{n}"
+    else:
+        fields[name] = f"{expires}|{n}"

@@ -29,6 +29,7 @@ from flask_smscode.stores.base import (
     Refusal,
     SendDecision,
     StoredAnswer,
+    SuppressedNumber,
     VerifyOutcome,
     VerifyResult,
     last_delivery,
@@ -42,10 +43,19 @@ from flask_smscode.stores.fields import (
     n36,
     phone_status,
     prefix_status,
+    source_add,
+    source_count,
     t36,
     window_counts,
 )
 from flask_smscode.stores.fields import seconds_from_ms as _seconds
+from flask_smscode.stores.stats import (
+    HourlyCounters,
+    counted,
+    delivery_field,
+    send_field,
+    verify_field,
+)
 
 _SWEEP_EVERY = 10_000
 _Limits = list[tuple[int, int]]  # (amount, window_ms)
@@ -89,8 +99,10 @@ class MemoryStore:
         self._clock = clock
         self._hashes: dict[str, dict[str, str]] = {}
         self._tokens: dict[str, float] = {}
+        self._suppressed_numbers: dict[str, str] = {}  # the suppression list
         self._lock = threading.Lock()
         self._writes = 0
+        self.stats = HourlyCounters()  # operator statistics (stores/stats.py): wall clock
 
     @classmethod
     def from_uri(
@@ -169,6 +181,7 @@ class MemoryStore:
         self._save(key, h)
 
     # -- the Store protocol --------------------------------------------------------------
+    @counted(send_field)
     def reserve_send(
         self,
         phone: str,
@@ -194,7 +207,8 @@ class MemoryStore:
                     return SendDecision(idempotency=known)
 
             def refuse(kind: Refusal, wait: int, notice: bool = False) -> SendDecision:
-                if idempotency is not None:
+                # Not the per-IP refusal: a client past its budget stores nothing per key.
+                if idempotency is not None and kind is not Refusal.CLIENT:
                     self._idem_answer(
                         ikey,
                         ih,
@@ -217,29 +231,68 @@ class MemoryStore:
                 return refuse(Refusal.PHONE, wait)
             gkey, g = "", {}
             gstate: list[list[int]] = []
+            would: list[Refusal] = []  # shadow mode: the first refusal the guard would make
+
+            def guard_refuse(kind: Refusal, wait: int, notice: bool = False) -> SendDecision | None:
+                if guard is None or not guard.shadow:
+                    return refuse(kind, wait, notice)
+                would.append(kind)
+                return None
+
             if guard is not None and guard.global_limits:
                 gkey = self.keys.guard_global()
                 g = self._load(gkey, now)
                 gstate, wait = _windows(g.get("n"), _ms(guard.global_limits), now)
                 if wait > 0:
-                    return refuse(Refusal.GLOBAL, wait, self._notice_once(gkey, g, now + wait))
+                    notice = self._notice_once(gkey, g, now + wait)
+                    if r := guard_refuse(Refusal.GLOBAL, wait, notice):
+                        return r
             xkey, x, cstate = "", {}, None
             xstate: list[list[int]] = []
+            source = (guard.source or "") if guard is not None else ""
             if guard is not None and guard.prefix is not None and guard.counts_prefix:
                 xkey = self.keys.guard_prefix(guard.prefix)
                 x = self._load(xkey, now)
-                if "b" in x:
-                    return refuse(Refusal.BLOCKED, expiry(x["b"]) - now)
+                if "b" in x and (r := guard_refuse(Refusal.BLOCKED, expiry(x["b"]) - now)):
+                    return r
                 xstate, wait = _windows(x.get("n"), _ms(guard.prefix_limits), now)
                 if wait > 0:
-                    return refuse(Refusal.PREFIX, wait, self._notice_once(xkey, x, now + wait))
+                    notice = self._notice_once(xkey, x, now + wait)
+                    if r := guard_refuse(Refusal.PREFIX, wait, notice):
+                        return r
                 if guard.window_ms > 0:
+                    # who is behind the unverified sends (core/guard.py, source_count in Lua)
+                    mine, mine_ends, distinct = source_count(x, source)
+                    if (
+                        source
+                        and guard.source_sends > 0
+                        and mine >= guard.source_sends
+                        and (r := guard_refuse(Refusal.SOURCE, mine_ends - now))
+                    ):
+                        return r
                     cstate = conv_read(x.get("cv"), guard.window_ms, now)
                     sends, verifies = conv_estimate(cstate, guard.window_ms, now)
-                    if sends >= guard.min_sends and verifies * 1000 < guard.ratio_permille * sends:
+                    # blocked before, lately (probation): judged from the first unverified
+                    # send, and the block's own sources still count (see core/guard.py)
+                    probation = "bh" in x
+                    least = 1 if probation else guard.min_sends
+                    enough = (
+                        probation
+                        or not source
+                        or guard.min_sources == 0
+                        or distinct >= guard.min_sources
+                    )
+                    if (
+                        "b" not in x
+                        and enough
+                        and sends >= least
+                        and verifies * 1000 < guard.ratio_permille * sends
+                    ):
                         x["b"] = f"{t36(now + guard.block_ms)}|{int(sends)}|{int(verifies)}"
+                        x["bh"] = f"{t36(now + 2 * guard.block_ms)}|1"
                         self._save(xkey, x)
-                        return refuse(Refusal.CONVERSION, guard.block_ms, True)
+                        if r := guard_refuse(Refusal.CONVERSION, guard.block_ms, True):
+                            return r
             # every check passed: count and store
             if limits:
                 h["n"] = _windows_value(state, 1)
@@ -261,12 +314,13 @@ class MemoryStore:
                 if cstate is not None:
                     cstate[1] += 1
                     x["cv"] = conv_value(cstate, guard.window_ms)
+                    source_add(x, source, 1, guard.window_ms, now)
                 self._save(xkey, x)
             if idempotency is not None:
                 ih["f"] = f"{t36(now + idempotency.pending_ms)}|{idempotency.fingerprint}|w"
                 ih.pop("a", None)
                 self._save(ikey, ih)
-            return SendDecision()
+            return SendDecision(would_block=would[0] if would else None)
 
     def finish_idempotency(self, request: IdempotencyRequest, answer: StoredAnswer) -> None:
         with self._lock:
@@ -315,9 +369,19 @@ class MemoryStore:
         with self._lock:
             now, key = self._now(), self.keys.guard_prefix(prefix)
             h = self._load(key, now)
-            removed = [f for f in ("b", "cv", "w") if h.pop(f, None) is not None]
+            removed = [f for f in ("b", "cv", "w", "bh") if h.pop(f, None) is not None]
             self._save(key, h)
             return bool(removed)
+
+    def guard_learn(self, prefix: str, window_ms: int) -> None:
+        """Mirrors lua/learn.lua: one more unverified send against the prefix."""
+        if window_ms <= 0:
+            return
+        with self._lock:
+            now, key = self._now(), self.keys.guard_prefix(prefix)
+            h = self._load(key, now)
+            h["cv"] = conv_add(h.get("cv"), window_ms, now, 1, 0)
+            self._save(key, h)
 
     def hit_client(self, endpoint: str, client: ClientLimits) -> int:
         with self._lock:
@@ -364,8 +428,10 @@ class MemoryStore:
                     x["n"] = _windows_value(_windows(x["n"], _ms(guard.prefix_limits), now)[0], -1)
                 if "cv" in x and guard.window_ms > 0:
                     x["cv"] = conv_add(x["cv"], guard.window_ms, now, -1, 0)
+                    source_add(x, guard.source or "", -1, guard.window_ms, now)
                 self._save(xkey, x)
 
+    @counted(verify_field)
     def check_code(
         self,
         phone: str,
@@ -404,6 +470,7 @@ class MemoryStore:
                     xkey = self.keys.guard_prefix(guard.prefix)  # a conversion
                     x = self._load(xkey, now)
                     x["cv"] = conv_add(x.get("cv"), guard.window_ms, now, 0, 1)
+                    source_add(x, guard.source or "", -1, guard.window_ms, now)
                     self._save(xkey, x)
                 return VerifyResult(VerifyOutcome.OK, max_attempts)
             replaced = h.get(f"p:{purpose}")
@@ -477,6 +544,16 @@ class MemoryStore:
             self._save(key, h)
             return "stored"
 
+    # -- operator statistics (stores/stats.py) -------------------------------------------
+    def stats_hour(self) -> int:
+        return self.stats.hour()
+
+    def count_delivery(self, carrier: str, vendor: object, seconds: float) -> None:
+        self.stats.bump(delivery_field(carrier, vendor, seconds))
+
+    def read_stats(self, hours: Sequence[int]) -> dict[int, dict[str, int]]:
+        return self.stats.read(hours)
+
     def last_delivery(self, phone: str) -> LastDelivery | None:
         with self._lock:
             now = self._now()
@@ -499,3 +576,50 @@ class MemoryStore:
         with self._lock:
             h = self._load(self.keys.phone(phone), self._now())
             return sender_index(h.get(f"sn:{purpose}"), send_id)
+
+    # -- replies and the suppression list (mirrors lua/reply.lua; stores/base.py) -------
+    def record_reply(self, phone: str, reply_id: str, sent_s: int, *, ttl_ms: int) -> str:
+        from flask_smscode.stores.base import REPLY_FIELD
+
+        with self._lock:
+            now, key = self._now(), self.keys.phone(phone)
+            h = self._load(key, now)
+            current = h.get(REPLY_FIELD)
+            if current:
+                stored, stored_sent = current.split("|")[1:3]
+                if stored == reply_id:
+                    return "duplicate"
+                if int(stored_sent or 0) > sent_s:
+                    return "late"
+            h[REPLY_FIELD] = f"{t36(now + ttl_ms)}|{reply_id}|{sent_s}"
+            self._save(key, h)
+            return "stored"
+
+    def _suppression(self) -> dict[str, str]:
+        """The suppression list (``phone -> "<added ms>|<source>"``), as Redis' hash: one
+        process's, like everything of this store."""
+        return self._suppressed_numbers
+
+    def suppress(self, phone: str, source: str) -> bool:
+        with self._lock:
+            entries = self._suppression()
+            if phone in entries:
+                return False
+            entries[phone] = f"{int(time.time() * 1000)}|{source}"
+            return True
+
+    def unsuppress(self, phone: str) -> bool:
+        with self._lock:
+            return self._suppression().pop(phone, None) is not None
+
+    def suppressed(self, phones: Sequence[str]) -> set[str]:
+        with self._lock:
+            entries = self._suppression()
+            return {phone for phone in phones if phone in entries}
+
+    def suppression_list(self) -> list[SuppressedNumber]:
+        from flask_smscode.stores.base import suppressed_number
+
+        with self._lock:
+            items = sorted(self._suppression().items())
+        return [entry for phone, value in items if (entry := suppressed_number(phone, value))]

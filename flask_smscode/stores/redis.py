@@ -45,9 +45,12 @@ from flask_smscode.stores.base import (
     Refusal,
     SendDecision,
     StoredAnswer,
+    SuppressedNumber,
     VerifyOutcome,
     VerifyResult,
     last_delivery,
+    suppressed_number,
+    suppression_key,
 )
 from flask_smscode.stores.connection import connect
 from flask_smscode.stores.fields import (
@@ -59,6 +62,13 @@ from flask_smscode.stores.fields import (
 )
 from flask_smscode.stores.fields import limit_args as _limit_args
 from flask_smscode.stores.fields import seconds_from_ms as _seconds
+from flask_smscode.stores.stats import (
+    delivery_field,
+    hour_of,
+    send_field,
+    stats_key,
+    verify_field,
+)
 
 T = TypeVar("T")
 logger = logging.getLogger("flask_smscode")
@@ -69,11 +79,16 @@ _LOG_EVERY_SECONDS = 10.0
 
 def _load_script(name: str) -> str:
     folder = resources.files(__package__).joinpath("lua")
-    return (
-        folder.joinpath("common.lua").read_text("utf-8")
-        + "\n"
-        + folder.joinpath(name).read_text("utf-8")
-    )
+    body = folder.joinpath(name).read_text("utf-8")
+    if name in _COUNTED:
+        # Operator statistics (stores/stats.py): the body runs as a function and its
+        # answer goes through stats_after (lua/common.lua), which bumps the hour's counter
+        # when the call carries one (role 's'). The scripts themselves stay untouched.
+        body = f"return stats_after('{_COUNTED[name]}', (function()\n{body}\nend)())"
+    return folder.joinpath("common.lua").read_text("utf-8") + "\n" + body
+
+
+_COUNTED = {"send.lua": "send", "check.lua": "check"}
 
 
 class _FaultLog:
@@ -279,11 +294,14 @@ class RedisStore:
             purpose, code_hash, send_id, ttl, cooldown, limits, client, guard, idempotency
         )
         if not self.cluster:
+            roles["s"] = self._stats_key()  # counted by the same call (stores/stats.py)
             layout = "".join(roles)
             return self._send_decision(self._decide("send", list(roles.values()), [layout, *args]))
-        return self._reserve_on_cluster(
+        decision = self._reserve_on_cluster(
             roles, args, phone, purpose, send_id, limits, client, guard, idempotency
         )
+        self._count_on_cluster(send_field(decision))
+        return decision
 
     def _send_roles(
         self,
@@ -329,6 +347,9 @@ class RedisStore:
             g.min_sends,
             g.ratio_permille,
             g.block_ms,
+            g.min_sources,
+            g.source_sends,
+            int(g.shadow),
         )
         return [
             purpose,
@@ -338,13 +359,14 @@ class RedisStore:
             idempotency.fingerprint if idempotency else "",
             idempotency.pending_ms if idempotency else 0,
             idempotency.ttl_ms if idempotency else 0,
+            g.source or "",  # per request: not part of the cached settings argument
         ]
 
     @staticmethod
     def _send_decision(reply: Sequence[Any]) -> SendDecision:
         outcome = str(reply[0])
-        if outcome == "ok":
-            return SendDecision()
+        if outcome == "ok":  # a 4th item: the guard in shadow mode would have refused
+            return SendDecision(would_block=Refusal(str(reply[3])) if len(reply) > 3 else None)
         known = idempotency_state(reply)
         if known is not None:
             return SendDecision(idempotency=known)
@@ -365,14 +387,20 @@ class RedisStore:
         idempotency: IdempotencyRequest | None,
     ) -> SendDecision:
         done: list[str] = []
+        would: Refusal | None = None  # shadow mode: the first slot's "would block" wins
         try:
             for role, key in roles.items():
                 decision = self._send_decision(self._decide("send", [key], [role, *args]))
+                would = would or decision.would_block
                 if decision.idempotency is not None:
                     return decision
                 if decision.refused_by is not None:
                     self._undo_on_cluster(done, roles, purpose, send_id, limits, guard)
-                    if idempotency is not None:
+                    if idempotency is not None and decision.refused_by is Refusal.CLIENT:
+                        # Past its per-IP budget a client's key keeps nothing (the claim
+                        # taken in the key's own slot is dropped), as on a single Redis.
+                        self._idem("release", idempotency)
+                    elif idempotency is not None:
                         self._idem(
                             "finish",
                             idempotency,
@@ -393,7 +421,7 @@ class RedisStore:
                 if idempotency is not None:
                     self._idem("release", idempotency)
             raise
-        return SendDecision()
+        return SendDecision(would_block=would)
 
     def _undo_on_cluster(
         self,
@@ -423,6 +451,7 @@ class RedisStore:
             *_limit_args(g.global_limits),
             *_limit_args(g.prefix_limits),
             g.window_ms,
+            g.source or "",
         ]
 
     def _idem(
@@ -503,10 +532,13 @@ class RedisStore:
         window_ms = guard.window_ms if guard is not None and converts else 0
         if converts and guard is not None and guard.prefix is not None and not self.cluster:
             roles["p"] = self.keys.guard_prefix(guard.prefix)
+        if not self.cluster:
+            roles["s"] = self._stats_key()  # counted by the same call (stores/stats.py)
         args = [
             purpose,
             code_hash,
             _check_conf(max_attempts, window * 1000, window_ms, client_limits),
+            (guard.source or "") if guard is not None else "",  # the guard's source rule
         ]
         outcome, attempts_left, wait_ms = self._decide(
             "check", list(roles.values()), ["".join(roles), *args]
@@ -519,9 +551,12 @@ class RedisStore:
             and guard.prefix is not None
         ):
             self._convert_on_cluster(guard.prefix, args)
-        return VerifyResult(
+        result = VerifyResult(
             VerifyOutcome(outcome), int(attempts_left), _seconds(wait_ms) if int(wait_ms) > 0 else 0
         )
+        if self.cluster:
+            self._count_on_cluster(verify_field(result))
+        return result
 
     def _convert_on_cluster(self, prefix: str, args: list[Any]) -> None:
         """Count the conversion in the prefix's slot. The code is already consumed, so a
@@ -552,7 +587,14 @@ class RedisStore:
 
     @_unavailable_on_redis_error
     def guard_unblock(self, prefix: str) -> bool:
-        return bool(self.client.hdel(self.keys.guard_prefix(prefix), "b", "cv", "w"))
+        return bool(self.client.hdel(self.keys.guard_prefix(prefix), "b", "cv", "w", "bh"))
+
+    @_unavailable_on_redis_error
+    def guard_learn(self, prefix: str, window_ms: int) -> None:
+        script = self._scripts.get("learn")
+        if script is None:  # registered on first use: apps without reports never load it
+            script = self._scripts["learn"] = self.client.register_script(_load_script("learn.lua"))
+        script(keys=[self.keys.guard_prefix(prefix)], args=[window_ms])
 
     @_unavailable_on_redis_error
     def use_token(self, token_id: str, ttl: int) -> bool:
@@ -601,6 +643,49 @@ class RedisStore:
         _, *flat = self._scripts["read"](keys=[self.keys.phone(phone)], args=[])
         return last_delivery(dict(zip(flat[::2], flat[1::2], strict=True)).get(DELIVERY_FIELD))
 
+    # -- operator statistics (stores/stats.py; lua/stats.lua) ----------------------------
+    def _stats_key(self, hour: int | None = None) -> str:
+        return stats_key(self.keys.prefix, self.stats_hour() if hour is None else hour)
+
+    def stats_hour(self) -> int:
+        """The hour on Redis' clock (the measured offset), as the scripts' TTLs are."""
+        return hour_of(time.time() * 1000 + self._offset_ms)
+
+    def _count(self, field: str) -> None:
+        script = self._scripts.get("stats")
+        if script is None:  # registered on first use
+            script = self._scripts["stats"] = self.client.register_script(
+                _load_script("stats.lua")
+            )
+        script(keys=[self._stats_key()], args=[field])
+
+    def _count_on_cluster(self, field: str | None) -> None:
+        """Cluster: the hour's hash is its own slot, one more round trip. The decision is
+        made and answered already: a failure here is logged, never a 503."""
+        if field is None:
+            return
+        try:
+            self._count(field)
+        except redis.RedisError as exc:
+            self.faults.report(self.kind, exc)
+
+    @_unavailable_on_redis_error
+    def count_delivery(self, carrier: str, vendor: object, seconds: float) -> None:
+        self._count(delivery_field(carrier, vendor, seconds))
+
+    @_unavailable_on_redis_error
+    def read_stats(self, hours: Sequence[int]) -> dict[int, dict[str, int]]:
+        """One HGETALL per hour (a pipeline on a single Redis; on Cluster each key is its
+        own slot and redis-py's cluster pipeline groups them by node)."""
+        pipe = self.client.pipeline(transaction=False)
+        for hour in hours:
+            pipe.hgetall(self._stats_key(hour))
+        out: dict[int, dict[str, int]] = {}
+        for hour, flat in zip(hours, pipe.execute(), strict=True):
+            if flat:
+                out[hour] = {str(k): int(v) for k, v in flat.items()}
+        return out
+
     # -- failover: which sender carried a code (lua/sender.lua) --------------------------
     @_unavailable_on_redis_error
     def record_sender(self, phone: str, purpose: str, send_id: str, index: int) -> None:
@@ -619,3 +704,42 @@ class RedisStore:
         text = value.decode() if isinstance(value, bytes) else value
         # The field expires with the code; a lingering one names an older send_id.
         return sender_index(text, send_id)
+
+    # -- replies and the suppression list (lua/reply.lua; stores/base.py) ----------------
+    @_unavailable_on_redis_error
+    def record_reply(self, phone: str, reply_id: str, sent_s: int, *, ttl_ms: int) -> str:
+        script = self._scripts.get("reply")
+        if script is None:  # registered on first use: apps without replies never load it
+            script = self._scripts["reply"] = self.client.register_script(_load_script("reply.lua"))
+        return str(script(keys=[self.keys.phone(phone)], args=[reply_id, sent_s, ttl_ms]))
+
+    @_unavailable_on_redis_error
+    def suppress(self, phone: str, source: str) -> bool:
+        key = suppression_key(self.keys.prefix)
+        return bool(self.client.hsetnx(key, phone, f"{int(time.time() * 1000)}|{source}"))
+
+    @_unavailable_on_redis_error
+    def unsuppress(self, phone: str) -> bool:
+        return bool(self.client.hdel(suppression_key(self.keys.prefix), phone))
+
+    @_unavailable_on_redis_error
+    def suppressed(self, phones: Sequence[str]) -> set[str]:
+        """One HMGET per 1000 numbers, all on the list's one key (one slot on Cluster)."""
+        key = suppression_key(self.keys.prefix)
+        found: set[str] = set()
+        for start in range(0, len(phones), 1000):
+            chunk = list(phones[start : start + 1000])
+            values = self.client.hmget(key, chunk)
+            found.update(phone for phone, value in zip(chunk, values, strict=True) if value)
+        return found
+
+    @_unavailable_on_redis_error
+    def suppression_list(self) -> list[SuppressedNumber]:
+        entries = []
+        for phone, value in self.client.hscan_iter(suppression_key(self.keys.prefix), count=1000):
+            phone_text = phone.decode() if isinstance(phone, bytes) else str(phone)
+            value_text = value.decode() if isinstance(value, bytes) else str(value)
+            entry = suppressed_number(phone_text, value_text)
+            if entry is not None:
+                entries.append(entry)
+        return sorted(entries, key=lambda e: e.phone)

@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from flask_smscode.config import ceil_seconds
 from flask_smscode.core.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -22,6 +22,8 @@ from flask_smscode.events import stack_only
 from flask_smscode.extension import EXTENSION_KEY, get_service, init_app
 from flask_smscode.messages import Catalogue, default_catalogue, request_language
 from flask_smscode.web.assets import PUBLIC_ENDPOINTS, public_cache, register_assets
+from flask_smscode.web.origins import register_origins
+from flask_smscode.web.replies import register_replies
 from flask_smscode.web.reports import register_reports
 
 logger = logging.getLogger("flask_smscode")
@@ -59,6 +61,7 @@ def _payload(endpoint: str) -> dict[str, Any]:
     """
     if request.method != "POST":
         raise _MethodNotAllowed()
+    _refuse_chunked_over_limit()
     if request.is_json:
         try:
             data = request.get_json(silent=True)
@@ -68,6 +71,26 @@ def _payload(endpoint: str) -> dict[str, Any]:
             _refuse_counted(endpoint, InvalidRequest(key="invalid_request.body"))
         return data
     return {key: values[0] if len(values) == 1 else values for key, values in request.form.lists()}
+
+
+def _refuse_chunked_over_limit() -> None:
+    """413 ``request_too_large`` for a chunked body (no Content-Length) over
+    ``MAX_CONTENT_LENGTH``.
+
+    werkzeug refuses a declared length over the limit, but a chunked body it only cuts at
+    the limit: JSON then failed to parse (400 instead of the documented 413) and form
+    fields were read from the first ``MAX_CONTENT_LENGTH`` bytes as if that were the whole
+    body (issue 15). So such a body is read here, at most the limit (werkzeug's bounded
+    stream), and one byte more means it was larger. The bytes read are cached: the JSON
+    or form parser reads them from there.
+    """
+    limit = request.max_content_length
+    if limit is None or request.content_length is not None:
+        return
+    if not request.environ.get("wsgi.input_terminated"):
+        return  # no length and no terminated stream: werkzeug reads no body at all
+    if len(request.get_data(cache=True)) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
 
 
 def _refuse_counted(endpoint: str, error: InvalidRequest) -> NoReturn:
@@ -244,5 +267,8 @@ def _no_store(response: Response) -> Response:
     return response
 
 
+# Before the views: a browser post from an untrusted origin is 403 cross_site_request.
+register_origins(sms_bp)
 register_assets(sms_bp)  # GET /openapi.json, smscode_script_url()
 register_reports(sms_bp)  # POST /reports/<secret>: pushed delivery reports (off by default)
+register_replies(sms_bp)  # POST /replies/<secret>: pushed replies, SmsUp (off by default)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from flask_smscode.aliyun.errors import (
@@ -71,3 +73,30 @@ def test_the_gateway_failing_moves_on_and_an_ambiguous_outcome_never_does() -> N
         AliyunRequestFailed("read timeout", provider_code="SDK.HttpError", delivery_unknown=True)
     )
     assert not down(AliyunInvalidArguments("missing template"))
+
+
+# -- delivery reports that teach the pumping guard ------------------------------------------
+
+
+@pytest.mark.parametrize("code", ["MK:0001", "mk:0005", "UNDELIV", "DB:0101", "MBBLACK"])
+def test_dead_number_receipts_teach_the_guard(code: str) -> None:
+    from flask_smscode.aliyun.outcomes import receipt_number_dead
+    from flask_smscode.aliyun.reports import parse_reports
+
+    assert receipt_number_dead(code)
+    body = json.dumps(
+        [
+            {"phone_number": "13800138000", "success": False, "err_code": code, "out_id": "x"},
+            {"phone_number": "13800138001", "success": True, "err_code": code, "out_id": "y"},
+        ]
+    ).encode()
+    failed, delivered = parse_reports(body)
+    assert failed.number_dead and not delivered.number_dead  # only an undelivered report
+
+
+@pytest.mark.parametrize("code", ["MK:0023", "EXPIRED", "DELIVERED", "", None, "IB:0008"])
+def test_temporary_failures_teach_nothing(code: str | None) -> None:
+    """Powered off, expired, flow control: real users have them too."""
+    from flask_smscode.aliyun.outcomes import receipt_number_dead
+
+    assert not receipt_number_dead(code)

@@ -29,7 +29,10 @@ from tests.servers.dysmsapi_server import CHINA_TZ
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTIFY_PARAMS = '{"name":"Zhang San","time":"22:00"}'
-COMMANDS = ("send", "status", "reset", "notify", "delivery", "guard", "doctor")
+COMMANDS = (
+    *("send", "status", "reset", "notify", "delivery", "guard", "doctor"),
+    *("receipts", "suppress"),  # the message queue and the suppression list
+)
 
 
 def bulk_phones(count: int, start: int = 0) -> list[str]:

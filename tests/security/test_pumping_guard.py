@@ -6,6 +6,7 @@ demo-like app costs in SMS before the guard stops it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Callable
@@ -53,7 +54,15 @@ def store_uri(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("redis_url"))
 
 
+_ADDRESSES = itertools.count(1)
+
+
 def send(client: Any, phone: str, **kwargs: Any) -> Any:
+    """A send from an address of its own unless one is given: the conversion tests are about
+    prefixes, and one address cannot close a prefix for everyone (SMSCODE_GUARD_MIN_SOURCES,
+    tested in tests/core/test_guard.py)."""
+    n = next(_ADDRESSES)
+    kwargs.setdefault("environ_base", {"REMOTE_ADDR": f"203.0.{n // 250 % 250}.{n % 250 + 1}"})
     return client.post("/sms/send", json={"phone": phone}, **kwargs)
 
 
@@ -165,6 +174,7 @@ def test_operators_see_and_lift_a_block_with_the_cli(make_app, sms_server):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["global"] == [{"limit": "1000 per 1 day", "used": 4}]
+    assert data["mode"] == "enforce"
     rows = {row["prefix"]: row for row in data["prefixes"]}
     assert rows[BLOCK_A]["blocked_for"] > 43000 and rows[BLOCK_A]["sends"] == 3
     assert rows[BLOCK_A]["conversion"] == 0
@@ -192,10 +202,13 @@ def _raising_hook(request: Any, phone: str, purpose: str) -> None:
 
 
 @pytest.mark.parametrize("hook", [_arithmetic_hook, _raising_hook])
-def test_the_pre_send_hook_refuses_before_anything_is_counted(make_app, sms_server, hook):
+def test_the_pre_send_hook_refuses_after_the_ip_count_before_the_send(make_app, sms_server, hook):
+    """The hook runs once the request is counted against its client's per-IP budget (so a
+    captcha's remote verifier is called at most at that rate) and before anything else is
+    counted, stored or sent (issue 15)."""
     app = make_app(
         SMSCODE_PRE_SEND_HOOK=hook,
-        SMSCODE_IP_SEND_LIMITS="1/hour",
+        SMSCODE_IP_SEND_LIMITS="4/hour",
         SMSCODE_PREFIX_SEND_LIMITS="1/hour",
     )
     client = app.test_client()
@@ -211,12 +224,29 @@ def test_the_pre_send_hook_refuses_before_anything_is_counted(make_app, sms_serv
         assert status.cooldown == 0 and not any(status.sends.values())
         _, prefixes = get_service().guard_status()
         assert prefixes == []  # the prefix budget is untouched too
-    # The IP budget (1/hour) and the prefix budget (1/hour) are both still whole.
+    # The prefix budget (1/hour) is still whole; the IP budget has its 4th request left.
     passed = client.post(
         "/sms/send", data={"phone": PHONE, "challenge": "7"}, headers={"X-Captcha": "ok"}
     )
     assert passed.status_code == 200, passed.get_json()
     assert len(sms_server.sent) == 1
+
+
+def test_a_client_past_its_budget_never_reaches_the_hook(make_app, sms_server):
+    """Issue 15: the hook (a remote captcha check) is called at the budget's rate, not at
+    the attacker's: past SMSCODE_IP_SEND_LIMITS the answer is 429 without calling it."""
+    calls: list[str] = []
+
+    def hook(request: Any, phone: str, purpose: str) -> bool:
+        calls.append(phone)
+        return False
+
+    client = make_app(SMSCODE_PRE_SEND_HOOK=hook, SMSCODE_IP_SEND_LIMITS="3/hour").test_client()
+    answers = [client.post("/sms/send", data={"phone": PHONE}) for _ in range(10)]
+    assert [a.status_code for a in answers] == [400] * 3 + [429] * 7
+    assert {a.get_json()["error"] for a in answers[3:]} == {"throttled"}
+    assert len(calls) == 3
+    assert sms_server.sent == []
 
 
 def test_the_hook_sees_the_normalised_phone_and_purpose(make_app, sms_server):
@@ -248,7 +278,7 @@ def run_attack(app: Flask) -> tuple[int, dict[int, int]]:
     return statuses.get(200, 0), statuses
 
 
-def test_an_attack_on_one_prefix_costs_20_sms_before_the_guard_stops_it(
+def test_an_attack_on_one_prefix_costs_16_sms_before_the_guard_stops_it(
     make_app: Callable[..., Flask],
     sms_server: Any,
     secrets_watch: Any,
@@ -256,7 +286,7 @@ def test_an_attack_on_one_prefix_costs_20_sms_before_the_guard_stops_it(
     caplog: Any,
 ) -> None:
     """The demo's settings are the package defaults: per-IP 20/hour, per-phone 5/hour,
-    prefix 100/hour, conversion guard 20 sends at 20 %. The attack reaches the provider
+    prefix 100/hour, conversion guard 16 sends in a day at 20 %. The attack reaches the provider
     SMSCODE_GUARD_MIN_SENDS times; every other request is a 429 and costs nothing."""
     caplog.set_level(logging.WARNING, "flask_smscode")
     app = make_app()
@@ -267,8 +297,8 @@ def test_an_attack_on_one_prefix_costs_20_sms_before_the_guard_stops_it(
         f"\nattack: {ATTACK_NUMBERS} numbers in {BLOCK_A}xxxx from {ATTACK_ADDRESSES} "
         f"addresses -> {sms} SMS reached the provider; statuses {statuses}"
     )
-    assert sms == answered == get_service(app).guard.min_sends == 20
-    assert statuses == {200: 20, 429: ATTACK_NUMBERS - 20}
+    assert sms == answered == get_service(app).guard.min_sends == 16
+    assert statuses == {200: 16, 429: ATTACK_NUMBERS - 16}
     assert len(guard_warnings(secrets_watch, "prefix_blocked")) == 1
 
 
@@ -307,11 +337,11 @@ def test_the_demo_asks_its_arithmetic_question_before_a_send(
     get_service(app).store.close()
 
 
-def test_the_same_attack_on_the_demo_site_costs_20_sms(
+def test_the_same_attack_on_the_demo_site_costs_16_sms(
     store_uri, key_prefix, aliyun_config, sms_server, tmp_path, record_property
 ) -> None:
     """The attack above against demo_app.py itself (its zero-configuration settings, sending
-    through the loopback provider): the conversion guard stops it after 20 SMS."""
+    through the loopback provider): the conversion guard stops it after 16 SMS."""
     from demo_app import create_app
 
     app = create_app(
@@ -326,5 +356,5 @@ def test_the_same_attack_on_the_demo_site_costs_20_sms(
     )
     answered, statuses = run_attack(app)
     record_property("demo_attack_sms_reaching_provider", len(sms_server.sent))
-    assert len(sms_server.sent) == answered == 20
-    assert statuses == {200: 20, 429: ATTACK_NUMBERS - 20}
+    assert len(sms_server.sent) == answered == 16
+    assert statuses == {200: 16, 429: ATTACK_NUMBERS - 16}

@@ -198,6 +198,7 @@ _COMMON_REQUIRED = (
 )
 _ACTIONS = frozenset(
     {"SendSms", "SendBatchSms", "QuerySendDetails", "QuerySmsSign", "QuerySmsTemplate"}
+    | {"QueryTokenForMnsQueue"}  # Dybaseapi, same version and signature (see its method)
 )
 _SENDING = frozenset({"SendSms", "SendBatchSms"})  # the actions failure plans apply to
 
@@ -1014,7 +1015,35 @@ class DysmsapiServer:
         reply.delay = float(args["seconds"])
         return reply
 
+    # -- Dybaseapi QueryTokenForMnsQueue (the message queue's temporary credentials) ------
+    # The same RPC version (2017-05-25) and signature as Dysmsapi, on dybaseapi.aliyuncs.com;
+    # served here so that the real SDK signs it and this server checks it. The test sets
+    # ``token_issuer`` (``(message_type, queue_name) -> MessageTokenDTO``, e.g.
+    # tests/servers/mns_server.py MnsServer.issue_token); ``token_calls`` records each call.
+    token_issuer: Any = None
+
+    def _query_token_for_mns_queue(self, params: dict[str, str]) -> _Reply:
+        message_type, queue = params.get("MessageType", ""), params.get("QueueName", "")
+        if not message_type:
+            raise _missing("MessageType")
+        with self._lock:
+            self.token_calls = [*getattr(self, "token_calls", []), (message_type, queue)]
+        if self.token_issuer is None:
+            return self._business_reply("isp.SYSTEM_ERROR", "no token issuer configured")
+        dto = self.token_issuer(message_type, queue)
+        return self._json_reply(
+            200,
+            {
+                "Code": "OK",
+                "Message": "OK",
+                "RequestId": _new_request_id(),
+                "MessageTokenDTO": dto,
+            },
+        )
+
     def _run_action(self, action: str, params: dict[str, str]) -> _Reply:
+        if action == "QueryTokenForMnsQueue":
+            return self._query_token_for_mns_queue(params)
         if action == "SendSms":
             return self._send_sms(params)
         if action == "SendBatchSms":

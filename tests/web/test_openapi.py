@@ -516,6 +516,24 @@ def verify_body_over_max_content_length(make_app, sms_server):
     return client.post("/sms/verify", data={"phone": PHONE, "code": "1" * 300})
 
 
+CROSS_SITE = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+
+
+@scenario("/sms/send", 403, "cross_site_request", ("CrossSiteRequest", "cross_site"))
+def send_form_from_another_site(make_app, sms_server):
+    client = make_app().test_client()
+    return [
+        client.post("/sms/send", data={"phone": PHONE}, headers=CROSS_SITE),
+        client.post("/sms/send", data={"phone": PHONE}, headers={"Origin": "https://evil.example"}),
+    ]
+
+
+@scenario("/sms/verify", 403, "cross_site_request", ("CrossSiteRequest", "cross_site"))
+def verify_form_from_another_site(make_app, sms_server):
+    client = make_app().test_client()
+    return client.post("/sms/verify", data={"phone": PHONE, "code": "123456"}, headers=CROSS_SITE)
+
+
 @scenario("/sms/verify", 429, "too_many_attempts", ("VerifyTooManyRequests", "too_many_attempts"))
 def verify_too_many_attempts(make_app, sms_server):
     client = make_app(SMSCODE_MAX_ATTEMPTS=2).test_client()
@@ -563,7 +581,12 @@ def test_document_version_is_the_package_version():
 
 
 def test_operations_are_the_blueprints():
-    assert sorted(OPERATIONS) == [("/sms/send", "post"), ("/sms/verify", "post")]
+    assert sorted(OPERATIONS) == [
+        ("/sms/send", "options"),  # the CORS preflight (issue 15)
+        ("/sms/send", "post"),
+        ("/sms/verify", "options"),
+        ("/sms/verify", "post"),
+    ]
     rules = {rule.rule for rule in _app_rules()}
     assert {path for path, _ in OPERATIONS} <= rules
 
@@ -681,6 +704,7 @@ def test_answer_is_as_documented(name, make_app, sms_server):
     [
         (path, media_type, name)
         for path, method in OPERATIONS
+        if method == "post"
         for media_type, media in SPEC["paths"][path][method]["requestBody"]["content"].items()
         for name in media.get("examples", {})
     ],
@@ -711,3 +735,31 @@ def test_options_is_json(client):
         assert response.get_json() == {"ok": True, "methods": ["POST", "OPTIONS"]}
         assert response.headers["Allow"] == "POST, OPTIONS"
         assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("origin", ["https://app.example.com", "https://evil.example", None])
+def test_the_preflight_is_as_documented(make_app, sms_server, origin):
+    """OPTIONS (issue 15): the documented body and headers, the CORS ones only for a trusted
+    origin's preflight."""
+    client = make_app(SMSCODE_TRUSTED_ORIGINS=["https://app.example.com"]).test_client()
+    headers = {"Access-Control-Request-Method": "POST"}
+    if origin:
+        headers["Origin"] = origin
+    for path in ("/sms/send", "/sms/verify"):
+        response = client.options(path, headers=headers)
+        documented, pointer = documented_response(path, 200, "options")
+        media = documented["content"]["application/json"]
+        validator(f"{pointer}/content/application~1json/schema").validate(response.get_json())
+        assert response.get_json() == media["examples"]["preflight"]["value"]
+        for name, header in documented["headers"].items():
+            header, header_pointer = deref(header, f"{pointer}/headers/{name}")
+            if name not in response.headers:
+                assert not header.get("required"), name
+                continue
+            validator(f"{header_pointer}/schema").validate(response.headers[name])
+        cors = {k for k in response.headers.keys() if k.startswith("Access-Control-")}
+        if origin == "https://app.example.com":
+            assert response.headers["Access-Control-Allow-Origin"] == origin
+            assert cors <= set(documented["headers"])
+        else:
+            assert cors == set()

@@ -4,7 +4,7 @@
 -- send's code and cooldown are removed. No deadline: giving back late is still right.
 -- Keys named by ARGV[1] (see keyed()): 'P' phone, 'g' global budget, 'p' prefix.
 -- ARGV: layout, purpose, send id, phone limits, global limits, prefix limits (each n,
---       amount, window_ms...), conversion window_ms
+--       amount, window_ms...), conversion window_ms, the send's source tag ('' unknown)
 local now = now_ms()
 local key = keyed(ARGV[1])
 local phone_limits, i = read_limits(ARGV, 4)
@@ -12,6 +12,7 @@ local global_limits, prefix_limits
 global_limits, i = read_limits(ARGV, i)
 prefix_limits, i = read_limits(ARGV, i)
 local conv_window = tonumber(ARGV[i])
+local src = ARGV[i + 1] or ''
 if key.P then
   local p = hload(key.P, now)
   local field = 'c:' .. ARGV[2]
@@ -40,6 +41,7 @@ if key.p then
   end
   if x.v['cv'] and conv_window > 0 then
     conv_add(x, conv_window, now, -1, 0)
+    source_add(x, src, -1, conv_window, now)
   end
   hsave(x)
 end

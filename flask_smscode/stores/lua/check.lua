@@ -6,7 +6,8 @@
 -- On Cluster the app calls it per slot; a call with only 'p' counts one conversion.
 -- ARGV: deadline_ms, layout, purpose, candidate hash, and the app's settings in one
 --       argument: "max attempts|failure window_ms|conversion window_ms|client limits
---       (n|amount|window_ms...)"
+--       (n|amount|window_ms...)", the verifying request's source tag ('' unknown): a success
+--       takes one unverified send off that source's count in the prefix (see source_add)
 -- Returns {outcome, attempts_left, wait_ms}; outcome is ok, invalid, expired, locked,
 -- client (the client's per-IP limit) or late.
 local now = now_ms()
@@ -18,11 +19,13 @@ local purpose, candidate = ARGV[3], ARGV[4]
 local conf = split(ARGV[5])
 local max, window, conv_window = tonumber(conf[1]), tonumber(conf[2]), tonumber(conf[3])
 local client_limits = read_limits(conf, 4)
+local src = ARGV[6] or ''
 
 local function converted()
   if key.p and conv_window > 0 then
     local x = hload(key.p, now)
     conv_add(x, conv_window, now, 0, 1)
+    source_add(x, src, -1, conv_window, now)
     hsave(x)
   end
   return {'ok', max, 0}

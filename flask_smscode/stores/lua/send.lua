@@ -9,10 +9,14 @@
 -- ARGV: deadline_ms, layout, purpose, code hash, send id, the app's settings in one
 --       argument ("code ttl_ms|cooldown_ms|phone limits|client limits|global limits|prefix
 --       limits (each n|amount|window_ms..)|conversion window_ms|min sends|min conversion
---       (per mille)|block_ms"), idempotency fingerprint, claim ms, answer ttl_ms
--- Returns {'ok', 0, 0} | {'late', 0} | {<refusal>, wait_ms, notice} where refusal is client,
--- phone, global, prefix, blocked or conversion | {'reused', 0} | {'pending', wait_ms} |
--- {'replay', status, code, key variant, n1, n2}
+--       (per mille)|block_ms|min sources|source sends|shadow"), idempotency fingerprint,
+--       claim ms, answer ttl_ms, source tag ('' unknown)
+-- Returns {'ok', 0, 0[, would_block]} | {'late', 0} | {<refusal>, wait_ms, notice} where
+-- refusal is client, phone, global, prefix, blocked, conversion or source | {'reused', 0} |
+-- {'pending', wait_ms} | {'replay', status, code, key variant, n1, n2}
+-- Shadow mode (SMSCODE_GUARD_MODE = "shadow"): the guard's checks (global, prefix,
+-- blocked, conversion, source) decide and keep their state as in enforce mode, but the
+-- first one that would refuse is returned as would_block beside 'ok', and the send goes on.
 local now = now_ms()
 if too_late(tonumber(ARGV[1]), now) then
   return {'late', 0}
@@ -27,8 +31,12 @@ client_limits, i = read_limits(conf, i)
 global_limits, i = read_limits(conf, i)
 prefix_limits, i = read_limits(conf, i)
 local conv = {window = tonumber(conf[i]), min = tonumber(conf[i + 1]),
-              ratio = tonumber(conf[i + 2]), block = tonumber(conf[i + 3])}
+              ratio = tonumber(conf[i + 2]), block = tonumber(conf[i + 3]),
+              sources = tonumber(conf[i + 4]) or 0, per_source = tonumber(conf[i + 5]) or 0}
+local shadow = conf[i + 6] == '1'
 local fp, claim_ms, answer_ttl = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
+local src = ARGV[10] or ''
+local would
 
 local idem
 if key.i then
@@ -40,8 +48,10 @@ if key.i then
 end
 
 -- A refusal is this key's answer too (replayed to a retry with the same key).
+-- Not the per-IP refusal: past its budget a client's fresh keys would each store a record
+-- (the store growing with the attacker's rate); a retry is simply decided again.
 local function refuse(kind, wait, notice)
-  if idem then
+  if idem and kind ~= 'client' then
     idem_answer(idem, fp, answer_ttl, now, 429, 'throttled', 'r:' .. kind, seconds(wait))
   end
   return {kind, wait, notice and 1 or 0}
@@ -73,34 +83,75 @@ if key.P then
 end
 
 local g, gstate
+-- The guard's refusals: in shadow mode the first is remembered and the send goes on.
+local function guard_refuse(kind, wait, notice)
+  if not shadow then
+    return refuse(kind, wait, notice)
+  end
+  if not would then
+    would = kind
+  end
+  return nil
+end
+
 if key.g then
   g = hload(key.g, now)
   local wait
   gstate, wait = windows(g.v['n'], global_limits, now)
   if wait > 0 then
-    return refuse('global', wait, notice_once(g, now + wait))
+    local r = guard_refuse('global', wait, notice_once(g, now + wait))
+    if r then
+      return r
+    end
   end
 end
 
 local x, xstate, cstate
 if key.p then
   x = hload(key.p, now)
+  local r
   if x.v['b'] then
-    return refuse('blocked', expiry(x.v['b']) - now)
+    r = guard_refuse('blocked', expiry(x.v['b']) - now)
+    if r then
+      return r
+    end
   end
   local wait
   xstate, wait = windows(x.v['n'], prefix_limits, now)
   if wait > 0 then
-    return refuse('prefix', wait, notice_once(x, now + wait))
+    r = guard_refuse('prefix', wait, notice_once(x, now + wait))
+    if r then
+      return r
+    end
   end
   if conv.window > 0 then
+    -- Who is behind the unverified sends (source_count in common.lua; core/guard.py).
+    local mine, mine_ends, distinct = source_count(x, src, now)
+    if src ~= '' and conv.per_source > 0 and mine >= conv.per_source then
+      r = guard_refuse('source', mine_ends - now)
+      if r then
+        return r
+      end
+    end
     cstate = conv_read(x.v['cv'], conv.window, now)
     local sends, verifies = conv_estimate(cstate, conv.window, now)
-    if sends >= conv.min and verifies * 1000 < conv.ratio * sends then
+    -- Blocked before, lately (probation, field 'bh'): judged from the first unverified
+    -- send, and the sources behind that block still count (see core/guard.py).
+    local probation = x.v['bh'] ~= nil
+    local min = conv.min
+    if probation then
+      min = 1
+    end
+    local enough = probation or src == '' or conv.sources == 0 or distinct >= conv.sources
+    if not x.v['b'] and enough and sends >= min and verifies * 1000 < conv.ratio * sends then
       hput(x, 'b', t36(now + conv.block) .. '|' .. math.floor(sends) .. '|' ..
         math.floor(verifies))
+      hput(x, 'bh', t36(now + 2 * conv.block) .. '|1')
       hsave(x)
-      return refuse('conversion', conv.block, true)
+      r = guard_refuse('conversion', conv.block, true)
+      if r then
+        return r
+      end
     end
   end
 end
@@ -137,6 +188,7 @@ if x then
   if cstate then
     cstate.s = cstate.s + 1
     hput(x, 'cv', conv_value(cstate, conv.window))
+    source_add(x, src, 1, conv.window, now)
   end
   hsave(x)
 end
@@ -145,5 +197,8 @@ if idem then
   hput(idem, 'f', t36(now + claim_ms) .. '|' .. fp .. '|w')
   hdrop(idem, 'a')
   hsave(idem)
+end
+if would then
+  return {'ok', 0, 0, would}
 end
 return {'ok', 0, 0}

@@ -13,6 +13,8 @@
  * Submitting the form verifies the code, puts the verified-phone token in the hidden field
  * and submits the form. Or: SmsCode.bind(element, {onVerified: function (result) {...}}).
  * Messages are the server's own (language from <html lang>, sent as Accept-Language).
+ * The code field gets autocomplete="one-time-code"; where the browser has WebOTP, an SMS
+ * ending in "@<host> #<code>" fills it and submits (opt out: data-smscode-webotp="off").
  */
 (function (window, document) {
   "use strict";
@@ -148,6 +150,8 @@
     this.sendLabel = null;
     this.verifyLabel = null;
     this.sentOnce = false;
+    this.otpAbort = null;  // the AbortController of the pending WebOTP request, if any
+    this.otpTimer = null;
   }
 
   Controller.prototype.option = function (name, attr) {
@@ -382,6 +386,7 @@
       return null;
     }
     this.clear();
+    this.stopWebOtp();  // a new code is coming: the previous one's request ends
     this.sending = true;
     if (button) {
       button.disabled = true;
@@ -408,6 +413,7 @@
       if (codeInput) {
         codeInput.focus();
       }
+      this.startWebOtp(data.expires_in > 0 ? data.expires_in : 300);  // 300: the default TTL
       if (this.options.onSent) {
         this.options.onSent(data, this);
       }
@@ -424,6 +430,82 @@
     }
     this.emit("error", data);
     return data;
+  };
+
+  // -- WebOTP: the code read from an origin-bound SMS ---------------------------------
+  // An SMS whose last line is "@<host> #<code>" (the approved template carries that line)
+  // is handed by the browser to a page of that exact host only, after the user agrees:
+  // a phishing page on another origin never receives it. Opt out with
+  // data-smscode-webotp="off" or {webotp: false}.
+  Controller.prototype.webOtpWanted = function () {
+    var setting = this.option("webotp");
+    if (setting === false || String(setting) === "off" || String(setting) === "false") {
+      return false;
+    }
+    return "OTPCredential" in window && typeof window.AbortController === "function" &&
+      !!navigator.credentials && typeof navigator.credentials.get === "function";
+  };
+
+  // Ends the pending request (a new send, a verify of a typed code, the page going away,
+  // the code's lifetime over): its promise then rejects with AbortError, which is ignored.
+  // settled: the request already answered, only forget it.
+  Controller.prototype.stopWebOtp = function (settled) {
+    if (this.otpTimer !== null) {
+      window.clearTimeout(this.otpTimer);
+      this.otpTimer = null;
+    }
+    if (this.otpAbort !== null) {
+      var pending = this.otpAbort;
+      this.otpAbort = null;
+      if (!settled) {
+        pending.abort();
+      }
+    }
+  };
+
+  // After a successful send: wait (at most the code's lifetime) for the SMS, then fill the
+  // code field and verify as a submit would. Any failure (no API, AbortError,
+  // NotAllowedError when the user declines, InvalidStateError...) changes nothing.
+  Controller.prototype.startWebOtp = function (seconds) {
+    this.stopWebOtp();
+    var codeInput = this.element("code");
+    if (!codeInput || !this.webOtpWanted()) {
+      return;
+    }
+    var self = this;
+    var controller = new window.AbortController();
+    var request;
+    try {
+      request = navigator.credentials.get({ otp: { transport: ["sms"] }, signal: controller.signal });
+    } catch (err) {
+      return;
+    }
+    this.otpAbort = controller;
+    this.otpTimer = window.setTimeout(function () {
+      if (self.otpAbort === controller) {
+        self.stopWebOtp();
+      }
+    }, Math.max(1, seconds) * 1000);
+    Promise.resolve(request).then(function (otp) {
+      if (self.otpAbort !== controller) {
+        return;  // superseded or stopped meanwhile: an old answer is not used
+      }
+      self.stopWebOtp(true);
+      if (!otp || typeof otp.code !== "string" || !otp.code || self.verifying || self.tokenReady) {
+        return;
+      }
+      codeInput.value = otp.code;
+      try {
+        codeInput.dispatchEvent(new Event("input", { bubbles: true }));
+      } catch (err) {
+        // very old WebViews without the Event constructor: the value is set all the same
+      }
+      self.verify();
+    }, function () {
+      if (self.otpAbort === controller) {
+        self.stopWebOtp(true);
+      }
+    });
   };
 
   // -- verify, then hand the token over ------------------------------------------------
@@ -465,6 +547,7 @@
       return null;
     }
     this.verifying = true;
+    this.stopWebOtp();  // a code typed by hand is being verified: the SMS's is not needed
     this.clear();
     this.setVerifying(true);
     var body = { phone: phone, code: code };
@@ -526,6 +609,20 @@
     if (phoneInput) {
       phoneInput.addEventListener("input", function () { self.refreshButton(); });
     }
+    var codeField = this.element("code");
+    if (codeField) {
+      // The browser's own SMS-code autofill (iOS/macOS Safari, Chrome): a value the page
+      // set itself (e.g. inputmode="text" for letter codes) is kept.
+      if (!codeField.hasAttribute("autocomplete")) {
+        codeField.setAttribute("autocomplete", "one-time-code");
+      }
+      if (!codeField.hasAttribute("inputmode")) {
+        codeField.setAttribute("inputmode", "numeric");
+      }
+    }
+    // Leaving the page (or into the back/forward cache) ends a pending WebOTP request.
+    // Not visibilitychange: the user may switch to the SMS app and come back.
+    window.addEventListener("pagehide", function () { self.stopWebOtp(); });
     if (verifyButton) {
       verifyButton.addEventListener("click", function (event) {
         event.preventDefault();
