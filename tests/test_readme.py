@@ -19,6 +19,14 @@ What the comment on the line before a block says decides how it runs:
   server: <setup> -->`` first runs the named step of :data:`SETUPS` (a code sent and Alibaba's
   push of its delivery report, say). Afterwards the test checks what the server received:
   every call signed right and answered OK, each kind of call of the README made.
+- ``<!-- runs against the loopback vendor servers -->`` (Python): a vendor's settings (Tencent,
+  PNVS, routing across vendors). The block runs in the test's own interpreter with ``app``
+  already configured for the loopback Tencent, Dypnsapi and Dysmsapi servers (endpoints,
+  ``http``, test credentials in the vendors' environment variables, and the other vendors'
+  settings "as usual"); then the test registers the blueprint, sends a code over HTTP to a
+  number of every allowed region, reads each code at the server that carried it and verifies
+  it, and checks every request each server received was signed right. So a vendor's
+  example is the configuration that really sends and verifies through that vendor's SDK.
 - ``<!-- runs against an app served on a loopback port -->`` (shell): the test serves an app
   with the blueprint on a free loopback port (``tests/servers/live_server.py``) and points the
   README's ``http://127.0.0.1:5000`` at it; the block runs in a temporary folder whose
@@ -76,6 +84,7 @@ SHELLS = {"bash", "sh", "shell"}
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.M | re.S)
 ILLUSTRATION = re.compile(r"<!--\s*illustration\b[^>]*-->\s*$")
 LOOPBACK = re.compile(r"<!--\s*runs against the loopback Dysmsapi server\b:?\s*(.*?)\s*-->\s*$")
+VENDORS = re.compile(r"<!--\s*runs against the loopback vendor servers\s*-->\s*$")
 SERVED = re.compile(r"<!--\s*runs against an app served on a loopback port\s*-->\s*$")
 FILE = re.compile(r"<!--\s*file:\s*(\S+)\s*-->\s*$")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -107,6 +116,7 @@ class Block:
     loopback: str | None = None  # the setup's name ("" for none) under the loopback marker
     file: str | None = None  # the path a file block is written to
     served: bool = False  # a shell block run against an app served on loopback
+    vendors: bool = False  # a Python block run against the loopback vendor servers
 
     @property
     def where(self) -> str:
@@ -129,6 +139,7 @@ def readme_blocks() -> list[Block]:
                 loopback.group(1) if loopback else None,
                 file.group(1) if file else None,
                 bool(SERVED.search(before)),
+                bool(VENDORS.search(before)),
             )
         )
     return blocks
@@ -256,7 +267,7 @@ def test_python_examples_run_in_order(tmp_path: Path, readme_redis: str) -> None
         "blocks": [
             (b.line, b.code.replace(README_REDIS, readme_redis), b.loopback)
             for b in PYTHON
-            if not b.illustration
+            if not b.illustration and not b.vendors
         ],
         "files": {b.file: b.code for b in BLOCKS if b.file is not None},
         "config": LOOPBACK_CONFIG,
@@ -290,6 +301,86 @@ def test_python_illustrations_compile() -> None:
     for block in PYTHON:
         if block.illustration:
             compile(block.code, block.where, "exec")
+
+
+# One number per region a vendor example may allow, and the servers' answers to find its code.
+REGION_PHONES = {"CN": "+8613800138000", "HK": "+85251234567", "US": "+12025550123"}
+README_REPORT_SECRET = "readme-tencent-report-secret-0123456789ab"
+
+
+def _vendor_servers() -> tuple[Any, Any, Any]:
+    from tests.servers.dypnsapi_server import DypnsapiServer
+    from tests.servers.tencent_server import TencentServer
+
+    tencent = TencentServer(sdk_app_ids=("1400006666",))
+    tencent.set_sign("腾讯云")
+    for template in ("1110", "1111"):
+        tencent.set_template(template, "验证码为：{1}，{2}分钟内有效")
+    tencent.set_template("1112", "Your code is {1}.", international=1)
+    return (
+        tencent,
+        DypnsapiServer({ACCESS_KEY_ID: ACCESS_KEY_SECRET}),
+        DysmsapiServer({ACCESS_KEY_ID: ACCESS_KEY_SECRET}),
+    )
+
+
+@pytest.mark.parametrize("block", [b for b in PYTHON if b.vendors], ids=lambda b: b.where)
+def test_vendor_examples_send_and_verify(block: Block, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flask_smscode.config import regions_from_config
+    from tests.helpers import send, verify
+    from tests.servers.tencent_server import SECRET_ID, SECRET_KEY
+
+    # Credentials where the README says they come from: the vendors' own variables.
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", SECRET_ID)
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", SECRET_KEY)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
+    monkeypatch.setenv("SMSCODE_TENCENT_REPORT_SECRET", README_REPORT_SECRET)
+    tencent, pnvs, aliyun = servers = _vendor_servers()
+    with ExitStack() as stack:
+        for server in servers:
+            server.start()
+            stack.callback(server.stop)
+        app = Flask("readme_vendors")
+        app.config.update(
+            SECRET_KEY="readme-vendors-key",
+            TESTING=True,
+            # every vendor "as usual", pointed at its loopback server
+            SMSCODE_ALIYUN_ENDPOINT=aliyun.endpoint,
+            SMSCODE_ALIYUN_PROTOCOL="http",
+            SMSCODE_ALIYUN_SIGN_NAME="阿里云短信测试",
+            SMSCODE_ALIYUN_TEMPLATE_CODE="SMS_123456789",
+            SMSCODE_ALIYUN_INTL_TEMPLATE_CODE="SMS_INTL_CODE",
+            SMSCODE_TENCENT_ENDPOINT=tencent.endpoint,
+            SMSCODE_TENCENT_PROTOCOL="http",
+            SMSCODE_TENCENT_SDK_APP_ID="1400006666",
+            SMSCODE_TENCENT_SIGN_NAME="腾讯云",
+            SMSCODE_TENCENT_TEMPLATE_ID="1110",
+            SMSCODE_TENCENT_INTL_TEMPLATE_ID="1112",
+            SMSCODE_PNVS_ENDPOINT=pnvs.endpoint,
+            SMSCODE_PNVS_PROTOCOL="http",
+        )
+        exec(compile(block.code, block.where, "exec"), {"app": app, "os": os})
+        app.register_blueprint(sms_bp)
+        _, allowed = regions_from_config(app.config)
+        client = app.test_client()
+        carried = set()
+        for region in allowed or REGION_PHONES:
+            phone = REGION_PHONES[region]
+            answer = send(client, phone)
+            assert answer.status_code == 200, (block.where, phone, answer.get_json())
+            for name, server in zip(("tencent", "pnvs", "aliyun"), servers, strict=True):
+                if server.messages_to(phone):
+                    carried.add(name)
+                    code = server.last_code(phone)
+                    break
+            else:
+                pytest.fail(f"{block.where}: no loopback server got the SMS to {phone}")
+            assert verify(client, code, phone).status_code == 200, (block.where, phone)
+        assert carried, block.where
+        for server in servers:
+            assert not server.errors, server.errors
+            assert all(r.signature_ok for r in server.requests), block.where
 
 
 @pytest.mark.parametrize("block", [b for b in SHELL if not b.illustration], ids=lambda b: b.where)

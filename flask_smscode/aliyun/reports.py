@@ -18,7 +18,12 @@ from typing import Any
 
 from flask_smscode.aliyun.outcomes import receipt_number_dead
 from flask_smscode.metrics import report_err_label
-from flask_smscode.senders.reports import MalformedReports, Report, ReportChannel
+from flask_smscode.senders.reports import (
+    MAX_DELIVERY_SECONDS,
+    MalformedReports,
+    Report,
+    ReportChannel,
+)
 
 __all__ = ["CHANNEL", "MalformedReports", "parse_reports", "report_phones"]
 
@@ -88,7 +93,6 @@ def parse_reports(body: bytes) -> list[Report]:
 
 
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-MAX_DELIVERY_SECONDS = 86400.0  # longer is a clock or a mix-up, not a delivery
 
 
 def delivery_seconds(sent: object, reported: object) -> float | None:

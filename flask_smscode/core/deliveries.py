@@ -30,7 +30,7 @@ from flask_smscode.core.outids import OutIds
 from flask_smscode.events import log_event, send_signal
 from flask_smscode.metrics import DELIVERY, REPORTS
 from flask_smscode.phones import carrier_label, mask_phone
-from flask_smscode.senders.reports import Report
+from flask_smscode.senders.reports import MAX_DELIVERY_SECONDS, Report
 from flask_smscode.signals import delivery_reported
 from flask_smscode.stores.base import LastDelivery, Store
 from flask_smscode.stores.stats import StatsStore
@@ -127,15 +127,18 @@ class Deliveries:
         )
         outcome = state if result == "stored" else result
         REPORTS.count(outcome, report.err_code)
-        if result == "stored" and report.delivery_seconds is not None:
+        seconds = report.delivery_seconds
+        if seconds is None and report.received_at is not None:
+            seconds = report.received_at - self.out_ids.sent_at(report_id)
+            if not 0 <= seconds <= MAX_DELIVERY_SECONDS:
+                seconds = None  # a clock or a mix-up, not a delivery time
+        if result == "stored" and seconds is not None:
             # Latency per vendor and carrier: first report of a send only (no duplicates).
-            DELIVERY.observe(report.vendor, carrier_label(phone), state, report.delivery_seconds)
+            DELIVERY.observe(report.vendor, carrier_label(phone), state, seconds)
             if state == "delivered" and isinstance(self.store, StatsStore):
                 # The store's hourly latency buckets (flask smscode stats): one more call
                 # on the report path, never on a user's request; delivered sends only.
-                self.store.count_delivery(
-                    carrier_label(phone), report.vendor, report.delivery_seconds
-                )
+                self.store.count_delivery(carrier_label(phone), report.vendor, seconds)
         if result == "stored" and report.number_dead:
             self._teach_guard(phone)
         if result == "stored":

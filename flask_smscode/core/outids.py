@@ -57,6 +57,12 @@ class OutIds:
         body = out_id[_TAG:]
         return body if hmac.compare_digest(self._tag(phone, body), out_id[:_TAG]) else None
 
+    @staticmethod
+    def sent_at(report_id: str) -> float:
+        """When the send of ``report_id`` (a checked, untagged OutId) was minted, in POSIX
+        seconds: a vendor that reports only the receive time still gets a delivery time."""
+        return int(report_id[_RANDOM:], 36) / 100
+
     def out_id(self, phone: str, report_id: str) -> str:
         """The full OutId again, from a stored ``report_id``."""
         return self._tag(phone, report_id) + report_id

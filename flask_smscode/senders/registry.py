@@ -295,7 +295,7 @@ def build_sender(
     however many routes name them.
     """
     from flask_smscode.senders.chain import FailoverSender
-    from flask_smscode.senders.routes import RoutingSender
+    from flask_smscode.senders.routes import FALLBACK, RoutingSender
 
     routes = route_specs(config)
     specs = _distinct(routes) if routes is not None else sender_specs(config)
@@ -311,6 +311,7 @@ def build_sender(
             failure = ConfigurationError(f"SMSCODE_SENDERS_CONFIG[{spec.name!r}]: {exc}")
         if failure is not None:
             raise failure
+    _check_reach(config, routes if routes is not None else {FALLBACK: specs})
     names = tuple(spec.name for spec in specs)
     if routes is not None:
         table = {
@@ -321,6 +322,50 @@ def build_sender(
     if len(names) == 1:
         return built[names[0]], names
     return FailoverSender([(name, built[name]) for name in names]), names
+
+
+def _check_reach(config: Mapping[str, Any], routes: Mapping[str, list[SenderSpec]]) -> None:
+    """A sender class that serves only some countries says so in ``calling_codes`` (PNVS:
+    ``("86",)``); fail at start-up when a route can hand it a number it cannot send to.
+
+    A route keyed by a calling code reaches that code only; the ``"*"`` route (or a plain
+    ``SMSCODE_SENDER``) reaches every allowed region without a route of its own — all of
+    them when ``SMSCODE_ALLOWED_REGIONS`` is ``["*"]``. So ``{"86": ["pnvs", "aliyun"],
+    "*": ["aliyun"]}`` is fine with any regions, and ``SMSCODE_SENDER = "pnvs"`` needs
+    ``SMSCODE_ALLOWED_REGIONS = ["CN"]``.
+    """
+    from flask_smscode.senders.routes import FALLBACK, region_calling_code
+
+    _, allowed = regions_from_config(config)
+    for code, specs in routes.items():
+        if code != FALLBACK:
+            reach: set[str] | None = {code}
+        elif allowed is None:
+            reach = None  # every calling code
+        else:
+            reach = {region_calling_code(r) for r in allowed} - set(routes)
+        for spec in specs:
+            serves = getattr(spec.sender_class(), "calling_codes", None)
+            if not serves:
+                continue
+            if reach is None or reach - set(serves):
+                extra = (
+                    "every number"
+                    if reach is None
+                    else ", ".join("+" + c for c in sorted(reach - set(serves)))
+                )
+                key = (
+                    "SMSCODE_SENDER_ROUTES"
+                    if get_setting(config, "SMSCODE_SENDER_ROUTES") is not None
+                    else "SMSCODE_SENDER"
+                )
+                raise ConfigurationError(
+                    f"{key}: the sender {spec.name!r} sends only to "
+                    f"{', '.join('+' + c for c in serves)} numbers, but its route reaches "
+                    f"{extra} (SMSCODE_ALLOWED_REGIONS): give it a route of its own, e.g. "
+                    f"SMSCODE_SENDER_ROUTES = {{{serves[0]!r}: [{spec.name!r}], '*': [...]}}, "
+                    "or narrow SMSCODE_ALLOWED_REGIONS."
+                )
 
 
 def _build_one(spec: SenderSpec, *, show_code: bool, purposes: Sequence[str]) -> Sender:

@@ -36,6 +36,12 @@ class Report:
     # times: the histogram smscode_delivery_seconds (core/deliveries.py, metrics.DELIVERY).
     vendor: str | None = None
     delivery_seconds: float | None = None
+    # When the handset received it (POSIX seconds), for a vendor that reports only that
+    # time (Tencent): the core then measures from the send time its OutId carries.
+    received_at: float | None = None
+
+
+MAX_DELIVERY_SECONDS = 86400.0  # a longer delivery time is a clock or a mix-up
 
 
 class MalformedReports(ValueError):

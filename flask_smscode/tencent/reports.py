@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flask_smscode.metrics import report_err_label
@@ -28,6 +29,8 @@ __all__ = ["CHANNEL", "MalformedReports", "answer", "parse_reports", "report_pho
 _DIGITS = re.compile(r"[0-9]{4,17}")
 _CALLING_CODE = re.compile(r"[0-9]{1,4}")
 _STATUSES = {"SUCCESS": True, "FAIL": False}
+_BEIJING = timezone(timedelta(hours=8))
+CHANNEL_NAME = "tencent"  # the report channel, and the vendor label of its reports
 _TEXT_FIELDS = (
     "user_receive_time",
     "nationcode",
@@ -78,9 +81,24 @@ def parse_reports(body: bytes) -> list[Report]:
                 str(item.get("sid") or ""),
                 _STATUSES[status],
                 report_err_label(item.get("errmsg")),
+                vendor=CHANNEL_NAME,
+                received_at=received_at(item.get("user_receive_time")),
             )
         )
     return reports
+
+
+def received_at(text: object) -> float | None:
+    """``user_receive_time`` (``2015-10-17 08:03:04``, Beijing time, UTC+8) in POSIX
+    seconds, or None. Tencent reports no send time: the core measures the delivery time
+    from the send time in the send's OutId (core/deliveries.py)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.strptime(text[:19], "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=_BEIJING).timestamp()
 
 
 def answer(ok: bool, reason: str) -> dict[str, Any]:
@@ -88,4 +106,4 @@ def answer(ok: bool, reason: str) -> dict[str, Any]:
     return {"result": 0, "errmsg": "OK"} if ok else {"result": 1, "errmsg": reason}
 
 
-CHANNEL = ReportChannel("tencent", "SMSCODE_TENCENT_REPORT", parse_reports, answer)
+CHANNEL = ReportChannel(CHANNEL_NAME, "SMSCODE_TENCENT_REPORT", parse_reports, answer)

@@ -91,7 +91,7 @@ import uuid
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -191,6 +191,9 @@ class RecordedRequest:
     secret_id: str | None = None
     signature_ok: bool = False
     error: str | None = None  # the Error.Code answered, if any
+
+
+BEIJING = timezone(timedelta(hours=8))  # Tencent writes its callback times in Beijing time
 
 
 @dataclass
@@ -535,12 +538,20 @@ class TencentServer:
         errmsg: str | None = None,
         ext: str | None = None,
         with_ext: bool = True,
+        received_after: float | None = None,
     ) -> dict[str, Any]:
-        """One status-callback item for ``sms`` (Tencent's field names)."""
+        """One status-callback item for ``sms`` (Tencent's field names); the handset's
+        receive time is now, or ``received_after`` seconds after the send, in Beijing time
+        (UTC+8) as Tencent writes it."""
+        received = (
+            datetime.now(timezone.utc)
+            if received_after is None
+            else datetime.fromtimestamp(sms.sent_at + received_after, timezone.utc)
+        )
         digits = sms.phone.lstrip("+")
         nationcode, mobile = ("86", digits[2:]) if digits.startswith("86") else ("", digits)
         item: dict[str, Any] = {
-            "user_receive_time": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+            "user_receive_time": received.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
             "nationcode": nationcode,
             "mobile": mobile,
             "report_status": "SUCCESS" if success else "FAIL",

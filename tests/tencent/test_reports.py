@@ -199,3 +199,23 @@ def test_both_channels_are_registered():
     channels = report_channels()
     assert {"aliyun", "tencent"} <= set(channels)
     assert channels["tencent"].setting_prefix == "SMSCODE_TENCENT_REPORT"
+
+
+def test_a_report_gives_the_delivery_time_from_the_receive_time_and_the_outid(
+    report_app, tencent_server
+):
+    """Tencent reports only the receive time (Beijing time): the core measures from the
+    send time the OutId carries, into smscode_delivery_seconds{vendor="tencent"}."""
+    from flask_smscode.metrics import DELIVERY
+    from flask_smscode.phones import carrier_label
+
+    DELIVERY.reset()
+    client = report_app.test_client()
+    assert send(client).status_code == 200
+    sms = tencent_server.last_sms(PHONE)
+    response = client.post(url(), json=[tencent_server.report(sms, received_after=7)])
+    assert response.status_code == 200 and response.get_json() == OK
+    labels = ("tencent", carrier_label(E164), "delivered")
+    assert sum(DELIVERY.buckets[labels]) == 1
+    assert 6 <= DELIVERY.sums[labels] <= 9  # the OutId is minted just before the send
+    DELIVERY.reset()

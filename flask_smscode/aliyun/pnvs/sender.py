@@ -66,6 +66,9 @@ class PnvsSender:
     """A system-provided template (赠送模板) per purpose, the package's code as its ``code``."""
 
     name = "pnvs"
+    # PNVS sends to mainland numbers only ("目前也仅支持国内号码发送"): the registry keeps
+    # every other number off this sender's routes (senders/registry.py, _check_reach).
+    calling_codes = (MAINLAND_CALLING_CODE,)
 
     def __init__(
         self,

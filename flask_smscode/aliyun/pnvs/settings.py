@@ -12,7 +12,9 @@ Rules written here and nowhere else; every error names the key to fix:
 - the protocol is https; http only for a loopback endpoint (the rule of
   ``SMSCODE_ALIYUN_PROTOCOL``, from :func:`~flask_smscode.aliyun.settings.is_loopback`);
 - PNVS sends to mainland numbers only ("目前也仅支持国内号码发送", SendSmsVerifyCode's
-  ``CountryCode``), so ``SMSCODE_ALLOWED_REGIONS`` must be ``["CN"]``;
+  ``CountryCode``): ``PnvsSender.calling_codes`` says so, and the sender registry refuses
+  at start-up a route that reaches other numbers (``SMSCODE_ALLOWED_REGIONS = ["CN"]``, or
+  ``SMSCODE_SENDER_ROUTES = {"86": ["pnvs"], "*": [...]}``);
 - a purpose -> template dict must cover every purpose, as ``SMSCODE_ALIYUN_TEMPLATE_CODE``;
 - the scheme name is at most 20 characters (Alibaba's limit).
 """
@@ -104,12 +106,9 @@ class PnvsSettings:
                 f"SMSCODE_PNVS_SCHEME_NAME must be a text of at most {MAX_SCHEME_NAME} "
                 "characters (the 方案名称 of the PNVS console), or None for the default scheme."
             )
+        # Mainland only: the sender class says so (PnvsSender.calling_codes) and the
+        # sender registry refuses, at start-up, a route that reaches other numbers.
         default_region, regions = regions_from_config(config)
-        if regions != ("CN",):
-            raise ConfigurationError(
-                "SMSCODE_ALLOWED_REGIONS must be ['CN'] for the pnvs sender: PNVS "
-                "(SendSmsVerifyCode) sends to mainland China numbers only."
-            )
         transport = AliyunSettings.build(
             get("SMSCODE_ALIYUN_ACCESS_KEY_ID"),
             get("SMSCODE_ALIYUN_ACCESS_KEY_SECRET"),

@@ -10,18 +10,11 @@ import pytest
 from flask import Flask
 
 from flask_smscode import sms_bp
-from flask_smscode.aliyun.pnvs.sender import PnvsSender
-from flask_smscode.senders.registry import is_kind, register_sender
 from tests.helpers import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 from tests.servers.dypnsapi_server import DypnsapiServer
 
 PNVS_SIGN = "速通互联验证码"
 PNVS_TEMPLATE = "100001"
-
-if not is_kind("pnvs"):
-    # pyproject.toml declares the entry point; an editable install made before it was added
-    # does not list it until `pip install -e .` runs again. Same class either way.
-    register_sender("pnvs", PnvsSender)
 
 
 @pytest.fixture(scope="session")

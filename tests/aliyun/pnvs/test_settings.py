@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from flask_smscode import ConfigurationError, sms_bp
+from flask_smscode import ConfigurationError, get_service, sms_bp
 from flask_smscode.aliyun.pnvs.sender import PnvsSender
 from flask_smscode.aliyun.pnvs.settings import PnvsSettings
 from flask_smscode.config import SETTINGS
@@ -82,3 +82,39 @@ def test_a_purpose_dict_covering_every_purpose_is_accepted(pnvs_config) -> None:
 def test_minutes_round_up(pnvs_config) -> None:
     settings = PnvsSettings.from_config({**pnvs_config, "SMSCODE_CODE_TTL_SECONDS": 90})
     assert settings.valid_minutes == 2 and settings.code_ttl_seconds == 90
+
+
+def test_a_route_of_its_own_lets_pnvs_serve_an_app_with_other_regions(pnvs_config) -> None:
+    """PNVS is mainland-only: on a route keyed "86" it may serve an app that also allows
+    Hong Kong, whose numbers take the "*" route."""
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="k", **pnvs_config)
+    app.config.update(
+        SMSCODE_ALLOWED_REGIONS=["CN", "HK"],
+        SMSCODE_SENDER=None,
+        SMSCODE_SENDER_ROUTES={"86": ["pnvs"], "*": ["console"]},
+    )
+    app.register_blueprint(sms_bp)
+    with app.app_context():
+        sender = get_service().sender
+        assert [name for name, _ in sender.route_for("+8613800138000")] == ["pnvs"]
+        assert [name for name, _ in sender.route_for("+85251234567")] == ["console"]
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"SMSCODE_ALLOWED_REGIONS": ["CN", "HK"]},
+        {"SMSCODE_ALLOWED_REGIONS": ["CN", "HK"], "SMSCODE_SENDER_ROUTES": {"*": ["pnvs"]}},
+        {
+            "SMSCODE_ALLOWED_REGIONS": ["*"],
+            "SMSCODE_SENDER_ROUTES": {"86": ["console"], "*": ["pnvs"]},
+        },
+    ],
+)
+def test_a_route_that_reaches_other_numbers_is_refused(pnvs_config, override) -> None:
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="k", **pnvs_config)
+    app.config.update(override)
+    with pytest.raises(ConfigurationError, match=r"'pnvs' sends only to \+86 numbers"):
+        app.register_blueprint(sms_bp)
