@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -121,4 +122,14 @@ def answer(ok: bool, reason: str) -> dict[str, Any]:
 
 # The receiver's description of this vendor (entry point group flask_smscode.reports); its
 # route is also the historical POST /sms/reports/<secret>.
-CHANNEL = ReportChannel("aliyun", "SMSCODE_ALIYUN_REPORT", parse_reports, answer)
+def validate_queue_settings(config: Mapping[str, Any]) -> None:
+    """The message queue's keys (``SMSCODE_ALIYUN_MNS_*``, read by ``flask smscode receipts
+    consume``), checked when the app starts whatever its sender (aliyun/mns.py)."""
+    from flask_smscode.aliyun.mns import MnsSettings  # the queue's module, when checked
+
+    MnsSettings.from_config(config)
+
+
+CHANNEL = ReportChannel(
+    "aliyun", "SMSCODE_ALIYUN_REPORT", parse_reports, answer, validate_queue_settings
+)

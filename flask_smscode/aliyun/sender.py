@@ -48,10 +48,6 @@ class AliyunSender:
         )
         self.param = self.settings.template_param
         self.client = AliyunSms.from_settings(self.settings)
-        if config is not None:  # the queue's keys fail at start-up too, not when it is consumed
-            from flask_smscode.aliyun.mns import MnsSettings
-
-            MnsSettings.from_config(config)
 
     @classmethod
     def create(

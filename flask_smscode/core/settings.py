@@ -45,6 +45,9 @@ class AppSettings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> AppSettings:
         core = Settings.from_config(config)
+        for channel in report_channels().values():
+            if channel.validate is not None:
+                channel.validate(config)
         return cls(
             core=core,
             guard=GuardSettings.from_config(config),

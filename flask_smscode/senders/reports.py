@@ -7,7 +7,7 @@ the bookkeeping in :mod:`flask_smscode.core.deliveries` names no vendor.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
@@ -65,6 +65,10 @@ class ReportChannel:
     setting_prefix: str
     parse: Callable[[bytes], list[Report]]
     answer: Callable[[bool, str], dict[str, Any]]
+    # The vendor's other receiving settings (Alibaba's message queue, SMSCODE_ALIYUN_MNS_*),
+    # checked at start-up with the rest whichever sender the app uses: a typo in a key the
+    # consumer reads fails when the app starts, not hours later in `receipts consume`.
+    validate: Callable[[Mapping[str, Any]], None] | None = None
 
 
 REPORT_GROUP = "flask_smscode.reports"

@@ -245,6 +245,17 @@ def test_bad_queue_settings_fail_at_start_up_naming_the_key(
         make_app(**{key: value})
 
 
+def test_bad_queue_settings_fail_at_start_up_whatever_the_sender(
+    make_app: Callable[..., Flask],
+) -> None:
+    """The queue's keys are the report channel's (aliyun/reports.py), not the sender's: an
+    app that sends through another vendor but consumes Alibaba's queue fails at start-up."""
+    from flask_smscode import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="SMSCODE_ALIYUN_MNS_BATCH_SIZE"):
+        make_app(SMSCODE_SENDER="console", SMSCODE_ALIYUN_MNS_BATCH_SIZE=0)
+
+
 def test_plain_http_to_a_remote_queue_is_refused(make_app: Callable[..., Flask]) -> None:
     from flask_smscode import ConfigurationError
 
