@@ -40,6 +40,7 @@ from flask_smscode.core.replies import Replies
 from flask_smscode.core.results import SendResult, VerifyResult
 from flask_smscode.core.settings import AppSettings, idempotency_times
 from flask_smscode.core.suppression import Suppression
+from flask_smscode.core.tracing import tracer
 from flask_smscode.errors import (
     ChallengeRequired,
     CodeExpired,
@@ -136,6 +137,8 @@ class SmsCodeService:
         self.store: Store = store_from_uri(
             s.storage_uri, key_prefix=s.key_prefix, timeout=s.storage_timeout, **s.storage_options
         )
+        # OpenTelemetry spans when it is installed (looked up once here), else no-ops.
+        self.tracing = tracer()
         # Several senders fail over in order; their names label logs, metrics and status.
         self.sender: Sender
         self.sender, self.sender_names = build_sender(
@@ -228,20 +231,20 @@ class SmsCodeService:
         Every outcome is one log line.
         """
         started = time.monotonic()
-        try:
-            result, outcome = self._send(phone, purpose, client_ip, idempotency_key)
-        except SmsCodeError as exc:
-            seen = _outcome_of(exc, "send", purpose)
-            # The provider failing or the store down is the operator's business (WARNING);
-            # throttled attackers and typos are routine (INFO).
-            serious = isinstance(exc, (ProviderError, StorageUnavailable)) or seen.provider_code
-            observe(
-                _finished(seen, exc.code, logging.WARNING if serious else logging.INFO, started)
-            )
-            raise
-        level = logging.WARNING if result.delivery == "unconfirmed" else logging.INFO
-        observe(_finished(outcome, outcome.outcome, level, started))
-        return result
+        with self.tracing.span("smscode.send") as span:  # core/tracing.py
+            try:
+                result, outcome = self._send(phone, purpose, client_ip, idempotency_key)
+            except SmsCodeError as exc:
+                seen = _outcome_of(exc, "send", purpose)
+                # The provider failing or the store down is the operator's business
+                # (WARNING); throttled attackers and typos are routine (INFO).
+                serious = isinstance(exc, (ProviderError, StorageUnavailable)) or seen.provider_code
+                level = logging.WARNING if serious else logging.INFO
+                observe(span.ended(_finished(seen, exc.code, level, started)))
+                raise
+            level = logging.WARNING if result.delivery == "unconfirmed" else logging.INFO
+            observe(span.ended(_finished(outcome, outcome.outcome, level, started)))
+            return result
 
     def _send(
         self,
@@ -502,7 +505,9 @@ class SmsCodeService:
         """
         failure: SmsCodeError
         try:
-            receipt = self.sender.send(phone, code, purpose, out_id=send_id)
+            with self.tracing.provider(phone, purpose) as span:  # core/tracing.py
+                receipt = self.sender.send(phone, code, purpose, out_id=send_id)
+                span.sent(receipt.sender)
         except DeliveryUnconfirmed as exc:
             name = self._carried_by(exc.sender, phone, purpose, send_id)
             return "unconfirmed", seen._replace(
@@ -652,14 +657,16 @@ class SmsCodeService:
         """Check ``code``; on success consume it and return a verified-phone token (the
         fields are validated here, like :meth:`send`'s)."""
         started = time.monotonic()
-        try:
-            result, outcome = self._verify(phone, code, purpose, client_ip)
-        except SmsCodeError as exc:
-            level = logging.WARNING if isinstance(exc, StorageUnavailable) else logging.INFO
-            observe(_finished(_outcome_of(exc, "verify", purpose), exc.code, level, started))
-            raise
-        observe(_finished(outcome, "verified", logging.INFO, started))
-        return result
+        with self.tracing.span("smscode.verify") as span:  # core/tracing.py
+            try:
+                result, outcome = self._verify(phone, code, purpose, client_ip)
+            except SmsCodeError as exc:
+                level = logging.WARNING if isinstance(exc, StorageUnavailable) else logging.INFO
+                seen = _outcome_of(exc, "verify", purpose)
+                observe(span.ended(_finished(seen, exc.code, level, started)))
+                raise
+            observe(span.ended(_finished(outcome, "verified", logging.INFO, started)))
+            return result
 
     def _verify(
         self,

@@ -103,7 +103,8 @@ class Tracing:
     def _span(self, name: str) -> Iterator[_Span]:
         # An exception (an SmsCodeError refusal included) is recorded by OpenTelemetry;
         # its text never holds the code (errors render from the catalogue).
-        with self.tracer.start_as_current_span(name) as span:  # type: ignore[union-attr]
+        assert self.tracer is not None
+        with self.tracer.start_as_current_span(name) as span:
             yield _Span(span)
 
     def provider(self, phone: str, purpose: str) -> Any:

@@ -523,7 +523,9 @@ class RedisStore:
             if self.cluster:
                 wait = self._hit(ENDPOINT_FIELDS["verify"], client)
                 if wait:
-                    return VerifyResult(VerifyOutcome.THROTTLED, 0, wait)
+                    throttled = VerifyResult(VerifyOutcome.THROTTLED, 0, wait)
+                    self._count_on_cluster(verify_field(throttled))  # stores/stats.py
+                    return throttled
             else:
                 roles["c"] = self.keys.client(client.client)
                 client_limits = tuple(client.limits)
@@ -654,9 +656,7 @@ class RedisStore:
     def _count(self, field: str) -> None:
         script = self._scripts.get("stats")
         if script is None:  # registered on first use
-            script = self._scripts["stats"] = self.client.register_script(
-                _load_script("stats.lua")
-            )
+            script = self._scripts["stats"] = self.client.register_script(_load_script("stats.lua"))
         script(keys=[self._stats_key()], args=[field])
 
     def _count_on_cluster(self, field: str | None) -> None:

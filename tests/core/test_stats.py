@@ -6,17 +6,20 @@ reports pushed with known send and receive times."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 from flask import Flask
 
 from flask_smscode.core.stats import Window, operator_stats, quantile, summarize
+from flask_smscode.errors import ConfigurationError
 from flask_smscode.stores.stats import (
     BOUNDS,
+    SENT,
     TTL_SECONDS,
+    HourlyCounters,
     delivery_field,
     label,
     stats_key,
@@ -142,3 +145,21 @@ def test_summary_skips_fields_of_another_version():
     assert window.conversion is None
     odd = summarize(1, window.since, [{"d:x:y:99": 1, "d:bad": 2, "sent": 1}])
     assert odd.latency == [] and odd.sends == 1
+
+
+def test_memory_hours_expire_after_14_days():
+    now = [1_800_000_000.0]
+    counters = HourlyCounters(clock=lambda: now[0])
+    counters.bump(SENT)
+    counters.bump(None)  # an idempotent replay: nothing
+    hour = counters.hour()
+    assert counters.read([hour]) == {hour: {SENT: 1}}
+    assert counters.ttl(hour) == TTL_SECONDS
+    now[0] += TTL_SECONDS + 1
+    counters.bump(SENT)  # a write sweeps what expired
+    assert counters.read([hour]) == {}
+
+
+def test_a_store_without_counters_is_a_configuration_error():
+    with pytest.raises(ConfigurationError, match="SMSCODE_STORAGE_URI"):
+        operator_stats(object())
