@@ -31,7 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTIFY_PARAMS = '{"name":"Zhang San","time":"22:00"}'
 COMMANDS = (
     *("send", "status", "reset", "notify", "delivery", "guard", "doctor"),
-    *("receipts", "suppress"),  # the message queue and the suppression list
+    *("receipts", "suppress", "stats"),  # the queue, the suppression list, the counters
 )
 
 
