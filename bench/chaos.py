@@ -63,6 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask import Flask
 
+from bench.results import write_sections
 from flask_smscode import SmsCode, SmsCodeError, get_service
 from flask_smscode.metrics import FAILOVERS, SENDERS
 from tests.servers.dysmsapi_server import DysmsapiServer
@@ -412,15 +413,7 @@ def write_results(path: Path, text: str, argv: list[str]) -> None:
         + text.split("\n| fault |", 1)[1]
         + "\n"
     )
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    if heading in old:
-        before, _, rest = old.partition(heading)
-        after = rest.partition("\n## ")
-        tail = ("\n## " + after[2]) if after[1] else ""
-        new = before + section + tail
-    else:
-        new = old.rstrip("\n") + "\n\n" + section
-    path.write_text(new, encoding="utf-8")
+    write_sections(path, section)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.results import write_sections
 from flask_smscode.codes import hash_code
 from flask_smscode.config import Settings
 from flask_smscode.core.guard import GuardSettings
@@ -376,15 +377,7 @@ def run_all(days: float, users: int, **config: Any) -> Iterator[Row]:
 
 def write_results(path: Path, text: str) -> None:
     """Replace (or add) the "Fraud replay" section of RESULTS.md; the rest stays."""
-    heading = "## Fraud replay"
-    old = path.read_text("utf-8") if path.exists() else ""
-    start = old.find(heading)
-    if start == -1:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    else:
-        end = old.find("\n## ", start + len(heading))
-        new = old[:start] + text + ("\n" + old[end + 1 :] if end != -1 else "\n")
-    path.write_text(new, "utf-8")
+    write_sections(path, text)  # text starts with its "## Fraud replay" heading
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,6 +41,7 @@ import redis
 from flask import Flask
 
 from bench import load
+from bench.results import write_sections
 from bench.settings import (
     BASE_TTL_SECONDS,
     PURPOSE,
@@ -948,9 +949,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + "\n".join(ctx.notes + failures))
     print(f"\n{summary} ({elapsed:.0f} s)")
     if args.results:
-        args.results.write_text(
-            _report(machine_lines, rendered, ctx, failures, summary, elapsed, argv),
-            encoding="utf-8",
+        # Its own sections only: the replay's and the chaos run's stay (bench/results.py).
+        write_sections(
+            args.results, _report(machine_lines, rendered, ctx, failures, summary, elapsed, argv)
         )
     return 1 if failures else 0
 
