@@ -86,8 +86,13 @@ def outcome_attributes(outcome: Outcome) -> dict[str, str | bool]:
 class Tracing:
     """The service's spans; ``tracer`` None (OpenTelemetry not installed) makes them no-ops."""
 
-    def __init__(self, tracer: Any | None) -> None:
+    def __init__(self, tracer: Any | None, configured: Any = None) -> None:
         self.tracer = tracer
+        # Whether the app has set a tracer provider yet (it may, after init_app): until it
+        # does, a request opens no span at all — OpenTelemetry's proxy would make a
+        # non-recording one and attach a context (~10 µs a request) for nothing, and many
+        # apps have opentelemetry-api installed by another package without using it.
+        self._configured = configured
 
     @property
     def enabled(self) -> bool:
@@ -95,7 +100,7 @@ class Tracing:
 
     def span(self, name: str) -> Any:
         """A context manager giving an object with ``ended(outcome) -> outcome``."""
-        if self.tracer is None:
+        if self.tracer is None or not self._configured():
             return NO_SPAN
         return self._span(name)
 
@@ -110,7 +115,7 @@ class Tracing:
     def provider(self, phone: str, purpose: str) -> Any:
         """The sender call's span: purpose and masked phone up front, the sender's name and
         outcome (``sent``, ``unconfirmed`` or the error code) when it returns or raises."""
-        if self.tracer is None:
+        if self.tracer is None or not self._configured():
             return NO_SPAN
         return self._provider(phone, purpose)
 
@@ -147,4 +152,8 @@ def tracer() -> Tracing:
         return Tracing(None)
     from opentelemetry import trace
 
-    return Tracing(trace.get_tracer(TRACER_NAME))
+    def configured() -> bool:
+        # The API hands out its proxy provider until set_tracer_provider() is called.
+        return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+    return Tracing(trace.get_tracer(TRACER_NAME), configured)

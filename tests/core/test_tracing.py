@@ -111,3 +111,24 @@ def test_without_opentelemetry_nothing_is_imported_and_spans_are_no_ops():
     assert done.stdout.strip() == "ok", done.stderr
     assert Tracing(None).span("x") is NO_SPAN
     assert tracer().enabled  # installed here (the test extra)
+
+
+def test_installed_but_not_configured_opens_no_span_until_a_provider_is_set():
+    """opentelemetry-api often comes with another package: until the app sets a tracer
+    provider (possibly after init_app), a request opens no span; once set, spans record."""
+    script = textwrap.dedent(
+        """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from flask_smscode.core.tracing import NO_SPAN, tracer
+        t = tracer()
+        assert t.enabled and t.span("smscode.send") is NO_SPAN
+        assert t.provider("+8613800138000", "login") is NO_SPAN
+        trace.set_tracer_provider(TracerProvider())
+        with t.span("smscode.send") as span:
+            assert span is not NO_SPAN and span.span.is_recording()
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr
