@@ -9,7 +9,6 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from flask_smscode._version import __version__ as __version__
 from flask_smscode.errors import (
     ChallengeRequired,
     CodeExpired,
@@ -37,6 +36,7 @@ from flask_smscode.errors import (
 # redis load with the first name that needs them, the Alibaba SDK with the first SendSms
 # call. `from flask_smscode import sms_bp` keeps working (it goes through __getattr__).
 _LAZY: dict[str, str] = {
+    "__version__": "_version",  # importlib.metadata: a few ms, looked up on first use
     "AliyunInvalidArguments": "aliyun.errors",
     "AliyunProviderRefused": "aliyun.errors",
     "AliyunRequestFailed": "aliyun.errors",
@@ -76,6 +76,7 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
+    from flask_smscode._version import __version__ as __version__
     from flask_smscode.aliyun import (
         AliyunSender,
         AliyunSettings,

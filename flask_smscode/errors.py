@@ -81,7 +81,16 @@ class SmsCodeError(FlaskSmsCodeError):
         self.literal_message = message
         self.retry_after = retry_after
         self.extra = extra
-        super().__init__(self.message)
+        # The English text is rendered when asked for (str(), a log, a traceback), not on
+        # every raise: a wrong code or a throttled client raises one per request, and the
+        # HTTP answer renders its own language from a cache (web/blueprint.py).
+        super().__init__()
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
 
     def with_provider(
         self,

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from flask import current_app, has_request_context, request
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
@@ -182,8 +183,6 @@ def request_language(catalogue: Catalogue) -> str:
     decided, e.g. from the user's profile); else werkzeug's ``Accept-Language`` negotiation
     (q-values, ``zh-CN`` → ``zh``); else ``SMSCODE_DEFAULT_LANGUAGE``.
     """
-    from flask import current_app, has_request_context, request
-
     if not has_request_context():
         return catalogue.default_language
     if "babel" in current_app.extensions:

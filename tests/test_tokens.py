@@ -48,22 +48,25 @@ def test_round_trip(signer: TokenSigner) -> None:
     int(loaded.token_id, 16)
 
 
-@pytest.mark.parametrize("purpose", ["login", "x" * 64])  # dumps() would compress the 2nd
+@pytest.mark.parametrize(
+    "purpose", ["login", "x" * 64, 'a "quoted" \\ 用途']
+)  # dumps() would compress the 2nd; the 3rd needs escaping
 def test_issue_signs_as_itsdangerous(
     signer: TokenSigner, purpose: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """issue() signs without itsdangerous' per-call signer and skips its zlib step (speed):
-    the token must be the uncompressed payload signed by itsdangerous' own TimestampSigner
-    at the same second, and load."""
-    import uuid
+    the token must be json.dumps' payload, uncompressed, signed by itsdangerous' own
+    TimestampSigner at the same second (the JSON is written without an encoder: same text),
+    and load."""
+    import os
 
     from itsdangerous.encoding import base64_encode
 
-    fixed = uuid.UUID(int=0x1234)
-    monkeypatch.setattr(uuid, "uuid4", lambda: fixed)
+    fixed = bytes(range(16))
+    monkeypatch.setattr(os, "urandom", lambda n: fixed[:n])
     monkeypatch.setattr(time, "time", lambda: 1_763_800_000.5)
-    body = {"phone": PHONE, "purpose": purpose, "id": fixed.hex}
-    payload = base64_encode(json.dumps(body, separators=(",", ":")).encode())
+    body = {"phone": PHONE, "purpose": purpose, "id": fixed.hex()}
+    payload = base64_encode(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
     expected = signer._serializer.make_signer().sign(payload).decode()
     assert signer.issue(PHONE, purpose) == expected
     assert payload_of(expected) == body

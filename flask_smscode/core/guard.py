@@ -38,6 +38,7 @@ while the SMS goes out. Per-IP and per-phone limits are not the guard: they stil
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import importlib
 from collections.abc import Callable, Mapping
@@ -75,6 +76,12 @@ def number_prefix(e164: str, digits: Mapping[str, int]) -> str:
     return "+" + country + number[length : length + keep]
 
 
+@functools.lru_cache(maxsize=4096)  # a client sends and verifies from one address
+def _source_hash(source: str) -> str:
+    digest = hashlib.blake2b(source.encode(), digest_size=6).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
 @dataclass(frozen=True)
 class GuardSettings:
     """The validated guard settings of one app."""
@@ -106,6 +113,8 @@ class GuardSettings:
         ):
             table = {**DEFAULT_PREFIX_DIGITS, **digits}
 
+            # Cached: a verify follows its send within minutes, and both ask (bounded).
+            @functools.lru_cache(maxsize=4096)
             def prefix_of(e164: str) -> str:
                 return number_prefix(e164, table)
         else:
@@ -161,8 +170,7 @@ class GuardSettings:
         source = source or client
         if not source or source == "unknown":
             return None
-        digest = hashlib.blake2b(source.encode(), digest_size=6).digest()
-        return base64.urlsafe_b64encode(digest).decode()
+        return _source_hash(source)
 
     def request(self, e164: str, source: str | None = None) -> GuardRequest | None:
         """What the store counts for a send to ``e164`` (``None``: the guard is off);

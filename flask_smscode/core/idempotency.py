@@ -24,10 +24,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask_smscode.errors import InvalidRequest, SmsCodeError
-from flask_smscode.stores import StoredAnswer
+
+if TYPE_CHECKING:
+    from flask_smscode.stores import StoredAnswer
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -71,6 +73,8 @@ def answer_of_error(error: SmsCodeError) -> StoredAnswer:
     variant = error.key[len(error.code) + 1 :] if error.key.startswith(error.code + ".") else ""
     if not re.fullmatch(r"[a-z0-9_.:]{0,24}", variant):
         variant = ""
+    from flask_smscode.stores import StoredAnswer  # not on the blueprint's import line
+
     return StoredAnswer(error.status, code, variant, error.retry_after)
 
 

@@ -13,17 +13,16 @@ import copy
 import json
 from functools import cache
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Response, current_app, request, send_from_directory, url_for
 from werkzeug.exceptions import NotFound
 
-from flask_smscode._version import __version__
 from flask_smscode.extension import get_service
 
 SCRIPT = "smscode.js"
-# Endpoints (without the blueprint's name) whose answers may be cached.
-PUBLIC_ENDPOINTS = frozenset({"static", "openapi"})
+STATIC_FOLDER = Path(__file__).resolve().parent / "static"
 VERSIONED_MAX_AGE_SECONDS = 365 * 86400
 # The paths as written in openapi.yaml; the served copy uses where the blueprint is mounted.
 DOCUMENT_PREFIX = "/sms"
@@ -33,7 +32,16 @@ def script_url() -> str:
     """The versioned URL of the helper script, for templates: ``{{ smscode_script_url() }}``.
 
     Uses the blueprint registered as ``smscode`` (its default name)."""
-    return url_for("smscode.static", filename=SCRIPT, v=__version__)
+    return url_for("smscode.static", filename=SCRIPT, v=_version())
+
+
+@cache
+def _version() -> str:
+    """The package's version, looked up on first use: importlib.metadata is a few
+    milliseconds of the blueprint's import line otherwise."""
+    from flask_smscode._version import __version__
+
+    return __version__
 
 
 @cache
@@ -70,17 +78,22 @@ def openapi_view() -> Response:
     response = current_app.response_class(body, mimetype="application/json")
     response.add_etag()
     response.make_conditional(request)  # 304 for a matching If-None-Match
-    return response
+    return public_cache(response, versioned=False)
 
 
-def public_cache(response: Response) -> Response:
+def static_view(filename: str) -> Response:
+    """``GET /sms/static/<file>`` (the helper script), with :func:`public_cache`'s headers.
+
+    The blueprint's own route rather than Flask's ``static_folder`` one, so the cache
+    headers are set here and the blueprint needs no after-request hook (which would cost
+    every send and verify Flask's hook dispatch)."""
+    response = send_from_directory(STATIC_FOLDER, filename)
+    return public_cache(response, versioned=request.args.get("v") == _version())
+
+
+def public_cache(response: Response, *, versioned: bool) -> Response:
     """Cache headers of the public endpoints: a year for the versioned script URL, else
     revalidate every time (ETag), so an unversioned URL never serves an old script."""
-    versioned = (
-        request.args.get("v") == __version__
-        and request.endpoint is not None
-        and request.endpoint.endswith(".static")
-    )
     if versioned and response.status_code in (200, 304):
         response.headers["Cache-Control"] = (
             f"public, max-age={VERSIONED_MAX_AGE_SECONDS}, immutable"
@@ -95,5 +108,6 @@ def public_cache(response: Response) -> Response:
 def register_assets(blueprint: Blueprint) -> None:
     """Add the document route, the template helper and the setting's check to ``blueprint``
     (whose ``static_folder`` serves the script)."""
+    blueprint.add_url_rule("/static/<path:filename>", "static", static_view, methods=["GET"])
     blueprint.add_url_rule("/openapi.json", "openapi", openapi_view, methods=["GET"])
     blueprint.add_app_template_global(script_url, "smscode_script_url")

@@ -6,10 +6,11 @@ Every answer, errors included, is a JSON object; refusals carry a stable ``error
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, NoReturn
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -18,18 +19,18 @@ from flask_smscode.core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from flask_smscode.core.idempotency import REPLAYED_HEADER
 from flask_smscode.core.limiter_adapter import limiter_retry_after
 from flask_smscode.errors import InvalidRequest, SmsCodeError, Throttled
-from flask_smscode.events import stack_only
 from flask_smscode.extension import EXTENSION_KEY, get_service, init_app
 from flask_smscode.messages import Catalogue, default_catalogue, request_language
-from flask_smscode.web.assets import PUBLIC_ENDPOINTS, public_cache, register_assets
-from flask_smscode.web.origins import register_origins
+from flask_smscode.web.assets import register_assets
+from flask_smscode.web.origins import add_cors_headers, refuse_cross_origin
 from flask_smscode.web.replies import register_replies
 from flask_smscode.web.reports import register_reports
 
 logger = logging.getLogger("flask_smscode")
 
-# static/ holds the front-end helper: /sms/static/smscode.js (see assets.py).
-sms_bp = Blueprint("smscode", __name__, url_prefix="/sms", static_folder="static")
+# static/ holds the front-end helper: /sms/static/smscode.js, served by assets.py's own
+# route (it sets the cache headers itself: the blueprint has no after-request hook).
+sms_bp = Blueprint("smscode", __name__, url_prefix="/sms")
 
 # The methods the two paths serve; every other one (TRACE, PROPFIND, QUERY...) reaches the
 # views too (see _accept_every_method) and gets our JSON 405, not werkzeug's HTML one.
@@ -44,6 +45,16 @@ _HTTP_ERROR_CODES = {
     413: "request_too_large",
     415: "invalid_request",
 }
+# Every answer of the two endpoints carries tokens or per-phone state: no browser or proxy
+# may cache it. Set where each answer is built rather than in an after-request hook: a
+# blueprint hook costs every request Flask's hook dispatch (a tenth of a wrong-code verify's
+# Python, profiled), and the views build all their answers here anyway.
+_NO_STORE = ("Cache-Control", "no-store")
+_JSON = "application/json"
+# Flask's default provider's output (sorted keys, compact, ASCII) without building an encoder
+# per answer; the bodies are the package's own plain dicts, so an app's custom JSON provider
+# has nothing to add to them.
+_encode = json.JSONEncoder(ensure_ascii=True, sort_keys=True, separators=(",", ":")).encode
 
 
 @sms_bp.record_once
@@ -113,8 +124,9 @@ def _purpose(data: dict[str, Any]) -> Any:
 @sms_bp.route("/send", methods=_METHODS, provide_automatic_options=False)
 def send() -> Response:
     """``POST /sms/send {"phone", "purpose"?}`` → the code is on its way."""
+    refuse_cross_origin("send")  # before anything is read: see web/origins.py
     if request.method == "OPTIONS":
-        return _options()
+        return _options("send")
     data = _payload("send")
     # Idempotency-Key (see idempotency.py): a repeat gets the first answer, marked replayed.
     key = request.headers.get(IDEMPOTENCY_HEADER)
@@ -129,22 +141,21 @@ def send() -> Response:
     except SmsCodeError as error:
         # Answered here rather than through the error handler (the same answer): Flask's
         # exception dispatch costs more than the rest of a refusal.
-        response = _error_response(error)
         if error.replayed:
-            response.status_code = error.replayed_status or error.status
-            response.headers[REPLAYED_HEADER] = "true"
-        return response
-    response = jsonify(result.as_json())
-    if result.replayed:
-        response.headers[REPLAYED_HEADER] = "true"
-    return response
+            return _error_response(
+                error, "send", error.replayed_status, ((REPLAYED_HEADER, "true"),)
+            )
+        return _error_response(error, "send")
+    extra = ((REPLAYED_HEADER, "true"),) if result.replayed else ()
+    return _json_response(_encode(result.as_json()), 200, [_NO_STORE, *extra], "send")
 
 
 @sms_bp.route("/verify", methods=_METHODS, provide_automatic_options=False)
 def verify() -> Response:
     """``POST /sms/verify {"phone", "code", "purpose"?}`` → a verified-phone token."""
+    refuse_cross_origin("verify")  # before anything is read: see web/origins.py
     if request.method == "OPTIONS":
-        return _options()
+        return _options("verify")
     data = _payload("verify")
     try:
         result = get_service().verify(
@@ -154,8 +165,8 @@ def verify() -> Response:
             client_ip=_client_ip(),
         )
     except SmsCodeError as error:  # a wrong code is routine: answered without Flask's dispatch
-        return _error_response(error)
-    return jsonify(result.as_json())
+        return _error_response(error, "verify")
+    return _json_response(_encode(result.as_json()), 200, [_NO_STORE], "verify")
 
 
 @sms_bp.record
@@ -189,29 +200,84 @@ def _language() -> tuple[str, Catalogue]:
     return request_language(catalogue), catalogue
 
 
-def _error_response(error: SmsCodeError) -> Response:
+def _json_response(
+    body: str | bytes, status: int, headers: list[tuple[str, str]], view: str | None
+) -> Response:
+    """Every answer of the blueprint's JSON views: the body, no-store, and the CORS headers
+    of a trusted origin when ``view`` is one of the protected two."""
+    response = current_app.response_class(body, status=status, headers=headers, mimetype=_JSON)
+    if view is not None:
+        add_cors_headers(response, view)
+    return response
+
+
+def _error_response(
+    error: SmsCodeError,
+    view: str | None = None,
+    status: int | None = None,
+    extra: tuple[tuple[str, str], ...] = (),
+) -> Response:
     """The refusal as JSON; ``message`` in the request's language, ``error`` never varies."""
     language, catalogue = _language()
-    response = jsonify(error.to_dict(language, catalogue))
-    response.status_code = error.status
-    response.headers["Content-Language"] = language
+    headers = [_NO_STORE, ("Content-Language", language), *extra]
     if error.retry_after is not None:
-        response.headers["Retry-After"] = str(error.retry_after)
+        headers.append(("Retry-After", str(error.retry_after)))
     if isinstance(error, _MethodNotAllowed):
-        response.headers["Allow"] = "POST, OPTIONS"
-    return response
+        headers.append(("Allow", "POST, OPTIONS"))
+    return _json_response(
+        _error_body(error, language, catalogue), status or error.status, headers, view
+    )
+
+
+def _error_body(error: SmsCodeError, language: str, catalogue: Catalogue) -> str:
+    """The error's JSON text, rendered once per (error, language, attempts left, wait...):
+    a wrong code, a throttled client or an expired code is the same few answers over and
+    over, and rendering one (catalogue lookup, formatting, encoding) was a tenth of a
+    wrong-code verify. Only the public body is kept, never a phone or a code (errors carry
+    neither: see errors.py)."""
+    try:
+        key = (
+            catalogue,
+            language,
+            type(error),
+            error.key,
+            error.literal_message,
+            error.retry_after,
+            tuple(sorted(error.params.items())),
+            tuple(sorted(error.extra.items())),
+        )
+        body = _ERROR_BODIES.get(key)
+    except TypeError:  # an unhashable value in params or extra: rendered as it is
+        return _encode(error.to_dict(language, catalogue))
+    if body is None:
+        if len(_ERROR_BODIES) >= _ERROR_BODIES_MAX:
+            _ERROR_BODIES.clear()  # bounded: retry_after values and languages are few
+        body = _ERROR_BODIES[key] = _encode(error.to_dict(language, catalogue))
+    return body
+
+
+_ERROR_BODIES: dict[tuple[Any, ...], str] = {}
+_ERROR_BODIES_MAX = 1024
 
 
 @sms_bp.errorhandler(SmsCodeError)
 def _handle_refusal(error: SmsCodeError) -> Response:
-    return _error_response(error)
+    return _error_response(error, _view())
 
 
-def _options() -> Response:
-    """JSON like every other answer; CORS extensions add their headers in after_request."""
-    response = jsonify({"ok": True, "methods": ["POST", "OPTIONS"]})
-    response.headers["Allow"] = "POST, OPTIONS"
-    return response
+def _view() -> str | None:
+    """The protected view (send, verify) this request reached, for an error handler."""
+    view = (request.endpoint or "").rsplit(".", 1)[-1]
+    return view if view in ("send", "verify") else None
+
+
+_OPTIONS_BODY = _encode({"ok": True, "methods": ["POST", "OPTIONS"]})
+
+
+def _options(view: str) -> Response:
+    """JSON like every other answer, with the preflight's CORS headers for a trusted
+    origin (web/origins.py)."""
+    return _json_response(_OPTIONS_BODY, 200, [_NO_STORE, ("Allow", "POST, OPTIONS")], view)
 
 
 @sms_bp.errorhandler(HTTPException)
@@ -221,14 +287,12 @@ def _handle_http_error(error: HTTPException) -> Response:
         # Flask-Limiter's RateLimitExceeded (the app's default or blueprint limits) or any
         # other 429: the documented ``throttled`` answer, with the wait of the breached limit.
         retry_after = limiter_retry_after() or _retry_after_of(error)
-        return _error_response(Throttled(retry_after=retry_after or 60))
+        return _error_response(Throttled(retry_after=retry_after or 60), _view())
     code = _HTTP_ERROR_CODES.get(status, "http_error")
     language, catalogue = _language()
     key = "invalid_request.media_type" if status == 415 else code
-    response = jsonify({"ok": False, "error": code, "message": catalogue.text(key, language)})
-    response.status_code = status
-    response.headers["Content-Language"] = language
-    return response
+    body = _encode({"ok": False, "error": code, "message": catalogue.text(key, language)})
+    return _json_response(body, status, [_NO_STORE, ("Content-Language", language)], _view())
 
 
 def _retry_after_of(error: HTTPException) -> int | None:
@@ -241,6 +305,8 @@ def _retry_after_of(error: HTTPException) -> int | None:
 def _handle_unexpected(error: Exception) -> Response:
     # Log the type and stack, answer without either: the client gets no traceback.
     # The message is withheld too: an app's receiver or sender may have put a phone in it.
+    from flask_smscode.events import stack_only
+
     logger.error(
         "smscode unexpected error in %s: %s\n%s",
         request.endpoint,
@@ -252,23 +318,10 @@ def _handle_unexpected(error: Exception) -> Response:
         message = catalogue.text("internal_error", language)
     except Exception:  # the catalogue itself failed: answer anyway
         language, message = "en", "An unexpected error occurred."
-    response = jsonify({"ok": False, "error": "internal_error", "message": message})
-    response.status_code = 500
-    response.headers["Content-Language"] = language
-    return response
+    body = _encode({"ok": False, "error": "internal_error", "message": message})
+    return _json_response(body, 500, [_NO_STORE, ("Content-Language", language)], _view())
 
 
-@sms_bp.after_request
-def _no_store(response: Response) -> Response:
-    if (request.endpoint or "").rsplit(".", 1)[-1] in PUBLIC_ENDPOINTS:
-        return public_cache(response)  # the script and the OpenAPI document
-    # Answers carry tokens and per-phone state: no browser or proxy may cache them.
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-# Before the views: a browser post from an untrusted origin is 403 cross_site_request.
-register_origins(sms_bp)
-register_assets(sms_bp)  # GET /openapi.json, smscode_script_url()
+register_assets(sms_bp)  # GET /static/<file>, GET /openapi.json, smscode_script_url()
 register_reports(sms_bp)  # POST /reports/<secret>: pushed delivery reports (off by default)
 register_replies(sms_bp)  # POST /replies/<secret>: pushed replies, SmsUp (off by default)

@@ -1,8 +1,9 @@
-"""Cross-origin protection and CORS for ``POST /sms/send`` and ``POST /sms/verify``, added
-to :data:`~flask_smscode.web.blueprint.sms_bp` by :func:`register_origins`.
+"""Cross-origin protection and CORS for ``POST /sms/send`` and ``POST /sms/verify``, called
+by those two views of :data:`~flask_smscode.web.blueprint.sms_bp` (not through request
+hooks: a blueprint hook costs every request of the blueprint Flask's hook dispatch).
 
 The decision is :mod:`flask_smscode.core.origins` (Go's ``CrossOriginProtection``); here it
-is applied before the view runs, so a refused request reaches nothing: no body is parsed,
+is applied first thing in the view, so a refused request reaches nothing: no body is parsed,
 no per-IP budget, Idempotency-Key, pre-send hook, store or sender is touched. The refusal
 is 403 ``cross_site_request`` (JSON through the blueprint's error handler, like every
 refusal), counted and logged once through :func:`~flask_smscode.events.observe` with the
@@ -23,7 +24,7 @@ without ``Origin`` or ``Sec-Fetch-Site``, which would pass anyway.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Response, request
 
 from flask_smscode.core.origins import (
     ALLOWED_HEADERS,
@@ -34,44 +35,34 @@ from flask_smscode.core.origins import (
     normalize_origin,
 )
 from flask_smscode.errors import CrossSiteRequest
-from flask_smscode.events import Outcome, observe
 from flask_smscode.extension import get_service
 
 # The views whose requests change state (send a code, consume an attempt).
 PROTECTED_VIEWS = frozenset({"send", "verify"})
 
 
-def register_origins(blueprint: Blueprint) -> None:
-    """Check every request to the protected views, and add CORS headers to their answers."""
-    blueprint.before_request(refuse_cross_origin)
-    blueprint.after_request(add_cors_headers)
-
-
-def _view() -> str:
-    return (request.endpoint or "").rsplit(".", 1)[-1]
-
-
 def _settings() -> OriginSettings:
     return get_service().sections.origins
 
 
-def refuse_cross_origin() -> None:
-    """Raise :class:`CrossSiteRequest` for a browser request from an untrusted origin."""
-    view = _view()
-    if view not in PROTECTED_VIEWS:
-        return
+def refuse_cross_origin(view: str) -> None:
+    """Raise :class:`CrossSiteRequest` for a browser request from an untrusted origin to
+    ``view`` (one of :data:`PROTECTED_VIEWS`)."""
     headers = request.headers
     origin = headers.get("Origin")
     if not _settings().refuses(request.method, headers.get("Sec-Fetch-Site"), origin, request.host):
         return
+    from flask_smscode.events import Outcome, observe  # a refusal: off the import line
+
     observe(Outcome(view, CrossSiteRequest.code, origin=loggable_origin(origin) or "-"))
     raise CrossSiteRequest()
 
 
-def add_cors_headers(response: Response) -> Response:
-    """The CORS answer for a trusted ``Origin``; nothing for any other."""
+def add_cors_headers(response: Response, view: str) -> Response:
+    """The CORS answer of ``view`` (one of :data:`PROTECTED_VIEWS`) for a trusted
+    ``Origin``; nothing for any other."""
     origin = request.headers.get("Origin")
-    if not origin or _view() not in PROTECTED_VIEWS:
+    if not origin or view not in PROTECTED_VIEWS:
         return response
     settings = _settings()
     if not settings.trusted:

@@ -20,9 +20,7 @@ import logging
 from flask import Blueprint, Response, abort, jsonify, request
 
 from flask_smscode.errors import StorageUnavailable
-from flask_smscode.events import log_event
 from flask_smscode.extension import get_service
-from flask_smscode.senders.replies import MalformedReplies
 from flask_smscode.signals import current_app_object
 
 OK_MESSAGE = "接收成功"  # Alibaba's own example answer; only code 0 (a number) is checked
@@ -38,11 +36,16 @@ def register_replies(blueprint: Blueprint) -> None:
 def _answer(status: int, code: int, msg: str) -> Response:
     response = jsonify({"code": code, "msg": msg})
     response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 
 def receive_replies(secret: str) -> Response:
     """Record each pushed reply; see the module docstring."""
+    # Imported on a push: most apps never receive one (the blueprint's import time).
+    from flask_smscode.events import log_event
+    from flask_smscode.senders.replies import MalformedReplies
+
     service = get_service()
     if not service.replies.settings.secret_matches(secret):
         abort(404)  # the same answer whether the receiver is off or the secret is wrong

@@ -21,15 +21,17 @@ is the vendor's; what a report means is the core's (:mod:`flask_smscode.core.del
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from flask_smscode.config import ReportSettings
 from flask_smscode.errors import StorageUnavailable
-from flask_smscode.events import log_event
 from flask_smscode.extension import get_service
-from flask_smscode.senders.reports import MalformedReports, ReportChannel, report_channels
 from flask_smscode.signals import current_app_object
+
+if TYPE_CHECKING:  # imported on a push: most apps never receive one (import time)
+    from flask_smscode.config import ReportSettings
+    from flask_smscode.senders.reports import ReportChannel
 
 logger = logging.getLogger("flask_smscode")
 LEGACY_CHANNEL = "aliyun"  # the channel of POST /reports/<secret>, from before channels
@@ -57,11 +59,15 @@ def receive_reports(secret: str) -> Response:
 def _answer(channel: ReportChannel, status: int, reason: str = "") -> Response:
     response = jsonify(channel.answer(status == 200, reason))
     response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 
 def receive_channel_reports(channel: str, secret: str) -> Response:
     """Store each pushed report against its send; see the module docstring."""
+    from flask_smscode.events import log_event
+    from flask_smscode.senders.reports import MalformedReports, report_channels
+
     service = get_service()
     settings: ReportSettings | None = service.report_channels.get(channel)
     described = report_channels().get(channel)
