@@ -53,3 +53,39 @@ def test_unknown_names_raise_attribute_error() -> None:
         assert "no_such_name" in str(exc)
     else:
         raise AssertionError("expected AttributeError")
+
+
+def test_the_blueprint_import_line_loads_only_the_web_layer() -> None:
+    """`from flask_smscode import sms_bp` is an app's import line (issue 14: +40 ms at most
+    over `import flask`): the service, the stores, the senders, phonenumbers and the
+    version lookup load when the app is set up (register_blueprint), not with it."""
+    probe = (
+        "from flask_smscode import sms_bp\nimport json, sys\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('flask_smscode',"
+        " 'phonenumbers', 'redis', 'limits')))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+    ).stdout
+    loaded = set(json.loads(out.strip().splitlines()[-1]))
+    later = {
+        "flask_smscode._version",
+        "flask_smscode.core.service",
+        "flask_smscode.core.deliveries",
+        "flask_smscode.stores",
+        "flask_smscode.stores.memory",
+        "flask_smscode.senders",
+        "flask_smscode.senders.reports",
+        "flask_smscode.events",
+        "flask_smscode.metrics",
+        "phonenumbers",
+        "redis",
+        "limits",
+    }
+    assert loaded & later == set()
+    assert "flask_smscode.web.blueprint" in loaded
+
+
+def test_version_is_looked_up_on_first_use() -> None:
+    assert loaded_after("import flask_smscode") == []
+    assert isinstance(flask_smscode.__version__, str) and flask_smscode.__version__
