@@ -13,9 +13,12 @@ PURPOSE = "login"
 BASE_TTL_SECONDS = 300  # hand-written baseline: code lifetime
 BASE_MAX_FAILURES = 5  # hand-written baseline: wrong codes before it refuses
 BASE_FAIL_WINDOW_SECONDS = 900
+BASE_TOKEN_TTL_SECONDS = 600  # careful baseline: lifetime of its signed token
 
 
-def app_config(redis_url: str, prefix: str, provider_endpoint: str) -> dict[str, Any]:
+def app_config(
+    redis_url: str, prefix: str, provider_endpoint: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """flask-smscode as a production app would run it, except two things: the provider is
     the loopback server over HTTP, and the per-IP and per-number-block limits are raised so
     high that the load generator (one address, sequential numbers) is never throttled —
@@ -41,6 +44,9 @@ def app_config(redis_url: str, prefix: str, provider_endpoint: str) -> dict[str,
         # One address leaving thousands of codes unverified in one block is what the source
         # rule refuses (core/guard.py); counted, never reached.
         "SMSCODE_GUARD_SOURCE_SENDS": 1_000_000,
+        # ``extra``: what one figure changes (a short code TTL for the memory left after
+        # expiry, SMSCODE_STORAGE_MIN_REPLICAS for the durability figure).
+        **(extra or {}),
     }
 
 
@@ -51,6 +57,21 @@ def base_code_key(prefix: str, phone: str) -> str:
 
 def base_fail_key(prefix: str, phone: str) -> str:
     return f"{prefix}:base:fail:{phone}"
+
+
+def careful_key(prefix: str, phone: str) -> str:
+    """Careful hand-written baseline: one hash per phone (field ``c`` the code's HMAC,
+    ``f`` the failures), living as long as the code."""
+    return f"{prefix}:careful:{phone}"
+
+
+def careful_hash(phone: str, code: str) -> str:
+    """The careful baseline stores what the package stores: an HMAC of phone and code
+    keyed with the app's secret, never the code itself."""
+    import hashlib
+    import hmac
+
+    return hmac.new(SECRET_KEY.encode(), f"{phone}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
 def quiet_package_logs() -> None:

@@ -16,11 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import phonenumbers
-
 from flask_smscode.codes import is_well_formed
 from flask_smscode.errors import ConfigurationError, InvalidPhone, RegionNotAllowed
-from flask_smscode.phones import normalize_phone
 
 if TYPE_CHECKING:  # limits costs ~50 ms of imports (asyncio, wrapt): loaded on app set-up
     from limits import RateLimitItem
@@ -69,6 +66,9 @@ SETTINGS: dict[str, Setting] = {
     "SMSCODE_STORAGE_URI": _S("memory://", "URI", "where codes and counters live"),
     "SMSCODE_STORAGE_OPTIONS": _S({}, "dict", "extra redis-py keyword arguments"),
     "SMSCODE_STORAGE_TIMEOUT_SECONDS": _S(1.0, "seconds", "Redis connect and read timeout"),
+    "SMSCODE_STORAGE_MIN_REPLICAS": _S(
+        "auto", "replicas or 'auto'", "replicas that must hold a write before a 200 (WAIT)"
+    ),
     "SMSCODE_KEY_PREFIX": _S("smscode", "text", "prefix of every Redis key"),
     "SMSCODE_DEFAULT_REGION": _S(
         "CN", "ISO 3166 region", "region of numbers typed without a country code"
@@ -297,6 +297,16 @@ class Settings:
     secret: bytes = field(repr=False)
     sender: Any
     openapi_enabled: bool = True
+    # "auto" or an int >= 0: see stores/redis.py (replicas a send or verify waits for).
+    storage_min_replicas: int | str = "auto"
+
+    def durability_options(self) -> dict[str, Any]:
+        """The store keyword for SMSCODE_STORAGE_MIN_REPLICAS. Nothing at the default
+        ("auto", RedisStore's own default too), so a third-party store class
+        (stores/registry.py) is handed a keyword it may not know only when the app set it."""
+        if self.storage_min_replicas == "auto":
+            return {}
+        return {"min_replicas": self.storage_min_replicas}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -344,6 +354,8 @@ class Settings:
             raise ConfigurationError("SMSCODE_TEST_NUMBERS must be a dict of phone -> code.")
         for raw_phone, code in raw_test_numbers.items():
             try:
+                from flask_smscode.phones import normalize_phone  # phonenumbers: see _region
+
                 phone = normalize_phone(raw_phone, default_region, allowed_regions)
             except (InvalidPhone, RegionNotAllowed):
                 raise ConfigurationError(
@@ -363,6 +375,14 @@ class Settings:
             or not 0 < timeout <= 30
         ):
             raise ConfigurationError("SMSCODE_STORAGE_TIMEOUT_SECONDS must be in (0, 30].")
+        min_replicas = get("SMSCODE_STORAGE_MIN_REPLICAS")
+        if min_replicas != "auto" and (
+            isinstance(min_replicas, bool) or not isinstance(min_replicas, int) or min_replicas < 0
+        ):
+            raise ConfigurationError(
+                "SMSCODE_STORAGE_MIN_REPLICAS must be 'auto' or an int >= 0 (replicas that "
+                "acknowledge a send or verify before it answers 200)."
+            )
 
         # The scheme is the store registry's to judge (stores/registry.py), when the
         # service builds the store at start-up.
@@ -388,6 +408,7 @@ class Settings:
             storage_uri=storage_uri,
             storage_options=dict(storage_options),
             storage_timeout=float(timeout),
+            storage_min_replicas=min_replicas,
             key_prefix=str(get("SMSCODE_KEY_PREFIX")),
             default_region=default_region,
             allowed_regions=allowed_regions,
@@ -559,6 +580,10 @@ def region_code(value: Any, key: str) -> str:
 
 def _region(value: Any, key: str) -> str:
     """An ISO 3166 region code phonenumbers knows ("CN", "HK", ...)."""
+    # phonenumbers (~13 ms to import) loads when settings are read, not with the module:
+    # the blueprint's import line reaches this module.
+    import phonenumbers
+
     region = value.upper() if isinstance(value, str) else value
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise ConfigurationError(f"{key}: {value!r} is not a region code like 'CN'.")

@@ -1,12 +1,13 @@
-"""Percent-encoding for the SDK's request signing: the same bytes as ``urllib``, in C.
+"""Percent-encoding for the RPC signature: the same bytes as ``urllib``, in C.
 
-aliyun-python-sdk-core signs an RPC call by percent-encoding every parameter with
-``urllib.parse.urlencode`` and then the whole sorted query again with ``pathname2url``.
-``urllib`` encodes byte by byte in Python whenever a string holds one character to escape,
-and a 1000-number SendSms (``PhoneNumbers`` with 999 commas) is ~13 kB: the encoding was
-most of a notification's CPU. :func:`install` points the SDK's signer at these functions,
-which give byte-identical output (tests/aliyun/test_encoding.py compares them with urllib
-over generated text), so the signature is unchanged.
+The RPC signature (aliyun-python-sdk-core's ``rpc_signature_composer``) percent-encodes
+every parameter with ``urllib.parse.urlencode`` and then the sorted query again with
+``pathname2url``. ``urllib`` encodes byte by byte in Python whenever a string holds one
+character to escape, and a 1000-number SendSms (``PhoneNumbers`` with 999 commas) is ~13 kB:
+that encoding was most of a notification's CPU. :func:`percent_encode` is what the package's
+own signer (:func:`flask_smscode.aliyun.transport.signed_query`) uses; the other functions
+mirror urllib's for the comparison tests (tests/aliyun/test_encoding.py, over generated
+text). Nothing here is installed into the SDK: the SDK's own signer keeps urllib.
 """
 
 from __future__ import annotations
@@ -61,9 +62,10 @@ def pathname2url(path: str) -> str:
     return quote(path)
 
 
-def install() -> None:
-    """Point the SDK's RPC signer at the functions above (idempotent)."""
-    from aliyunsdkcore.auth.composer import rpc_signature_composer as composer
+_RFC3986_UNSAFE = _unsafe("")
 
-    composer.urlencode = urlencode
-    composer.pathname2url = pathname2url
+
+def percent_encode(text: str) -> str:
+    """RFC 3986 encoding of UTF-8 text (only ``A-Za-z0-9-_.~`` kept, a space is ``%20``):
+    what the SDK's ``urlencode`` + ``+``/``*``/``%7E`` fix-up yields for one value."""
+    return _RFC3986_UNSAFE.sub(_escape, text.encode("utf-8")).decode("ascii")

@@ -54,7 +54,7 @@ def run_checks(app: Flask) -> list[Check]:
                 replace(check, sender=spec.name if labelled else "")
                 for check in _sender_checks(spec)
             ]
-    checks.append(_store_check(app))
+    checks += _store_checks(app)
     return checks
 
 
@@ -76,9 +76,45 @@ def _sender_checks(spec: SenderSpec) -> list[Check]:
 
 
 # -- the store ----------------------------------------------------------------------------------
-def _store_check(app: Flask) -> Check:
+def _store_checks(app: Flask) -> list[Check]:
+    """The store line, and for Redis the replicas line (built while the store is open)."""
+    replicas: list[Check] = []
+    return [_store_check(app, replicas), *replicas]
+
+
+def _replicas_check(store: Any) -> Check | None:
+    """Replicas the master has vs SMSCODE_STORAGE_MIN_REPLICAS (stores/redis.py): fewer
+    than required means every send and verify answers 503; none required on a set that
+    fails over means a failover may lose an acknowledged code. None for a store without
+    replication (memory, third-party) and for a lone Redis without replicas."""
+    replication = getattr(store, "replication", None)
+    if replication is None:
+        return None
+    try:
+        have, need = replication()
+    except StorageUnavailable:
+        return None  # the store line says it is down
+    kind = getattr(store, "kind", "redis")
+    if need is None:  # Cluster "auto": per slot, 1 where the master has a replica
+        need = 1 if have else 0
+    if kind == "redis" and not have and not need:
+        return None  # a lone Redis: no replica to count, nothing to fail over to
+    params = {"have": have, "need": need}
+    if need > have:
+        return Check(
+            "replicas", FAIL, "cli.doctor.replicas.short", params, "cli.doctor.fix.replicas"
+        )
+    if need == 0 and kind != "redis":
+        return Check(
+            "replicas", WARN, "cli.doctor.replicas.unprotected", params, "cli.doctor.fix.replicas"
+        )
+    return Check("replicas", OK, "cli.doctor.replicas.ok", params)
+
+
+def _store_check(app: Flask, extra: list[Check]) -> Check:
     """The app's own store when the service is set up; else one built from the settings
-    alone, so that a sender misconfiguration does not hide the store's state."""
+    alone, so that a sender misconfiguration does not hide the store's state. Checks that
+    need the open store (replicas) go to ``extra``."""
     uri = str(get_setting(app.config, "SMSCODE_STORAGE_URI"))
     params: dict[str, Any] = {"uri": mask_uri(uri)}
     built = None
@@ -91,6 +127,7 @@ def _store_check(app: Flask) -> Check:
                 settings.storage_uri,
                 key_prefix=settings.key_prefix,
                 timeout=settings.storage_timeout,
+                **settings.durability_options(),
                 **settings.storage_options,
             )
     except ConfigurationError as exc:
@@ -103,6 +140,9 @@ def _store_check(app: Flask) -> Check:
         )
     try:
         store.ping()
+        replicas = _replicas_check(store)
+        if replicas is not None:
+            extra.append(replicas)
     except StorageUnavailable:
         return Check("store", FAIL, "cli.doctor.store.down", params, "cli.doctor.fix.store_down")
     finally:

@@ -11,19 +11,18 @@ signals, in one place.
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import hashlib
 import hmac
 import logging
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from flask import has_request_context, request
 
-from flask_smscode.codes import generate_code, hash_code, is_well_formed
+from flask_smscode.codes import code_digest, generate_code, is_well_formed
 from flask_smscode.core.deliveries import Deliveries
 from flask_smscode.core.idempotency import (
     answer_of_error,
@@ -135,7 +134,11 @@ class SmsCodeService:
                 stacklevel=3,
             )
         self.store: Store = store_from_uri(
-            s.storage_uri, key_prefix=s.key_prefix, timeout=s.storage_timeout, **s.storage_options
+            s.storage_uri,
+            key_prefix=s.key_prefix,
+            timeout=s.storage_timeout,
+            **s.durability_options(),
+            **s.storage_options,
         )
         # OpenTelemetry spans when it is installed (looked up once here), else no-ops.
         self.tracing = tracer()
@@ -605,7 +608,7 @@ class SmsCodeService:
         # 96 bits of the HMAC in base64 (16 characters): a wrong code matches by chance
         # with probability 2**-96, and the field stays short enough for Redis' compact
         # hash encoding (see stores/lua/common.lua).
-        digest = bytes.fromhex(hash_code(self._hash_key, phone, purpose, code)[:24])
+        digest = code_digest(self._hash_key, phone, purpose, code)[:12]
         return base64.urlsafe_b64encode(digest).decode()
 
     # -- per-IP limits -------------------------------------------------------------------
@@ -629,21 +632,11 @@ class SmsCodeService:
             if wait:
                 raise Throttled(key="throttled.ip", retry_after=wait)
 
-    @contextlib.contextmanager
-    def _counted_if_refused(self, endpoint: str, client: ClientLimits | None) -> Iterator[None]:
+    def _counted_if_refused(self, endpoint: str, client: ClientLimits | None) -> _CountedIfRefused:
         """A request refused before it reaches the store still spends its client's budget
         (in a round trip of its own), so malformed floods are limited like any other; a
         client over its limit hears 429 rather than the validation error."""
-        try:
-            yield
-        except SmsCodeError as exc:
-            if client is not None:
-                wait = self.store.hit_client(endpoint, client)
-                if wait:
-                    throttled = Throttled(key="throttled.ip", retry_after=wait)
-                    throttled.outcome = exc.outcome
-                    raise throttled from None
-            raise
+        return _CountedIfRefused(self.store, endpoint, client)
 
     # -- verify --------------------------------------------------------------------------
     def verify(
@@ -778,6 +771,29 @@ class SmsCodeService:
         """Clear codes, failures (of ``purpose``, or all purposes) and throttles of a phone."""
         purposes = self.settings.purposes if purpose is None else (self.check_purpose(purpose),)
         return self.store.reset(self.normalize(phone), purposes, limits=self.settings.phone_limits)
+
+
+class _CountedIfRefused:
+    """The context manager of :meth:`SmsCodeService._counted_if_refused` (a class: a
+    generator-based one costs every send and verify a generator and its frames)."""
+
+    __slots__ = ("client", "endpoint", "store")
+
+    def __init__(self, store: Store, endpoint: str, client: ClientLimits | None) -> None:
+        self.store, self.endpoint, self.client = store, endpoint, client
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if not isinstance(exc, SmsCodeError) or self.client is None:
+            return None
+        wait = self.store.hit_client(self.endpoint, self.client)
+        if wait:
+            throttled = Throttled(key="throttled.ip", retry_after=wait)
+            throttled.outcome = exc.outcome
+            raise throttled from None
+        return None
 
 
 def _outcome_of(exc: SmsCodeError, event: str, purpose: object) -> Outcome:

@@ -27,7 +27,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 import redis
-from redis.exceptions import NoScriptError, RedisClusterException
+from redis.exceptions import AskError, MovedError, NoScriptError, RedisClusterException
 
 from flask_smscode.config import Limit
 from flask_smscode.errors import ConfigurationError, StorageUnavailable
@@ -69,11 +69,18 @@ from flask_smscode.stores.stats import (
     stats_key,
     verify_field,
 )
+from flask_smscode.stores.wire import call
 
 T = TypeVar("T")
 logger = logging.getLogger("flask_smscode")
 
 _CLOCK_REFRESH_SECONDS = 60.0
+#: How much longer than the storage timeout a request may take in a stall: the most it
+#: waits for a clock measurement before its decision (RedisStore._refresh_offset).
+STALL_MARGIN_SECONDS = 0.25
+#: How long a cluster undo whose node is down is retried in the background (a replica's
+#: promotion takes the cluster's node timeout, 15 s by default): RedisStore._defer_undo.
+UNDO_PATIENCE_SECONDS = 30.0
 _LOG_EVERY_SECONDS = 10.0
 
 
@@ -171,16 +178,69 @@ def _unavailable_on_redis_error(method: Callable[..., T]) -> Callable[..., T]:
         try:
             return method(self, *args, **kwargs)
         except (redis.RedisError, RedisClusterException) as exc:
+            # The clock offset is kept: re-measuring after every error made each thread's
+            # next request pay a clock round trip first (twice the timeout in a stall). A
+            # failover to a node with another clock shows as "late but answered fast" in
+            # _decide, and a clock behind ours only makes deadlines generous until the
+            # periodic refresh (_deadline).
             self.faults.report(self.kind, exc)
-            self._clock_checked = 0.0  # a failover may have moved us to another clock
         raise StorageUnavailable()  # outside the except block: no chained Redis error
 
     return wrapper
 
 
+class _NotReplicated(Exception):
+    """A decision Redis applied but fewer replicas than required acknowledged (WAIT): the
+    caller undoes it and answers 503. Carries the script's reply (check.lua's holds what the
+    undo puts back)."""
+
+    def __init__(self, reply: Sequence[Any], acked: int, needed: int) -> None:
+        super().__init__(f"{acked} of {needed} replicas acknowledged")
+        self.reply = reply
+
+
+# Decisions whose "ok" grants something a failover must not lose or bring back: a send's
+# code (and cooldown), a verify's consume. Their EVALSHA travels with a WAIT.
+_ACKED = frozenset({"send", "check"})
+
+
 class RedisStore:
+    """Codes and counters in Redis.
+
+    Durability (``SMSCODE_STORAGE_MIN_REPLICAS``, ``min_replicas``): Redis replicates
+    asynchronously, so a write acknowledged by a master that dies before its replica got it
+    is lost by the failover: a delivered code answers ``code_expired``, or a used code
+    verifies again. With ``min_replicas`` > 0 a send or verify whose decision grants
+    something ("ok") answers 200 only once that many replicas acknowledged it (``WAIT``);
+    otherwise the decision is undone on the master (cancel.lua, restore.lua) and the answer
+    is 503, before any SMS goes out. ``"auto"`` (the default) means 0 on a single Redis
+    (nothing to fail over to), 1 on Sentinel, and on Cluster 1 when the key's master has a
+    replica in the client's slot map, else 0: a failover can only promote a replica, so one
+    acknowledging replica is what makes the write survive it.
+
+    Cost: on a single Redis or Sentinel the WAIT is pipelined with the EVALSHA on the same
+    connection (WAIT counts that connection's own writes): still one round trip, plus the
+    replica's acknowledgement (about one replica round trip). On Cluster the pair goes in
+    one pipeline to the node that owns the phone's slot (same reason). The WAIT timeout is a
+    quarter of the storage timeout: the decision's deadline is three quarters of it
+    (``_budget_ms``), so script + WAIT fit in ``SMSCODE_STORAGE_TIMEOUT_SECONDS``; the undo
+    after a short WAIT is one more call. ``WAITAOF`` (fsync on master and replicas)
+    needs Redis 7.2, which this package is not tested against: not offered.
+
+    Refusals and wrong-code verifies are answered whatever the WAIT says: they grant
+    nothing, and a lost failure count costs at most the attempts made in the
+    replication lag before a failover. The undo is not waited for: each state a replica can
+    hold (before the decision, after it, after its undo) is safe — a send's reservation
+    without its SMS only throttles, a consumed code only has to be sent again.
+    """
+
     def __init__(
-        self, uri: str, key_prefix: str = "smscode", timeout: float = 1.0, **options: Any
+        self,
+        uri: str,
+        key_prefix: str = "smscode",
+        timeout: float = 1.0,
+        min_replicas: int | str = "auto",
+        **options: Any,
     ) -> None:
         self.keys = Keys(key_prefix)
         connected = connect(uri, timeout=timeout, options=options)
@@ -191,23 +251,53 @@ class RedisStore:
         self.faults = _FaultLog()
         # The script must run before the client gives up; what is left covers the reply.
         self._budget_ms = timeout * 1000 * 0.75
+        # Replicas a granting decision waits for (see the class docstring); None: per key,
+        # from the cluster's slot map ("auto" on Cluster).
+        self._wait_ms = max(1, int(timeout * 1000 * 0.25))  # WAIT 0 would block forever
+        if min_replicas != "auto" and (
+            isinstance(min_replicas, bool) or not isinstance(min_replicas, int) or min_replicas < 0
+        ):
+            raise ConfigurationError("SMSCODE_STORAGE_MIN_REPLICAS must be 'auto' or an int >= 0.")
         self._offset_ms = 0.0
-        self._clock_checked = 0.0
-        self._clock_lock = threading.Lock()
+        self._clock_checked = 0.0  # monotonic time of the last measurement; 0: never
+        self._clock_lock = threading.Lock()  # held only to start a measurement, never on I/O
+        self._measuring: threading.Thread | None = None
+        self._measure_error: redis.RedisError | RedisClusterException | None = None
+        # A cluster undo (cancel.lua after a 503) retries for up to this long in line (see
+        # _undo_step), then in the background until the node is back (_defer_undo); the
+        # ones given up are logged and counted in undo_failures.
+        self._undo_seconds = timeout
+        self.undo_failures = 0
+        self._undo_lock = threading.Lock()
+        self._deferred: list[tuple[float, str, str, list[Any], str]] = []
+        self._undoer: threading.Thread | None = None
         self._scripts = {
             name: self.client.register_script(_load_script(f"{name}.lua"))
-            for name in ("send", "check", "cancel", "hit", "read", "reset", "clock", "idem")
+            for name in "send check cancel hit read reset clock idem restore".split()
         }
+        self._min_replicas: int | None = (
+            int(min_replicas)
+            if min_replicas != "auto"
+            else (None if self.cluster else 1 if self.kind == "sentinel" else 0)
+        )
         if not self.cluster:
             self._refuse_cluster_behind_plain_uri(timeout)
 
     @classmethod
     def from_uri(
-        cls, uri: str, *, key_prefix: str = "smscode", timeout: float = 1.0, **options: Any
+        cls,
+        uri: str,
+        *,
+        key_prefix: str = "smscode",
+        timeout: float = 1.0,
+        min_replicas: int | str = "auto",
+        **options: Any,
     ) -> RedisStore:
         """Every redis scheme (single, TLS, unix socket, Cluster, Sentinel): the topology is
         :func:`~flask_smscode.stores.connection.connect`'s to tell from the URI."""
-        return cls(uri, key_prefix=key_prefix, timeout=timeout, **options)
+        return cls(
+            uri, key_prefix=key_prefix, timeout=timeout, min_replicas=min_replicas, **options
+        )
 
     def _refuse_cluster_behind_plain_uri(self, timeout: float) -> None:
         """A redis:// URI that reaches a cluster node would answer MOVED (503) forever."""
@@ -225,27 +315,186 @@ class RedisStore:
     # -- the clock and the deadline -------------------------------------------------------
     def _measure_offset(self, key: str) -> None:
         started = time.time()
-        redis_ms = int(self._scripts["clock"](keys=[key], args=[]))
+        redis_ms = int(self._evalsha("clock", [key], []))
         finished = time.time()
         self._offset_ms = redis_ms - (started + finished) / 2 * 1000
         self._clock_checked = time.monotonic()
 
     def _deadline(self, key: str) -> int:
         if time.monotonic() - self._clock_checked > _CLOCK_REFRESH_SECONDS:
-            with self._clock_lock:
-                if time.monotonic() - self._clock_checked > _CLOCK_REFRESH_SECONDS:
-                    self._measure_offset(key)
+            self._refresh_offset(key)
         return int(time.time() * 1000 + self._offset_ms + self._budget_ms)
 
-    def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        """EVALSHA of a loaded script: redis-py's Script wrapper costs a request more Python
-        than the call itself; a Redis that lost its scripts (restart, failover) gets the
-        script again, as the wrapper would do."""
-        script = self._scripts[name]
+    def _refresh_offset(self, key: str) -> None:
+        """Measure the clock offset without letting a request wait more than
+        :data:`STALL_MARGIN_SECONDS` for it.
+
+        Why a thread: the measurement is a Redis round trip, and in a stall it lasts the
+        whole storage timeout; done in line (under a process-wide lock, as before) it came
+        on top of the decision's own timeout, and every thread of a worker queued behind
+        it (503s of 2 s and 200s of 3 s with a 1 s timeout and 4 threads). Now one thread
+        at a time measures, started under a lock held for no I/O; the request that started
+        it waits for it at most the margin (a healthy Redis answers in far less, so the new
+        offset is used at once), the others go on with the offset they have. Only a
+        process that never measured has no offset to go on with: its requests wait for the
+        measurement up to the decision's budget (three quarters of the timeout: the first
+        command also builds the connection, on Cluster the slot map) and answer 503
+        without deciding if it has not come. So a request takes at most the storage timeout
+        plus the margin, or 1.75 timeouts for the first requests of a process."""
+        with self._clock_lock:
+            measuring = self._measuring
+            started = measuring is None or not measuring.is_alive()
+            if started:
+                measuring = threading.Thread(
+                    target=self._measure_in_background,
+                    args=(key,),
+                    name="smscode-redis-clock",
+                    daemon=True,
+                )
+                self._measuring = measuring
+                measuring.start()
+        if self._clock_checked == 0 and measuring is not None:
+            measuring.join(self._budget_ms / 1000)
+            failure = self._measure_error
+            if self._clock_checked == 0 and failure is not None and not measuring.is_alive():
+                raise failure  # its cause, reported by the decorator (Redis down, ...)
+            if self._clock_checked == 0:
+                self.faults.report(
+                    self.kind, "StorageSlow: Redis' clock was not read in time; nothing decided"
+                )
+                raise StorageUnavailable()
+        elif started and measuring is not None:
+            measuring.join(STALL_MARGIN_SECONDS)
+
+    def _measure_in_background(self, key: str) -> None:
+        """The measuring thread's body. A failure is the requests' to report (they meet the
+        same Redis); a failed refresh of a known offset is retried a second later, not by
+        every request."""
         try:
-            return self.client.evalsha(script.sha, len(keys), *keys, *args)
+            self._measure_offset(key)
+            self._measure_error = None
+        except (redis.RedisError, RedisClusterException) as exc:
+            self._measure_error = exc
+            if self._clock_checked > 0:
+                self._clock_checked = max(1e-9, time.monotonic() - _CLOCK_REFRESH_SECONDS + 1)
+        except Exception as exc:  # never kill the worker from a helper thread; say why
+            self.faults.report(self.kind, exc)
+
+    def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """A decision script: with the replicas' acknowledgement when it grants something
+        and the topology has replicas to wait for (see the class docstring), else
+        :meth:`_evalsha`."""
+        if name in _ACKED and self._min_replicas != 0:
+            needed = self._replicas_for(keys[0])
+            if needed > 0 and (not self.cluster or "P" in str(args[1])):
+                return self._run_acked(name, keys, args, needed)
+        return self._evalsha(name, keys, args)
+
+    def _evalsha(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """EVALSHA of the script ``name`` (registered on first use: most apps never load the
+        report, reply or failover scripts), and on NOSCRIPT its body by EVAL.
+
+        Not redis-py's :class:`~redis.commands.core.Script` wrapper, for two reasons. On
+        NOSCRIPT it sends SCRIPT LOAD, which a cluster client sends to every primary: one
+        dead primary failed it on a live node (every cluster undo after a master died
+        failed that way, and the phone kept its cooldown after a 503); EVAL runs where the
+        key lives and caches the script there. And on a single Redis or Sentinel the call
+        goes through :func:`~flask_smscode.stores.wire.call` (the same pool, parser and
+        exceptions, without redis-py's per-command layers: a fifth of a verify's Python)."""
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = self.client.register_script(_load_script(f"{name}.lua"))
+        try:
+            if self.cluster:
+                return self.client.evalsha(script.sha, len(keys), *keys, *args)
+            return call(self.client, ("EVALSHA", script.sha, len(keys), *keys, *args))
         except NoScriptError:
-            return script(keys=keys, args=args)
+            return self.client.eval(script.script, len(keys), *keys, *args)
+
+    # -- durability: WAIT for replicas (see the class docstring) -----------------------------
+    def _replicas_for(self, key: str) -> int:
+        """Replicas a granting decision on ``key`` waits for. Cluster "auto": 1 when the
+        slot's entry in redis-py's slot map lists a replica (it holds primary, then
+        replicas), else 0 — a master without a replica has nothing to fail over to."""
+        if self._min_replicas is not None:
+            return self._min_replicas
+        slot = self.client.nodes_manager.slots_cache.get(self.client.keyslot(key)) or ()
+        return 1 if len(slot) > 1 else 0
+
+    def _run_acked(self, name: str, keys: list[str], args: list[Any], needed: int) -> Any:
+        """EVALSHA and ``WAIT needed timeout`` in one pipeline on one connection: WAIT counts
+        the writes of the connection it is sent on, so it must follow the script there. On
+        Cluster that connection is the slot owner's own client (the cluster client would
+        pick any pooled connection for the WAIT); a MOVED or ASK there means the script did
+        not run: the slot map is patched (MOVED) or ASKING sent (ASK) and the pair retried.
+        Raises :class:`_NotReplicated` when an "ok" was not acknowledged in time."""
+        script = self._scripts[name]
+        client: Any = self.client
+        node: Any = None
+        asking = False
+        for _ in range(3):
+            if self.cluster:
+                if not asking:
+                    node = self.client.get_node_from_key(keys[0])
+                client = node.redis_connection
+                if client is None:
+                    raise redis.ConnectionError("no connection to the slot's node yet")
+            pipe = client.pipeline(transaction=False)
+            if asking:
+                pipe.execute_command("ASKING")
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            pipe.execute_command("WAIT", needed, self._wait_ms)
+            try:
+                *_, reply, acked = pipe.execute(raise_on_error=False)
+            except (redis.ConnectionError, redis.TimeoutError):
+                if self.cluster:
+                    self._tell_cluster_client(keys[0])
+                raise
+            asking = False
+            if isinstance(reply, NoScriptError):
+                client.script_load(script.script)
+                continue
+            if isinstance(reply, MovedError):
+                self.client.nodes_manager.move_slot(reply)
+                continue
+            if isinstance(reply, AskError):
+                node = self.client.get_node(host=reply.host, port=reply.port)
+                if node is None:
+                    raise reply
+                asking = True
+                continue
+            if isinstance(reply, Exception):
+                raise reply
+            if isinstance(acked, Exception):
+                raise acked
+            if reply[0] == "ok" and int(acked) < needed:
+                raise _NotReplicated(reply, int(acked), needed)
+            return reply
+        raise redis.ResponseError("the slot kept moving")
+
+    def _tell_cluster_client(self, key: str) -> None:
+        """The slot owner failed under our own pipeline, which the cluster client did not
+        see: one EXISTS through it lets its failure handling refresh the slot map (a dead
+        master's replica promoted), so the next request reaches the new owner. Its outcome
+        does not matter: this request answers 503 either way."""
+        with contextlib.suppress(redis.RedisError, RedisClusterException):
+            self.client.exists(key)
+
+    def _not_replicated(self, exc: _NotReplicated) -> StorageUnavailable:
+        self.faults.report(self.kind, f"NotReplicated: {exc}; the decision was undone")
+        return StorageUnavailable()
+
+    @_unavailable_on_redis_error
+    def replication(self) -> tuple[int, int | None]:
+        """(replicas the master holding the phone keys has now, replicas required; None on
+        Cluster "auto": per slot). For ``flask smscode doctor``. On Cluster the first
+        master's."""
+        if self.cluster:
+            node = self.client.get_primaries()[0]
+            info = node.redis_connection.info("replication")
+        else:
+            info = self.client.info("replication")
+        return int(info.get("connected_slaves", 0)), self._min_replicas
 
     def _decide(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """Run a decision script with a deadline; "late" is a 503 that changed nothing."""
@@ -263,8 +512,9 @@ class RedisStore:
                     "after its deadline and was not applied",
                 )
                 raise StorageUnavailable()
-            with self._clock_lock:  # answered in time but "late": our offset is stale
-                self._measure_offset(keys[0])
+            # Answered in time but "late": our offset is stale (a failover to a node with
+            # another clock). Measured in line, without a lock: this request needs it now.
+            self._measure_offset(keys[0])
         raise AssertionError("unreachable")
 
     # -- the Store protocol ---------------------------------------------------------------
@@ -293,15 +543,47 @@ class RedisStore:
         args = self._send_args(
             purpose, code_hash, send_id, ttl, cooldown, limits, client, guard, idempotency
         )
-        if not self.cluster:
-            roles["s"] = self._stats_key()  # counted by the same call (stores/stats.py)
-            layout = "".join(roles)
-            return self._send_decision(self._decide("send", list(roles.values()), [layout, *args]))
-        decision = self._reserve_on_cluster(
-            roles, args, phone, purpose, send_id, limits, client, guard, idempotency
-        )
-        self._count_on_cluster(send_field(decision))
-        return decision
+        try:
+            if not self.cluster:
+                roles["s"] = self._stats_key()  # counted by the same call (stores/stats.py)
+                layout = "".join(roles)
+                return self._send_decision(
+                    self._decide("send", list(roles.values()), [layout, *args])
+                )
+            decision = self._reserve_on_cluster(
+                roles, args, phone, purpose, send_id, limits, client, guard, idempotency
+            )
+        except _NotReplicated as exc:
+            failed = exc
+        else:
+            self._count_on_cluster(send_field(decision))
+            return decision
+        # Outside the except block: the 503 carries no chained exception.
+        self._undo_send(phone, purpose, send_id, limits, guard, idempotency)
+        raise self._not_replicated(failed)
+
+    def _undo_send(
+        self,
+        phone: str,
+        purpose: str,
+        send_id: str,
+        limits: Sequence[Limit],
+        guard: GuardRequest | None,
+        idempotency: IdempotencyRequest | None,
+    ) -> None:
+        """Give back a reservation the replicas did not acknowledge (cancel.lua, as after a
+        provider rejection): no code, no cooldown, no counted send, no guard count. On
+        Cluster only the phone's slot: its WAIT comes right after the phone's step, before
+        the global and prefix steps count anything (order i, c, P, g, p). The per-IP hit
+        stays counted, as for any request. A failure here is a 503 that leaves the
+        reservation: it throttles, it never lets a code through (fail closed)."""
+        roles = self._send_roles(phone, None, guard, None)
+        if self.cluster:
+            roles = {"P": roles["P"]}
+        args = self._cancel_args(purpose, send_id, limits, guard)
+        self._evalsha("cancel", list(roles.values()), ["".join(roles), *args])
+        if idempotency is not None:
+            self._idem("release", idempotency)
 
     def _send_roles(
         self,
@@ -387,6 +669,7 @@ class RedisStore:
         idempotency: IdempotencyRequest | None,
     ) -> SendDecision:
         done: list[str] = []
+        claimed: IdempotencyRequest | None = None  # released by an undo only once taken
         would: Refusal | None = None  # shadow mode: the first slot's "would block" wins
         try:
             for role, key in roles.items():
@@ -414,12 +697,14 @@ class RedisStore:
                     return decision
                 if role != "i":
                     done.append(role)
-        except (redis.RedisError, StorageUnavailable):
-            # A 503 must leave nothing behind: undo what this send already counted.
-            with contextlib.suppress(redis.RedisError, StorageUnavailable):
-                self._undo_on_cluster(done, roles, purpose, send_id, limits, guard)
-                if idempotency is not None:
-                    self._idem("release", idempotency)
+                else:
+                    claimed = idempotency
+        except (redis.RedisError, RedisClusterException, StorageUnavailable):
+            # A 503 must leave nothing behind: undo what this send already counted. The
+            # step that failed is not undone: whether it ran is unknown, and cancel.lua
+            # gives a count back unconditionally (a stalled step runs late and does
+            # nothing: its deadline).
+            self._undo_on_cluster(done, roles, purpose, send_id, limits, guard, claimed)
             raise
         return SendDecision(would_block=would)
 
@@ -431,13 +716,118 @@ class RedisStore:
         send_id: str,
         limits: Sequence[Limit],
         guard: GuardRequest | None,
+        idempotency: IdempotencyRequest | None = None,
     ) -> None:
+        """Give back the steps of a cluster send that succeeded (``done``) and, with
+        ``idempotency``, release the key's claim. Each step is tried on its own (one that
+        fails does not keep the others from being given back) with :meth:`_undo_step`'s
+        retries; one still failing is logged and counted, never silent, never raised: the
+        caller's answer (503 or 429) stands, and what is left only throttles."""
+        args = self._cancel_args(purpose, send_id, limits, guard)
         for role in done:
             if role in "Pgp":
-                self._scripts["cancel"](
-                    keys=[roles[role]],
-                    args=[role, *self._cancel_args(purpose, send_id, limits, guard)],
+                self._undo_step("cancel", roles[role], [role, *args], role)
+        if idempotency is not None:
+            self._undo_step(
+                "idem",
+                self.keys.idempotency(idempotency.key_id),
+                ["release", idempotency.fingerprint],
+                "i",
+            )
+
+    def _undo_step(self, name: str, key: str, args: list[Any], role: str) -> bool:
+        """Run one undo script on ``key``, retried until the storage timeout has passed;
+        False (and handed to :meth:`_defer_undo`) if it did not get through.
+
+        Why retries: the undo follows a failure of another node, and the cluster client
+        then asks for a topology refresh that the next command (this one, or another
+        thread's) runs; a command meeting the old slot map, or a connection the refresh
+        dropped, fails on a node that is alive. Short pauses let the refresh finish; the
+        budget (the storage timeout) bounds what a 503 can cost. Why :meth:`_run_on_key`:
+        see there — redis-py's script wrapper made every undo on a live master fail
+        while any master was down."""
+        give_up = time.monotonic() + self._undo_seconds
+        pause = 0.02
+        while True:
+            try:
+                self._run_on_key(name, [key], args)
+                return True
+            except (redis.RedisError, RedisClusterException) as exc:
+                failure: BaseException = exc
+            if time.monotonic() + pause > give_up:
+                break
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
+        self._defer_undo(name, key, args, role, failure)
+        return False
+
+    def _defer_undo(
+        self, name: str, key: str, args: list[Any], role: str, failure: BaseException
+    ) -> None:
+        """Keep retrying an undo whose node is down, in one background thread, for
+        :data:`UNDO_PATIENCE_SECONDS`.
+
+        Why: a send in flight when a master dies can have its phone step applied on that
+        master (and copied to its replica) before a later step fails there too; the
+        give-back can only reach the replica once it is promoted, seconds later (the
+        cluster's node timeout, or an operator). Without it the phone keeps a 60 s
+        cooldown for an SMS never sent. The cost, when the master died before its replica
+        got the write: cancel.lua's code and cooldown removal checks the send id, so it
+        removes nothing else, but the send counts it gives back (phone, global, prefix)
+        are one lower than they should be — one send of slack, logged."""
+        self.faults.report(
+            self.kind,
+            f"UndoDeferred: role {role} of a send answered 503 or 429 is retried in the "
+            f"background ({type(failure).__name__}: {_redis_message(failure)})",
+        )
+        with self._undo_lock:
+            self._deferred.append((time.monotonic() + UNDO_PATIENCE_SECONDS, name, key, args, role))
+            if self._undoer is None or not self._undoer.is_alive():
+                self._undoer = threading.Thread(
+                    target=self._retry_deferred, name="smscode-redis-undo", daemon=True
                 )
+                self._undoer.start()
+
+    def _retry_deferred(self) -> None:
+        """The background undo: every half second, each deferred undo once; it ends when
+        none is left (or the store is closed: close() empties the list)."""
+        while True:
+            time.sleep(0.5)
+            with self._undo_lock:
+                pending, self._deferred = self._deferred, []
+                if not pending:
+                    self._undoer = None
+                    return
+            kept = []
+            for item in pending:
+                give_up, name, key, args, role = item
+                try:
+                    self._run_on_key(name, [key], args)
+                except (redis.RedisError, RedisClusterException) as exc:
+                    if time.monotonic() < give_up:
+                        kept.append(item)
+                        continue
+                    with self._undo_lock:
+                        self.undo_failures += 1
+                    self.faults.report(
+                        self.kind,
+                        f"UndoFailed: role {role} of a send answered 503 or 429 kept its "
+                        f"count ({type(exc).__name__}: {_redis_message(exc)})",
+                    )
+                except Exception as exc:  # never die with undos queued; say why
+                    self.faults.report(self.kind, exc)
+            with self._undo_lock:
+                if self._undoer is threading.current_thread():  # not closed meanwhile
+                    self._deferred.extend(kept)
+
+    def pending_undos(self) -> int:
+        """Undos still retried in the background (Cluster; see :meth:`_defer_undo`)."""
+        with self._undo_lock:
+            return len(self._deferred)
+
+    def _run_on_key(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """The undo's script, on the node owning ``keys[0]`` only (see :meth:`_evalsha`)."""
+        return self._evalsha(name, keys, args)
 
     @staticmethod
     def _cancel_args(
@@ -458,8 +848,8 @@ class RedisStore:
         self, op: str, request: IdempotencyRequest, answer: StoredAnswer | None = None
     ) -> IdempotencyState | None:
         extra = [request.ttl_ms, *answer_args(answer)] if answer is not None else []
-        reply = self._scripts["idem"](
-            keys=[self.keys.idempotency(request.key_id)], args=[op, request.fingerprint, *extra]
+        reply = self._evalsha(
+            "idem", [self.keys.idempotency(request.key_id)], [op, request.fingerprint, *extra]
         )
         return idempotency_state(reply)
 
@@ -500,10 +890,13 @@ class RedisStore:
         roles = {role: key for role, key in self._send_roles(phone, None, guard, None).items()}
         args = self._cancel_args(purpose, send_id, limits, guard)
         if not self.cluster:
-            self._scripts["cancel"](keys=list(roles.values()), args=["".join(roles), *args])
+            self._evalsha("cancel", list(roles.values()), ["".join(roles), *args])
             return
-        for role, key in roles.items():  # one slot per call
-            self._scripts["cancel"](keys=[key], args=[role, *args])
+        # One slot per call, each given back even if another fails (see _undo_step); a
+        # failure still makes the caller's answer a 503, as on a single Redis.
+        given = [self._undo_step("cancel", key, [role, *args], role) for role, key in roles.items()]
+        if not all(given):
+            raise StorageUnavailable()
 
     @_unavailable_on_redis_error
     def check_code(
@@ -536,15 +929,24 @@ class RedisStore:
             roles["p"] = self.keys.guard_prefix(guard.prefix)
         if not self.cluster:
             roles["s"] = self._stats_key()  # counted by the same call (stores/stats.py)
-        args = [
+        source = (guard.source or "") if guard is not None else ""  # the guard's source rule
+        args: list[Any] = [
             purpose,
             code_hash,
             _check_conf(max_attempts, window * 1000, window_ms, client_limits),
-            (guard.source or "") if guard is not None else "",  # the guard's source rule
+            source,
         ]
-        outcome, attempts_left, wait_ms = self._decide(
-            "check", list(roles.values()), ["".join(roles), *args]
-        )
+        if self._min_replicas != 0:
+            args.append("1")  # a success returns what it consumed (restore.lua's input)
+        failed: _NotReplicated | None = None
+        try:
+            reply = self._decide("check", list(roles.values()), ["".join(roles), *args])
+        except _NotReplicated as exc:
+            failed = exc
+        if failed is not None:  # outside the except block: no chained exception
+            self._restore(roles, purpose, failed.reply, window_ms, source)
+            raise self._not_replicated(failed)
+        outcome, attempts_left, wait_ms = reply[:3]
         if (
             outcome == "ok"
             and converts
@@ -560,6 +962,20 @@ class RedisStore:
             self._count_on_cluster(verify_field(result))
         return result
 
+    def _restore(
+        self, roles: dict[str, str], purpose: str, reply: Sequence[Any], window_ms: int, src: str
+    ) -> None:
+        """Put back a consume the replicas did not acknowledge (restore.lua), and the prefix's
+        conversion when this call counted it (single Redis; on Cluster the conversion is
+        counted after the WAIT). Only a right code is waited for: a wrong one's failure
+        count is answered at once (see the class docstring)."""
+        undo = {role: roles[role] for role in "Pp" if role in roles}
+        self._evalsha(
+            "restore",
+            list(undo.values()),
+            ["".join(undo), purpose, reply[3], reply[4], reply[5], window_ms, src],
+        )
+
     def _convert_on_cluster(self, prefix: str, args: list[Any]) -> None:
         """Count the conversion in the prefix's slot. The code is already consumed, so a
         failure here must not turn the success into a 503: it is logged and skipped."""
@@ -572,14 +988,14 @@ class RedisStore:
     def guard_status(
         self, global_limits: Sequence[Limit], prefix_limits: Sequence[Limit], window_ms: int
     ) -> tuple[dict[str, int], list[PrefixStatus]]:
-        now, *flat = self._scripts["read"](keys=[self.keys.guard_global()], args=[])
+        now, *flat = self._evalsha("read", [self.keys.guard_global()], [])
         counts = window_counts(
             dict(zip(flat[::2], flat[1::2], strict=True)).get("n"), global_limits, int(now)
         )
         start = self.keys.guard_prefix("")[:-1]
         found = []
         for key in sorted(set(self.client.scan_iter(match=f"{start}*", count=1000))):
-            now, *flat = self._scripts["read"](keys=[key], args=[])
+            now, *flat = self._evalsha("read", [key], [])
             fields = dict(zip(flat[::2], flat[1::2], strict=True))
             if fields:
                 found.append(
@@ -593,10 +1009,7 @@ class RedisStore:
 
     @_unavailable_on_redis_error
     def guard_learn(self, prefix: str, window_ms: int) -> None:
-        script = self._scripts.get("learn")
-        if script is None:  # registered on first use: apps without reports never load it
-            script = self._scripts["learn"] = self.client.register_script(_load_script("learn.lua"))
-        script(keys=[self.keys.guard_prefix(prefix)], args=[window_ms])
+        self._evalsha("learn", [self.keys.guard_prefix(prefix)], [window_ms])
 
     @_unavailable_on_redis_error
     def use_token(self, token_id: str, ttl: int) -> bool:
@@ -608,20 +1021,23 @@ class RedisStore:
 
     @_unavailable_on_redis_error
     def status(self, phone: str, purpose: str, *, limits: Sequence[Limit]) -> PhoneStatus:
-        now, *flat = self._scripts["read"](keys=[self.keys.phone(phone)], args=[])
+        now, *flat = self._evalsha("read", [self.keys.phone(phone)], [])
         return phone_status(
             dict(zip(flat[::2], flat[1::2], strict=True)), int(now), purpose, limits
         )
 
     @_unavailable_on_redis_error
     def reset(self, phone: str, purposes: Sequence[str], *, limits: Sequence[Limit]) -> int:
-        return int(self._scripts["reset"](keys=[self.keys.phone(phone)], args=list(purposes)))
+        return int(self._evalsha("reset", [self.keys.phone(phone)], list(purposes)))
 
     @_unavailable_on_redis_error
     def ping(self) -> None:
         self.client.ping()
 
     def close(self) -> None:
+        with self._undo_lock:
+            self._deferred.clear()  # the background undo stops: no connection after close
+            self._undoer = None
         if self._watch is not None:
             self._watch.close()
         self.client.close()
@@ -631,18 +1047,15 @@ class RedisStore:
     def record_delivery(
         self, phone: str, report_id: str, state: str, err_code: str, *, ttl_ms: int
     ) -> str:
-        script = self._scripts.get("report")
-        if script is None:  # registered on first use: apps without reports never load it
-            script = self._scripts["report"] = self.client.register_script(
-                _load_script("report.lua")
-            )
-        return str(script(keys=[self.keys.phone(phone)], args=[report_id, state, err_code, ttl_ms]))
+        return str(
+            self._evalsha("report", [self.keys.phone(phone)], [report_id, state, err_code, ttl_ms])
+        )
 
     @_unavailable_on_redis_error
     def last_delivery(self, phone: str) -> LastDelivery | None:
         # read.lua skips fields past their expiry on Redis' clock (they linger until the
         # hash's next write).
-        _, *flat = self._scripts["read"](keys=[self.keys.phone(phone)], args=[])
+        _, *flat = self._evalsha("read", [self.keys.phone(phone)], [])
         return last_delivery(dict(zip(flat[::2], flat[1::2], strict=True)).get(DELIVERY_FIELD))
 
     # -- operator statistics (stores/stats.py; lua/stats.lua) ----------------------------
@@ -654,10 +1067,7 @@ class RedisStore:
         return hour_of(time.time() * 1000 + self._offset_ms)
 
     def _count(self, field: str) -> None:
-        script = self._scripts.get("stats")
-        if script is None:  # registered on first use
-            script = self._scripts["stats"] = self.client.register_script(_load_script("stats.lua"))
-        script(keys=[self._stats_key()], args=[field])
+        self._evalsha("stats", [self._stats_key()], [field])
 
     def _count_on_cluster(self, field: str | None) -> None:
         """Cluster: the hour's hash is its own slot, one more round trip. The decision is
@@ -689,12 +1099,7 @@ class RedisStore:
     # -- failover: which sender carried a code (lua/sender.lua) --------------------------
     @_unavailable_on_redis_error
     def record_sender(self, phone: str, purpose: str, send_id: str, index: int) -> None:
-        script = self._scripts.get("sender")
-        if script is None:  # registered on first use: most apps never fail over
-            script = self._scripts["sender"] = self.client.register_script(
-                _load_script("sender.lua")
-            )
-        script(keys=[self.keys.phone(phone)], args=[purpose, send_id, index])
+        self._evalsha("sender", [self.keys.phone(phone)], [purpose, send_id, index])
 
     @_unavailable_on_redis_error
     def sender_of(self, phone: str, purpose: str, send_id: str) -> int:
@@ -708,10 +1113,7 @@ class RedisStore:
     # -- replies and the suppression list (lua/reply.lua; stores/base.py) ----------------
     @_unavailable_on_redis_error
     def record_reply(self, phone: str, reply_id: str, sent_s: int, *, ttl_ms: int) -> str:
-        script = self._scripts.get("reply")
-        if script is None:  # registered on first use: apps without replies never load it
-            script = self._scripts["reply"] = self.client.register_script(_load_script("reply.lua"))
-        return str(script(keys=[self.keys.phone(phone)], args=[reply_id, sent_s, ttl_ms]))
+        return str(self._evalsha("reply", [self.keys.phone(phone)], [reply_id, sent_s, ttl_ms]))
 
     @_unavailable_on_redis_error
     def suppress(self, phone: str, source: str) -> bool:

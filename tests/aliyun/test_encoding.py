@@ -1,6 +1,7 @@
-"""The SDK signer's percent-encoding (flask_smscode/aliyun/encoding.py) is byte-identical to
-urllib's: otherwise every signature would change. Compared over generated text, and then
-end to end: the loopback server checks the signature of a 1000-number SendSms."""
+"""The signer's percent-encoding (flask_smscode/aliyun/encoding.py) is byte-identical to
+urllib's, which the SDK's signer uses: otherwise every signature would change. Compared over
+generated text, and then end to end: the loopback server checks the signature of a
+1000-number SendSms, and the SDK's own signer is left on urllib."""
 
 from __future__ import annotations
 
@@ -39,8 +40,9 @@ def test_urlencode_and_pathname2url_match_urllib(pairs: list[tuple[str, object]]
 
 
 def test_a_1000_number_send_is_signed_as_before(sms_server) -> None:
-    """With the fast encoder installed, the server (which signs with its own encoder) still
-    accepts a SendSms whose PhoneNumbers holds 999 commas and whose params are Chinese."""
+    """The package's signer (C-speed encoding) signs a SendSms whose PhoneNumbers holds 999
+    commas and whose params are Chinese as the server (its own encoder) does, and the SDK's
+    signer still uses urllib afterwards: nothing was installed into it."""
     sms = AliyunSms(
         ACCESS_KEY_ID,
         ACCESS_KEY_SECRET,
@@ -57,4 +59,14 @@ def test_a_1000_number_send_is_signed_as_before(sms_server) -> None:
     assert len(sms_server.sent[0].phones) == 1000
     from aliyunsdkcore.auth.composer import rpc_signature_composer
 
-    assert rpc_signature_composer.urlencode is encoding.urlencode
+    assert rpc_signature_composer.urlencode is urllib.parse.urlencode
+    assert rpc_signature_composer.pathname2url is urllib.request.pathname2url
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts)
+def test_percent_encode_is_the_sdk_value_encoding(text: str) -> None:
+    """One value as the SDK's composer encodes it: urlencode's quote_plus, then its
+    ``+`` -> ``%20``, ``*`` -> ``%2A``, ``%7E`` -> ``~`` fix-up."""
+    sdk = urllib.parse.quote_plus(text).replace("+", "%20").replace("*", "%2A")
+    assert encoding.percent_encode(text) == sdk.replace("%7E", "~")

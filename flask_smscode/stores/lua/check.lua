@@ -7,9 +7,12 @@
 -- ARGV: deadline_ms, layout, purpose, candidate hash, and the app's settings in one
 --       argument: "max attempts|failure window_ms|conversion window_ms|client limits
 --       (n|amount|window_ms...)", the verifying request's source tag ('' unknown): a success
---       takes one unverified send off that source's count in the prefix (see source_add)
--- Returns {outcome, attempts_left, wait_ms}; outcome is ok, invalid, expired, locked,
--- client (the client's per-IP limit) or late.
+--       takes one unverified send off that source's count in the prefix (see source_add),
+--       '1' when the app waits for replicas (SMSCODE_STORAGE_MIN_REPLICAS): a success then
+--       also returns the fields it consumed, so that restore.lua can put them back if the
+--       replicas do not acknowledge the consume (the 503 must leave the code usable)
+-- Returns {outcome, attempts_left, wait_ms[, code, failures, replaced]}; outcome is ok,
+-- invalid, expired, locked, client (the client's per-IP limit) or late.
 local now = now_ms()
 if too_late(tonumber(ARGV[1]), now) then
   return {'late', 0, 0}
@@ -20,6 +23,7 @@ local conf = split(ARGV[5])
 local max, window, conv_window = tonumber(conf[1]), tonumber(conf[2]), tonumber(conf[3])
 local client_limits = read_limits(conf, 4)
 local src = ARGV[6] or ''
+local keep = ARGV[7] == '1'
 
 local function converted()
   if key.p and conv_window > 0 then
@@ -55,11 +59,16 @@ if not p.v[code_field] then
 end
 local code = split(p.v[code_field])  -- expires, hash, send id
 if same(code[2], candidate) then
+  local before = keep and {p.v[code_field], p.v[fail_field] or '', p.v['p:' .. purpose] or ''}
   hdrop(p, code_field)
   hdrop(p, fail_field)
   hdrop(p, 'p:' .. purpose)
   hsave(p)
-  return converted()
+  local answer = converted()
+  if before then
+    answer[4], answer[5], answer[6] = before[1], before[2], before[3]
+  end
+  return answer
 end
 -- The code this one replaced: the user typed the older SMS. Not a guess, not counted.
 local replaced = p.v['p:' .. purpose]

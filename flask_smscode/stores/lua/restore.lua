@@ -1,0 +1,44 @@
+-- Undo a verify whose consume the replicas did not acknowledge (SMSCODE_STORAGE_MIN_REPLICAS,
+-- stores/redis.py): the app answers 503, so the code must still verify on the retry. Puts
+-- back the fields check.lua consumed, as they were (their own expiry inside), unless the
+-- phone got a new code meanwhile (a resend: the old code stays gone, as a resend would
+-- leave it) or they have expired since. Takes back the prefix's conversion check.lua
+-- counted. No deadline: putting back late is still right, and a replica that missed the
+-- consume and the restore alike holds the code unconsumed, which is the same state.
+-- Keys named by ARGV[1] (see keyed()): 'P' phone hash, 'p' prefix hash.
+-- ARGV: layout, purpose, code value, failures value, replaced code value ('' none),
+--       conversion window_ms, the verifying request's source tag ('' unknown)
+-- Returns 1 when the code was put back, else 0.
+local now = now_ms()
+local key = keyed(ARGV[1])
+local purpose = ARGV[2]
+local conv_window = tonumber(ARGV[6]) or 0
+local src = ARGV[7] or ''
+local restored = 0
+if key.P and expiry(ARGV[3]) > now then
+  local p = hload(key.P, now)
+  if not p.v['c:' .. purpose] then
+    hput(p, 'c:' .. purpose, ARGV[3])
+    if ARGV[4] ~= '' and expiry(ARGV[4]) > now and not p.v['f:' .. purpose] then
+      hput(p, 'f:' .. purpose, ARGV[4])
+    end
+    if ARGV[5] ~= '' and expiry(ARGV[5]) > now and not p.v['p:' .. purpose] then
+      hput(p, 'p:' .. purpose, ARGV[5])
+    end
+    hsave(p)
+    restored = 1
+  end
+end
+if key.p and conv_window > 0 then
+  local x = hload(key.p, now)
+  local c = conv_read(x.v['cv'], conv_window, now)
+  if c.v > 0 then
+    c.v = c.v - 1
+  elseif c.vp > 0 then
+    c.vp = c.vp - 1
+  end
+  hput(x, 'cv', conv_value(c, conv_window))
+  source_add(x, src, 1, conv_window, now)
+  hsave(x)
+end
+return restored
