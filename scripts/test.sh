@@ -13,6 +13,10 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 # The dashboard's queries and the alert rules run against a real Prometheus (promtool too).
 { [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || missing+=(prometheus)
+# The speed benchmark's smoke test (tests/bench/test_run.py): wrk drives the load, valgrind's
+# callgrind counts instructions.
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 # A CJK font, or the browser tests' screenshots show Chinese as empty boxes.
 fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || dpkg -s fonts-noto-cjk >/dev/null 2>&1 \
   || missing+=(fonts-noto-cjk)

@@ -10,7 +10,6 @@ on a shared machine the figures are noise (bench/README.md says how a verdict is
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,10 +58,6 @@ def _number(cell: str) -> float:
 
 
 @pytest.mark.redis
-@pytest.mark.skipif(
-    shutil.which("wrk") is None or shutil.which("valgrind") is None,
-    reason="wrk and valgrind are installed by scripts/test.sh and scripts/bench.sh",
-)
 def test_the_quick_benchmark_prints_every_figure(tmp_path: Path) -> None:
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmark results\n\nold\n\n## Chaos\n\nchaos table\n", encoding="utf-8")
