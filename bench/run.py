@@ -61,8 +61,6 @@ from bench.settings import (
 )
 from tests.servers.redis_server import RedisServer, free_port
 
-quiet_package_logs()  # as bench/app.py does in the gunicorn workers
-
 WORKERS = 2  # gunicorn gthread workers
 THREADS = 2  # threads per worker
 CONNECTIONS = 4  # wrk's kept-alive connections: every worker thread busy
@@ -1266,6 +1264,9 @@ def _progress(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # As bench/app.py does in the gunicorn workers; here, not at import: a test importing
+    # this module must not silence the package's log lines for the tests after it.
+    quiet_package_logs()
     if argv[:1] == ["chaos"]:  # bash scripts/bench.sh chaos: failover under faults
         from bench.chaos import main as chaos_main
 
