@@ -110,7 +110,7 @@ def _subject(code: str, purposes: list[str]) -> str:
 
 
 def _endpoint_check(client: AliyunSms) -> tuple[Check, float | None]:
-    """Connect as the SDK will (TLS verified for https); also return how far the local
+    """Connect as the transport will (TLS verified for https); also return how far the local
     clock is ahead of the provider's (seconds), from the answer's ``Date`` header taken
     at the midpoint of the request."""
     secure = client.protocol == "https"

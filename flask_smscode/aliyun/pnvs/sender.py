@@ -34,7 +34,7 @@ template, credentials: definite, the next sender may try), :class:`~flask_smscod
 ProviderError`, or :class:`~flask_smscode.DeliveryUnconfirmed` when the request left and no
 answer came. Errors are raised outside ``except`` blocks and carry only codes and ids: the
 code, the phone and the signed URL never reach an exception or a log line (the transport
-drops the SDK's own records).
+logs nothing of its signed request).
 """
 
 from __future__ import annotations
