@@ -743,14 +743,14 @@ class RedisStore:
         then asks for a topology refresh that the next command (this one, or another
         thread's) runs; a command meeting the old slot map, or a connection the refresh
         dropped, fails on a node that is alive. Short pauses let the refresh finish; the
-        budget (the storage timeout) bounds what a 503 can cost. Why :meth:`_run_on_key`:
+        budget (the storage timeout) bounds what a 503 can cost. Why :meth:`_evalsha`:
         see there — redis-py's script wrapper made every undo on a live master fail
         while any master was down."""
         give_up = time.monotonic() + self._undo_seconds
         pause = 0.02
         while True:
             try:
-                self._run_on_key(name, [key], args)
+                self._evalsha(name, [key], args)
                 return True
             except (redis.RedisError, RedisClusterException) as exc:
                 failure: BaseException = exc
@@ -802,7 +802,7 @@ class RedisStore:
             for item in pending:
                 give_up, name, key, args, role = item
                 try:
-                    self._run_on_key(name, [key], args)
+                    self._evalsha(name, [key], args)
                 except (redis.RedisError, RedisClusterException) as exc:
                     if time.monotonic() < give_up:
                         kept.append(item)
@@ -824,10 +824,6 @@ class RedisStore:
         """Undos still retried in the background (Cluster; see :meth:`_defer_undo`)."""
         with self._undo_lock:
             return len(self._deferred)
-
-    def _run_on_key(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        """The undo's script, on the node owning ``keys[0]`` only (see :meth:`_evalsha`)."""
-        return self._evalsha(name, keys, args)
 
     @staticmethod
     def _cancel_args(
