@@ -22,14 +22,8 @@ case "${1:-}" in
     command -v valgrind >/dev/null || missing+=(valgrind)
     ;;
 esac
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "Installing system packages: ${missing[*]}"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
-fi
+# shellcheck source=scripts/apt-install.sh
+source scripts/apt-install.sh
 # `bash scripts/bench.sh replay [--results bench/RESULTS.md]`: the fraud replay on a simulated
 # clock instead (bench/replay.py; seconds, nothing started).
 if [ "${1:-}" = replay ]; then
