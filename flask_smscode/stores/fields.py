@@ -5,6 +5,9 @@ Every field value starts with its expiry (ms since the epoch, base 36):
 - ``c:<purpose>`` = ``expires|hash|send_id`` (the live code),
 - ``p:<purpose>`` = ``expires|replaced_hash`` (the code it replaced),
 - ``f:<purpose>`` = ``ends|failures``,
+- ``u:<purpose>`` = ``expires|hash|send_id|verify_id`` (a consumed code, kept until its
+  expiry when the app waits for replicas: restore.lua puts it back by the verify's id when
+  that verify's reply was lost),
 - ``cd`` = ``expires|send_id[:6]`` (the cooldown),
 - ``n`` and the client fields ``s``/``v`` = ``latest|count|ends|count|ends...`` (one fixed
   window per limit).

@@ -19,12 +19,13 @@ import contextlib
 import functools
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import wraps
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import redis
 from redis.exceptions import AskError, MovedError, NoScriptError, RedisClusterException
@@ -78,9 +79,12 @@ _CLOCK_REFRESH_SECONDS = 60.0
 #: How much longer than the storage timeout a request may take in a stall: the most it
 #: waits for a clock measurement before its decision (RedisStore._refresh_offset).
 STALL_MARGIN_SECONDS = 0.25
-#: How long a cluster undo whose node is down is retried in the background (a replica's
-#: promotion takes the cluster's node timeout, 15 s by default): RedisStore._defer_undo.
+#: How long an undo whose node is down is retried (a Sentinel failover takes its
+#: down-after time plus an election, a Cluster replica's promotion the node timeout, 15 s
+#: by default): RedisStore._defer_undo.
 UNDO_PATIENCE_SECONDS = 30.0
+#: A reply lost with its connection: the errors after which the command may have run.
+_REPLY_LOST = (redis.ConnectionError, redis.TimeoutError)
 _LOG_EVERY_SECONDS = 10.0
 
 
@@ -189,6 +193,18 @@ def _unavailable_on_redis_error(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+class _Undo(NamedTuple):
+    """One give-back retried until it gets through (:meth:`RedisStore._defer_undo`)."""
+
+    give_up: float  # monotonic: retried until then
+    not_before: float  # monotonic: the failed decision can no longer run (its deadline)
+    name: str  # the script
+    keys: tuple[str, ...]
+    args: tuple[Any, ...]
+    what: str  # for the log: which give-back
+    phone_key: str  # the phone it concerns ('' none): settled before its next decision
+
+
 class _NotReplicated(Exception):
     """A decision Redis applied but fewer replicas than required acknowledged (WAIT): the
     caller undoes it and answers 503. Carries the script's reply (check.lua's holds what the
@@ -264,12 +280,13 @@ class RedisStore:
         self._measuring: threading.Thread | None = None
         self._measure_error: redis.RedisError | RedisClusterException | None = None
         # A cluster undo (cancel.lua after a 503) retries for up to this long in line (see
-        # _undo_step), then in the background until the node is back (_defer_undo); the
-        # ones given up are logged and counted in undo_failures.
+        # _undo_step), then in the background until the node is back (_defer_undo), as
+        # does the undo of a decision whose reply was lost; the ones given up are logged
+        # and counted in undo_failures.
         self._undo_seconds = timeout
         self.undo_failures = 0
         self._undo_lock = threading.Lock()
-        self._deferred: list[tuple[float, str, str, list[Any], str]] = []
+        self._deferred: list[_Undo] = []
         self._undoer: threading.Thread | None = None
         self._scripts = {
             name: self.client.register_script(_load_script(f"{name}.lua"))
@@ -540,9 +557,12 @@ class RedisStore:
         idempotency: IdempotencyRequest | None = None,
     ) -> SendDecision:
         roles = self._send_roles(phone, client, guard, idempotency)
+        if self._deferred:
+            self._settle(roles["P"])
         args = self._send_args(
             purpose, code_hash, send_id, ttl, cooldown, limits, client, guard, idempotency
         )
+        started = time.monotonic()
         try:
             if not self.cluster:
                 roles["s"] = self._stats_key()  # counted by the same call (stores/stats.py)
@@ -555,6 +575,10 @@ class RedisStore:
             )
         except _NotReplicated as exc:
             failed = exc
+        except _REPLY_LOST as exc:
+            if not self.cluster:  # Cluster: _reserve_on_cluster knows which step it was
+                self._cancel_later(roles, purpose, send_id, limits, guard, started, exc)
+            raise
         else:
             self._count_on_cluster(send_field(decision))
             return decision
@@ -581,9 +605,55 @@ class RedisStore:
         if self.cluster:
             roles = {"P": roles["P"]}
         args = self._cancel_args(purpose, send_id, limits, guard)
-        self._evalsha("cancel", list(roles.values()), ["".join(roles), *args])
+        try:
+            self._evalsha("cancel", list(roles.values()), ["".join(roles), *args])
+        except _REPLY_LOST as exc:
+            self._cancel_later(roles, purpose, send_id, limits, guard, 0.0, exc)
+            raise
         if idempotency is not None:
             self._idem("release", idempotency)
+
+    def _cancel_later(
+        self,
+        roles: dict[str, str],
+        purpose: str,
+        send_id: str,
+        limits: Sequence[Limit],
+        guard: GuardRequest | None,
+        started: float,
+        failure: BaseException,
+    ) -> None:
+        """A send whose outcome this process does not know (its reply, or its undo's, was
+        lost with the connection: a master killed under it): give its reservation back
+        once Redis answers again, if it ran — cancel.lua's unsure mode ('?') gives back
+        only what the phone's code or cooldown proves was reserved by this send id, so it
+        may run any number of times, and on a replica that never saw the send it does
+        nothing. Without it the phone kept a 60 s cooldown (and a counted send) for an SMS
+        never sent: the retry of the 503 heard 429. The phone's, global and prefix keys
+        go in one call on a single Redis or Sentinel; on Cluster only the phone's slot."""
+        undo = {role: roles[role] for role in "Pgp" if role in roles}
+        args = self._cancel_args(purpose, send_id, limits, guard)
+        self._defer_undo(
+            "cancel", undo, ["".join(undo), *args, "?"], "a send answered 503", failure, started
+        )
+
+    def _restore_later(
+        self,
+        roles: dict[str, str],
+        purpose: str,
+        window_ms: int,
+        src: str,
+        verify_id: str,
+        started: float,
+        failure: BaseException,
+    ) -> None:
+        """A verify whose outcome this process does not know: put the code back once Redis
+        answers again if this verify consumed it (restore.lua by the verify's id, which
+        check.lua recorded with the consumed code): no 200 was given for that consume,
+        so the code must still verify on the retry. Idempotent, like _cancel_later."""
+        undo = {role: roles[role] for role in "Pp" if role in roles}
+        args = ["".join(undo), purpose, "", "", "", window_ms, src, verify_id]
+        self._defer_undo("restore", undo, args, "a verify answered 503", failure, started)
 
     def _send_roles(
         self,
@@ -671,8 +741,10 @@ class RedisStore:
         done: list[str] = []
         claimed: IdempotencyRequest | None = None  # released by an undo only once taken
         would: Refusal | None = None  # shadow mode: the first slot's "would block" wins
+        step = ""
         try:
             for role, key in roles.items():
+                step, started = role, time.monotonic()
                 decision = self._send_decision(self._decide("send", [key], [role, *args]))
                 would = would or decision.would_block
                 if decision.idempotency is not None:
@@ -699,12 +771,15 @@ class RedisStore:
                     done.append(role)
                 else:
                     claimed = idempotency
-        except (redis.RedisError, RedisClusterException, StorageUnavailable):
+        except (redis.RedisError, RedisClusterException, StorageUnavailable) as exc:
             # A 503 must leave nothing behind: undo what this send already counted. The
-            # step that failed is not undone: whether it ran is unknown, and cancel.lua
-            # gives a count back unconditionally (a stalled step runs late and does
-            # nothing: its deadline).
+            # step that failed, when its reply was lost, is the phone's: given back once
+            # its node answers if it ran (_cancel_later); a lost global or prefix step is
+            # not (no proof on its key that it ran: one send of slack, logged). A step that
+            # stalled runs late and does nothing: its deadline.
             self._undo_on_cluster(done, roles, purpose, send_id, limits, guard, claimed)
+            if step == "P" and isinstance(exc, _REPLY_LOST):
+                self._cancel_later({"P": roles["P"]}, purpose, send_id, limits, guard, started, exc)
             raise
         return SendDecision(would_block=would)
 
@@ -758,70 +833,118 @@ class RedisStore:
                 break
             time.sleep(pause)
             pause = min(pause * 2, 0.2)
-        self._defer_undo(name, key, args, role, failure)
+        if name == "cancel" and role == "P":  # by proof from here on: see _cancel_later
+            args = [*args, "?"]
+        self._defer_undo(name, {role: key}, args, f"role {role} of a send", failure, 0.0)
         return False
 
     def _defer_undo(
-        self, name: str, key: str, args: list[Any], role: str, failure: BaseException
-    ) -> None:
-        """Keep retrying an undo whose node is down, in one background thread, for
-        :data:`UNDO_PATIENCE_SECONDS`.
+        self,
+        name: str,
+        roles: dict[str, str],
+        args: list[Any],
+        what: str,
+        failure: BaseException,
+        started: float,
+    ) -> None:  # roles: the keys by role letter; args: the script's whole ARGV
+        """Keep trying an undo that did not get through, for :data:`UNDO_PATIENCE_SECONDS`:
+        in one background thread, and in line before this process's next decision on the
+        same phone (:meth:`_settle`).
 
-        Why: a send in flight when a master dies can have its phone step applied on that
-        master (and copied to its replica) before a later step fails there too; the
-        give-back can only reach the replica once it is promoted, seconds later (the
-        cluster's node timeout, or an operator). Without it the phone keeps a 60 s
-        cooldown for an SMS never sent. The cost, when the master died before its replica
-        got the write: cancel.lua's code and cooldown removal checks the send id, so it
-        removes nothing else, but the send counts it gives back (phone, global, prefix)
-        are one lower than they should be — one send of slack, logged."""
-        self.faults.report(
-            self.kind,
-            f"UndoDeferred: role {role} of a send answered 503 or 429 is retried in the "
-            f"background ({type(failure).__name__}: {_redis_message(failure)})",
+        Why: a decision in flight when a master dies can be applied on that master and
+        copied to its replica, which is promoted seconds later (Sentinel's down-after time,
+        the cluster's node timeout, or an operator); the give-back can only reach it then.
+        Without it a send answered 503 kept its 60 s cooldown, or a verify answered 503
+        its consumed code. Why also in line: the client's retry of that 503 comes on its
+        kept-alive connection to this process, often before the background pass; it must
+        meet the state the 503 promised. Every deferred undo may run more than once (the
+        background pass and a request can meet): cancel.lua's unsure mode and restore.lua
+        by id are idempotent; a cluster step's count given back unconditionally ('g', 'p',
+        the idempotency release) runs in the background thread only.
+
+        ``started``: when the undone decision was sent (0: it is known to have run). After a
+        timeout the undo waits until the decision's deadline has passed, so a decision
+        still queued in a stalled Redis cannot run after it (a late one does nothing). A
+        broken connection needs no wait: Redis ran what it had read before it closed (or
+        died with it), and the undo goes on a new connection after the break was seen."""
+        # Not logged here: the failure is the 503's cause, which the decorator logs once.
+        # One given up is logged (_retry_deferred).
+        now = time.monotonic()
+        undo = _Undo(
+            give_up=now + UNDO_PATIENCE_SECONDS,
+            not_before=started + self._budget_ms / 1000 + STALL_MARGIN_SECONDS
+            if started and isinstance(failure, redis.TimeoutError)
+            else 0,
+            name=name,
+            keys=tuple(roles.values()),
+            args=tuple(args),
+            what=what,
+            phone_key=roles.get("P", "") if name != "idem" else "",
         )
         with self._undo_lock:
-            self._deferred.append((time.monotonic() + UNDO_PATIENCE_SECONDS, name, key, args, role))
+            self._deferred.append(undo)
             if self._undoer is None or not self._undoer.is_alive():
                 self._undoer = threading.Thread(
                     target=self._retry_deferred, name="smscode-redis-undo", daemon=True
                 )
                 self._undoer.start()
 
+    def _settle(self, phone_key: str) -> None:
+        """Before a decision on ``phone_key``: run the undos still pending for it in this
+        process (see :meth:`_defer_undo`), so that the retry of a 503 meets the state the
+        503 promised. One that cannot run yet (its decision's deadline has not passed) or
+        does not get through makes this request a 503 too, within the storage timeout:
+        deciding first would let the retry meet the failed request's reservation."""
+        for undo in list(self._deferred):
+            if undo.phone_key != phone_key:
+                continue
+            if undo.not_before > time.monotonic():
+                self.faults.report(
+                    self.kind, f"UndoPending: the undo of {undo.what} waits for its deadline"
+                )
+                raise StorageUnavailable()
+            self._evalsha(undo.name, undo.keys, undo.args)  # a Redis error: 503 (decorator)
+            self._forget(undo)
+
+    def _forget(self, undo: _Undo) -> None:
+        with self._undo_lock:
+            with contextlib.suppress(ValueError):
+                self._deferred.remove(undo)
+
     def _retry_deferred(self) -> None:
-        """The background undo: every half second, each deferred undo once; it ends when
-        none is left (or the store is closed: close() empties the list)."""
+        """The background undo: every quarter second, each deferred undo whose time has come
+        once; it ends when none is left (or the store is closed: close() empties the list
+        and lets this thread go)."""
         while True:
-            time.sleep(0.5)
+            time.sleep(0.25)
             with self._undo_lock:
-                pending, self._deferred = self._deferred, []
+                if self._undoer is not threading.current_thread():
+                    return  # closed
+                pending = list(self._deferred)
                 if not pending:
                     self._undoer = None
                     return
-            kept = []
-            for item in pending:
-                give_up, name, key, args, role = item
+            for undo in pending:
+                if undo.not_before > time.monotonic():
+                    continue
                 try:
-                    self._evalsha(name, [key], args)
+                    self._evalsha(undo.name, undo.keys, undo.args)
                 except (redis.RedisError, RedisClusterException) as exc:
-                    if time.monotonic() < give_up:
-                        kept.append(item)
+                    if time.monotonic() < undo.give_up:
                         continue
                     with self._undo_lock:
                         self.undo_failures += 1
                     self.faults.report(
                         self.kind,
-                        f"UndoFailed: role {role} of a send answered 503 or 429 kept its "
-                        f"count ({type(exc).__name__}: {_redis_message(exc)})",
+                        f"UndoFailed: the undo of {undo.what} was given up; what it held "
+                        f"only throttles ({type(exc).__name__}: {_redis_message(exc)})",
                     )
                 except Exception as exc:  # never die with undos queued; say why
                     self.faults.report(self.kind, exc)
-            with self._undo_lock:
-                if self._undoer is threading.current_thread():  # not closed meanwhile
-                    self._deferred.extend(kept)
+                self._forget(undo)
 
     def pending_undos(self) -> int:
-        """Undos still retried in the background (Cluster; see :meth:`_defer_undo`)."""
+        """Undos still waiting to get through (see :meth:`_defer_undo`)."""
         with self._undo_lock:
             return len(self._deferred)
 
@@ -919,6 +1042,8 @@ class RedisStore:
                 roles["c"] = self.keys.client(client.client)
                 client_limits = tuple(client.limits)
         roles["P"] = self.keys.phone(phone)
+        if self._deferred:
+            self._settle(roles["P"])
         converts = guard is not None and guard.prefix is not None and guard.window_ms > 0
         window_ms = guard.window_ms if guard is not None and converts else 0
         if converts and guard is not None and guard.prefix is not None and not self.cluster:
@@ -932,15 +1057,24 @@ class RedisStore:
             _check_conf(max_attempts, window * 1000, window_ms, client_limits),
             source,
         ]
+        verify_id = ""
         if self._min_replicas != 0:
-            args.append("1")  # a success returns what it consumed (restore.lua's input)
+            # A success returns what it consumed (restore.lua's input after a short WAIT)
+            # and keeps it under this verify's id (its input when the reply is lost).
+            verify_id = os.urandom(6).hex()
+            args += ["1", verify_id]
         failed: _NotReplicated | None = None
+        started = time.monotonic()
         try:
             reply = self._decide("check", list(roles.values()), ["".join(roles), *args])
         except _NotReplicated as exc:
             failed = exc
+        except _REPLY_LOST as exc:
+            if verify_id:
+                self._restore_later(roles, purpose, window_ms, source, verify_id, started, exc)
+            raise
         if failed is not None:  # outside the except block: no chained exception
-            self._restore(roles, purpose, failed.reply, window_ms, source)
+            self._restore(roles, purpose, failed.reply, window_ms, source, verify_id)
             raise self._not_replicated(failed)
         outcome, attempts_left, wait_ms = reply[:3]
         if (
@@ -959,18 +1093,29 @@ class RedisStore:
         return result
 
     def _restore(
-        self, roles: dict[str, str], purpose: str, reply: Sequence[Any], window_ms: int, src: str
+        self,
+        roles: dict[str, str],
+        purpose: str,
+        reply: Sequence[Any],
+        window_ms: int,
+        src: str,
+        verify_id: str,
     ) -> None:
         """Put back a consume the replicas did not acknowledge (restore.lua), and the prefix's
         conversion when this call counted it (single Redis; on Cluster the conversion is
         counted after the WAIT). Only a right code is waited for: a wrong one's failure
-        count is answered at once (see the class docstring)."""
+        count is answered at once (see the class docstring). If this undo's reply is lost
+        too, it is retried by the verify's id (:meth:`_restore_later`)."""
         undo = {role: roles[role] for role in "Pp" if role in roles}
-        self._evalsha(
-            "restore",
-            list(undo.values()),
-            ["".join(undo), purpose, reply[3], reply[4], reply[5], window_ms, src],
-        )
+        try:
+            self._evalsha(
+                "restore",
+                list(undo.values()),
+                ["".join(undo), purpose, reply[3], reply[4], reply[5], window_ms, src, verify_id],
+            )
+        except _REPLY_LOST as exc:
+            self._restore_later(roles, purpose, window_ms, src, verify_id, 0.0, exc)
+            raise
 
     def _convert_on_cluster(self, prefix: str, args: list[Any]) -> None:
         """Count the conversion in the prefix's slot. The code is already consumed, so a

@@ -954,7 +954,9 @@ def test_clock_offset_moves_date_header_and_timestamp_window(server: DysmsapiSer
     conn = http.client.HTTPConnection(server.host, server.port, timeout=2)
     try:
         conn.request("GET", "/")
-        date = conn.getresponse().getheader("Date")
+        reply = conn.getresponse()
+        reply.read()
+        date = reply.getheader("Date")
     finally:
         conn.close()
     assert date is not None
@@ -964,7 +966,9 @@ def test_clock_offset_moves_date_header_and_timestamp_window(server: DysmsapiSer
     conn = http.client.HTTPConnection(server.host, server.port, timeout=2)
     try:
         conn.request("GET", "/")
-        date = conn.getresponse().getheader("Date")
+        reply = conn.getresponse()
+        reply.read()
+        date = reply.getheader("Date")
     finally:
         conn.close()
     assert date is not None

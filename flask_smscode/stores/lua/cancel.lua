@@ -4,7 +4,12 @@
 -- send's code and cooldown are removed. No deadline: giving back late is still right.
 -- Keys named by ARGV[1] (see keyed()): 'P' phone, 'g' global budget, 'p' prefix.
 -- ARGV: layout, purpose, send id, phone limits, global limits, prefix limits (each n,
---       amount, window_ms...), conversion window_ms, the send's source tag ('' unknown)
+--       amount, window_ms...), conversion window_ms, the send's source tag ('' unknown),
+--       '?' when the app does not know whether the send's reservation was applied (its
+--       reply was lost with the connection, stores/redis.py _defer_undo): then nothing is
+--       given back unless the phone still holds this send's code or cooldown — the proof
+--       that the reservation ran (a call without 'P' gives nothing back). Else ''.
+-- Returns 1 when something was given back, else 0.
 local now = now_ms()
 local key = keyed(ARGV[1])
 local phone_limits, i = read_limits(ARGV, 4)
@@ -13,14 +18,24 @@ global_limits, i = read_limits(ARGV, i)
 prefix_limits, i = read_limits(ARGV, i)
 local conv_window = tonumber(ARGV[i])
 local src = ARGV[i + 1] or ''
+local unsure = ARGV[i + 2] == '?'
+if unsure and not key.P then
+  return 0
+end
 if key.P then
   local p = hload(key.P, now)
   local field = 'c:' .. ARGV[2]
+  local found = false
   if p.v[field] and split(p.v[field])[3] == ARGV[3] then
     hdrop(p, field)
+    found = true
   end
   if p.v['cd'] and split(p.v['cd'])[2] == string.sub(ARGV[3], 1, 6) then
     hdrop(p, 'cd')
+    found = true
+  end
+  if unsure and not found then
+    return 0
   end
   if p.v['n'] and #phone_limits > 0 then
     hput(p, 'n', windows_value(windows(p.v['n'], phone_limits, now), -1))
@@ -45,4 +60,4 @@ if key.p then
   end
   hsave(x)
 end
-return 0
+return 1

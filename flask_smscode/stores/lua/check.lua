@@ -10,7 +10,11 @@
 --       takes one unverified send off that source's count in the prefix (see source_add),
 --       '1' when the app waits for replicas (SMSCODE_STORAGE_MIN_REPLICAS): a success then
 --       also returns the fields it consumed, so that restore.lua can put them back if the
---       replicas do not acknowledge the consume (the 503 must leave the code usable)
+--       replicas do not acknowledge the consume (the 503 must leave the code usable),
+--       and this verify's id ('' none): a success then keeps the consumed code under
+--       'u:<purpose>' = "expires|hash|send id|verify id" until the code's own expiry, so
+--       that restore.lua can put it back by that id when the reply was lost with the
+--       connection and the app answered 503 without knowing (stores/redis.py _defer_undo)
 -- Returns {outcome, attempts_left, wait_ms[, code, failures, replaced]}; outcome is ok,
 -- invalid, expired, locked, client (the client's per-IP limit) or late.
 local now = now_ms()
@@ -24,6 +28,7 @@ local max, window, conv_window = tonumber(conf[1]), tonumber(conf[2]), tonumber(
 local client_limits = read_limits(conf, 4)
 local src = ARGV[6] or ''
 local keep = ARGV[7] == '1'
+local vid = ARGV[8] or ''
 
 local function converted()
   if key.p and conv_window > 0 then
@@ -59,10 +64,14 @@ if not p.v[code_field] then
 end
 local code = split(p.v[code_field])  -- expires, hash, send id
 if same(code[2], candidate) then
-  local before = keep and {p.v[code_field], p.v[fail_field] or '', p.v['p:' .. purpose] or ''}
+  local used = p.v[code_field]
+  local before = keep and {used, p.v[fail_field] or '', p.v['p:' .. purpose] or ''}
   hdrop(p, code_field)
   hdrop(p, fail_field)
   hdrop(p, 'p:' .. purpose)
+  if vid ~= '' then
+    hput(p, 'u:' .. purpose, used .. '|' .. vid)
+  end
   hsave(p)
   local answer = converted()
   if before then

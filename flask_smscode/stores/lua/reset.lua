@@ -8,10 +8,12 @@ for i = 1, #ARGV do
   fields[#fields + 1] = 'c:' .. ARGV[i]
   fields[#fields + 1] = 'f:' .. ARGV[i]
   fields[#fields + 1] = 'p:' .. ARGV[i]
+  fields[#fields + 1] = 'u:' .. ARGV[i]
 end
 for _, field in ipairs(fields) do
   if p.v[field] then
-    if string.sub(field, 1, 2) ~= 'p:' then
+    local kind = string.sub(field, 1, 2)
+    if kind ~= 'p:' and kind ~= 'u:' then
       removed = removed + 1
     end
     hdrop(p, field)
