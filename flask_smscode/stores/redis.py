@@ -599,8 +599,9 @@ class RedisStore:
         provider rejection): no code, no cooldown, no counted send, no guard count. On
         Cluster only the phone's slot: its WAIT comes right after the phone's step, before
         the global and prefix steps count anything (order i, c, P, g, p). The per-IP hit
-        stays counted, as for any request. A failure here is a 503 that leaves the
-        reservation: it throttles, it never lets a code through (fail closed)."""
+        stays counted, as for any request. A failure here is still a 503; the give-back is
+        then retried until Redis answers (:meth:`_cancel_later`): meanwhile the reservation
+        only throttles, it never lets a code through (fail closed)."""
         roles = self._send_roles(phone, None, guard, None)
         if self.cluster:
             roles = {"P": roles["P"]}

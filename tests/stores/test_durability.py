@@ -29,6 +29,7 @@ from flask_smscode.stores.redis import RedisStore
 from tests.helpers import E164, error_of, send, verify
 from tests.servers.dysmsapi_server import DysmsapiServer
 from tests.servers.redis_cluster import ClusterNode, RedisCluster, wait_until
+from tests.servers.redis_proxy import RedisProxy
 from tests.servers.redis_sentinel import RedisSentinelSet
 from tests.servers.redis_server import RedisServer
 
@@ -521,3 +522,156 @@ def test_doctor_reports_the_replicas_against_the_setting(
         assert "needs 2: every send and verify answers 503" in replicas["detail"]
     else:
         assert replicas["params"]["need"] == (0 if setting == "auto" else setting)
+
+
+# == replies lost with the connection ==========================================================
+# The outcome the app cannot know: the decision ran on the master and its reply was lost (a
+# master killed between running a script and answering). tests/servers/redis_proxy.py makes
+# it exact. Each test fails without the deferred undo (RedisStore._defer_undo): the retry of
+# the 503 heard 429 (a cooldown for an SMS never sent) or code_expired (a code consumed by a
+# verify nobody was told about).
+
+
+@pytest.fixture
+def proxy(pair: tuple[RedisServer, RedisServer]) -> Iterator[RedisProxy]:
+    with RedisProxy(pair[0].port) as proxied:
+        yield proxied
+
+
+def phone_hash(app: Flask, admin: Any, phone: str = E164) -> dict[str, str]:
+    return dict(admin.hgetall(phone_key(app.config["SMSCODE_KEY_PREFIX"], phone)))
+
+
+def sends_counted(fields: dict[str, str]) -> int:
+    return int(fields.get("n", "|0").split("|")[1])
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("replicas", [0, 1], ids=["no-wait", "wait"])
+def test_a_send_whose_reply_is_lost_leaves_no_cooldown_for_the_retry(
+    make_app: Callable[..., Flask],
+    sms_server: DysmsapiServer,
+    master_admin: Any,
+    proxy: RedisProxy,
+    replicas: int,
+) -> None:
+    app = make_app(SMSCODE_STORAGE_URI=proxy.url, SMSCODE_STORAGE_MIN_REPLICAS=replicas, **FAST)
+    client = app.test_client()
+    assert send(client, "13900139000").status_code == 200  # warm-up: clock and scripts
+    with proxy.losing_replies():
+        lost = send(client)
+        assert lost.status_code == 503 and error_of(lost) == "storage_unavailable"
+        # The reservation did run: the phone holds a code and a cooldown, and no SMS left.
+        assert {"cd", "c:login"} <= set(phone_hash(app, master_admin))
+    assert proxy.lost_replies >= 1
+    assert sms_server.messages_to("13800138000") == []
+    retried = send(client)  # at once, on the same process: the undo runs first
+    assert retried.status_code == 200, retried.get_json()
+    assert len(sms_server.messages_to("13800138000")) == 1
+    assert sends_counted(phone_hash(app, master_admin)) == 1  # the lost send's count given back
+    assert app.extensions["smscode"].store.pending_undos() == 0
+
+
+@pytest.mark.redis
+def test_a_lost_send_is_given_back_in_the_background_without_a_retry(
+    make_app: Callable[..., Flask],
+    sms_server: DysmsapiServer,
+    master_admin: Any,
+    proxy: RedisProxy,
+) -> None:
+    """Another process's request for the phone must not meet the reservation either: the
+    undo lands by itself once Redis answers, without a request of this process."""
+    app = make_app(SMSCODE_STORAGE_URI=proxy.url, **FAST)
+    client = app.test_client()
+    assert send(client, "13900139000").status_code == 200  # warm-up: clock and scripts
+    with proxy.losing_replies():
+        assert send(client).status_code == 503
+        time.sleep(0.6)  # background passes meet the lost connection too: kept, not dropped
+        assert app.extensions["smscode"].store.pending_undos() == 1
+    store = app.extensions["smscode"].store
+    wait_until(lambda: store.pending_undos() == 0, 5, "the deferred undo to get through")
+    assert not {"cd", "c:login"} & set(phone_hash(app, master_admin))
+    assert sends_counted(phone_hash(app, master_admin)) == 0
+    assert store.undo_failures == 0
+
+
+@pytest.mark.redis
+def test_the_undo_of_a_send_that_never_ran_gives_nothing_back(
+    make_app: Callable[..., Flask],
+    sms_server: DysmsapiServer,
+    master_admin: Any,
+    proxy: RedisProxy,
+) -> None:
+    """The app cannot tell a lost reply from a command that never arrived; the undo must
+    not take back another send's count (cancel.lua gives back only what the phone's code or
+    cooldown proves this send reserved)."""
+    app = make_app(SMSCODE_STORAGE_URI=proxy.url, SMSCODE_RESEND_INTERVAL_SECONDS=0, **FAST)
+    client = app.test_client()
+    assert send(client).status_code == 200
+    first = phone_hash(app, master_admin)
+    proxy.mode("reset_before")
+    assert send(client).status_code == 503
+    proxy.mode("pass")
+    assert proxy.dropped_commands >= 1
+    assert phone_hash(app, master_admin) == first  # the second send never reached Redis
+    assert send(client).status_code == 200
+    assert sends_counted(phone_hash(app, master_admin)) == 2  # both real sends counted
+    assert len(sms_server.messages_to("13800138000")) == 2
+
+
+@pytest.mark.redis
+def test_a_verify_whose_reply_is_lost_leaves_the_code_usable_once(
+    make_app: Callable[..., Flask],
+    sms_server: DysmsapiServer,
+    master_admin: Any,
+    proxy: RedisProxy,
+) -> None:
+    """Nobody got a 200 for that consume, so the retry with the same code verifies — once."""
+    app = make_app(SMSCODE_STORAGE_URI=proxy.url, SMSCODE_STORAGE_MIN_REPLICAS=1, **FAST)
+    client = app.test_client()
+    assert send(client).status_code == 200
+    code = code_of(sms_server, "13800138000")
+    # Warm-up: the check script cached in Redis (else the lost call was a NOSCRIPT).
+    assert verify(client, "000000", phone="13900139000").status_code == 400
+    with proxy.losing_replies():
+        lost = verify(client, code)
+        assert lost.status_code == 503 and error_of(lost) == "storage_unavailable"
+        fields = phone_hash(app, master_admin)
+        assert "c:login" not in fields and "u:login" in fields  # consumed, under its id
+    retried = verify(client, code)
+    assert retried.status_code == 200, retried.get_json()
+    assert "token" in retried.get_json()
+    again = verify(client, code)
+    assert again.status_code == 400  # used: it does not come back
+
+
+@pytest.mark.redis
+def test_a_restore_by_id_never_brings_back_a_code_another_verify_was_answered_for(
+    make_app: Callable[..., Flask],
+    sms_server: DysmsapiServer,
+    pair: tuple[RedisServer, RedisServer],
+    master_admin: Any,
+    proxy: RedisProxy,
+) -> None:
+    """A verify that lost its reply undoes only its own consume: when the consume that stands
+    is another verify's (answered 200), the deferred restore finds another id and does
+    nothing — in the background, with no request of this process to settle it."""
+    app = make_app(SMSCODE_STORAGE_URI=proxy.url, SMSCODE_STORAGE_MIN_REPLICAS=1, **FAST)
+    client = app.test_client()
+    assert send(client).status_code == 200
+    code = code_of(sms_server, "13800138000")
+    proxy.mode("reset_before")  # this verify never reaches Redis
+    assert verify(client, code).status_code == 503
+    proxy.mode("pass")
+    store = app.extensions["smscode"].store
+    assert store.pending_undos() == 1
+    # Another process (its own store) verifies the code: answered 200.
+    other = make_app(
+        SMSCODE_STORAGE_URI=pair[0].url,
+        SMSCODE_STORAGE_MIN_REPLICAS=1,
+        SMSCODE_KEY_PREFIX=app.config["SMSCODE_KEY_PREFIX"],
+    )
+    assert verify(other.test_client(), code).status_code == 200
+    wait_until(lambda: store.pending_undos() == 0, 5, "the deferred restore to run")
+    assert "c:login" not in phone_hash(app, master_admin)  # not brought back
+    assert verify(client, code).status_code == 400
