@@ -19,7 +19,12 @@ import phonenumbers
 import pytest
 
 from flask_smscode.errors import InvalidPhone, RegionNotAllowed
-from flask_smscode.phones import normalize_phone, normalize_phone_fast, normalize_phones_fast
+from flask_smscode.phones import (
+    all_fast_path_valid,
+    normalize_phone,
+    normalize_phone_fast,
+    normalize_phones_fast,
+)
 
 SEED = 20261122
 _CN = phonenumbers.PhoneMetadata.metadata_for_region("CN")
@@ -201,3 +206,94 @@ def test_hypothesis_digit_strings() -> None:
             assert got == full(head + nsn, region, allowed)
 
     check()
+
+
+# -- the one-pass check of a whole list (notifications) ------------------------------------
+
+
+def entry_by_entry(
+    entries: list[object], default_region: str, allowed: tuple[str, ...] | None
+) -> bool:
+    """What the one-pass check must answer: the list form accepts every entry."""
+    listed = normalize_phones_fast(entries, default_region, allowed)
+    return bool(entries) and all(e164 is not None for e164 in listed)
+
+
+@pytest.mark.parametrize("default_region", ["CN", "US"])
+def test_one_pass_check_decides_like_the_regex_on_every_6_digit_prefix(
+    default_region: str,
+) -> None:
+    """The one-pass check replays a rewrite of the fast-path regex (a prefix tree of the
+    accepted numbers): one-entry lists over every 6-digit prefix, both spellings."""
+    rng = random.Random(SEED + 4)
+    accepted = 0
+    for prefix in range(100_000, 200_000):
+        nsn = f"{prefix}{rng.randrange(10**5):05d}"
+        for raw in (nsn, "+86" + nsn):
+            expected = entry_by_entry([raw], default_region, ("CN",))
+            assert all_fast_path_valid([raw], default_region, ("CN",)) is expected, raw
+            accepted += expected
+    assert accepted > 50_000  # the check is on for the installed metadata, not always False
+
+
+MIXED_ENTRIES: list[object] = [
+    *NEAR_MISSES,
+    "86 13800138000",
+    "+86 138 0013 8000",
+    "13800138000\n13800138001",  # two valid numbers in one entry: not one valid number
+    "\n13800138000",
+    "13800138000\n",
+    "",
+    "   ",
+    13800138000,
+    None,
+    b"13800138000",
+    ["13800138000"],
+]
+
+
+@pytest.mark.parametrize("allowed", [("CN",), ("HK",), ("HK", "CN"), None, ("*",)])
+@pytest.mark.parametrize("default_region", ["CN", "US"])
+def test_one_pass_check_agrees_with_the_per_entry_path_on_mixed_lists(
+    default_region: str, allowed: tuple[str, ...] | None
+) -> None:
+    """Valid lists (bare and ``+86``, duplicates included) with at most one odd entry put
+    anywhere: the one-pass answer is the per-entry answer, whatever the entry."""
+    rng = random.Random(SEED + 5)
+    valid = [f"13{rng.randrange(10**9):09d}" for _ in range(300)]
+    valid += [f"+8618{rng.randrange(10**9):09d}" for _ in range(300)]
+    valid += valid[:50]  # duplicates: each still valid
+    lists: list[list[object]] = [[], list(valid), list(valid[:1])]
+    for odd in MIXED_ENTRIES:
+        for at in (0, rng.randrange(1, len(valid)), len(valid)):
+            lists.append([*valid[:at], odd, *valid[at:]])
+        lists.append([odd])
+    for entries in lists:
+        expected = entry_by_entry(entries, default_region, allowed)
+        assert all_fast_path_valid(entries, default_region, allowed) is expected, entries[:3]
+    if allowed in (("CN",), None) and default_region == "CN":
+        assert all_fast_path_valid(valid, default_region, allowed)
+
+
+def test_one_pass_check_of_many_numbers_finds_one_invalid_entry_anywhere() -> None:
+    numbers: list[object] = [f"139{i:08d}" for i in range(100_000)]
+    assert all_fast_path_valid(numbers)
+    for at in (0, 50_000, 99_999):
+        for odd in ("1390000000", 13900000000, "1234567890a", "11900000000"):
+            entries = list(numbers)
+            entries[at] = odd
+            assert not all_fast_path_valid(entries), (at, odd)
+
+
+def test_pattern_expansion_reads_only_the_syntax_it_knows() -> None:
+    """The rewrite expands the metadata patterns itself; anything it does not know turns
+    the one-pass check off (the per-entry path decides) instead of guessing."""
+    from flask_smscode.phones import _PatternExpander, _Unsupported
+
+    expanded = _PatternExpander(r"1(?:[38]\d|4[57])\d{2,3}").expand()
+    assert sorted(len(seq) for seq in expanded) == [5, 5, 6, 6]  # 2 branches x 2 lengths
+    assert {seq[1] for seq in expanded} == {frozenset("38"), frozenset("4")}
+    assert _PatternExpander(r"(1(?:[12]\d|79)\d\d)|0").expand() >= {(frozenset("0"),)}
+    for pattern in (r"1.", r"1\D", r"[^1]", r"1+", r"1*", r"(?=1)", r"1{2}?", "1|(2", r"\w"):
+        with pytest.raises(_Unsupported):
+            _PatternExpander(pattern).expand()

@@ -25,7 +25,12 @@ from flask_smscode.aliyun.numbers import provider_phone
 from flask_smscode.aliyun.sendsms import MAX_PHONES_PER_CALL, SendSmsResponse, check_extend_code
 from flask_smscode.errors import InvalidPhone, RegionNotAllowed
 from flask_smscode.events import log_event
-from flask_smscode.phones import mask_phone, normalize_phone, normalize_phones_fast
+from flask_smscode.phones import (
+    all_fast_path_valid,
+    mask_phone,
+    normalize_phone,
+    normalize_phones_fast,
+)
 
 if TYPE_CHECKING:
     from flask_smscode.aliyun.settings import AliyunSettings
@@ -100,6 +105,27 @@ class Notifications:
                     pass
         return numbers
 
+    def _checked_entries(
+        self, phone_list: Iterable[str] | str, skip_invalid: bool
+    ) -> tuple[list[Any], bool]:
+        """The entries of ``phone_list`` (see :func:`_entries`), and whether the fast path
+        accepts every one of them, decided in one pass (about 7 ms for 100,000 numbers
+        instead of 50 ms entry by entry: the first call leaves sooner). False: some entry
+        needs the per-entry path (an invalid one, another spelling, a non-str), which then
+        decides as before. The list is copied first: what was checked is what is sent, and
+        a one-shot iterable is read once."""
+        if skip_invalid or isinstance(phone_list, str):
+            return _entries(phone_list or []), False
+        s = self.settings
+        entries = list(phone_list or [])
+        if all_fast_path_valid(entries, s.default_region, s.allowed_regions):
+            return entries, True
+        kept = _entries(entries)  # blank strings dropped
+        fast = len(kept) != len(entries) and all_fast_path_valid(
+            kept, s.default_region, s.allowed_regions
+        )
+        return kept, fast
+
     def send_message(
         self,
         phone_list: Iterable[str] | str,
@@ -125,8 +151,9 @@ class Notifications:
 
         The list is parsed while the calls run: each batch of 1000 leaves as soon as it is
         parsed. Without ``skip_invalid`` every number is checked first (an invalid one
-        must stop the whole notification before anything is sent), with the fast path
-        that makes 100,000 numbers a fraction of a second.
+        must stop the whole notification before anything is sent): in one pass when every
+        entry is a plain mainland mobile (100,000 numbers in about 7 ms, their E.164 forms
+        then built batch by batch), else entry by entry with the fast path.
         """
         if not template_code:
             raise AliyunInvalidArguments("No template code was given")
@@ -137,9 +164,11 @@ class Notifications:
                 "No sign name (verifySign / SMSCODE_ALIYUN_SIGN_NAME) was given"
             )
         extend_code = check_extend_code(sms_up_extend_code)
-        entries = _entries(phone_list or [])
+        entries, fast = self._checked_entries(phone_list, skip_invalid)
         numbers: Iterable[str | None]
-        if skip_invalid:  # parsed while sending, one batch ahead of the calls in flight
+        if fast:  # every entry checked in one pass; E.164 forms built batch by batch
+            numbers = _fast_e164(entries)
+        elif skip_invalid:  # parsed while sending, one batch ahead of the calls in flight
             numbers = (
                 e164
                 for start in range(0, len(entries), MAX_PHONES_PER_CALL)
@@ -322,6 +351,14 @@ def _entries(phone_list: Iterable[str] | str) -> list[Any]:
     if isinstance(phone_list, str):
         return phone_list.replace(",", " ").replace(";", " ").split()
     return [raw for raw in phone_list if not (isinstance(raw, str) and not raw.strip())]
+
+
+def _fast_e164(entries: Sequence[str]) -> Iterator[str]:
+    """The E.164 forms of entries :func:`all_fast_path_valid` accepted (``+86`` + the last 11
+    digits, as :func:`normalize_phones_fast` gives them), built ``MAX_PHONES_PER_CALL`` at
+    a time as the calls go out, so the first call does not wait for the whole list."""
+    for start in range(0, len(entries), MAX_PHONES_PER_CALL):
+        yield from ["+86" + raw[-11:] for raw in entries[start : start + MAX_PHONES_PER_CALL]]
 
 
 def _batches(numbers: Iterable[str | None]) -> Iterator[list[str]]:

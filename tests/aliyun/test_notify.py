@@ -107,3 +107,47 @@ def test_fast_and_full_spellings_mix(sms, sms_server):
         "13900130004",
         "13900130005",
     )
+
+
+def many_mobiles(count: int) -> list[str]:
+    return [f"139{i:08d}" for i in range(count)]
+
+
+@pytest.mark.parametrize("odd", ["1390000000", "13900000000x", 13900000000, None, "12345"])
+def test_one_invalid_entry_last_in_a_long_list_stops_everything(
+    sms: AliyunSms, sms_server: Any, odd: Any
+) -> None:
+    """The one-pass check (every entry at once) keeps the contract of the per-entry path:
+    an invalid entry anywhere, even last of 100,000, is 46001 before any SendSms call."""
+    with pytest.raises(AliyunSmsError) as info:
+        sms.send_message([*many_mobiles(100_000), odd], NOTIFY, "SMS_NOTIFY")
+    assert info.value.code == 46001
+    assert "1 entr(ies)" in info.value.message
+    assert sms_server.requests == []  # nothing was sent
+
+
+def test_a_valid_list_is_checked_in_one_pass_and_sent_in_order(
+    sms: AliyunSms, sms_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain mainland numbers skip the per-entry path; duplicates (in either spelling,
+    across batches) are still sent once, at their first position."""
+    parsed = count_parsed_chunks(sms, monkeypatch)
+    numbers = many_mobiles(2500)
+    listed = [*numbers[:1500], *numbers[:1200], *(f"+86{n}" for n in numbers[1000:]), "  "]
+    answers = sms.send_message(iter(listed), NOTIFY, "SMS_NOTIFY")  # one-shot iterable
+    assert parsed == []  # no entry went through the per-entry path
+    assert [len(a.phone_numbers) for a in answers] == [1000, 1000, 500]
+    assert [p for a in answers for p in a.phone_numbers] == numbers
+    assert sum(len(m.phone_numbers) for m in sms_server.sent) == 2500
+
+
+def test_a_one_shot_iterable_with_an_invalid_entry_is_read_once(
+    sms: AliyunSms, sms_server: Any
+) -> None:
+    """When the one-pass check says no, the per-entry path reads the same copy of the list
+    (a generator is not read twice) and names the invalid entry."""
+    numbers = iter([*many_mobiles(1500), "12345", "+86 139 0000 0001"])
+    with pytest.raises(AliyunSmsError) as info:
+        sms.send_message(numbers, NOTIFY, "SMS_NOTIFY")
+    assert info.value.code == 46001 and "1 entr(ies)" in info.value.message
+    assert sms_server.requests == []
