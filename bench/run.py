@@ -35,8 +35,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +90,8 @@ class Sizes:
     durability_seconds: int = 3
     traffic_requests: int = 20
     profile_requests: int = 100
+    layer_calls: int = 2000  # per layer and round (phase_layers)
+    layer_rounds: int = 5
     # --quick: callgrind runs beside the later phases (its counts do not care; a full run
     # keeps it alone so that the import and notification timings are not disturbed).
     callgrind_background: bool = False
@@ -101,7 +103,8 @@ class Sizes:
             (len(self.callgrind_scenarios) or scenarios) / 2 * (25 + self.callgrind_requests * 0.08)
         )
         rest = self.notify_runs * 8 + self.memory_ttl + 15 + 4 * (self.durability_seconds + 3)
-        return http + callgrind + rest + 20
+        layers = self.layer_rounds * self.layer_calls * 6 * 0.0006  # about 0.3 ms a call
+        return http + callgrind + rest + layers + 20
 
 
 QUICK = Sizes(
@@ -118,6 +121,8 @@ QUICK = Sizes(
     durability_seconds=1,
     traffic_requests=5,
     profile_requests=10,
+    layer_calls=30,
+    layer_rounds=1,
     callgrind_background=True,
 )
 
@@ -768,6 +773,7 @@ def memory_start(ctx: Context) -> MemoryRun:
             pipe.set(f"code:1860{i:07d}", f"{i % 1_000_000:06d}", ex=BASE_TTL_SECONDS)
         pipe.execute()
         hand = (used_memory(client) - before) / n
+        hand_key = int(client.memory_usage("code:18600000001", samples=0) or 0)
     finally:
         plain.cleanup()
     ctx.table.add(section, "hand-written `SET code EX 300`", hand, "B", digits=0)
@@ -779,8 +785,11 @@ def memory_start(ctx: Context) -> MemoryRun:
     seed_package_codes(service, Phones("1770").take(4))  # scripts loaded, shared keys made
     before = used_memory(client)
     started = time.monotonic()
-    seed_package_codes(service, Phones("1870").take(n))
+    seeded = Phones("1870").take(n)
+    seed_package_codes(service, seeded)
     live = (used_memory(client) - before) / n
+    one = service.store.keys.phone("+86" + seeded[1])
+    package_key = int(client.memory_usage(one, samples=0) or 0)
     ctx.table.add(section, "package: live codes", live, "B", digits=0)
     ctx.table.add(
         section,
@@ -790,6 +799,21 @@ def memory_start(ctx: Context) -> MemoryRun:
         target="≤ 1.30×",
         check=lambda v: v <= 1.3,
         digits=2,
+    )
+    # The floor (bench/README.md): MEMORY USAGE counts one key's own allocations (its
+    # dict entry, key name, object and value); used_memory ÷ phones adds what every key
+    # costs beside them (its expiry entry, the keyspace's hash-table slots).
+    ctx.table.add(section, "hand-written: MEMORY USAGE of one code key", hand_key, "B", digits=0)
+    ctx.table.add(
+        section, "package: MEMORY USAGE of one live phone hash", package_key, "B", digits=0
+    )
+    fields = {
+        _text(k): _text(v) for k, v in client.hgetall(one).items()
+    }  # sizes only: values are an HMAC, expiries and counters, never a code
+    ctx.notes.append(
+        "- Memory: one live phone hash holds "
+        + ", ".join(f"`{k}` ({len(v)} B value)" for k, v in sorted(fields.items()))
+        + f"; the hand-written key holds the 6-digit code ({hand_key} B by MEMORY USAGE)."
     )
     ctx.notes.append(
         f"- Memory: the package's codes were made with a {ttl} s code TTL (and cooldown) so "
@@ -1214,6 +1238,131 @@ def phase_durability(ctx: Context) -> None:
         master.cleanup()
 
 
+LAYERS = "Where a wrong-code verify's CPU goes (in-process, process CPU per call, median of rounds)"
+
+
+def phase_layers(ctx: Context) -> None:
+    """The measured floor of the verify targets: the same wrong-code verify timed at each
+    layer, in this process (no HTTP server, no load generator: process CPU of N calls),
+    beside the two baselines through the same in-process WSGI call.
+
+    What it shows: how much of the package's cost is Flask and the view around the service
+    (WSGI − service.verify), the service around the store (service.verify − check_code),
+    and the store call itself (check_code: one EVALSHA with its arguments and reply) — and
+    the same split for the GET endpoint (WSGI − one redis-py GET). A layer's figure is a
+    floor for every design that keeps that layer."""
+    from bench.app import _wsgi_environ, create_app, create_baseline_app
+    from flask_smscode.errors import SmsCodeError
+
+    os.environ.update(
+        BENCH_REDIS_URL=ctx.redis_url, BENCH_PREFIX=ctx.prefix, BENCH_PROVIDER=ctx.instant.endpoint
+    )
+    sizes = ctx.sizes
+    package, baseline = create_app(), create_baseline_app()
+    service = _service(package)
+    store = service.store
+    seen: list[str] = []
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+        seen.append(status[:3])
+
+    def wsgi(app: Flask, path: str, body: bytes) -> None:
+        result = app(_wsgi_environ(path, body), start_response)
+        b"".join(result)
+        getattr(result, "close", lambda: None)()
+
+    def encoded(bodies: list[dict[str, Any]]) -> list[bytes]:
+        return [json.dumps(b, separators=(",", ":")).encode() for b in bodies]
+
+    def timed(call: Callable[[Any], object], items: Sequence[Any]) -> float:
+        seen.clear()
+        started = time.process_time()
+        for item in items:
+            call(item)
+        return (time.process_time() - started) / len(items) * 1e6
+
+    ip = "127.0.0.1"
+    client = service._client_limits("verify", ip)  # what the service passes the store
+
+    def store_call(args: tuple[str, str]) -> None:
+        e164, digest = args
+        store.check_code(
+            e164,
+            PURPOSE,
+            digest,
+            max_attempts=service.settings.max_attempts,
+            window=service.settings.attempt_window,
+            client=client,
+            guard=service.guard.request(e164, service._guard_source(ip))
+            if service.guard.converts
+            else None,
+        )
+
+    def service_call(body: dict[str, Any]) -> None:
+        with contextlib.suppress(SmsCodeError):
+            service.verify(body["phone"], body["code"], PURPOSE, client_ip=ip)
+
+    n = sizes.layer_calls
+    get_body = encoded([{"phone": "15000000000", "purpose": PURPOSE}])[0]
+    rounds: dict[str, list[float]] = defaultdict(list)
+    for _ in range(sizes.layer_rounds):
+        careful = encoded(ctx.bench.bodies(_scenario(ctx, "careful verify, wrong code"), n))
+        mine = ctx.bench.bodies(_scenario(ctx, "verify, wrong code"), 3 * n)
+        through_wsgi, through_service, to_store = mine[:n], mine[n : 2 * n], mine[2 * n :]
+        hashed = [
+            ("+86" + b["phone"], service._hash("+86" + b["phone"], PURPOSE, b["code"]))
+            for b in to_store
+        ]
+        rounds["GET endpoint (WSGI)"].append(
+            timed(lambda b: wsgi(baseline, "/base/get", b), [get_body] * n)
+        )
+        rounds["redis-py GET (the GET endpoint's store call)"].append(
+            timed(lambda _: ctx.rds.get("bench-layers-probe"), range(n))
+        )
+        rounds["careful verify, wrong code (WSGI)"].append(
+            timed(lambda b: wsgi(baseline, "/base/careful", b), careful)
+        )
+        rounds["verify, wrong code (WSGI)"].append(
+            timed(lambda b: wsgi(package, "/sms/verify", b), encoded(through_wsgi))
+        )
+        if set(seen) != {"400"}:
+            raise RuntimeError(f"layers: unexpected answers {sorted(set(seen))}")
+        with package.app_context():
+            rounds["service.verify (no Flask request)"].append(timed(service_call, through_service))
+        rounds["store.check_code (one EVALSHA)"].append(timed(store_call, hashed))
+    median = {name: statistics.median(values) for name, values in rounds.items()}
+    for name, value in median.items():
+        ctx.table.add(LAYERS, name, value, "µs", digits=0)
+    wsgi_pkg, svc, st = (
+        median["verify, wrong code (WSGI)"],
+        median["service.verify (no Flask request)"],
+        median["store.check_code (one EVALSHA)"],
+    )
+    get_wsgi, get_store = (
+        median["GET endpoint (WSGI)"],
+        median["redis-py GET (the GET endpoint's store call)"],
+    )
+    ctx.table.add(
+        LAYERS, "package: Flask + view around the service", wsgi_pkg - svc, "µs", digits=0
+    )
+    ctx.table.add(LAYERS, "package: service around the store call", svc - st, "µs", digits=0)
+    ctx.table.add(
+        LAYERS, "GET endpoint: Flask + view around its store call", get_wsgi - get_store, "µs",
+        digits=0,
+    )  # fmt: skip
+    ctx.table.add(
+        LAYERS,
+        "careful ÷ package through WSGI (the in-process ratio)",
+        median["careful verify, wrong code (WSGI)"] / wsgi_pkg,
+        "×",
+        digits=2,
+    )
+
+
+def _scenario(ctx: Context, name: str) -> Scenario:
+    return next(s for s in ctx.bench.scenarios() if s.name == name)
+
+
 def phase_profile(ctx: Context) -> None:
     ctx.profile = profile(ctx, ctx.sizes.profile_requests)
 
@@ -1340,6 +1489,7 @@ def main(argv: list[str] | None = None) -> int:
             ("notification", phase_notification),
             ("memory after expiry", phase_memory_finish),
             ("durability", phase_durability),
+            ("verify layers", phase_layers),
             ("instructions (callgrind, waiting)", phase_instructions_wait),
         ]
         if args.results:

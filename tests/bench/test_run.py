@@ -91,6 +91,19 @@ def test_the_quick_benchmark_prints_every_figure(tmp_path: Path) -> None:
         "package: wall time",
         "package ÷ raw SDK",
         "package: time to first call",
+        "hand-written: MEMORY USAGE of one code key",
+        "package: MEMORY USAGE of one live phone hash",
+        # the verify's layers (the measured floor of the verify targets)
+        "GET endpoint (WSGI)",
+        "redis-py GET (the GET endpoint's store call)",
+        "careful verify, wrong code (WSGI)",
+        "verify, wrong code (WSGI)",
+        "service.verify (no Flask request)",
+        "store.check_code (one EVALSHA)",
+        "package: Flask + view around the service",
+        "package: service around the store call",
+        "GET endpoint: Flask + view around its store call",
+        "careful ÷ package through WSGI (the in-process ratio)",
     ]
     expected += [
         f"{op}, {run.MIN_REPLICAS}={value}: {stat}"
