@@ -84,9 +84,9 @@ import json
 import random
 import re
 import socket
+import sys
 import threading
 import time
-import sys
 import traceback
 import urllib.error
 import urllib.request

@@ -82,9 +82,9 @@ import json
 import re
 import socket
 import struct
+import sys
 import threading
 import time
-import sys
 import traceback
 import urllib.error
 import urllib.request
