@@ -231,9 +231,9 @@ def _gunicorn(
         "--graceful-timeout", "3",
         "--worker-tmp-dir", str(tmp),
         # gunicorn's request time in µs, per request: the server-side figure of the stall
-        # bound (see SERVER_BOUND_SECONDS).
+        # bound (see SERVER_BOUND_SECONDS); method, path and worker pid beside it.
         "--access-logfile", str(tmp / "access.log"),
-        "--access-logformat", "%(s)s %(D)s",
+        "--access-logformat", "%(s)s %(D)s %(m)s %(U)s %(p)s",
         "bench.app:create_app()",
     ]  # fmt: skip
     env = {
@@ -744,12 +744,13 @@ def _sms_for_503(tally: Tally, sms: SmsIndex) -> int:
 
 
 def _request_times(log: Path) -> list[float]:
-    """gunicorn's request time (seconds) of each request in its access log ("status µs")."""
+    """gunicorn's request time (seconds) of each request in its access log ("status µs
+    method path <pid>")."""
     times = []
     with contextlib.suppress(OSError):
         for line in log.read_text(errors="replace").splitlines():
             parts = line.split()
-            if len(parts) == 2 and parts[1].isdigit():
+            if len(parts) >= 2 and parts[1].isdigit():
                 times.append(int(parts[1]) / 1e6)
     return times
 

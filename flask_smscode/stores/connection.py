@@ -127,14 +127,11 @@ class LazyCluster:
     def _get(self) -> Any:
         if self._client is None:
             with self._lock:
-                if self._client is None:
+                if self._client is None:  # else another thread built it while we waited
                     try:
                         self._client = self._factory()
                     except RedisClusterException as exc:
-                        message = f"cluster unreachable: {exc}"
-                    else:
-                        return self._client
-                raise redis.ConnectionError(message)
+                        raise redis.ConnectionError(f"cluster unreachable: {exc}") from None
         return self._client
 
     def register_script(self, script: str) -> Script:
@@ -216,9 +213,13 @@ def connect(uri: str, *, timeout: float, options: Mapping[str, Any]) -> Connecte
         )
         username, password, nodes = _nodes(parts.netloc, scheme)
         del settings["health_check_interval"], settings["retry_on_timeout"]
-        # One retry lets the client follow a failover or a moved slot; redirects (MOVED,
-        # ASK) are followed regardless.
-        settings["retry"] = Retry(NoBackoff(), 1)
+        # No retry, as for the other topologies: redirects (MOVED, ASK) are followed
+        # regardless, and a failure asks for a topology refresh that the next command runs
+        # (a dead master's promoted replica is found then). A retry in line doubled the
+        # wait on a stalled node — the cluster client retries timeouts and a handshake
+        # that timed out whatever the Retry's error list says — past the storage timeout
+        # (the soak measured 2-3 s server-side in a 4 s stall; bench/soak.py).
+        settings["retry"] = Retry(NoBackoff(), 0)
         settings.update(username=username, password=password, ssl=scheme.startswith("rediss"))
         settings.update(options)
         # redis-py leaves these constructors unannotated.

@@ -22,6 +22,7 @@ import math
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import wraps
 from importlib import resources
@@ -83,6 +84,10 @@ STALL_MARGIN_SECONDS = 0.25
 #: down-after time plus an election, a Cluster replica's promotion the node timeout, 15 s
 #: by default): RedisStore._defer_undo.
 UNDO_PATIENCE_SECONDS = 30.0
+#: Undos kept waiting at most (a long outage under traffic: every failed send or verify
+#: leaves one): past it a new one is given up at once, counted and logged, so memory and
+#: the background pass stay bounded. What it held only throttles (a cooldown, a count).
+MAX_PENDING_UNDOS = 10_000
 #: A reply lost with its connection: the errors after which the command may have run.
 _REPLY_LOST = (redis.ConnectionError, redis.TimeoutError)
 _LOG_EVERY_SECONDS = 10.0
@@ -286,7 +291,13 @@ class RedisStore:
         self._undo_seconds = timeout
         self.undo_failures = 0
         self._undo_lock = threading.Lock()
-        self._deferred: list[_Undo] = []
+        # By the phone key they concern ('' none): _settle looks up one phone's at once.
+        self._deferred: dict[str, list[_Undo]] = {}
+        self._pending = 0
+        # Cluster's send and verify counters, written in the background (_count_on_cluster)
+        self._stats_lock = threading.Lock()
+        self._stats_pending: Counter[tuple[int, str]] = Counter()
+        self._stats_writer: threading.Thread | None = None
         self._undoer: threading.Thread | None = None
         self._scripts = {
             name: self.client.register_script(_load_script(f"{name}.lua"))
@@ -299,6 +310,10 @@ class RedisStore:
         )
         if not self.cluster:
             self._refuse_cluster_behind_plain_uri(timeout)
+        # The clock offset is measured from now on, in the background: the first request
+        # finds it ready instead of waiting for it (up to the decision's budget, then a
+        # 503: a loaded machine's first cluster slot map and clock read came close).
+        self._start_measuring(self.keys.phone("+0"))
 
     @classmethod
     def from_uri(
@@ -358,19 +373,8 @@ class RedisStore:
         command also builds the connection, on Cluster the slot map) and answer 503
         without deciding if it has not come. So a request takes at most the storage timeout
         plus the margin, or 1.75 timeouts for the first requests of a process."""
-        with self._clock_lock:
-            measuring = self._measuring
-            started = measuring is None or not measuring.is_alive()
-            if started:
-                measuring = threading.Thread(
-                    target=self._measure_in_background,
-                    args=(key,),
-                    name="smscode-redis-clock",
-                    daemon=True,
-                )
-                self._measuring = measuring
-                measuring.start()
-        if self._clock_checked == 0 and measuring is not None:
+        measuring, started = self._start_measuring(key)
+        if self._clock_checked == 0:
             measuring.join(self._budget_ms / 1000)
             failure = self._measure_error
             if self._clock_checked == 0 and failure is not None and not measuring.is_alive():
@@ -380,8 +384,25 @@ class RedisStore:
                     self.kind, "StorageSlow: Redis' clock was not read in time; nothing decided"
                 )
                 raise StorageUnavailable()
-        elif started and measuring is not None:
+        elif started:
             measuring.join(STALL_MARGIN_SECONDS)
+
+    def _start_measuring(self, key: str) -> tuple[threading.Thread, bool]:
+        """The measuring thread (see :meth:`_refresh_offset`), started unless one runs;
+        and whether this call started it."""
+        with self._clock_lock:
+            measuring = self._measuring
+            if measuring is not None and measuring.is_alive():
+                return measuring, False
+            measuring = threading.Thread(
+                target=self._measure_in_background,
+                args=(key,),
+                name="smscode-redis-clock",
+                daemon=True,
+            )
+            self._measuring = measuring
+            measuring.start()
+            return measuring, True
 
     def _measure_in_background(self, key: str) -> None:
         """The measuring thread's body. A failure is the requests' to report (they meet the
@@ -463,10 +484,12 @@ class RedisStore:
             pipe.execute_command("WAIT", needed, self._wait_ms)
             try:
                 *_, reply, acked = pipe.execute(raise_on_error=False)
-            except (redis.ConnectionError, redis.TimeoutError):
+            except redis.ConnectionError:
                 if self.cluster:
                     self._tell_cluster_client(keys[0])
                 raise
+            except redis.TimeoutError:
+                raise  # a stall is no topology change: telling would wait it out again
             asking = False
             if isinstance(reply, NoScriptError):
                 client.script_load(script.script)
@@ -490,10 +513,12 @@ class RedisStore:
         raise redis.ResponseError("the slot kept moving")
 
     def _tell_cluster_client(self, key: str) -> None:
-        """The slot owner failed under our own pipeline, which the cluster client did not
-        see: one EXISTS through it lets its failure handling refresh the slot map (a dead
-        master's replica promoted), so the next request reaches the new owner. Its outcome
-        does not matter: this request answers 503 either way."""
+        """The slot owner's connection broke under our own pipeline, which the cluster
+        client did not see: one EXISTS through it lets its failure handling refresh the
+        slot map (a dead master's replica promoted), so the next request reaches the new
+        owner. Its outcome does not matter: this request answers 503 either way. Not after
+        a timeout: the node is alive but stalled, and the EXISTS would wait out the
+        storage timeout once more (the stall bound)."""
         with contextlib.suppress(redis.RedisError, RedisClusterException):
             self.client.exists(key)
 
@@ -743,6 +768,7 @@ class RedisStore:
         claimed: IdempotencyRequest | None = None  # released by an undo only once taken
         would: Refusal | None = None  # shadow mode: the first slot's "would block" wins
         step = ""
+        began = time.monotonic()
         try:
             for role, key in roles.items():
                 step, started = role, time.monotonic()
@@ -777,8 +803,16 @@ class RedisStore:
             # step that failed, when its reply was lost, is the phone's: given back once
             # its node answers if it ran (_cancel_later); a lost global or prefix step is
             # not (no proof on its key that it ran: one send of slack, logged). A step that
-            # stalled runs late and does nothing: its deadline.
-            self._undo_on_cluster(done, roles, purpose, send_id, limits, guard, claimed)
+            # stalled runs late and does nothing: its deadline. Given back in line only
+            # after a broken connection (a dead node: the others answer at once) and within
+            # the storage timeout of the request's start; after a timeout or a late script
+            # (a stalled node, which may hold a step already done) in the background: an
+            # undo waiting on that node in line held the 503 for a second timeout.
+            in_line = isinstance(exc, redis.ConnectionError)
+            self._undo_on_cluster(
+                done, roles, purpose, send_id, limits, guard, claimed,
+                deadline=began + self._undo_seconds if in_line else 0.0,
+            )  # fmt: skip
             if step == "P" and isinstance(exc, _REPLY_LOST):
                 self._cancel_later({"P": roles["P"]}, purpose, send_id, limits, guard, started, exc)
             raise
@@ -793,27 +827,34 @@ class RedisStore:
         limits: Sequence[Limit],
         guard: GuardRequest | None,
         idempotency: IdempotencyRequest | None = None,
+        *,
+        deadline: float | None = None,
     ) -> None:
         """Give back the steps of a cluster send that succeeded (``done``) and, with
         ``idempotency``, release the key's claim. Each step is tried on its own (one that
         fails does not keep the others from being given back) with :meth:`_undo_step`'s
-        retries; one still failing is logged and counted, never silent, never raised: the
-        caller's answer (503 or 429) stands, and what is left only throttles."""
+        retries until ``deadline`` (monotonic; None: the storage timeout from now; 0: not
+        in line at all, straight to :meth:`_defer_undo`); one still failing is logged and
+        counted, never silent, never raised: the caller's answer (503 or 429) stands, and
+        what is left only throttles."""
         args = self._cancel_args(purpose, send_id, limits, guard)
+        give_up = time.monotonic() + self._undo_seconds if deadline is None else deadline
         for role in done:
             if role in "Pgp":
-                self._undo_step("cancel", roles[role], [role, *args], role)
+                self._undo_step("cancel", roles[role], [role, *args], role, give_up)
         if idempotency is not None:
             self._undo_step(
                 "idem",
                 self.keys.idempotency(idempotency.key_id),
                 ["release", idempotency.fingerprint],
                 "i",
+                give_up,
             )
 
-    def _undo_step(self, name: str, key: str, args: list[Any], role: str) -> bool:
-        """Run one undo script on ``key``, retried until the storage timeout has passed;
-        False (and handed to :meth:`_defer_undo`) if it did not get through.
+    def _undo_step(self, name: str, key: str, args: list[Any], role: str, give_up: float) -> bool:
+        """Run one undo script on ``key``, retried until ``give_up`` (monotonic; the first
+        try is skipped when it has passed); False (and handed to :meth:`_defer_undo`) if
+        it did not get through.
 
         Why retries: the undo follows a failure of another node, and the cluster client
         then asks for a topology refresh that the next command (this one, or another
@@ -822,14 +863,14 @@ class RedisStore:
         budget (the storage timeout) bounds what a 503 can cost. Why :meth:`_evalsha`:
         see there — redis-py's script wrapper made every undo on a live master fail
         while any master was down."""
-        give_up = time.monotonic() + self._undo_seconds
         pause = 0.02
-        while True:
+        failure: BaseException = StorageUnavailable()  # not tried in line: see the caller
+        while time.monotonic() < give_up:
             try:
                 self._evalsha(name, [key], args)
                 return True
             except (redis.RedisError, RedisClusterException) as exc:
-                failure: BaseException = exc
+                failure = exc
             if time.monotonic() + pause > give_up:
                 break
             time.sleep(pause)
@@ -883,7 +924,21 @@ class RedisStore:
             phone_key=roles.get("P", "") if name != "idem" else "",
         )
         with self._undo_lock:
-            self._deferred.append(undo)
+            if self._pending >= MAX_PENDING_UNDOS:
+                self.undo_failures += 1
+                dropped = True
+            else:
+                dropped = False
+                self._deferred.setdefault(undo.phone_key, []).append(undo)
+                self._pending += 1
+        if dropped:
+            self.faults.report(
+                self.kind,
+                f"UndoFailed: the undo of {what} was given up: {MAX_PENDING_UNDOS} are "
+                "waiting already; what it held only throttles",
+            )
+            return
+        with self._undo_lock:
             if self._undoer is None or not self._undoer.is_alive():
                 self._undoer = threading.Thread(
                     target=self._retry_deferred, name="smscode-redis-undo", daemon=True
@@ -896,9 +951,7 @@ class RedisStore:
         503 promised. One that cannot run yet (its decision's deadline has not passed) or
         does not get through makes this request a 503 too, within the storage timeout:
         deciding first would let the retry meet the failed request's reservation."""
-        for undo in list(self._deferred):
-            if undo.phone_key != phone_key:
-                continue
+        for undo in list(self._deferred.get(phone_key, ())):
             if undo.not_before > time.monotonic():
                 self.faults.report(
                     self.kind, f"UndoPending: the undo of {undo.what} waits for its deadline"
@@ -909,28 +962,44 @@ class RedisStore:
 
     def _forget(self, undo: _Undo) -> None:
         with self._undo_lock:
-            with contextlib.suppress(ValueError):
-                self._deferred.remove(undo)
+            waiting = self._deferred.get(undo.phone_key)
+            if waiting is None or undo not in waiting:
+                return  # run by a request and the background pass alike
+            waiting.remove(undo)
+            self._pending -= 1
+            if not waiting:
+                del self._deferred[undo.phone_key]
 
     def _retry_deferred(self) -> None:
         """The background undo: every quarter second, each deferred undo whose time has come
-        once; it ends when none is left (or the store is closed: close() empties the list
-        and lets this thread go)."""
+        once; it ends when none is left (or the store is closed: close() empties them and
+        lets this thread go). On a single Redis or Sentinel a pass stops calling Redis at
+        its first failure (one unreachable server: the rest would each wait out the same
+        timeout) and only gives up those past their patience."""
         while True:
             time.sleep(0.25)
             with self._undo_lock:
                 if self._undoer is not threading.current_thread():
                     return  # closed
-                pending = list(self._deferred)
+                pending = [undo for waiting in self._deferred.values() for undo in waiting]
                 if not pending:
                     self._undoer = None
                     return
+            unreachable: BaseException | None = None
             for undo in pending:
                 if undo.not_before > time.monotonic():
                     continue
-                try:
-                    self._evalsha(undo.name, undo.keys, undo.args)
-                except (redis.RedisError, RedisClusterException) as exc:
+                failure = unreachable
+                if failure is None:
+                    try:
+                        self._evalsha(undo.name, undo.keys, undo.args)
+                    except (redis.RedisError, RedisClusterException) as exc:
+                        failure = exc
+                        if not self.cluster:
+                            unreachable = exc
+                    except Exception as exc:  # never die with undos queued; say why
+                        self.faults.report(self.kind, exc)
+                if failure is not None:
                     if time.monotonic() < undo.give_up:
                         continue
                     with self._undo_lock:
@@ -938,16 +1007,14 @@ class RedisStore:
                     self.faults.report(
                         self.kind,
                         f"UndoFailed: the undo of {undo.what} was given up; what it held "
-                        f"only throttles ({type(exc).__name__}: {_redis_message(exc)})",
+                        f"only throttles ({type(failure).__name__}: {_redis_message(failure)})",
                     )
-                except Exception as exc:  # never die with undos queued; say why
-                    self.faults.report(self.kind, exc)
                 self._forget(undo)
 
     def pending_undos(self) -> int:
         """Undos still waiting to get through (see :meth:`_defer_undo`)."""
         with self._undo_lock:
-            return len(self._deferred)
+            return self._pending
 
     @staticmethod
     def _cancel_args(
@@ -1014,7 +1081,11 @@ class RedisStore:
             return
         # One slot per call, each given back even if another fails (see _undo_step); a
         # failure still makes the caller's answer a 503, as on a single Redis.
-        given = [self._undo_step("cancel", key, [role, *args], role) for role, key in roles.items()]
+        give_up = time.monotonic() + self._undo_seconds
+        given = [
+            self._undo_step("cancel", key, [role, *args], role, give_up)
+            for role, key in roles.items()
+        ]
         if not all(given):
             raise StorageUnavailable()
 
@@ -1177,8 +1248,12 @@ class RedisStore:
         self.client.ping()
 
     def close(self) -> None:
+        if self.cluster:
+            with contextlib.suppress(redis.RedisError, RedisClusterException):
+                self._flush_stats()  # what this process counted, before its connections go
         with self._undo_lock:
             self._deferred.clear()  # the background undo stops: no connection after close
+            self._pending = 0
             self._undoer = None
         if self._watch is not None:
             self._watch.close()
@@ -1212,14 +1287,53 @@ class RedisStore:
         self._evalsha("stats", [self._stats_key()], [field])
 
     def _count_on_cluster(self, field: str | None) -> None:
-        """Cluster: the hour's hash is its own slot, one more round trip. The decision is
-        made and answered already: a failure here is logged, never a 503."""
+        """Cluster: the hour's hash is a slot of its own, on one node for every request:
+        counted in the process and written by a background thread every half second
+        (:meth:`_flush_stats`), never on the request path. In line, one more round trip
+        per send and verify made that node everyone's: stalled, it held every decided
+        request for the storage timeout after its answer was known (the soak measured 2 s
+        server-side in a 4 s stall). Counts not yet written when the process dies are
+        lost (half a second's worth); :meth:`read_stats` writes this process's first."""
         if field is None:
             return
-        try:
-            self._count(field)
-        except redis.RedisError as exc:
-            self.faults.report(self.kind, exc)
+        with self._stats_lock:
+            self._stats_pending[(self.stats_hour(), field)] += 1
+            if self._stats_writer is None or not self._stats_writer.is_alive():
+                self._stats_writer = threading.Thread(
+                    target=self._write_stats, name="smscode-redis-stats", daemon=True
+                )
+                self._stats_writer.start()
+
+    def _write_stats(self) -> None:
+        """The background writer of :meth:`_count_on_cluster`'s counts; it ends when nothing
+        is left to write (decided under the lock the counts are added under, so none is
+        left behind; a later count starts it again)."""
+        while True:
+            time.sleep(0.5)
+            self._flush_stats()
+            with self._stats_lock:
+                if not self._stats_pending:
+                    self._stats_writer = None
+                    return
+
+    def _flush_stats(self) -> None:
+        """Write the counts gathered so far, one call per hour's hash; those that fail are
+        kept for the next pass (the fields are few: the memory stays small)."""
+        with self._stats_lock:
+            pending, self._stats_pending = self._stats_pending, Counter()
+        if not pending:
+            return
+        by_hour: dict[int, list[Any]] = {}
+        for (hour, field), amount in pending.items():
+            by_hour.setdefault(hour, []).extend((field, amount))
+        for hour, args in by_hour.items():
+            try:
+                self._evalsha("stats", [self._stats_key(hour)], args)
+            except (redis.RedisError, RedisClusterException) as exc:
+                self.faults.report(self.kind, exc)
+                with self._stats_lock:
+                    for field, amount in zip(args[::2], args[1::2], strict=True):
+                        self._stats_pending[(hour, field)] += amount
 
     @_unavailable_on_redis_error
     def count_delivery(self, carrier: str, vendor: object, seconds: float) -> None:
@@ -1228,7 +1342,10 @@ class RedisStore:
     @_unavailable_on_redis_error
     def read_stats(self, hours: Sequence[int]) -> dict[int, dict[str, int]]:
         """One HGETALL per hour (a pipeline on a single Redis; on Cluster each key is its
-        own slot and redis-py's cluster pipeline groups them by node)."""
+        own slot and redis-py's cluster pipeline groups them by node). On Cluster this
+        process's counts not yet written go first (:meth:`_count_on_cluster`)."""
+        if self.cluster:
+            self._flush_stats()
         pipe = self.client.pipeline(transaction=False)
         for hour in hours:
             pipe.hgetall(self._stats_key(hour))

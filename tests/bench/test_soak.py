@@ -112,7 +112,10 @@ def test_every_anomaly_is_counted_and_the_verdict_says_so() -> None:
 
 def test_gunicorn_request_times_are_read_from_its_access_log(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
-    log.write_text("200 1520\n503 1013000\nnot a line\n", encoding="utf-8")
+    log.write_text(
+        "200 1520 POST /sms/send <1>\n503 1013000 POST /sms/verify <2>\nnot a line\n",
+        encoding="utf-8",
+    )
     assert soak._request_times(log) == [0.00152, 1.013]
     assert soak._request_times(tmp_path / "missing.log") == []
 

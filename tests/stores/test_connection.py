@@ -95,3 +95,28 @@ def test_a_503_logs_its_cause_without_the_password(make_app, sms_server, caplog,
     assert len(causes) <= 5, text  # rate-limited: 20 failures are not 20 cause lines
     assert PASSWORD not in text
     assert PASSWORD not in caplog.text
+
+
+def test_a_lazy_cluster_is_built_once_when_two_threads_need_it_at_once(store_uri: str) -> None:
+    """The store's clock thread and the first request can ask for the cluster client at
+    the same moment: one builds it, the other waits for it and gets the same client (a
+    thread that found it built while it waited used to raise an UnboundLocalError)."""
+    import threading
+
+    from flask_smscode.stores.connection import LazyCluster
+
+    built: list[object] = []
+
+    def slow_factory() -> object:
+        time.sleep(0.2)
+        built.append(object())
+        return built[-1]
+
+    lazy = LazyCluster(slow_factory)
+    got: list[object] = []
+    threads = [threading.Thread(target=lambda: got.append(lazy._get())) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert len(built) == 1 and got == built * 4

@@ -25,6 +25,7 @@ import redis
 from flask import Flask
 
 from flask_smscode.errors import StorageUnavailable
+from flask_smscode.stores import redis as redis_store
 from flask_smscode.stores.redis import RedisStore
 from tests.helpers import E164, error_of, send, verify
 from tests.servers.dysmsapi_server import DysmsapiServer
@@ -675,3 +676,28 @@ def test_a_restore_by_id_never_brings_back_a_code_another_verify_was_answered_fo
     wait_until(lambda: store.pending_undos() == 0, 5, "the deferred restore to run")
     assert "c:login" not in phone_hash(app, master_admin)  # not brought back
     assert verify(client, code).status_code == 400
+
+
+@pytest.mark.redis
+def test_undos_waiting_are_bounded_and_the_overflow_is_counted(
+    make_app: Callable[..., Flask],
+    sms_server: DysmsapiServer,
+    proxy: RedisProxy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A long outage under traffic leaves an undo per failed send: past
+    MAX_PENDING_UNDOS a new one is given up at once (counted in undo_failures), so memory
+    and the background pass stay bounded; the ones kept still get through afterwards."""
+    monkeypatch.setattr(redis_store, "MAX_PENDING_UNDOS", 2)
+    app = make_app(SMSCODE_STORAGE_URI=proxy.url, **FAST)
+    client = app.test_client()
+    assert send(client, "13900139000").status_code == 200  # warm-up: clock and scripts
+    store = app.extensions["smscode"].store
+    proxy.mode("reset_before")
+    for phone in ("13800138001", "13800138002", "13800138003"):
+        assert send(client, phone).status_code == 503
+    assert store.pending_undos() == 2 and store.undo_failures == 1
+    proxy.mode("pass")
+    wait_until(lambda: store.pending_undos() == 0, 5, "the kept undos to get through")
+    assert store.undo_failures == 1
+    assert send(client, "13800138001").status_code == 200  # nothing was reserved: no 429
