@@ -85,6 +85,7 @@ def test_the_quick_benchmark_prints_every_figure(tmp_path: Path) -> None:
         "package ÷ hand-written",
         "package: left per phone after the codes expired",
         "package: the same, MEMORY USAGE of the keys left ÷ phones",
+        "package: left per phone with the expired fields dropped (the layout's floor)",
         "`import flask`",
         "`from flask_smscode import sms_bp` on top",
         "raw SDK: wall time",
