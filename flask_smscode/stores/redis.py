@@ -310,10 +310,6 @@ class RedisStore:
         )
         if not self.cluster:
             self._refuse_cluster_behind_plain_uri(timeout)
-        # The clock offset is measured from now on, in the background: the first request
-        # finds it ready instead of waiting for it (up to the decision's budget, then a
-        # 503: a loaded machine's first cluster slot map and clock read came close).
-        self._start_measuring(self.keys.phone("+0"))
 
     @classmethod
     def from_uri(
@@ -369,13 +365,14 @@ class RedisStore:
         it waits for it at most the margin (a healthy Redis answers in far less, so the new
         offset is used at once), the others go on with the offset they have. Only a
         process that never measured has no offset to go on with: its requests wait for the
-        measurement up to the decision's budget (three quarters of the timeout: the first
-        command also builds the connection, on Cluster the slot map) and answer 503
-        without deciding if it has not come. So a request takes at most the storage timeout
-        plus the margin, or 1.75 timeouts for the first requests of a process."""
+        measurement up to the storage timeout (the first command also builds the
+        connection, on Cluster the slot map: on a loaded machine that took 0.8 s) and
+        answer 503 without deciding if it has not come. So a request takes at most the
+        storage timeout plus the margin, or two timeouts for the first requests of a
+        process."""
         measuring, started = self._start_measuring(key)
         if self._clock_checked == 0:
-            measuring.join(self._budget_ms / 1000)
+            measuring.join(self._undo_seconds)  # the storage timeout
             failure = self._measure_error
             if self._clock_checked == 0 and failure is not None and not measuring.is_alive():
                 raise failure  # its cause, reported by the decorator (Redis down, ...)
