@@ -117,6 +117,8 @@ def test_gunicorn_request_times_are_read_from_its_access_log(tmp_path: Path) -> 
         encoding="utf-8",
     )
     assert soak._request_times(log) == [0.00152, 1.013]
+    probes = len("200 1520 POST /sms/send <1>\n")
+    assert soak._request_times(log, probes) == [1.013]  # the start-up probes left out
     assert soak._request_times(tmp_path / "missing.log") == []
 
 
