@@ -18,7 +18,9 @@ from __future__ import annotations
 import bisect
 import os
 import re
+import struct
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -799,6 +801,9 @@ def enable_multiprocess() -> bool:
     return True
 
 
+#: Reads of the multiprocess files before /metrics answers 503 (metrics_payload).
+_COLLECT_ATTEMPTS = 5
+
 METRICS_OFF = (
     "# flask-smscode: Prometheus metrics are off: prometheus_client is not installed "
     "(pip install 'flask-smscode[prometheus]'). Counting goes on in each process.\n"
@@ -826,7 +831,15 @@ def metrics_payload() -> tuple[bytes, int, str]:
         registry = CollectorRegistry()
         untyped: Any = multiprocess  # prometheus_client's multiprocess module has no hints
         untyped.MultiProcessCollector(registry, path=directory)
-        return generate_latest(registry), 200, CONTENT_TYPE_LATEST
+        for attempt in range(_COLLECT_ATTEMPTS):
+            try:
+                return generate_latest(registry), 200, CONTENT_TYPE_LATEST
+            except (struct.error, ValueError):
+                # A worker's file created this instant and not yet written (prometheus_client
+                # reads its 0 bytes: struct.error); read again once it is, not a 500.
+                time.sleep(0.01 * (attempt + 1))
+        text = "# flask-smscode: the metric files were being written; scrape again.\n"
+        return text.encode(), 503, "text/plain; charset=utf-8"
     try:
         register_metrics(REGISTRY)
     except ValueError:

@@ -167,3 +167,28 @@ def test_totals_add_up_across_workers(
         assert_totals(app, 12, delivered=8)
     finally:
         stop_quietly(app)
+
+
+def test_a_metric_file_caught_half_created_is_read_again_not_a_500(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's file created the instant /metrics reads it holds 0 bytes, and
+    prometheus_client's reader raises struct.error on it (seen under load: a 500 on a
+    scrape). The read is tried again; a file that stays empty gives a 503 that says why."""
+    from flask_smscode import metrics
+
+    monkeypatch.setenv(metrics.MULTIPROC_ENV, str(tmp_path))
+    empty = tmp_path / "counter_424242.db"
+    empty.write_bytes(b"")
+    body, status, _ = metrics.metrics_payload()
+    assert status == 503 and b"being written" in body
+
+    real = metrics.time.sleep
+
+    def written_meanwhile(seconds: float) -> None:
+        empty.unlink(missing_ok=True)  # the worker finished its file (here: gone)
+        real(seconds)
+
+    monkeypatch.setattr(metrics.time, "sleep", written_meanwhile)
+    body, status, _ = metrics.metrics_payload()
+    assert status == 200, body
